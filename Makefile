@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (the test suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= out/demo
+
+.PHONY: install demo test test-fast bench clean
+
+$(BIN)/modelatlas: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
+	touch $@
+
+install: $(BIN)/modelatlas
+
+## The main job on the embedded default: a synthetic Hub-like ecosystem, charted and summarised.
+demo: install
+	bash scripts/demo.sh $(BIN) $(DEMO_DIR)
+
+## The whole test suite (what CI runs).
+test: install
+	bash scripts/test.sh $(BIN)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from modelatlas.cli import main
+
+sys.exit(main())

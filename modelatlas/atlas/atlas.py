@@ -1,0 +1,155 @@
+"""The :class:`Atlas`: nodes, edges and the evidence behind them, as Arrow tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modelatlas.atlas.assemble import assemble
+from modelatlas.atlas.graph import AtlasGraph
+from modelatlas.atlas.schema import (
+    EDGE_SCHEMA,
+    EVIDENCE_SCHEMA,
+    ISSUE_SCHEMA,
+    METRIC_SCHEMA,
+    NODE_SCHEMA,
+    conform,
+)
+from modelatlas.errors import UnknownModelError
+
+#: Tables every atlas has; other rooms may add their own (layouts, imputations, ...) in ``extras``.
+CORE_TABLES = ("nodes", "edges", "evidence", "metrics", "issues")
+
+
+@dataclass(eq=False)
+class Atlas:
+    """The Model Atlas: a DAG of models (DESIGN.md "The atlas").
+
+    Attributes
+    ----------
+    nodes:
+        One row per model (:data:`~modelatlas.atlas.schema.NODE_SCHEMA`), sorted by id; row ``i``
+        is node ``i`` of :attr:`graph`.
+    edges:
+        One row per (parent, child) pair (:data:`~modelatlas.atlas.schema.EDGE_SCHEMA`).
+    evidence:
+        Every parent claim of every source (:data:`~modelatlas.atlas.schema.EVIDENCE_SCHEMA`).
+    metrics:
+        Evaluation scores in long format (:data:`~modelatlas.atlas.schema.METRIC_SCHEMA`).
+    issues:
+        Problems met while ingesting (:data:`~modelatlas.atlas.schema.ISSUE_SCHEMA`).
+    extras:
+        Further named tables written by analyses (kept by the store).
+    """
+
+    nodes: pa.Table
+    edges: pa.Table
+    evidence: pa.Table = field(default_factory=EVIDENCE_SCHEMA.empty_table)
+    metrics: pa.Table = field(default_factory=METRIC_SCHEMA.empty_table)
+    issues: pa.Table = field(default_factory=ISSUE_SCHEMA.empty_table)
+    extras: dict[str, pa.Table] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, records: pa.Table, evidence: pa.Table | None = None, *,
+              metrics: pa.Table | None = None, issues: list[dict] | None = None) -> "Atlas":
+        """Build an atlas from model records and parent claims (see :mod:`modelatlas.atlas.assemble`)."""
+        evidence = EVIDENCE_SCHEMA.empty_table() if evidence is None else evidence
+        nodes, edges, evidence, issue_table = assemble(records, evidence, issues=issues)
+        metrics = _dedup(conform(metrics, METRIC_SCHEMA).select(METRIC_SCHEMA.names)) \
+            if metrics is not None else METRIC_SCHEMA.empty_table()
+        return cls(nodes, edges, evidence, metrics, issue_table)
+
+    @classmethod
+    def empty(cls) -> "Atlas":
+        return cls(NODE_SCHEMA.empty_table(), EDGE_SCHEMA.empty_table())
+
+    def merged_with(self, records: pa.Table, evidence: pa.Table | None = None, *,
+                    metrics: pa.Table | None = None, issues: list[dict] | None = None) -> "Atlas":
+        """A new atlas holding this one's data and the given source's.
+
+        Re-adding a source that is already in the atlas yields the same atlas (the evidence and
+        records are deduplicated), so ingesting is idempotent. Issues are kept per ingest run.
+        """
+        real = self.nodes.filter(pc.invert(self.nodes["placeholder"]))
+        all_records = _concat([real, conform(records, NODE_SCHEMA)], NODE_SCHEMA)
+        all_evidence = _concat([self.evidence, evidence], EVIDENCE_SCHEMA)
+        all_metrics = _concat([self.metrics, metrics], METRIC_SCHEMA)
+        fresh = Atlas.build(all_records, all_evidence, metrics=all_metrics, issues=issues)
+        fresh.extras = dict(self.extras)
+        return fresh
+
+    # ------------------------------------------------------------------ views
+    @property
+    def num_nodes(self) -> int:
+        return self.nodes.num_rows
+
+    @property
+    def num_edges(self) -> int:
+        return self.edges.num_rows
+
+    @cached_property
+    def graph(self) -> AtlasGraph:
+        """Integer-indexed view; node ``i`` is ``nodes[i]``."""
+        return AtlasGraph.from_ids(self.nodes["id"], self.edges["parent"], self.edges["child"])
+
+    def index_of(self, model_ids) -> np.ndarray:
+        """Row indices of ``model_ids``; raises :class:`UnknownModelError` for an unknown id."""
+        ids = pa.array(list(model_ids) if not isinstance(model_ids, (pa.Array, pa.ChunkedArray)) else model_ids,
+                       pa.string())
+        idx = pc.index_in(ids, value_set=self.nodes["id"])
+        if idx.null_count:
+            missing = ids.filter(pc.is_null(idx))[0].as_py()
+            raise UnknownModelError(missing, self.suggest(missing))
+        return idx.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def suggest(self, model_id: str, limit: int = 5) -> list[str]:
+        """Ids that look like ``model_id`` (for "did you mean" messages)."""
+        from rapidfuzz import fuzz, process, utils
+
+        ids = self.nodes["id"].to_pylist()
+        matches = process.extract(model_id, ids, scorer=fuzz.WRatio, processor=utils.default_process,
+                                  limit=limit, score_cutoff=60)
+        return [m[0] for m in matches]
+
+    def column(self, name: str) -> np.ndarray:
+        """A node column as a numpy array (nulls as NaN / None)."""
+        return self.nodes[name].to_numpy(zero_copy_only=False)
+
+    def tables(self) -> dict[str, pa.Table]:
+        """Every table of the atlas by name (core tables first)."""
+        out = {name: getattr(self, name) for name in CORE_TABLES}
+        out.update(self.extras)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the atlas to an embedded DuckDB file, atomically (see :mod:`modelatlas.atlas.store`)."""
+        from modelatlas.atlas.store import save_atlas
+
+        return save_atlas(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Atlas":
+        """Read an atlas written by :meth:`save`."""
+        from modelatlas.atlas.store import load_atlas
+
+        return load_atlas(path)
+
+
+def _concat(tables: list[pa.Table | None], schema: pa.Schema) -> pa.Table:
+    parts = [conform(t, schema) for t in tables if t is not None and t.num_rows]
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _dedup(table: pa.Table) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    return table.group_by(table.column_names, use_threads=False).aggregate([])

@@ -1,0 +1,26 @@
+"""Shared fixtures: where the real data lives, and temporary atlases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: Real Hub metadata and annotations, beside the project checkout (never copied into it).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder ``../shared/data``; the test is skipped with a message when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent: real-data tests need the shared data folder beside the checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def hf_trees_path(shared_data: Path) -> Path:
+    path = shared_data / "hf-trees.jsonl.gz"
+    if not path.exists():
+        pytest.skip(f"{path.name} is absent from ../shared/data")
+    return path
