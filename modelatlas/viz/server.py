@@ -25,8 +25,7 @@ Endpoints (all ``GET``):
     [0, 1], component — the galaxy overview drawn with WebGL points.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -42,7 +41,9 @@ DEFAULT_GRAPH_NODES = 30_000
 MAX_SEARCH = 50
 MAX_CHILDREN_LISTED = 50
 HUB_URL = "https://huggingface.co/"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+#: The page may talk to this server only. regl (under regl-scatterplot) compiles its draw calls
+#: with ``Function``, hence 'unsafe-eval'; scripts still load from this origin only.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 #: Fields of a node shown in the model panel (the card text itself is not served).
 DETAIL_FIELDS = ("author", "placeholder", "created_at", "created_at_backfilled", "last_modified", "downloads",
