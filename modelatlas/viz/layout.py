@@ -14,8 +14,8 @@ is almost a forest: most models have one parent, and most leaves sit in *hubs* o
    (``np.add.at`` upwards, grouped cumulative sums downwards), never node by node.
 3. **Hubs as discs.** Leaves of a hub of at least ``hub_min_size`` siblings
    (:func:`~modelatlas.atlas.hubs.sibling_leaf_hubs`) are not spread over the ring: the hub weighs
-   ``sqrt(size)`` leaves and its members fill a sunflower disc (Vogel's spiral) just outside their
-   parent's ring, so a parent with 10,000 quantisations is a compact blob, not a ring of dust.
+   ``sqrt(size)`` leaves and its members fill a sunflower disc (Vogel's spiral) centred on their
+   own ring, so a parent with 10,000 quantisations is a compact blob, not a ring of dust.
 4. **Packing.** Each component is scaled to a radius ``sqrt(size)`` (area ∝ models) and the
    components, largest first, are packed in shelves (rows) of a square strip; row positions are
    cumulative sums, so packing 10^6 singletons is one vectorised pass.
@@ -127,15 +127,14 @@ class RadialTreeLayout:
 
     @staticmethod
     def _hub_discs(labels, anchor, hub_size, radius, angle, span) -> np.ndarray:
-        """Sunflower disc of each hub, centred just outside the ring of its anchor."""
+        """Sunflower disc of each hub, centred on its members' ring in the middle of its wedge."""
         order = np.argsort(labels, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size) - _group_first(labels[order])
         a = anchor[labels]
         # Disc radius: the hub's wedge width at its ring, capped at half a ring.
         disc = np.minimum(0.5 * radius[a] * span[a], 0.45)
-        disc = np.where(radius[a] == 0, 0.45, disc)
-        centre_r = radius[a] + disc
+        centre_r = radius[a]
         cx, cy = centre_r * np.cos(angle[a]), centre_r * np.sin(angle[a])
         r = disc * np.sqrt((rank + 0.5) / hub_size[labels])
         theta = rank * _GOLDEN_ANGLE
