@@ -1,11 +1,9 @@
-"""Atlases for the web-atlas tests: a small hand-made one with every feature the page shows, and
-one built from the real Hub records of ``../shared/data/hf-trees.jsonl.gz`` via the ingest reader."""
+"""The hand-made atlas of the web-atlas tests: every feature the page shows, with known answers."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import numpy as np
 import pyarrow as pa
 
 from modelatlas import Atlas
@@ -53,20 +51,3 @@ def hand_made_atlas(fanout: int = 30) -> Atlas:
     evidence = pa.Table.from_pylist(claims)
     return Atlas.build(pa.Table.from_pylist(records), evidence)
 
-
-def random_forest_atlas(n: int, seed: int = 0, root_share: float = 0.2) -> Atlas:
-    """A synthetic atlas of ``n`` models: preferential-attachment forests (for scale tests)."""
-    rng = np.random.default_rng(seed)
-    ids = [f"org{i % 97}/m{i}" for i in range(n)]
-    idx = np.arange(n)
-    parent = (rng.random(n) * idx).astype(np.int64)
-    has_parent = (rng.random(n) > root_share) & (idx > 0)
-    relations = np.array(["finetune", "adapter", "quantized", "unknown"])[rng.integers(0, 4, n)]
-    records = pa.table({"id": ids, "downloads": rng.integers(0, 10_000, n),
-                        "license": np.array(["mit", "apache-2.0", "llama2", None], dtype=object)[rng.integers(0, 4, n)]})
-    k = np.flatnonzero(has_parent)
-    evidence = pa.table({"parent": [ids[p] for p in parent[k]], "child": [ids[c] for c in k],
-                         "relation": relations[k], "relation_rule": ["typed_tag"] * k.size,
-                         "provenance": ["hub_tag"] * k.size, "confidence": np.ones(k.size),
-                         "source": ["synthetic"] * k.size})
-    return Atlas.build(records, evidence)

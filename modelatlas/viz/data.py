@@ -129,9 +129,25 @@ class AtlasView:
         return {(int(p), int(c)): k for k, (p, c) in enumerate(zip(g.parent, g.child))}
 
     @cached_property
+    def edge_relation(self) -> np.ndarray:
+        """Relation of each edge (rows of ``atlas.edges``), as an object array."""
+        return np.asarray(self.atlas.edges["relation"].to_pylist(), dtype=object)
+
+    @cached_property
+    def edge_provenance(self) -> np.ndarray:
+        return np.asarray(self.atlas.edges["provenance"].to_pylist(), dtype=object)
+
+    @cached_property
+    def edge_predicted(self) -> np.ndarray:
+        """Whether each edge was predicted (provenance ``predicted:<method>``)."""
+        prov = self.atlas.edges["provenance"]
+        return pc.starts_with(prov, PREDICTED_PREFIX).to_numpy(zero_copy_only=False).astype(bool) \
+            if len(prov) else np.zeros(0, dtype=bool)
+
+    @cached_property
     def parent_relation(self) -> np.ndarray:
         """Relation of each node's layout-parent edge (``source`` for roots)."""
-        rel = np.asarray(self.atlas.edges["relation"].to_pylist(), dtype=object)
+        rel = self.edge_relation
         out = np.full(self.n, "source", dtype=object)
         g = self.graph
         if g.num_edges:

@@ -99,11 +99,10 @@ def draw_figure(view: AtlasView, kind: str, out: str | Path, *, color: str = "re
     inside[nodes] = True
     e = np.flatnonzero(inside[g.parent] & inside[g.child])
     if 0 < e.size <= max_edges:
-        rel = np.asarray(view.atlas.edges["relation"].to_pylist(), dtype=object)[e]
         segs = np.stack([view.xy[g.parent[e]], view.xy[g.child[e]]], axis=1)
-        prov = view.atlas.edges["provenance"].to_pylist()
-        styles = ["dashed" if prov[k].startswith("predicted:") else "solid" for k in e]
-        ax.add_collection(LineCollection(segs, colors=[RELATION_COLORS.get(r, UNKNOWN_COLOR) for r in rel],
+        styles = ["dashed" if p else "solid" for p in view.edge_predicted[e]]
+        ax.add_collection(LineCollection(segs, colors=[RELATION_COLORS.get(r, UNKNOWN_COLOR)
+                                                       for r in view.edge_relation[e]],
                                          linewidths=0.4, alpha=0.6, linestyles=styles, zorder=1))
     ax.scatter(view.xy[nodes, 0], view.xy[nodes, 1], s=sizes, c=colors[cats.codes[nodes]],
                linewidths=0, zorder=2)

@@ -109,7 +109,8 @@ def create_app(view: AtlasView):
     @app.get("/api/components/{component}/graph")
     def component_graph(component: int,
                         max_nodes: Annotated[int, Query(ge=1, le=MAX_GRAPH_NODES)] = DEFAULT_GRAPH_NODES):
-        return _component_graph(view, component, max_nodes)
+        # Large answers skip FastAPI's per-item encoder: the arrays are plain already.
+        return JSONResponse(_component_graph(view, component, max_nodes))
 
     @app.get("/api/models/{model_id:path}")
     def model(model_id: str):
@@ -147,7 +148,7 @@ def _meta(view: AtlasView) -> dict:
         "nodes": view.n,
         "edges": view.graph.num_edges,
         "components": int(view.component_sizes.size),
-        "predicted_edges": int(sum(p.startswith("predicted:") for p in view.atlas.edges["provenance"].to_pylist())),
+        "predicted_edges": int(view.edge_predicted.sum()),
         "colors": {name: {"labels": c.labels, "counts": c.counts}
                    for name, c in ((n, view.categories(n)) for n in CATEGORICAL)},
         "sizes": list(SIZES),
@@ -193,11 +194,8 @@ def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
     local[members] = np.arange(members.size)
     g = view.graph
     inside = (local[g.parent] >= 0) & (local[g.child] >= 0)
-    edges = view.atlas.edges
     k = np.flatnonzero(inside)
-    relation = np.asarray(edges["relation"].to_pylist(), dtype=object)[k] if k.size else np.zeros(0, object)
-    provenance = np.asarray(edges["provenance"].to_pylist(), dtype=object)[k] if k.size else np.zeros(0, object)
-    confidence = edges["confidence"].to_numpy()[k] if k.size else np.zeros(0)
+    confidence = view.atlas.edges["confidence"].to_numpy()[k]
     created = view.created_at[members]
     return {
         "component": component,
@@ -215,8 +213,8 @@ def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
         "edges": {
             "source": local[g.parent[k]].tolist(),
             "target": local[g.child[k]].tolist(),
-            "relation": relation.tolist(),
-            "provenance": provenance.tolist(),
+            "relation": view.edge_relation[k].tolist(),
+            "provenance": view.edge_provenance[k].tolist(),
             "confidence": np.round(confidence, 4).tolist(),
         },
     }

@@ -20,7 +20,8 @@ export class ComponentView {
     document.getElementById('play').addEventListener('click', () => this.play());
   }
 
-  load(data) {
+  /** Build the graph of `data` and draw it once, already styled with `style` at `time`. */
+  load(data, style, time) {
     this.container.hidden = false;
     this.data = data;
     this.selected = null;
@@ -45,9 +46,14 @@ export class ComponentView {
     }
     if (this.tmin === Infinity) { this.tmin = 0; this.tmax = 0; }
     this.renderer?.kill();
+    this.renderer = null;
+    this.computeStyle(style, time);
+    // Reducers are given at construction so the first frame is already styled (one pass).
     this.renderer = new Sigma(graph, this.container, {
       hideEdgesOnMove: n > 20000, labelRenderedSizeThreshold: 9, zIndex: true,
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
+      nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
+      edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
     });
     this.renderer.on('clickNode', ({ node }) => this.onModel(node));
     this.renderer.on('enterNode', ({ node }) => {
@@ -63,10 +69,13 @@ export class ComponentView {
 
   /** Apply colour, size, filters and the time cut-off (epoch seconds or null for "now"). */
   style(s, time) {
+    this.computeStyle(s, time);
+    this.renderer.refresh();
+  }
+
+  computeStyle(s, time) {
     const d = this.data.nodes;
-    const codes = d.colors[s.color];
     const sizes = d[s.size];
-    const top = Math.log1p(sizes.reduce((m, v) => (v > m ? v : m), 1));
     const wanted = {};
     for (const [f, v] of Object.entries(s.filters)) if (v) wanted[f] = s.labels[f].indexOf(v);
     const from = s.from ? Date.parse(s.from) / 1000 : -Infinity;
@@ -84,19 +93,25 @@ export class ComponentView {
       if (t !== null && (t < from || t > to || t > cut)) ok = false;
       this.visible[i] = ok ? 1 : 0;
     }
-    const edgeOk = (k) => (this.predicted[k] ? s.predicted && this.data.edges.confidence[k] >= s.confidence : true);
-    this.renderer.setSetting('nodeReducer', (node, attrs) => {
-      const i = attrs.i;
-      const out = { ...attrs, color: s.colors[codes[i]], size: 1.5 + 10 * Math.log1p(sizes[i]) / top };
-      if (!this.visible[i]) out.hidden = true;
-      if (node === this.selected) { out.highlighted = true; out.zIndex = 2; out.forceLabel = true; }
-      return out;
-    });
-    this.renderer.setSetting('edgeReducer', (edge, attrs) => {
-      const k = attrs.k;
-      if (!edgeOk(k)) return { ...attrs, hidden: true };
-      return this.predicted[k] ? { ...attrs, color: PREDICTED, size: 1.2 } : attrs;
-    });
+    this.s = { ...s, codes: d.colors[s.color], sizes, top: Math.log1p(sizes.reduce((m, v) => (v > m ? v : m), 1)) };
+  }
+
+  nodeStyle(node, attrs) {
+    const { codes, sizes, top, colors } = this.s;
+    const i = attrs.i;
+    const out = { ...attrs, color: colors[codes[i]], size: 1.5 + 10 * Math.log1p(sizes[i]) / top };
+    if (!this.visible[i]) out.hidden = true;
+    if (node === this.selected) { out.highlighted = true; out.zIndex = 2; out.forceLabel = true; }
+    return out;
+  }
+
+  edgeStyle(edge, attrs) {
+    const k = attrs.k;
+    if (this.predicted[k]) {
+      if (!this.s.predicted || this.data.edges.confidence[k] < this.s.confidence) return { ...attrs, hidden: true };
+      return { ...attrs, color: PREDICTED, size: 1.2 };
+    }
+    return attrs;
   }
 
   colorCounts(color, nLabels) {

@@ -14,9 +14,10 @@ const FILTERS = ['pipeline_tag', 'license', 'relation', 'library_name'];
 // Everything the URL hash records: the shareable view.
 const state = {
   component: null, model: null, color: 'relation', size: 'downloads',
-  filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null,
+  filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000,
 };
-const atlas = { meta: null, overview: null, component: null, rendered: false, renderedAt: null };
+const atlas = { meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {} };
+const mark = (name) => { atlas.marks[name] = performance.now(); };
 window.__atlas = atlas; // inspected by the end-to-end tests and the render benchmark
 
 function readHash() {
@@ -32,6 +33,7 @@ function readHash() {
   state.predicted = p.get('predicted') !== '0';
   state.confidence = Number(p.get('conf') || 0);
   state.time = p.has('t') ? Number(p.get('t')) : null;
+  state.lod = Math.min(Math.max(Number(p.get('lod')) || 50000, 1), 100000);
 }
 
 function writeHash() {
@@ -46,6 +48,7 @@ function writeHash() {
   if (!state.predicted) p.set('predicted', '0');
   if (state.confidence) p.set('conf', state.confidence);
   if (state.time !== null) p.set('t', state.time);
+  if (state.lod !== 50000) p.set('lod', state.lod);
   history.replaceState(null, '', '#' + p.toString());
 }
 
@@ -134,21 +137,38 @@ function markRendered() {
   document.body.dataset.rendered = state.component === null ? 'overview' : `component-${state.component}`;
 }
 
+// The big request of the first view starts with the page, alongside /api/meta and WebGL set-up.
+const pending = new Map();
+function fetchOnce(url, binary) {
+  if (!pending.has(url)) pending.set(url, binary ? apiBytes(url) : api(url));
+  const p = pending.get(url);
+  pending.delete(url);
+  return p;
+}
+
+function overviewUrl() {
+  const params = new URLSearchParams({ color: state.color, size: state.size });
+  for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
+  if (state.from) params.set('created_from', state.from);
+  if (state.to) params.set('created_to', state.to);
+  return '/api/overview?' + params;
+}
+
+const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}`;
+
 async function showOverview() {
   atlas.component?.hide();
   $('timeline').hidden = true;
   $('banner').hidden = true;
+  const request = fetchOnce(overviewUrl(), true);
   if (!atlas.overview) {
     atlas.overview = new Overview($('overview'), $('tooltip'), (component) => {
       state.component = component; state.model = null; state.time = null; route();
     });
   }
-  const params = new URLSearchParams({ color: state.color, size: state.size });
-  for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
-  if (state.from) params.set('created_from', state.from);
-  if (state.to) params.set('created_to', state.to);
   status('loading galaxy…');
-  const buf = await apiBytes('/api/overview?' + params);
+  const buf = await request;
+  mark('fetched');
   const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
   const counts = await atlas.overview.show(buf, colors);
   renderLegend(counts);
@@ -165,13 +185,13 @@ async function showComponent() {
     });
   }
   status(`loading family ${state.component}…`);
-  const data = await api(`/api/components/${state.component}/graph`);
+  const data = await fetchOnce(graphUrl(), false);
+  mark('fetched');
   const banner = $('banner');
   banner.hidden = !data.truncated;
   banner.textContent = data.truncated
     ? `level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)` : '';
-  atlas.component.load(data);
-  atlas.component.style(currentStyle(), state.time);
+  atlas.component.load(data, currentStyle(), state.time);
   renderLegend(atlas.component.colorCounts(state.color, atlas.meta.colors[state.color].labels.length));
   $('timeline').hidden = false;
   status(`family ${state.component} · ${data.total_nodes.toLocaleString()} models`);
@@ -293,8 +313,12 @@ async function loadFamilies() {
 }
 
 async function main() {
+  mark('script');
   readHash();
+  if (state.component === null) pending.set(overviewUrl(), apiBytes(overviewUrl()));
+  else pending.set(graphUrl(), api(graphUrl()));
   atlas.meta = await api('/api/meta');
+  mark('meta');
   setupControls(atlas.meta);
   window.addEventListener('hashchange', () => { readHash(); route(); });
   window.addEventListener('atlas-restyle', () => { refresh(); });
