@@ -35,7 +35,8 @@ def ingest(
                 advance(1)
             first[0] = False
 
-        merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source)
+        merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
+                                     on_progress=lambda n: None, checkpoint_dir=Path(atlas).parent)
         advance(1)
     with progress("saving atlas", enabled=not as_json):
         merged.save(atlas)

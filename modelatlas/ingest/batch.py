@@ -31,6 +31,8 @@ class SourceBatch:
         ``{"kind", "source", "where", "message"}`` rows.
     stats:
         Counts for the ingest summary (records read, duplicates, malformed lines, ...).
+    extras:
+        Further tables for :attr:`Atlas.extras` (e.g. ``annotations``), appended without repeats.
     """
 
     source: str
@@ -40,6 +42,7 @@ class SourceBatch:
     metrics: pa.Table = field(default_factory=METRIC_SCHEMA.empty_table)
     issues: list[dict] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    extras: dict[str, pa.Table] = field(default_factory=dict)
 
     def issue(self, kind: str, where: str | None, message: str) -> None:
         self.issues.append({"kind": kind, "source": self.source, "where": where, "message": message})

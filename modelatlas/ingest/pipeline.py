@@ -31,8 +31,12 @@ INGEST_LOG_SCHEMA = pa.schema([
 ])
 
 
-def read_source(source: str, fmt: str | None = None, *, on_progress=None) -> SourceBatch:
-    """Read one source with the reader its format names (detected when ``fmt`` is ``None``)."""
+def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkpoint_dir=None) -> SourceBatch:
+    """Read one source with the reader its format names (detected when ``fmt`` is ``None``).
+
+    ``on_progress(n)`` is told of each page a Hub crawl fetches; ``checkpoint_dir`` holds its
+    checkpoint (see :mod:`modelatlas.ingest.hub_api`).
+    """
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", path=source)
     if not source.startswith(HUB_PREFIX):
@@ -58,7 +62,7 @@ def read_source(source: str, fmt: str | None = None, *, on_progress=None) -> Sou
         return read_manual_annotations(source)
     from modelatlas.ingest.hub_api import read_hub
     return read_hub(source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source,
-                    on_progress=on_progress)
+                    on_progress=on_progress, checkpoint_dir=checkpoint_dir)
 
 
 def _reader_issues(atlas: Atlas) -> list[dict]:
@@ -90,6 +94,12 @@ def merge_batches(atlas: Atlas | None, batches: list[SourceBatch]) -> Atlas:
                               cat([b.evidence for b in batches], EVIDENCE_SCHEMA),
                               metrics=cat([b.metrics for b in batches], METRIC_SCHEMA),
                               issues=issues)
+    for b in batches:
+        for name, table in b.extras.items():
+            old = merged.extras.get(name)
+            both = pa.concat_tables([old, table]) if old is not None else table
+            merged.extras[name] = both.group_by(both.column_names, use_threads=False).aggregate([]) \
+                .sort_by([(c, "ascending") for c in both.column_names])
     return merged
 
 
@@ -107,7 +117,7 @@ def log_rows(batches: list[SourceBatch], run_at: datetime | None = None) -> pa.T
 
 
 def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = None,
-           on_source=None, on_progress=None) -> tuple[Atlas, list[SourceBatch]]:
+           on_source=None, on_progress=None, checkpoint_dir=None) -> tuple[Atlas, list[SourceBatch]]:
     """Read ``sources`` and merge them into ``atlas`` (a new one when ``None``).
 
     Parameters
@@ -118,6 +128,8 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
         Reader for every source (default: detected per source).
     on_source:
         Called with each source name before it is read (progress display).
+    on_progress, checkpoint_dir:
+        Passed to the Hub reader (pages fetched; where its checkpoint lives).
 
     Returns
     -------
@@ -128,7 +140,7 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
     for source in sources:
         if on_source:
             on_source(source)
-        batches.append(read_source(source, fmt, on_progress=on_progress))
+        batches.append(read_source(source, fmt, on_progress=on_progress, checkpoint_dir=checkpoint_dir))
     merged = merge_batches(atlas, batches)
     log = log_rows(batches)
     old = merged.extras.get(INGEST_LOG)

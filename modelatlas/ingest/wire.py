@@ -160,8 +160,9 @@ def wire_table(infos: list[HubModelInfo]) -> pa.Table:
         for name in WIRE_SCHEMA.names:
             if name in ("card_data", "config", "safetensors", "gguf"):
                 cols[name].append(card_data_json(getattr(info, name)))
-            elif name == "card_present":
-                cols[name].append((info.card is not None) if info.card_known else None)
+            elif name == "card_present":  # without the card text, a README.md in the file list says it
+                cols[name].append((info.card is not None) if info.card_known
+                                  else ("README.md" in info.siblings) if info.siblings is not None else None)
             else:
                 cols[name].append(getattr(info, name))
     return pa.Table.from_pydict(cols, schema=WIRE_SCHEMA)
