@@ -43,7 +43,7 @@ def api_json(record: dict) -> dict:
 
 
 def hub_stats_table(records: list[dict], *, json_columns: bool = True) -> pa.Table:
-    """hub-stats ``models`` rows (cardData / config / safetensors / gguf as JSON text), plus ``card``."""
+    """hub-stats ``models`` rows (safetensors / gguf as JSON text or structs), plus ``card``."""
     rows = []
     for rec in records:
         item = api_json(rec)
@@ -52,8 +52,10 @@ def hub_stats_table(records: list[dict], *, json_columns: bool = True) -> pa.Tab
             "lastModified": item["lastModified"], "downloads": item["downloads"], "downloadsAllTime": None,
             "likes": item["likes"], "trendingScore": None, "tags": item["tags"],
             "pipeline_tag": item["pipeline_tag"], "library_name": item["library_name"],
+            # cardData and config stay JSON text: their shapes differ between models
+            **{k: json.dumps(item[k]) if item[k] is not None else None for k in ("cardData", "config")},
             **{k: (json.dumps(item[k]) if item[k] is not None else None) if json_columns else item[k]
-               for k in ("cardData", "config", "safetensors", "gguf")},
+               for k in ("safetensors", "gguf")},
             "siblings": item["siblings"], "card": rec.get("card"),
         })
     table = pa.Table.from_pylist(rows)

@@ -53,7 +53,9 @@ def _sq(text: str) -> str:
 
 def _node_sql(source: str) -> str:
     card = card_fields_sql("card_data")
-    dtypes = "list_sort(json_keys(safetensors, '$.parameters'))"
+    # keys with a null count are absent (a struct column has every dtype of the file as a field)
+    dtypes = ("list_sort(list_filter(json_keys(safetensors, '$.parameters'), lambda k: "
+              "json_type(safetensors, '$.parameters.' || CAST(to_json(k) AS VARCHAR)) <> 'NULL'))")
     name = "lower(regexp_replace(id, '^.*/', ''))"
     quantized = " OR ".join([
         f"len(list_intersect(list_transform(coalesce(tags, []), lambda t: lower(t)), {sql_list(QUANTIZED_TAGS)})) > 0",
