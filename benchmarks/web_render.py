@@ -156,7 +156,7 @@ def main() -> None:
               f"in {build_s:.1f} s", flush=True)
         with LiveServer(galaxy) as site:
             drawn = first_render(browser, f"{site}/", "overview", args.repeats)
-            base = fetch_only(browser, site, "/api/overview", True, args.repeats)
+            base = fetch_only(browser, site, "/api/overview?max_points=300000", True, args.repeats)
             rows.append((f"galaxy of {galaxy.n:,} (regl-scatterplot)", drawn, base))
             latency = api_load(site, galaxy, args.requests, args.clients)
         browser.close()

@@ -225,3 +225,32 @@ def test_unknown_route_and_internal_error(client, view, monkeypatch):
     _error(client.post("/api/meta"), 405)
     monkeypatch.setattr(view, "search", lambda *a: 1 / 0)
     assert _error(client.get("/api/search", params={"q": "x"}), 500) == "internal error"
+
+
+def test_categories_pool_rare_values_and_unknowns():
+    from modelatlas.viz.data import MAX_CATEGORIES, OTHER, _encode
+
+    values = np.array([None, "", "unknown", "other"] * 3 + [f"v{k}" for k in range(MAX_CATEGORIES + 4)]
+                      + ["v0"] * 5, dtype=object)
+    cats = _encode(values)
+    assert cats.labels[0] == "unknown" and cats.counts[0] == 9
+    assert cats.labels[1] == "v0" and cats.labels[2] == "other"  # the real value "other", by count
+    assert cats.labels[-1] == OTHER and len(cats.labels) == MAX_CATEGORIES + 2
+    assert sum(cats.counts) == values.size
+    assert [cats.labels[c] for c in cats.codes[:4]] == ["unknown", "unknown", "unknown", "other"]
+
+
+def test_overview_level_of_detail(client, view):
+    r = client.get("/api/overview", params={"max_points": 4})
+    pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
+    assert pts.shape[0] == 4 == int(r.headers["x-point-count"]) and int(r.headers["x-total-points"]) == 40
+    heaviest = np.sort(np.argsort(-view.numeric["sub_tree_downloads"], kind="stable")[:4])
+    np.testing.assert_allclose(pts[:, :2], view.xy[heaviest], rtol=1e-5, atol=1e-3)
+    _error(client.get("/api/overview", params={"max_points": 10**8}), 422)
+
+
+def test_edge_lookup_matches_the_edge_table(view):
+    edges = view.atlas.edges.to_pydict()
+    for k, (p, c) in enumerate(zip(edges["parent"], edges["child"])):
+        assert view.edge_id(view.index(p), view.index(c)) == k
+    assert view.edge_id(view.index("erin/solo-bert"), view.index("lmsys/vicuna-7b")) is None

@@ -74,10 +74,19 @@ def site():
         yield url
 
 
-@pytest.fixture
-def page(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 850})
-    pg = context.new_page()
+@pytest.fixture(scope="module")
+def real_site(hf_trees_path):
+    """The atlas of the real Hub records in ../shared/data/hf-trees.jsonl.gz, via the ingest readers."""
+    from modelatlas.ingest.pipeline import ingest
+
+    atlas, _ = ingest([str(hf_trees_path)])
+    view = AtlasView(atlas)
+    with LiveServer(view) as url:
+        yield url, view
+
+
+def watch(pg, site: str) -> list[str]:
+    """Collect page errors, CSP violations and requests to any other origin."""
     problems = []
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     pg.on("request", lambda r: None if r.url.startswith(site) or r.url.startswith("data:")
@@ -85,7 +94,14 @@ def page(browser, site):
     pg.add_init_script("document.addEventListener('securitypolicyviolation', "
                        "e => console.error('CSP violation ' + e.violatedDirective))")
     pg.on("console", lambda m: problems.append(m.text) if "CSP violation" in m.text else None)
-    pg.problems = problems
+    return problems
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1400, "height": 850})
+    pg = context.new_page()
+    problems = watch(pg, site)
     yield pg
     context.close()
     assert not problems, problems
@@ -172,3 +188,45 @@ def test_overview_click_opens_a_family(page, site):
     wait_rendered(page, "overview")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-atlas-galaxy.png"))
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_hub_records(browser, real_site):
+    """On the real crawl: the galaxy loads, search finds a model, its lineage panel reaches a
+    source, colouring by licence changes the legend."""
+    import numpy as np
+
+    site, view = real_site
+    # The most downloaded model two or more generations below a source.
+    deep = np.flatnonzero(view.depth >= 2)
+    target = deep[np.argmax(view.downloads[deep])]
+    model_id = view.ids[target]
+    path = [view.ids[i] for i in view.lineage(int(target))]
+    context = browser.new_context(viewport={"width": 1400, "height": 850})
+    pg = context.new_page()
+    problems = watch(pg, site)
+    pg.goto(site + "/")
+    wait_rendered(pg, "overview")
+    assert f"{view.n:,} models" in pg.inner_text("[data-testid=status]")
+    pg.fill("[data-testid=search]", model_id.split("/")[1])
+    pg.wait_for_selector(f"[data-testid=suggestions] li[data-id='{model_id}']")
+    pg.click(f"[data-testid=suggestions] li[data-id='{model_id}']")
+    wait_rendered(pg, f"component-{int(view.component[target])}")
+    pg.wait_for_selector("[data-testid=lineage] li")
+    assert pg.inner_text("[data-testid=model-id]") == model_id
+    steps = [t.split()[0] for t in pg.locator("[data-testid=lineage] li").all_inner_texts()]
+    assert steps == path and len(steps) >= 3
+    assert view.graph.in_degree[view.index(steps[-1])] == 0
+    before = legend(pg)
+    pg.select_option("[data-testid=color]", "license")
+    pg.wait_for_function("() => document.querySelector('[data-testid=legend] b').textContent === 'license'")
+    after = legend(pg)
+    assert after != before and "unknown" in after
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "web-atlas-real.png"))
+    pg.click("[data-testid=home]")
+    wait_rendered(pg, "overview")
+    pg.screenshot(path=str(ARTIFACTS / "web-atlas-real-galaxy.png"))
+    context.close()
+    assert not problems, problems

@@ -27,10 +27,13 @@ from modelatlas.viz.layout import ensure_layout, layout_parents
 CATEGORICAL = ("relation", "license", "pipeline_tag", "modality", "library_name", "model_type", "author")
 #: Numeric node columns the page may size by.
 SIZES = ("downloads", "sub_tree_downloads", "likes", "downloads_all_time", "descendants")
-#: Categories beyond this many (by count) are shown as "other".
+#: Categories beyond this many (by count) are pooled as :data:`OTHER`.
 MAX_CATEGORIES = 16
 UNKNOWN = "unknown"
-OTHER = "other"
+#: Label of the pooled rare values (distinct from a real value "other", e.g. the Hub licence).
+OTHER = "(other values)"
+#: Values that mean "not known" (drawn light blue); the Hub uses licence "unknown" itself.
+MISSING = ("", UNKNOWN)
 #: Hub model ids: ``name`` or ``owner/name`` of letters, digits, ``-``, ``_`` and ``.``.
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}(/[A-Za-z0-9_.\-]{1,96})?$")
 
@@ -47,7 +50,7 @@ class ViewError(ModelAtlasError):
 class Categories:
     """One categorical column as codes: ``labels[codes[i]]`` is node ``i``'s value.
 
-    Code 0 is always ``unknown`` (missing values) and the last code ``other`` when the column has
+    Code 0 is always ``unknown`` (missing values) and the last code :data:`OTHER` when the column has
     more than :data:`MAX_CATEGORIES` values; the rest are the most frequent values, commonest first.
     """
 
@@ -124,9 +127,26 @@ class AtlasView:
         return pc.cast(secs, pa.float64()).to_numpy(zero_copy_only=False)
 
     @cached_property
-    def edge_index(self) -> dict[tuple[int, int], int]:
+    def edges_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Edge rows sorted by (parent, child), and where each parent's run starts (CSR)."""
         g = self.graph
-        return {(int(p), int(c)): k for k, (p, c) in enumerate(zip(g.parent, g.child))}
+        order = np.lexsort((g.child, g.parent))
+        return order, np.searchsorted(g.parent[order], np.arange(self.n + 1))
+
+    def out_edges(self, nodes: np.ndarray) -> np.ndarray:
+        """Rows of ``atlas.edges`` leaving any of ``nodes``."""
+        order, start = self.edges_by_parent
+        lo, hi = start[nodes], start[nodes + 1]
+        lengths = hi - lo
+        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return order[offsets]
+
+    def edge_id(self, parent: int, child: int) -> int | None:
+        """Row of the edge ``parent -> child`` in ``atlas.edges`` (``None`` if absent)."""
+        order, start = self.edges_by_parent
+        run = order[start[parent]:start[parent + 1]]
+        k = np.searchsorted(self.graph.child[run], child)
+        return int(run[k]) if k < run.size and self.graph.child[run[k]] == child else None
 
     @cached_property
     def edge_relation(self) -> np.ndarray:
@@ -136,6 +156,10 @@ class AtlasView:
     @cached_property
     def edge_provenance(self) -> np.ndarray:
         return np.asarray(self.atlas.edges["provenance"].to_pylist(), dtype=object)
+
+    @cached_property
+    def edge_confidence(self) -> np.ndarray:
+        return self.atlas.edges["confidence"].to_numpy()
 
     @cached_property
     def edge_predicted(self) -> np.ndarray:
@@ -189,14 +213,32 @@ class AtlasView:
             out[name] = _encode(values)
         return out
 
+    def warm(self) -> None:
+        """Compute every cached array now, so that no request pays for it (or races to)."""
+        for name in ("ids", "parent", "depth", "numeric", "created_at", "edges_by_parent", "edge_relation",
+                     "edge_provenance", "edge_confidence", "edge_predicted", "component_order",
+                     "component_starts", "_categories", "_search_keys", "_id_order"):
+            getattr(self, name)
+
     # ------------------------------------------------------------------ lookups
+    @cached_property
+    def _id_order(self) -> np.ndarray | None:
+        """``None`` when node ids are sorted (the atlas keeps them so), else their sort order."""
+        ids = self.ids
+        if ids.size < 2 or bool(np.all(ids[:-1] < ids[1:])):
+            return None
+        return np.argsort(ids)
+
     def index(self, model_id: str) -> int:
+        """Node index of ``model_id`` by binary search (no per-request hash of every id)."""
         if not MODEL_ID.match(model_id or ""):
             raise ViewError("not a model id: expected 'owner/name' of letters, digits, '-', '_', '.'", 422)
-        try:
-            return int(self.atlas.index_of([model_id])[0])
-        except UnknownModelError as exc:
-            raise ViewError(str(exc), 404) from None
+        order = self._id_order
+        keys = self.ids if order is None else self.ids[order]
+        k = int(np.searchsorted(keys, model_id))
+        if k < keys.size and keys[k] == model_id:
+            return k if order is None else int(order[k])
+        raise ViewError(str(UnknownModelError(model_id, self.atlas.suggest(model_id))), 404)
 
     @cached_property
     def _search_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -236,19 +278,18 @@ class AtlasView:
         return path
 
     def edge_row(self, parent: int, child: int) -> dict | None:
-        k = self.edge_index.get((parent, child))
+        k = self.edge_id(parent, child)
         if k is None:
             return None
-        e = self.atlas.edges.slice(k, 1).to_pylist()[0]
-        return {"relation": e["relation"], "provenance": e["provenance"], "confidence": e["confidence"],
-                "predicted": e["provenance"].startswith(PREDICTED_PREFIX)}
+        return {"relation": self.edge_relation[k], "provenance": self.edge_provenance[k],
+                "confidence": float(self.edge_confidence[k]), "predicted": bool(self.edge_predicted[k])}
 
     def node_row(self, i: int) -> dict:
         return self.atlas.nodes.slice(i, 1).to_pylist()[0]
 
 
 def _encode(values: np.ndarray) -> Categories:
-    missing = np.array([v is None or v == "" for v in values], dtype=bool)
+    missing = np.array([v is None or v in MISSING for v in values], dtype=bool)
     present = values[~missing].astype(str)
     uniq, inverse, counts = np.unique(present, return_inverse=True, return_counts=True)
     order = np.argsort(-counts, kind="stable")

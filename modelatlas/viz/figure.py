@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from modelatlas.errors import InputError
-from modelatlas.viz.data import AtlasView, ViewError
+from modelatlas.viz.data import OTHER, AtlasView, ViewError
 
 FIGURE_KINDS = ("galaxy", "component")
 UNKNOWN_COLOR = "#add8e6"  # light blue for unknown values (paper's convention)
@@ -32,14 +32,14 @@ PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 
 def category_colors(feature: str, labels: list[str]) -> list[str]:
     """One colour per category label: relation colours for ``relation``, else the palette;
-    ``unknown`` is light blue and ``other`` grey."""
+    ``unknown`` is light blue and the pooled rare values grey."""
     out = []
     for k, label in enumerate(labels):
         if label == "unknown":
             out.append(UNKNOWN_COLOR)
         elif feature == "relation" and label in RELATION_COLORS:
             out.append(RELATION_COLORS[label])
-        elif label == "other":
+        elif label == OTHER:
             out.append("#a9a9a9")
         else:
             out.append(PALETTE[(k - 1) % len(PALETTE)])

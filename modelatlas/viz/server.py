@@ -20,9 +20,10 @@ Endpoints (all ``GET``):
     children by relation, sub-tree downloads, licence and data inheritance, Hub link.
 ``/api/search?q=&limit=``
     Completion over model ids (prefix of the id or of its name, then substring; by downloads).
-``/api/overview?color=&size=&...filters``
+``/api/overview?color=&size=&max_points=&...filters``
     Every (filtered) model as five little-endian float32 per point: x, y, colour code, size in
-    [0, 1], component — the galaxy overview drawn with WebGL points.
+    [0, 1], component — the galaxy overview drawn with WebGL points; beyond ``max_points`` only
+    the models with the largest sub-tree downloads (level of detail).
 """
 
 # No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
@@ -39,6 +40,7 @@ MAX_PAGE = 500
 MAX_GRAPH_NODES = 100_000
 DEFAULT_GRAPH_NODES = 30_000
 MAX_SEARCH = 50
+MAX_OVERVIEW_POINTS = 3_000_000
 MAX_CHILDREN_LISTED = 50
 HUB_URL = "https://huggingface.co/"
 #: The page may talk to this server only. regl (under regl-scatterplot) compiles its draw calls
@@ -54,6 +56,7 @@ DETAIL_FIELDS = ("author", "placeholder", "created_at", "created_at_backfilled",
 
 def create_app(view: AtlasView):
     """The FastAPI application serving ``view`` (see the module docstring for the endpoints)."""
+    view.warm()
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -97,9 +100,13 @@ def create_app(view: AtlasView):
     if (STATIC / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
 
+    answers: dict[str, dict] = {}
+
     @app.get("/api/meta")
     def meta():
-        return _meta(view)
+        if "meta" not in answers:  # the atlas is read-only: compute once
+            answers["meta"] = _meta(view)
+        return answers["meta"]
 
     @app.get("/api/components")
     def components(offset: Annotated[int, Query(ge=0)] = 0,
@@ -131,12 +138,14 @@ def create_app(view: AtlasView):
                  relation: Annotated[str | None, Query(max_length=200)] = None,
                  library_name: Annotated[str | None, Query(max_length=200)] = None,
                  created_from: Annotated[str | None, Query(max_length=40)] = None,
-                 created_to: Annotated[str | None, Query(max_length=40)] = None):
+                 created_to: Annotated[str | None, Query(max_length=40)] = None,
+                 max_points: Annotated[int, Query(ge=1, le=MAX_OVERVIEW_POINTS)] = MAX_OVERVIEW_POINTS):
         filters = {"license": license, "pipeline_tag": pipeline_tag, "relation": relation,
                    "library_name": library_name}
-        body, count = _overview(view, color, size, filters, created_from, created_to)
+        body, count, total = _overview(view, color, size, filters, created_from, created_to, max_points)
         return Response(body, media_type="application/octet-stream",
-                        headers={"X-Point-Count": str(count), "Cache-Control": "no-store"})
+                        headers={"X-Point-Count": str(count), "X-Total-Points": str(total),
+                                 "Cache-Control": "no-store"})
 
     return app
 
@@ -189,13 +198,16 @@ def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
             up = up[~keep[up]]
             keep[up] = True
             frontier = up
-        members = np.sort(np.flatnonzero(keep))
-    local = np.full(view.n, -1, dtype=np.int64)
-    local[members] = np.arange(members.size)
+        members = np.flatnonzero(keep)
+    members = np.sort(members)
+    # A component is closed under edges, so its edges are its members' out-edges.
     g = view.graph
-    inside = (local[g.parent] >= 0) & (local[g.child] >= 0)
-    k = np.flatnonzero(inside)
-    confidence = view.atlas.edges["confidence"].to_numpy()[k]
+    k = np.sort(view.out_edges(members))
+    target = np.searchsorted(members, g.child[k])
+    target = np.minimum(target, members.size - 1)
+    k = k[members[target] == g.child[k]]  # drop edges to models the level of detail left out
+    source, target = np.searchsorted(members, g.parent[k]), np.searchsorted(members, g.child[k])
+    confidence = view.edge_confidence[k]
     created = view.created_at[members]
     return {
         "component": component,
@@ -211,8 +223,8 @@ def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
             "colors": {name: view.categories(name).codes[members].tolist() for name in CATEGORICAL},
         },
         "edges": {
-            "source": local[g.parent[k]].tolist(),
-            "target": local[g.child[k]].tolist(),
+            "source": source.tolist(),
+            "target": target.tolist(),
             "relation": view.edge_relation[k].tolist(),
             "provenance": view.edge_provenance[k].tolist(),
             "confidence": np.round(confidence, 4).tolist(),
@@ -272,7 +284,10 @@ def _model(view: AtlasView, i: int) -> dict:
     }
 
 
-def _overview(view: AtlasView, color: str, size: str, filters: dict, created_from, created_to):
+def _overview(view: AtlasView, color: str, size: str, filters: dict, created_from, created_to,
+              max_points: int = MAX_OVERVIEW_POINTS):
+    """Points of the galaxy; beyond ``max_points`` (level of detail) the models with the largest
+    sub-tree downloads, which keeps each family's upper tree. Returns (bytes, shown, matching)."""
     cats = view.categories(color)
     if size not in SIZES:
         raise ViewError(f"cannot size by {size!r}; choose one of {', '.join(SIZES)}", 422)
@@ -289,6 +304,10 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
         if bound is not None:
             keep &= op(view.created_at, _epoch(bound))
     idx = np.flatnonzero(keep)
+    total = int(idx.size)
+    if total > max_points:
+        heavy = np.argsort(-view.numeric["sub_tree_downloads"][idx], kind="stable")[:max_points]
+        idx = np.sort(idx[heavy])
     weight = np.log1p(view.numeric[size][idx])
     top = weight.max() if weight.size else 0.0
     points = np.empty((idx.size, 5), dtype="<f4")
@@ -296,7 +315,7 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
     points[:, 2] = cats.codes[idx]
     points[:, 3] = weight / top if top > 0 else 0.0
     points[:, 4] = view.component[idx]
-    return points.tobytes(), int(idx.size)
+    return points.tobytes(), int(idx.size), total
 
 
 def _epoch(text: str) -> float:

@@ -10,4 +10,8 @@ async function request(path) {
 }
 
 export async function api(path) { return (await request(path)).json(); }
-export async function apiBytes(path) { return (await request(path)).arrayBuffer(); }
+/** Binary answer and the number of points that matched before any level-of-detail cut. */
+export async function apiBytes(path) {
+  const res = await request(path);
+  return { buffer: await res.arrayBuffer(), total: Number(res.headers.get('X-Total-Points')) };
+}

@@ -50,7 +50,7 @@ export class ComponentView {
     this.computeStyle(style, time);
     // Reducers are given at construction so the first frame is already styled (one pass).
     this.renderer = new Sigma(graph, this.container, {
-      hideEdgesOnMove: n > 20000, labelRenderedSizeThreshold: 9, zIndex: true,
+      hideEdgesOnMove: n > 20000, labelRenderedSizeThreshold: 9,
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
@@ -101,7 +101,7 @@ export class ComponentView {
     const i = attrs.i;
     const out = { ...attrs, color: colors[codes[i]], size: 1.5 + 10 * Math.log1p(sizes[i]) / top };
     if (!this.visible[i]) out.hidden = true;
-    if (node === this.selected) { out.highlighted = true; out.zIndex = 2; out.forceLabel = true; }
+    if (node === this.selected) { out.highlighted = true; out.forceLabel = true; }
     return out;
   }
 

@@ -3,7 +3,7 @@
 // the page loads nothing from any other origin.
 import './style.css';
 import { api, apiBytes } from './api.js';
-import { categoryColors, PREDICTED, RELATION_COLORS } from './palette.js';
+import { categoryColors, OTHER_VALUES, PREDICTED, RELATION_COLORS } from './palette.js';
 import { Overview } from './overview.js';
 import { ComponentView } from './component.js';
 import { showModel } from './panel.js';
@@ -14,7 +14,7 @@ const FILTERS = ['pipeline_tag', 'license', 'relation', 'library_name'];
 // Everything the URL hash records: the shareable view.
 const state = {
   component: null, model: null, color: 'relation', size: 'downloads',
-  filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000,
+  filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000, points: 300000,
 };
 const atlas = { meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {} };
 const mark = (name) => { atlas.marks[name] = performance.now(); };
@@ -34,6 +34,7 @@ function readHash() {
   state.confidence = Number(p.get('conf') || 0);
   state.time = p.has('t') ? Number(p.get('t')) : null;
   state.lod = Math.min(Math.max(Number(p.get('lod')) || 50000, 1), 100000);
+  state.points = Math.min(Math.max(Number(p.get('pts')) || 300000, 1), 3000000);
 }
 
 function writeHash() {
@@ -49,6 +50,7 @@ function writeHash() {
   if (state.confidence) p.set('conf', state.confidence);
   if (state.time !== null) p.set('t', state.time);
   if (state.lod !== 50000) p.set('lod', state.lod);
+  if (state.points !== 300000) p.set('pts', state.points);
   history.replaceState(null, '', '#' + p.toString());
 }
 
@@ -67,7 +69,7 @@ function setupControls(meta) {
     const sel = $('f-' + f);
     option(sel, '', 'all');
     meta.colors[f].labels.forEach((label, k) => {
-      if (label !== 'other') option(sel, label, `${label} (${meta.colors[f].counts[k].toLocaleString()})`);
+      if (label !== OTHER_VALUES) option(sel, label, `${label} (${meta.colors[f].counts[k].toLocaleString()})`);
     });
     sel.addEventListener('change', () => { state.filters[f] = sel.value; refresh(); });
   }
@@ -147,7 +149,7 @@ function fetchOnce(url, binary) {
 }
 
 function overviewUrl() {
-  const params = new URLSearchParams({ color: state.color, size: state.size });
+  const params = new URLSearchParams({ color: state.color, size: state.size, max_points: state.points });
   for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
   if (state.from) params.set('created_from', state.from);
   if (state.to) params.set('created_to', state.to);
@@ -167,12 +169,15 @@ async function showOverview() {
     });
   }
   status('loading galaxy…');
-  const buf = await request;
+  const { buffer: buf, total } = await request;
   mark('fetched');
   const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
   const counts = await atlas.overview.show(buf, colors);
   renderLegend(counts);
-  status(`${(buf.byteLength / 20).toLocaleString()} models · ${atlas.meta.components.toLocaleString()} families`);
+  const shown = buf.byteLength / 20;
+  status(shown < total
+    ? `level of detail: ${shown.toLocaleString()} of ${total.toLocaleString()} models (largest sub-trees) · ${atlas.meta.components.toLocaleString()} families`
+    : `${shown.toLocaleString()} models · ${atlas.meta.components.toLocaleString()} families`);
   markRendered();
 }
 

@@ -1,6 +1,8 @@
 // Colours shared with the matplotlib figures (modelatlas/viz/figure.py): light blue = unknown.
 export const UNKNOWN = '#add8e6';
 export const OTHER = '#a9a9a9';
+/** Label the server gives pooled rare values (modelatlas/viz/data.py OTHER). */
+export const OTHER_VALUES = '(other values)';
 export const PREDICTED = '#8e44ad';
 export const RELATION_COLORS = {
   finetune: '#e6194b', adapter: '#3cb44b', quantized: '#4363d8', merge: '#f58231',
@@ -14,7 +16,7 @@ export function categoryColors(feature, labels) {
   return labels.map((label, k) => {
     if (label === 'unknown') return UNKNOWN;
     if (feature === 'relation' && RELATION_COLORS[label]) return RELATION_COLORS[label];
-    if (label === 'other') return OTHER;
+    if (label === OTHER_VALUES) return OTHER;
     return PALETTE[(k - 1) % PALETTE.length];
   });
 }
