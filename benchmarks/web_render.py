@@ -58,15 +58,18 @@ def synthetic_atlas(n: int, *, root_share: float, seed: int = 0) -> Atlas:
     return Atlas.build(records, evidence)
 
 
-def first_render(browser, url: str, what: str, repeats: int) -> list[float]:
-    times = []
+def first_render(browser, url: str, what: str, repeats: int) -> tuple[list[float], dict[str, list[float]]]:
+    """Milliseconds to the first drawn frame, and the page's own marks (data fetched, graph built)."""
+    times, marks = [], {}
     for _ in range(repeats):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url)
         page.wait_for_selector(f"body[data-rendered='{what}']", state="attached", timeout=120_000)
         times.append(page.evaluate("() => window.__atlas.renderedAt"))
+        for name, at in page.evaluate("() => window.__atlas.marks").items():
+            marks.setdefault(name, []).append(at)
         page.close()
-    return times
+    return times, marks
 
 
 def fetch_only(browser, site: str, path: str, binary: bool, repeats: int) -> list[float]:
@@ -145,9 +148,9 @@ def main() -> None:
         print(f"built {family.n:,}-model family and its layout in {time.perf_counter() - t:.1f} s", flush=True)
         with LiveServer(family) as site:
             lod = args.component_nodes
-            drawn = first_render(browser, f"{site}/#c=0&lod={lod}", "component-0", args.repeats)
+            drawn, marks = first_render(browser, f"{site}/#c=0&lod={lod}", "component-0", args.repeats)
             base = fetch_only(browser, site, f"/api/components/0/graph?max_nodes={lod}", False, args.repeats)
-            rows.append((f"family of {family.n:,} (sigma.js)", drawn, base))
+            rows.append((f"family of {family.n:,} (sigma.js)", drawn, base, marks))
         del family
         t = time.perf_counter()
         galaxy = AtlasView(synthetic_atlas(args.galaxy_nodes, root_share=0.3, seed=2))
@@ -155,18 +158,20 @@ def main() -> None:
         print(f"built {galaxy.n:,}-model galaxy ({galaxy.component_sizes.size:,} families) and its layout "
               f"in {build_s:.1f} s", flush=True)
         with LiveServer(galaxy) as site:
-            drawn = first_render(browser, f"{site}/", "overview", args.repeats)
+            drawn, marks = first_render(browser, f"{site}/", "overview", args.repeats)
             base = fetch_only(browser, site, "/api/overview?max_points=300000", True, args.repeats)
-            rows.append((f"galaxy of {galaxy.n:,} (regl-scatterplot)", drawn, base))
+            rows.append((f"galaxy of {galaxy.n:,}, 300,000 drawn (regl-scatterplot)", drawn, base, marks))
             latency = api_load(site, galaxy, args.requests, args.clients)
         browser.close()
 
     print("\n## first render (ms from navigation start; software WebGL)")
-    print("| view | median | min | fetch+parse only (baseline) | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for name, drawn, base in rows:
+    print("| view | median | min | data in page at | graph built at | fetch+parse only (baseline) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, drawn, base, marks in rows:
         m, b = statistics.median(drawn), statistics.median(base)
-        print(f"| {name} | {m:,.0f} | {min(drawn):,.0f} | {b:,.0f} | {m / b:.1f}x |")
+        at = {k: f"{statistics.median(v):,.0f}" for k, v in marks.items()}
+        print(f"| {name} | {m:,.0f} | {min(drawn):,.0f} | {at.get('fetched', '-')} | {at.get('built', '-')} | "
+              f"{b:,.0f} | {m / b:.1f}x |")
     print(f"\n## API latency on the {args.galaxy_nodes:,}-model atlas "
           f"({args.requests:,} requests, {args.clients} clients, loopback)")
     print("| endpoint | requests | p50 ms | p95 ms | p95 vs /api/meta |")

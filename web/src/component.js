@@ -3,7 +3,10 @@
 // them never rebuilds the graph.
 import Graph from 'graphology';
 import Sigma from 'sigma';
+import { NodePointProgram } from 'sigma/rendering';
 import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
+
+const LARGE = 20000;
 
 export class ComponentView {
   constructor(container, tooltip, { onModel, onTime }) {
@@ -37,6 +40,7 @@ export class ComponentView {
       });
     }
     this.graph = graph;
+    window.__atlas.marks.built = performance.now();
     this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
     this.tmin = Infinity; this.tmax = -Infinity;
     for (const t of data.nodes.created_at) {
@@ -49,8 +53,12 @@ export class ComponentView {
     this.renderer = null;
     this.computeStyle(style, time);
     // Reducers are given at construction so the first frame is already styled (one pass).
+    // Large families: square GL points instead of shaded discs, and labels only on hover/selection
+    // (both cost per node on every frame; with software WebGL that is most of the first frame).
+    const large = n > LARGE;
     this.renderer = new Sigma(graph, this.container, {
-      hideEdgesOnMove: n > 20000, labelRenderedSizeThreshold: 9,
+      hideEdgesOnMove: large, hideLabelsOnMove: large, labelRenderedSizeThreshold: large ? 1e9 : 9,
+      defaultNodeType: large ? 'point' : 'circle', nodeProgramClasses: { point: NodePointProgram },
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
