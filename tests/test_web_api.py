@@ -254,3 +254,14 @@ def test_edge_lookup_matches_the_edge_table(view):
     for k, (p, c) in enumerate(zip(edges["parent"], edges["child"])):
         assert view.edge_id(view.index(p), view.index(c)) == k
     assert view.edge_id(view.index("erin/solo-bert"), view.index("lmsys/vicuna-7b")) is None
+
+
+def test_children_grouped_by_relation_most_downloaded_first(client, monkeypatch):
+    import modelatlas.viz.server as server
+
+    monkeypatch.setattr(server, "MAX_CHILDREN_LISTED", 5)
+    d = client.get("/api/models/meta-llama/Llama-2-7b-hf").json()
+    assert {r: g["count"] for r, g in d["children"].items()} == {"quantized": 30, "finetune": 1}
+    listed = d["children"]["quantized"]["models"]
+    assert [m["id"] for m in listed] == [f"quant{k}/Llama-2-7b-q{k}" for k in range(29, 24, -1)]
+    assert d["sub_tree_downloads"] == 900_000 + sum(10 * k for k in range(30)) + 50_000 + 30_000 + 1_200 + 700 + 50

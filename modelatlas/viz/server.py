@@ -237,7 +237,7 @@ def _model(view: AtlasView, i: int) -> dict:
     details = {k: _plain(row.get(k)) for k in DETAIL_FIELDS}
     tags = row.get("tags") or []
     details["tags"] = tags[:50]
-    rev, fwd = view.graph.reverse_adjacency, view.graph.adjacency
+    rev = view.graph.reverse_adjacency
     parents = [{"id": view.ids[p], **(view.edge_row(int(p), i) or {})}
                for p in rev.indices[rev.indptr[i]:rev.indptr[i + 1]]]
     path = view.lineage(i)
@@ -249,16 +249,15 @@ def _model(view: AtlasView, i: int) -> dict:
         if step + 1 < len(path):
             entry.update(view.edge_row(path[step + 1], node) or {})
         lineage.append(entry)
+    # Children by relation, most downloaded first (vectorised: a base model may have 10^4 children).
+    out = view.out_edges(np.array([i]))
+    out = out[np.argsort(-view.downloads[view.graph.child[out]], kind="stable")]
     children: dict[str, dict] = {}
-    kids = fwd.indices[fwd.indptr[i]:fwd.indptr[i + 1]]
-    kids = kids[np.argsort(-view.downloads[kids], kind="stable")]
-    for c in kids:
-        edge = view.edge_row(i, int(c)) or {"relation": "unknown"}
-        group = children.setdefault(edge["relation"], {"count": 0, "models": []})
-        group["count"] += 1
-        if len(group["models"]) < MAX_CHILDREN_LISTED:
-            group["models"].append({"id": view.ids[c], "downloads": int(view.downloads[c]),
-                                    "predicted": edge.get("predicted", False)})
+    for relation in dict.fromkeys(view.edge_relation[out]):
+        group = out[view.edge_relation[out] == relation]
+        children[relation] = {"count": int(group.size), "models": [
+            {"id": view.ids[view.graph.child[k]], "downloads": int(view.downloads[view.graph.child[k]]),
+             "predicted": bool(view.edge_predicted[k])} for k in group[:MAX_CHILDREN_LISTED]]}
     own_license = row.get("license")
     ancestor_license = next((e["license"] for e in lineage[1:] if e["license"]), None)
     inherited_data = sorted({d for e in lineage[1:] for d in e["datasets"]})
