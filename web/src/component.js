@@ -7,6 +7,7 @@ import { NodePointProgram } from 'sigma/rendering';
 import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
 
 const LARGE = 20000;
+const SKELETON = 5000;
 
 export class ComponentView {
   constructor(container, tooltip, { onModel, onTime }) {
@@ -34,11 +35,21 @@ export class ComponentView {
       graph.addNode(data.nodes.id[i], { x: data.nodes.x[i], y: data.nodes.y[i], i, label: data.nodes.id[i], size: 2, color: UNKNOWN });
     }
     const e = data.edges;
-    for (let k = 0; k < e.source.length; k++) {
-      graph.addDirectedEdge(data.nodes.id[e.source[k]], data.nodes.id[e.target[k]], {
-        k, color: RELATION_COLORS[e.relation[k]] || UNKNOWN, size: 0.6,
-      });
+    // Above LARGE models only the skeleton's edges are in the first frame: the SKELETON edges into
+    // the largest sub-trees (edges are most of graphology's and sigma's work; a leaf already sits
+    // next to its parent in the radial layout). The selected model gets all its edges; predicted
+    // edges are always drawn.
+    const large = n > LARGE;
+    this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
+    let cut = 0;
+    if (large) {
+      const weights = Float64Array.from(e.target, (t) => data.nodes.descendants[t]).sort().reverse();
+      cut = Math.max(1, weights[Math.min(SKELETON, weights.length) - 1]);
     }
+    for (let k = 0; k < e.source.length; k++) {
+      if (!large || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
+    }
+    this.skeletonOnly = large;
     this.graph = graph;
     window.__atlas.marks.built = performance.now();
     this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
@@ -55,7 +66,6 @@ export class ComponentView {
     // Reducers are given at construction so the first frame is already styled (one pass).
     // Large families: square GL points instead of shaded discs, and labels only on hover/selection
     // (both cost per node on every frame; with software WebGL that is most of the first frame).
-    const large = n > LARGE;
     this.renderer = new Sigma(graph, this.container, {
       hideEdgesOnMove: large, hideLabelsOnMove: large, labelRenderedSizeThreshold: large ? 1e9 : 9,
       defaultNodeType: large ? 'point' : 'circle', nodeProgramClasses: { point: NodePointProgram },
@@ -129,8 +139,23 @@ export class ComponentView {
     return counts;
   }
 
+  addEdge(graph, k) {
+    const e = this.data.edges;
+    const key = String(k);
+    if (graph.hasEdge(key)) return;
+    graph.addDirectedEdgeWithKey(key, this.data.nodes.id[e.source[k]], this.data.nodes.id[e.target[k]], {
+      k, color: RELATION_COLORS[e.relation[k]] || UNKNOWN, size: 0.6,
+    });
+  }
+
   highlight(id) {
     this.selected = this.graph?.hasNode(id) ? id : null;
+    if (this.selected && this.skeletonOnly) {
+      // Draw every edge of the selected model.
+      const i = this.graph.getNodeAttribute(id, 'i');
+      const e = this.data.edges;
+      for (let k = 0; k < e.source.length; k++) if (e.source[k] === i || e.target[k] === i) this.addEdge(this.graph, k);
+    }
     this.renderer?.refresh();
   }
 

@@ -192,11 +192,14 @@ async function showComponent() {
   status(`loading family ${state.component}…`);
   const data = await fetchOnce(graphUrl(), false);
   mark('fetched');
-  const banner = $('banner');
-  banner.hidden = !data.truncated;
-  banner.textContent = data.truncated
-    ? `level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)` : '';
   atlas.component.load(data, currentStyle(), state.time);
+  const notes = [];
+  if (data.truncated) {
+    notes.push(`level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)`);
+  }
+  if (atlas.component.skeletonOnly) notes.push('edges: the largest sub-trees, and all of the selected model');
+  $('banner').hidden = notes.length === 0;
+  $('banner').textContent = notes.join(' · ');
   renderLegend(atlas.component.colorCounts(state.color, atlas.meta.colors[state.color].labels.length));
   $('timeline').hidden = false;
   status(`family ${state.component} · ${data.total_nodes.toLocaleString()} models`);
