@@ -4,7 +4,8 @@
   hub-stats). :func:`load_card_data` turns any of them into a mapping, reporting broken YAML.
 * The lineage and metadata fields (``base_model`` as text or list, ``base_model_relation``,
   ``license``, ``language``, ``datasets``) are read by DuckDB expressions over the card data as JSON
-  (:func:`card_fields_sql`), so the hub-stats reader runs them on millions of rows;
+  (:func:`card_parts_sql`, one parse per card, then :func:`card_fields_sql`), so the hub-stats
+  reader runs them on millions of rows;
   :func:`card_fields` applies the same expressions to one card.
 * ``model-index`` evaluation results become metric rows (:func:`model_index_metrics`).
 * A card is *auto-generated* when its text says it was "automatically generated" or "generated
@@ -110,30 +111,39 @@ def _finite(value):
     return value
 
 
-def _text_list_sql(doc: str, path: str) -> str:
+#: Card fields read by :func:`card_fields_sql`, extracted with one JSON parse per card.
+CARD_PATHS: tuple[str, ...] = ("$.base_model", "$.base_model_relation", "$.license", "$.language", "$.datasets")
+
+
+def card_parts_sql(doc: str) -> str:
+    """``JSON[]`` of the :data:`CARD_PATHS` values of a JSON card-data column (parsed once)."""
+    return f"json_extract({doc}, [{', '.join(repr(p) for p in CARD_PATHS)}])"
+
+
+def _text_list_sql(value: str) -> str:
     """A JSON value that may be text or a list of text, as ``VARCHAR[]``."""
-    return (f"CASE json_type({doc}, '{path}') WHEN 'ARRAY' THEN json_extract_string({doc}, '{path}[*]') "
-            f"WHEN 'VARCHAR' THEN [json_extract_string({doc}, '{path}')] "
-            f"WHEN 'NULL' THEN NULL WHEN NULL THEN NULL ELSE [json_extract({doc}, '{path}')::VARCHAR] END")
+    return (f"CASE json_type({value}) WHEN 'ARRAY' THEN json_extract_string({value}, '$[*]') "
+            f"WHEN 'VARCHAR' THEN [json_extract_string({value}, '$')] "
+            f"WHEN 'NULL' THEN NULL WHEN NULL THEN NULL ELSE [CAST({value} AS VARCHAR)] END")
 
 
-def card_fields_sql(doc: str) -> dict[str, str]:
-    """DuckDB expressions over a JSON card-data column.
+def card_fields_sql(parts: str) -> dict[str, str]:
+    """DuckDB expressions over the card parts (:func:`card_parts_sql`) of one card.
 
     Returns
     -------
     dict of expressions: ``base_models`` (``VARCHAR[]``, ids cleaned, empties dropped),
     ``base_model_relation``, ``license``, ``languages``, ``datasets``.
     """
-    bases = _text_list_sql(doc, "$.base_model")
+    base, relation, license_, language, datasets = (f"{parts}[{i}]" for i in range(1, len(CARD_PATHS) + 1))
     return {
-        "base_models": f"list_sort(list_distinct(list_filter(list_transform({bases}, lambda b: {model_id_sql('b')}), "
-                       f"lambda b: b IS NOT NULL)))",
-        "base_model_relation": f"nullif(lower(trim(json_extract_string({doc}, '$.base_model_relation'))), '')",
-        "license": f"nullif(trim(({_text_list_sql(doc, '$.license')})[1]), '')",
-        "languages": f"list_filter(list_transform({_text_list_sql(doc, '$.language')}, "
+        "base_models": f"list_sort(list_distinct(list_filter(list_transform({_text_list_sql(base)}, "
+                       f"lambda b: {model_id_sql('b')}), lambda b: b IS NOT NULL)))",
+        "base_model_relation": f"nullif(lower(trim(json_extract_string({relation}, '$'))), '')",
+        "license": f"nullif(trim(({_text_list_sql(license_)})[1]), '')",
+        "languages": f"list_filter(list_transform({_text_list_sql(language)}, "
                      f"lambda x: nullif(lower(trim(x)), '')), lambda x: x IS NOT NULL)",
-        "datasets": f"list_filter(list_transform({_text_list_sql(doc, '$.datasets')}, "
+        "datasets": f"list_filter(list_transform({_text_list_sql(datasets)}, "
                     f"lambda x: nullif(trim(x), '')), lambda x: x IS NOT NULL)",
     }
 
@@ -141,8 +151,9 @@ def card_fields_sql(doc: str) -> dict[str, str]:
 def card_fields(data) -> dict:
     """:func:`card_fields_sql` applied to one card (a mapping or YAML / JSON text)."""
     doc = card_data_json(load_card_data(data))
-    exprs = card_fields_sql("d")
-    row = duckdb.execute(f"SELECT {', '.join(exprs.values())} FROM (SELECT ?::JSON AS d)", [doc]).fetchone()
+    exprs = card_fields_sql("cf")
+    row = duckdb.execute(f"SELECT {', '.join(exprs.values())} FROM (SELECT {card_parts_sql('?::JSON')} AS cf)",
+                         [doc]).fetchone()
     return dict(zip(exprs, row))
 
 
