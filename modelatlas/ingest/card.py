@@ -7,7 +7,7 @@
   (:func:`card_parts_sql`, one parse per card, then :func:`card_fields_sql`), so the hub-stats
   reader runs them on millions of rows;
   :func:`card_fields` applies the same expressions to one card.
-* ``model-index`` evaluation results become metric rows (:func:`model_index_metrics`).
+* ``model-index`` evaluation results become metric rows (:func:`model_index_sql`).
 * A card is *auto-generated* when its text says it was "automatically generated" or "generated
   automatically" (the Trainer's and the Hub's template wording; Anatomy paper, section 5).
 """
@@ -157,44 +157,36 @@ def card_fields(data) -> dict:
     return dict(zip(exprs, row))
 
 
-def model_index_metrics(data: dict | None) -> list[tuple[str, float]]:
-    """``(metric, value)`` pairs from a card's ``model-index`` results.
+def model_index_sql(docs: str) -> str:
+    """``(id, metric, value)`` rows of the ``model-index`` results of the cards in ``docs``.
 
-    The metric name is ``<dataset>/<metric>`` (dataset name, else type; metric name, else type);
-    values that are not numbers (or numeric text) are skipped.
+    ``docs`` is a query with columns ``id`` and ``doc`` (card data as JSON text). The metric name is
+    ``<dataset>/<metric>`` (dataset name, else type; metric name, else type); values that are not
+    finite numbers (or numeric text, a trailing ``%`` allowed) are skipped.
     """
-    if not isinstance(data, dict):
-        return []
-    index = data.get("model-index") or data.get("model_index")
-    if not isinstance(index, list):
-        return []
-    out = []
-    for entry in index:
-        results = entry.get("results") if isinstance(entry, dict) else None
-        for result in results if isinstance(results, list) else []:
-            if not isinstance(result, dict):
-                continue
-            dataset = result.get("dataset") if isinstance(result.get("dataset"), dict) else {}
-            ds_name = dataset.get("name") or dataset.get("type") or "unknown"
-            for metric in result.get("metrics") or []:
-                if not isinstance(metric, dict):
-                    continue
-                value = _number(metric.get("value"))
-                name = metric.get("name") or metric.get("type")
-                if value is not None and name:
-                    out.append((f"{ds_name}/{name}", value))
-    return out
+    return f"""
+    WITH results AS (
+        SELECT id, unnest(list_concat(coalesce(json_extract(doc, '$."model-index"[*].results[*]'), []),
+                                      coalesce(json_extract(doc, '$.model_index[*].results[*]'), []))) AS r
+        FROM ({docs}) WHERE contains(doc, 'model-index') OR contains(doc, 'model_index')),
+    metrics AS (
+        SELECT id, coalesce(nullif(json_extract_string(r, '$.dataset.name'), ''),
+                            nullif(json_extract_string(r, '$.dataset.type'), ''), 'unknown') AS ds,
+               unnest(json_extract(r, '$.metrics[*]')) AS m
+        FROM results WHERE json_type(r, '$.metrics') = 'ARRAY'),
+    valued AS (
+        SELECT id, ds || '/' || coalesce(nullif(json_extract_string(m, '$.name'), ''),
+                                         nullif(json_extract_string(m, '$.type'), '')) AS metric,
+               CASE WHEN json_type(m, '$.value') IN ('DOUBLE', 'UBIGINT', 'BIGINT', 'VARCHAR')
+                    THEN TRY_CAST(rtrim(trim(json_extract_string(m, '$.value')), '%') AS DOUBLE) END AS value
+        FROM metrics)
+    SELECT id, metric, value FROM valued WHERE metric IS NOT NULL AND value IS NOT NULL AND isfinite(value)"""
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            v = float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-        return v if math.isfinite(v) else None
-    return None
+def model_index_metrics(data) -> list[tuple[str, float]]:
+    """:func:`model_index_sql` applied to one card (a mapping or YAML / JSON text)."""
+    doc = card_data_json(load_card_data(data))
+    if doc is None:
+        return []
+    rows = duckdb.execute(model_index_sql("SELECT 'card' AS id, ?::VARCHAR AS doc"), [doc]).fetchall()
+    return [(metric, value) for _, metric, value in rows]
