@@ -84,7 +84,7 @@ def test_card_parts():
 
 
 def test_vocabularies():
-    assert modality("text-generation") == "language" and modality("text-to-image") == "vision-language"
+    assert modality("text-generation") == "language" and modality("text-to-image") == "vision" and modality("image-text-to-text") == "vision-language"
     assert modality("something-new") == "other" and modality(None) is None
     assert normalize_license("Apache 2.0") == "apache-2.0"
     assert len(WEIGHT_EXTENSIONS) == 26 and has_weights(["x/MODEL.SafeTensors"]) and not has_weights(["a.txt"])
