@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from modelatlas.atlas.atlas import Atlas
 from modelatlas.ingest.pipeline import ingest
 
 pytestmark = pytest.mark.shared_data
