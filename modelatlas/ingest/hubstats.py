@@ -22,6 +22,7 @@ import duckdb
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.records import records_from_table
+from modelatlas.ingest.textfile import quiet_connection
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
 FORMAT = "hub-stats"
@@ -119,7 +120,7 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
     """
     path = Path(path)
     batch = SourceBatch(source or path.name, FORMAT)
-    con = duckdb.connect()
+    con = quiet_connection()
     try:
         try:
             con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet({_sql_str(str(path))})")
@@ -142,12 +143,14 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
                     batch.issue(kind, None, f"{path.name}: {len(rows) - MAX_ROW_MESSAGES:,} more unreadable "
                                             f"{col} values not listed")
             select = ", ".join(f"CAST({exprs[name]} AS {sql_type}) AS {name}" for name, sql_type in _WIRE_TYPES.items())
-            con.execute(f"CREATE TEMP TABLE wire_all AS SELECT {select} FROM raw")
-            missing = con.execute("SELECT count(*) FROM wire_all WHERE id IS NULL OR id = ''").fetchone()[0]
+            # A view, not a table: the queries below stream the file instead of holding a copy of it.
+            con.execute(f"CREATE TEMP VIEW wire_all AS SELECT {select} FROM raw")
+            missing = con.execute("SELECT count(*) FROM raw WHERE id IS NULL OR trim(CAST(id AS VARCHAR)) = ''"
+                                  ).fetchone()[0]
             if missing:
                 batch.issue("missing_id", path.name, f"{path.name}: {missing:,} rows without a model id; skipped")
-            dups = con.execute("""SELECT id, count(*) FROM wire_all WHERE id <> '' GROUP BY id HAVING count(*) > 1
-                                  ORDER BY id""").fetchall()
+            dups = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw WHERE i <> ''
+                                  GROUP BY i HAVING count(*) > 1 ORDER BY i""").fetchall()
             for model_id, n in dups:
                 batch.issue("duplicate_record", model_id, f"{path.name}: {model_id!r} has {n} rows; kept the one "
                                                           f"modified last")

@@ -45,6 +45,7 @@ from modelatlas.ingest.tags import (
     plain_tags_sql,
     values_with_key_sql,
 )
+from modelatlas.ingest.textfile import quiet_connection
 from modelatlas.ingest.weights_files import has_weights_sql
 
 
@@ -137,7 +138,7 @@ def _claims_sql() -> str:
 
 def records_from_wire(wire: pa.Table, batch: SourceBatch) -> SourceBatch:
     """Fill ``batch`` with the node rows, parent claims and metrics of the ``wire`` records."""
-    con = duckdb.connect()
+    con = quiet_connection()
     try:
         con.register("wire", wire)
         return records_from_table(con, batch)
@@ -153,7 +154,7 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> So
     """
     records = con.sql(_node_sql(batch.source)).to_arrow_table()
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
-    claim_con = duckdb.connect()
+    claim_con = quiet_connection()
     try:
         claim_con.register("nodes_in", records.select(["id", "_bm_tags", "_card_bases", "_card_rel"]))
         claims = claim_con.sql(_claims_sql()).to_arrow_table()
