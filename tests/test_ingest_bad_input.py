@@ -89,16 +89,18 @@ def test_odd_ids_self_reference_and_cycle(tmp_path):
         rec("a/q", ["base_model:finetune:a/p"], metadata={"created_at": "2024-06-01 00:00:00+00:00"}),
         rec("a/y", ["base_model:finetune:bad id!", "base_model:adapter:"]),
         rec("we.ird_-/Na.me-1", ["base_model:a/p"]),
+        rec("a/odd name (v2)", ["base_model:a/p"]),
     ])
     atlas, _ = ingest([path])
     k = kinds(atlas)
-    assert k["self_loop"] == 1 and k["cycle"] == 1 and k["malformed_tag"] == 2
+    assert k["self_loop"] == 1 and k["cycle"] == 1 and k["malformed_tag"] == 2 and k["odd_model_id"] == 1
+    assert "'a/odd name (v2)'" in messages(atlas, "odd_model_id")[0]
     assert "a/x" in messages(atlas, "self_loop")[0]
     # the claim that a/p (January) descends from the younger a/q (June) is the one dropped
     assert "dropping its newest edge 'a/q' -> 'a/p'" in messages(atlas, "cycle")[0]
     pairs = set(zip(atlas.edges["parent"].to_pylist(), atlas.edges["child"].to_pylist()))
-    assert pairs == {("a/p", "a/q"), ("a/p", "we.ird_-/Na.me-1")}
-    assert atlas.evidence.num_rows == 4  # every valid claim is kept, also the dropped ones
+    assert pairs == {("a/p", "a/q"), ("a/p", "we.ird_-/Na.me-1"), ("a/p", "a/odd name (v2)")}
+    assert atlas.evidence.num_rows == 5  # every valid claim is kept, also the dropped ones
     assert any("bad id!" in m and "a/y" in w for m, w in zip(
         messages(atlas, "malformed_tag"), atlas.issues.filter(pc.equal(atlas.issues["kind"], "malformed_tag"))["where"].to_pylist()))
 
@@ -203,3 +205,14 @@ def test_stringified_python_values_and_field_spellings(tmp_path):
     assert edges[("a/root", "a/kid")]["provenances"] == ["hub_card", "hub_tag"]
     assert edges[("a/kid", "a/merged")]["relation"] == "merge"
     assert edges[("a/kid", "a/merged")]["provenance"] == "hub_tree"
+
+
+def test_missing_file_and_unknown_format(tmp_path, capsys):
+    code = main(["ingest", str(tmp_path / "nope.jsonl"), "--atlas", str(tmp_path / "a.duckdb")])
+    assert code == 2 and "nope.jsonl" in capsys.readouterr().err
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello\n")
+    assert main(["ingest", str(odd), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    assert "cannot tell the format" in capsys.readouterr().err
+    assert main(["ingest", str(odd), "--format", "xml", "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    assert "unknown format 'xml'" in capsys.readouterr().err

@@ -126,6 +126,8 @@ def test_query_limit_and_parsing(records, tmp_path):
     assert parse_query("author=meta-llama&limit=5") == {"author": "meta-llama", "limit": "5"}
     with pytest.raises(InputError, match="unknown hub query key"):
         parse_query("colour=red")
+    with pytest.raises(InputError, match="limit must be a positive whole number"):
+        parse_query("limit=ten")
     with FakeHub([api_json(r) for r in records]) as hub:
         batch = read_hub("limit=6", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01)
     assert batch.records.num_rows == 6

@@ -153,6 +153,10 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> So
     ``malformed_card_base_model``) and kept out of the evidence.
     """
     records = con.sql(_node_sql(batch.source)).to_arrow_table()
+    odd = con.execute(f"SELECT id FROM wire WHERE NOT regexp_matches(id, {_sq(MODEL_ID_PATTERN)}) ORDER BY id").fetchall()
+    for (model_id,) in odd:  # kept: the record is real, but its id is not one the Hub would accept
+        batch.issue("odd_model_id", model_id, f"model id {model_id!r} is not of the form author/name "
+                                              f"(letters, digits, - _ .); record kept as it is")
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
     claim_con = quiet_connection()
     try:
