@@ -106,3 +106,15 @@ def test_lineage(atlas_file, capsys):
     assert root["descendants"] >= root["children"] > 1000 and root["sub_tree_downloads"] >= root["downloads"]
     assert main(["lineage", "meta-llama/Llama-2-7b-chatt", "--atlas", str(atlas_file)]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_ingest_prints_a_summary(hf_trees_path, tmp_path, capsys):
+    import gzip
+
+    small = tmp_path / "small.jsonl"
+    with gzip.open(hf_trees_path, "rt") as fh, open(small, "w") as out:
+        out.writelines(line for _, line in zip(range(40), fh))
+        out.write("{not json\n")
+    assert main(["ingest", str(small), "--atlas", str(tmp_path / "s.duckdb")]) == 0
+    err = capsys.readouterr().err
+    assert "ingest summary" in err and "malformed_json 1" in err and "small" in err

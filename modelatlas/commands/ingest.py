@@ -51,7 +51,7 @@ def ingest(
         return
     table = Table(title="ingest summary")
     for col in ("source", "format", "records", "evidence", "metrics", "duplicates", "malformed lines", "issues"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in summary["sources"]:
         issues = ", ".join(f"{k} {v:,}" for k, v in s["issues"].items()) or "-"
         table.add_row(s["source"], s["format"], f"{s['records']:,}", f"{s['evidence']:,}", f"{s['metrics']:,}",
