@@ -65,6 +65,8 @@ def fingerprint(
                                         "mother-llama, mother-sd, or a regular expression.")] = "dense",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the row sample.")] = 0,
     sampling: Annotated[str, typer.Option("--sampling", help="layer: N rows per layer; model: N in all.")] = "layer",
+    align: Annotated[str, typer.Option("--align", help="exact: one signature; common: the tensors all "
+                                       "models share.")] = "exact",
     kurtosis: Annotated[Optional[bool], typer.Option("--kurtosis/--no-kurtosis",
                         help="Kurtosis of each selected layer (default: for mother-* only).")] = None,
     full_hash: Annotated[bool, typer.Option("--full-hash", help="Hash every stored byte (reads whole files).")] = False,
@@ -84,7 +86,7 @@ def fingerprint(
     with progress("fingerprinting", total=len(groups), enabled=not as_json) as advance:
         for key, members in groups.items():
             fp = fingerprint_models(members, ids=[ids[str(p)] for p in members], n_neurons=neurons,
-                                    layers=layers, seed=seed, sampling=sampling, kurtosis=kurtosis,
+                                    layers=layers, seed=seed, sampling=sampling, align=align, kurtosis=kurtosis,
                                     hash_kind="full" if full_hash else "sample")
             if group:
                 out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from scipy.stats import kurtosis as scipy_kurtosis
 
 from modelatlas.errors import InputError
 from modelatlas.weights.quantization import detect_quantization
-from modelatlas.weights.signature import ArchitectureSignature, signature
+from modelatlas.weights.signature import ArchitectureSignature, common_signature, signature
 from modelatlas.weights.weightfile import WeightFile
 
 #: Attention projections across naming schemes (BERT/ViT, Llama/Mistral, GPT-2, diffusers).
@@ -217,7 +217,7 @@ def _fisher_kurtosis(values: np.ndarray) -> float:
 
 def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids: Sequence[str] | None = None,
                        n_neurons: int = 100, layers: str = "dense", seed: int = 0,
-                       sampling: str = "layer", kurtosis: bool | None = None,
+                       sampling: str = "layer", align: str = "exact", kurtosis: bool | None = None,
                        hash_kind: str = "sample") -> Fingerprints:
     """Fingerprint models of one architecture signature.
 
@@ -236,6 +236,10 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     sampling:
         ``layer`` (``n_neurons`` rows from each selected layer) or ``model`` (``n_neurons`` rows in
         all, drawn uniformly from the selected layers' rows; see :func:`sample_plan`).
+    align:
+        ``exact``: every model must have the same signature. ``common``: compare the models on the
+        tensors all of them share (same normalised name and shape); ``signature_key`` is then the
+        key of that shared part. Files are opened twice (headers only the first time).
     kurtosis:
         Compute the Fisher excess kurtosis of each selected layer (reads those layers whole).
         Default: only for the ``mother-*`` selections.
@@ -249,7 +253,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     Raises
     ------
     SignatureMismatchError
-        When the models do not share one signature: the error names the first odd file and how
+        With ``align="exact"``, when the models do not share one signature: the error names the first odd file and how
         it differs. Split mixed inputs first with :func:`group_by_signature` (the CLI's ``--group``).
     InputError
         Unreadable files, an empty layer selection, bad parameters.
@@ -263,14 +267,29 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         raise InputError(f"hash_kind must be 'sample' or 'full', not {hash_kind!r}")
     if ids is not None and len(ids) != len(items):
         raise InputError(f"{len(ids)} ids for {len(items)} models")
+    if align not in ("exact", "common"):
+        raise InputError(f"align must be 'exact' or 'common', not {align!r}")
     if kurtosis is None:
         kurtosis = layers in MOTHER_KINDS
-    from modelatlas.weights.reader import open_weights
     from modelatlas.weights.content_hash import content_hash
+    from modelatlas.weights.reader import open_weights
 
     ref_sig: ArchitectureSignature | None = None
     ref_path = ""
     plan: list[tuple[str, np.ndarray]] = []
+    if align == "common":
+        sigs = []
+        for item in items:
+            if isinstance(item, WeightFile):
+                sigs.append(signature(item))
+            else:
+                with open_weights(item) as wf:
+                    sigs.append(signature(wf))
+        ref_sig, ref_path = common_signature(sigs), "the shared tensors"
+        names = select_layers(ref_sig, layers)
+        if not names:
+            raise InputError(f"layer selection {layers!r} keeps no tensor shared by all {len(items)} models")
+        plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
     vectors, kurt, hashes, quantized, nbytes, out_ids = [], [], [], [], [], []
     for i, item in enumerate(items):
         owned = not isinstance(item, WeightFile)
@@ -285,7 +304,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
                     raise InputError(f"layer selection {layers!r} keeps no layer of this model",
                                      path=str(wf.path))
                 plan = sample_plan(sig, names, n_neurons, seed, sampling)
-            elif sig.key != ref_sig.key:
+            elif align == "exact" and sig.key != ref_sig.key:
                 raise SignatureMismatchError(
                     f"architecture signature {sig.key} differs from {ref_sig.key} of {ref_path}: "
                     f"{ref_sig.diff(sig)}", path=str(wf.path))

@@ -95,5 +95,22 @@ def signature(weight_file: WeightFile) -> ArchitectureSignature:
     prefix = common_prefix([p.name for p in params])
     file_names = {p.name[len(prefix):]: p.name for p in params}
     entries = tuple(sorted((p.name[len(prefix):], tuple(int(d) for d in p.shape)) for p in params))
+    return _signature(entries, file_names, prefix)
+
+
+def _signature(entries, file_names: dict[str, str], prefix: str) -> ArchitectureSignature:
     digest = hashlib.sha256(json.dumps([[n, list(s)] for n, s in entries]).encode()).hexdigest()
-    return ArchitectureSignature(entries, digest[:16], file_names, prefix)
+    return ArchitectureSignature(tuple(entries), digest[:16], file_names, prefix)
+
+
+def common_signature(signatures: list[ArchitectureSignature]) -> ArchitectureSignature:
+    """The tensors (normalised name and shape) that every signature shares, as a signature.
+
+    Its ``file_names`` map to the normalised names themselves: look a tensor up in each model's own
+    signature. Used to compare relatives whose files differ in a few tensors (an ONNX export
+    without the pooler its exporter did not need, a model with an extra head).
+    """
+    shared = set(signatures[0].entries)
+    for sig in signatures[1:]:
+        shared &= set(sig.entries)
+    return _signature(sorted(shared), {n: n for n, _ in shared}, "")
