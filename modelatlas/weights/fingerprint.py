@@ -326,7 +326,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
             if hash_kind == "full":
                 digest = content_hash(wf).model
             else:
-                digest = hashlib.blake2b(vector.tobytes(), digest_size=16).hexdigest()
+                digest = hashlib.blake2b(memoryview(vector), digest_size=16).hexdigest()
             vectors.append(vector)
             kurt.append(kvals)
             hashes.append(digest)

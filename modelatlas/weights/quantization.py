@@ -82,12 +82,13 @@ def few_unique_values(rows: np.ndarray) -> tuple[float, bool]:
     """Median unique values per row, and whether that looks like a quantisation grid."""
     if rows.size == 0 or rows.shape[1] < 16:
         return float("nan"), False
-    counts = [np.unique(r).size for r in rows]
+    ordered = np.sort(rows, axis=1)
+    counts = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
     median = float(np.median(counts))
     return median, median <= min(256, rows.shape[1] / 2)
 
 
-def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_tensors: int = 4,
+def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 16, max_tensors: int = 8,
                         samples: dict[str, np.ndarray] | None = None, seed: int = 0) -> QuantizationReport:
     """Report whether and how a model is quantised.
 
@@ -96,12 +97,13 @@ def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_te
     weight_file:
         An opened model.
     sample_rows:
-        Rows read from each sampled float matrix for the unique-value count (0 to skip reading).
+        Rows of each sampled float matrix used for the unique-value count (0: read none).
     max_tensors:
         Largest float matrices sampled.
     samples:
-        Rows already read (logical name -> float32 rows), used instead of reading more; the
-        fingerprint passes the rows it read.
+        Rows already read (logical name -> float32 rows), used instead of reading more (the
+        first ``sample_rows`` rows of the ``max_tensors`` largest); the fingerprint passes the
+        rows it read.
     seed:
         Seed of the row sample.
 
@@ -152,10 +154,13 @@ def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_te
     if samples is None:
         samples = _sample(weight_file, params, sample_rows, max_tensors, seed)
     looks = []
-    for name, rows in samples.items():
+    largest = sorted(samples, key=lambda n: -np.asarray(samples[n]).size)[:max_tensors]
+    for name in largest:
+        rows = np.asarray(samples[name], np.float32)
         if rows.size == 0:
             continue
-        median, flagged = few_unique_values(np.asarray(rows, np.float32).reshape(rows.shape[0], -1))
+        rows = rows.reshape(rows.shape[0], -1)[:max(sample_rows, 1)]
+        median, flagged = few_unique_values(rows)
         if not np.isnan(median):
             unique_values[name] = median
             looks.append(flagged)
