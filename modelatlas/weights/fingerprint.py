@@ -290,7 +290,9 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         if not names:
             raise InputError(f"layer selection {layers!r} keeps no tensor shared by all {len(items)} models")
         plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
-    vectors, kurt, hashes, quantized, nbytes, out_ids = [], [], [], [], [], []
+    vectors: np.ndarray | None = None
+    offsets = np.zeros(1, np.int64)
+    kurt, hashes, quantized, nbytes, out_ids = [], [], [], [], []
     for i, item in enumerate(items):
         owned = not isinstance(item, WeightFile)
         wf = open_weights(item) if owned else item
@@ -308,26 +310,16 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
                 raise SignatureMismatchError(
                     f"architecture signature {sig.key} differs from {ref_sig.key} of {ref_path}: "
                     f"{ref_sig.diff(sig)}", path=str(wf.path))
-            parts, kvals, samples = [], [], {}
-            for layer, rows in plan:
-                name = sig.file_names[layer]
-                if kurtosis:
-                    full = wf.read(name)
-                    shape = full.shape
-                    kvals.append(_fisher_kurtosis(full) if len(shape) == 2 and shape[0] == shape[1]
-                                 else np.nan)
-                    block = full.reshape(shape[0], -1)[rows]
-                else:
-                    block = wf.read_rows(name, rows)
-                samples[name] = block
-                parts.append(block.reshape(-1))
-            vector = np.concatenate(parts).astype(np.float32, copy=False)
+            if vectors is None:  # one matrix filled in place: no per-model copies to stack
+                sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
+                offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+                vectors = np.empty((len(items), int(offsets[-1])), np.float32)
+            kvals, samples = _read_model(wf, sig, plan, offsets, vectors[i], kurtosis)
             report = detect_quantization(wf, samples=samples)
             if hash_kind == "full":
                 digest = content_hash(wf).model
             else:
-                digest = hashlib.blake2b(memoryview(vector), digest_size=16).hexdigest()
-            vectors.append(vector)
+                digest = hashlib.blake2b(memoryview(vectors[i]), digest_size=16).hexdigest()
             kurt.append(kvals)
             hashes.append(digest)
             quantized.append(report.quantized)
@@ -336,14 +328,31 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         finally:
             if owned:
                 wf.close()
-    sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
     return Fingerprints(
         ids=out_ids, signature_key=ref_sig.key, layer_names=[layer for layer, _ in plan],
-        vectors=np.stack(vectors), kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
+        vectors=vectors, kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
         content_hashes=hashes, quantized=np.array(quantized, dtype=bool),
         bytes_read=np.array(nbytes, dtype=np.int64), layer_rows=[rows for _, rows in plan],
-        layer_offsets=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64), hash_kind=hash_kind,
-        n_neurons=n_neurons, layers=layers, seed=seed, sampling=sampling)
+        layer_offsets=offsets, hash_kind=hash_kind, n_neurons=n_neurons, layers=layers, seed=seed,
+        sampling=sampling)
+
+
+def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str, np.ndarray]],
+                offsets: np.ndarray, out: np.ndarray, kurtosis: bool) -> tuple[list[float], dict]:
+    """Fill ``out`` with one model's sampled rows; return kurtosis values and the rows by tensor."""
+    kvals, samples = [], {}
+    for k, (layer, rows) in enumerate(plan):
+        name = sig.file_names[layer]
+        if kurtosis:
+            full = wf.read(name)
+            square = full.ndim == 2 and full.shape[0] == full.shape[1]
+            kvals.append(_fisher_kurtosis(full) if square else np.nan)
+            block = full.reshape(full.shape[0], -1)[rows]
+        else:
+            block = wf.read_rows(name, rows)
+        samples[name] = block
+        out[offsets[k]:offsets[k + 1]] = block.reshape(-1)
+    return kvals, samples
 
 
 def group_by_signature(paths: Iterable[str | Path]) -> dict[str, list[Path]]:
