@@ -170,8 +170,14 @@ def test_cli_manifest_group_and_errors(tmp_path, capsys):
         save_file(_vit_like(rng, hidden=hidden), models / f"m{i}.safetensors")
         entries.append({"id": f"c/m{i}", "path": f"models/m{i}.safetensors"})
     (tmp_path / "zoo" / "manifest.json").write_text(json.dumps({"name": "t", "models": entries}))
-    assert _cli(["fingerprint", str(tmp_path / "zoo" / "manifest.json"), "--out", str(tmp_path / "x.npz")]) == 2
+    manifest = str(tmp_path / "zoo" / "manifest.json")
+    assert _cli(["fingerprint", manifest, "--out", str(tmp_path / "x.npz"), "--strict"]) == 2
     assert "m2.safetensors" in capsys.readouterr().err
+    # by default the odd model is left out and reported, the others are written
+    assert _cli(["fingerprint", manifest, "--out", str(tmp_path / "x.npz"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in report["skipped"]] == ["c/m2"] and "differs from" in report["skipped"][0]["error"]
+    assert Fingerprints.load(tmp_path / "x.npz").ids == ["c/m0", "c/m1"]
     assert _cli(["fingerprint", str(tmp_path / "zoo"), "--out", str(tmp_path / "fps"), "--group",
                  "--neurons", "8", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -180,3 +186,20 @@ def test_cli_manifest_group_and_errors(tmp_path, capsys):
     assert sorted(i for fp in loaded for i in fp.ids) == ["c/m0", "c/m1", "c/m2"]
     assert _cli(["fingerprint", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_skip_mode_keeps_going_past_bad_files(tmp_path):
+    rng = np.random.default_rng(8)
+    good = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    for path in good:
+        save_file(_vit_like(rng), path)
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    paths = [good[0], tmp_path / "broken.safetensors", tmp_path / "absent.safetensors", good[1]]
+    with pytest.raises(InputError, match="broken.safetensors"):
+        fingerprint_models(paths, n_neurons=4)
+    fp = fingerprint_models(paths, n_neurons=4, on_error="skip")
+    assert fp.ids == [str(good[0]), str(good[1])] and fp.vectors.shape[0] == 2
+    assert [s[0] for s in fp.skipped] == [str(paths[1]), str(paths[2])]
+    assert "not valid UTF-8 JSON" in fp.skipped[0][1] and "no such file" in fp.skipped[1][1]
+    fp.save(tmp_path / "fp.npz")
+    assert Fingerprints.load(tmp_path / "fp.npz").skipped == fp.skipped

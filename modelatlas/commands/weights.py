@@ -71,23 +71,29 @@ def fingerprint(
                         help="Kurtosis of each selected layer (default: for mother-* only).")] = None,
     full_hash: Annotated[bool, typer.Option("--full-hash", help="Hash every stored byte (reads whole files).")] = False,
     group: Annotated[bool, typer.Option("--group", help="Split models by architecture signature; one file each.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable model (default: "
+                                         "leave it out and report it).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fingerprint models: sampled neurons per layer, kurtosis, content hash, quantisation flag."""
     import time
 
-    from modelatlas.weights.fingerprint import fingerprint_models, group_by_signature
+    from rich.markup import escape
+
+    from modelatlas.weights.fingerprint import fingerprint_models
 
     models = expand_inputs(paths)
     ids = {str(p): i for i, p in models}
-    groups = group_by_signature([p for _, p in models]) if group else {"": [p for _, p in models]}
+    groups, skipped = _groups([p for _, p in models], group, strict)
     written = []
     started = time.perf_counter()
     with progress("fingerprinting", total=len(groups), enabled=not as_json) as advance:
         for key, members in groups.items():
             fp = fingerprint_models(members, ids=[ids[str(p)] for p in members], n_neurons=neurons,
                                     layers=layers, seed=seed, sampling=sampling, align=align, kurtosis=kurtosis,
-                                    hash_kind="full" if full_hash else "sample")
+                                    hash_kind="full" if full_hash else "sample",
+                                    on_error="raise" if strict else "skip")
+            skipped += fp.skipped
             if group:
                 out.mkdir(parents=True, exist_ok=True)
                 target = out / f"{key}.npz"
@@ -103,13 +109,38 @@ def fingerprint(
             advance()
     seconds = time.perf_counter() - started
     if as_json:
-        emit_json({"outputs": written, "seconds": seconds})
+        emit_json({"outputs": written, "skipped": [{"id": i, "error": e} for i, e in skipped],
+                   "seconds": seconds})
         return
+    for _, error in skipped:
+        console.print(f"[yellow]skipped[/yellow] {escape(error)}", highlight=False)
     for w in written:
         console.print(f"{w['file']}: {w['models']} models, signature {w['signature_key']}, "
                       f"{w['layers']} layers, {w['dimensions']:,} dimensions, {w['quantized']} quantised, "
                       f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read")
     console.print(f"{sum(w['models'] for w in written)} models in {seconds:.1f} s")
+
+
+def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, list[Path]], list]:
+    """Models by signature key (one group unless ``group``); unreadable ones reported unless strict."""
+    from modelatlas.weights.fingerprint import group_by_signature
+
+    if not group:
+        return {"": paths}, []
+    groups: dict[str, list[Path]] = {}
+    skipped = []
+    for path in paths:
+        try:
+            key = next(iter(group_by_signature([path])))
+        except InputError as exc:
+            if strict:
+                raise
+            skipped.append((str(path), str(exc)))
+            continue
+        groups.setdefault(key, []).append(path)
+    if not groups:
+        raise InputError(f"none of the {len(paths)} models could be read; first error: {skipped[0][1]}")
+    return groups, skipped
 
 
 def register(app: typer.Typer) -> None:

@@ -143,6 +143,8 @@ class Fingerprints:
         reading) or ``full`` (:func:`content_hash` of every stored byte).
     n_neurons, layers, seed, sampling:
         The parameters used.
+    skipped:
+        ``(id, error)`` of models left out by ``on_error="skip"``.
     """
 
     ids: list[str]
@@ -160,6 +162,7 @@ class Fingerprints:
     layers: str = "dense"
     seed: int = 0
     sampling: str = "layer"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def layer_block(self, layer: str) -> np.ndarray:
         """The ``(n_models, rows × cols)`` block of the vectors that holds one layer."""
@@ -172,7 +175,7 @@ class Fingerprints:
         meta = {"format": "modelatlas-fingerprints", "version": FORMAT_VERSION,
                 "signature_key": self.signature_key, "hash_kind": self.hash_kind,
                 "n_neurons": self.n_neurons, "layers": self.layers, "seed": self.seed,
-                "sampling": self.sampling,
+                "sampling": self.sampling, "skipped": [list(x) for x in self.skipped],
                 "has_kurtosis": self.kurtosis is not None}
         rows = self.layer_rows or [np.zeros(0, np.int64)]
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -205,7 +208,7 @@ class Fingerprints:
                            layer_rows=[flat[bounds[i]:bounds[i + 1]] for i in range(len(names))],
                            layer_offsets=z["layer_offsets"], hash_kind=meta["hash_kind"],
                            n_neurons=meta["n_neurons"], layers=meta["layers"], seed=meta["seed"],
-                           sampling=meta["sampling"])
+                           sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]])
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"cannot read fingerprints ({exc})", path=str(path)) from None
 
@@ -218,7 +221,7 @@ def _fisher_kurtosis(values: np.ndarray) -> float:
 def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids: Sequence[str] | None = None,
                        n_neurons: int = 100, layers: str = "dense", seed: int = 0,
                        sampling: str = "layer", align: str = "exact", kurtosis: bool | None = None,
-                       hash_kind: str = "sample") -> Fingerprints:
+                       hash_kind: str = "sample", on_error: str = "raise") -> Fingerprints:
     """Fingerprint models of one architecture signature.
 
     Parameters
@@ -245,6 +248,10 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         Default: only for the ``mother-*`` selections.
     hash_kind:
         ``sample`` or ``full`` (see :class:`Fingerprints`).
+    on_error:
+        ``raise`` (the first bad model stops the run) or ``skip`` (a model that cannot be read,
+        or whose signature differs, is left out and listed in ``Fingerprints.skipped`` with its
+        error, which names the file and tensor).
 
     Returns
     -------
@@ -253,8 +260,9 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     Raises
     ------
     SignatureMismatchError
-        With ``align="exact"``, when the models do not share one signature: the error names the first odd file and how
-        it differs. Split mixed inputs first with :func:`group_by_signature` (the CLI's ``--group``).
+        With ``align="exact"``, when the models do not share one signature: the error names the
+        first odd file and how it differs. Split mixed inputs first with
+        :func:`group_by_signature` (the CLI's ``--group``).
     InputError
         Unreadable files, an empty layer selection, bad parameters.
     """
@@ -269,6 +277,17 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         raise InputError(f"{len(ids)} ids for {len(items)} models")
     if align not in ("exact", "common"):
         raise InputError(f"align must be 'exact' or 'common', not {align!r}")
+    if on_error not in ("raise", "skip"):
+        raise InputError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    labels = [str(ids[i]) if ids is not None else str(getattr(item, "path", item)) for i, item in enumerate(items)]
+    skipped: list[tuple[str, str]] = []
+
+    def fail(i: int, exc: Exception) -> None:
+        if on_error == "raise":
+            raise exc
+        if not isinstance(exc, InputError):  # a file that trips a library: reported, not fatal
+            exc = InputError(f"unreadable ({exc.__class__.__name__}: {exc})", path=labels[i])
+        skipped.append((labels[i], str(exc)))
     if kurtosis is None:
         kurtosis = layers in MOTHER_KINDS
     from modelatlas.weights.content_hash import content_hash
@@ -278,13 +297,20 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     ref_path = ""
     plan: list[tuple[str, np.ndarray]] = []
     if align == "common":
-        sigs = []
-        for item in items:
-            if isinstance(item, WeightFile):
-                sigs.append(signature(item))
-            else:
-                with open_weights(item) as wf:
-                    sigs.append(signature(wf))
+        sigs, readable = [], []
+        for i, item in enumerate(items):
+            try:
+                if isinstance(item, WeightFile):
+                    sigs.append(signature(item))
+                else:
+                    with open_weights(item) as wf:
+                        sigs.append(signature(wf))
+                readable.append(i)
+            except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+                fail(i, exc)
+        if not sigs:
+            raise InputError(f"none of the {len(items)} models could be read: {skipped[0][1]}")
+        items, labels = [items[i] for i in readable], [labels[i] for i in readable]
         ref_sig, ref_path = common_signature(sigs), "the shared tensors"
         names = select_layers(ref_sig, layers)
         if not names:
@@ -292,19 +318,23 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
     vectors: np.ndarray | None = None
     offsets = np.zeros(1, np.int64)
-    kurt, hashes, quantized, nbytes, out_ids = [], [], [], [], []
+    kept, kurt, hashes, quantized, nbytes = [], [], [], [], []
     for i, item in enumerate(items):
         owned = not isinstance(item, WeightFile)
-        wf = open_weights(item) if owned else item
+        try:
+            wf = open_weights(item) if owned else item
+        except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+            fail(i, exc)
+            continue
         try:
             start = 0 if owned else wf.bytes_read  # an opened file's header was read by its opener
             sig = signature(wf)
             if ref_sig is None:
-                ref_sig, ref_path = sig, str(wf.path)
                 names = select_layers(sig, layers)
                 if not names:
                     raise InputError(f"layer selection {layers!r} keeps no layer of this model",
                                      path=str(wf.path))
+                ref_sig, ref_path = sig, str(wf.path)
                 plan = sample_plan(sig, names, n_neurons, seed, sampling)
             elif align == "exact" and sig.key != ref_sig.key:
                 raise SignatureMismatchError(
@@ -314,27 +344,34 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
                 sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
                 offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
                 vectors = np.empty((len(items), int(offsets[-1])), np.float32)
-            kvals, samples = _read_model(wf, sig, plan, offsets, vectors[i], kurtosis)
+            row = vectors[len(kept)]
+            kvals, samples = _read_model(wf, sig, plan, offsets, row, kurtosis)
             report = detect_quantization(wf, samples=samples)
             if hash_kind == "full":
                 digest = content_hash(wf).model
             else:
-                digest = hashlib.blake2b(memoryview(vectors[i]), digest_size=16).hexdigest()
-            kurt.append(kvals)
-            hashes.append(digest)
-            quantized.append(report.quantized)
-            nbytes.append(wf.bytes_read - start)
-            out_ids.append(str(ids[i]) if ids is not None else str(wf.path))
+                digest = hashlib.blake2b(memoryview(row), digest_size=16).hexdigest()
+        except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+            fail(i, exc)
+            continue
         finally:
             if owned:
                 wf.close()
+        kept.append(labels[i])
+        kurt.append(kvals)
+        hashes.append(digest)
+        quantized.append(report.quantized)
+        nbytes.append(wf.bytes_read - start)
+    if not kept:
+        raise InputError(f"none of the {len(items)} models could be fingerprinted; first error: "
+                         f"{skipped[0][1]}")
     return Fingerprints(
-        ids=out_ids, signature_key=ref_sig.key, layer_names=[layer for layer, _ in plan],
-        vectors=vectors, kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
+        ids=kept, signature_key=ref_sig.key, layer_names=[layer for layer, _ in plan],
+        vectors=vectors[:len(kept)], kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
         content_hashes=hashes, quantized=np.array(quantized, dtype=bool),
         bytes_read=np.array(nbytes, dtype=np.int64), layer_rows=[rows for _, rows in plan],
         layer_offsets=offsets, hash_kind=hash_kind, n_neurons=n_neurons, layers=layers, seed=seed,
-        sampling=sampling)
+        sampling=sampling, skipped=skipped)
 
 
 def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str, np.ndarray]],
