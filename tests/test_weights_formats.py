@@ -162,6 +162,15 @@ def test_torch_weights_only(tmp_path):
         assert len(content_hash(wf).tensors) == 3
 
 
+def test_torch_legacy_pickle_format(tmp_path):
+    torch = pytest.importorskip("torch")
+    sd = {"w": torch.randn(5, 3)}
+    torch.save(sd, tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
+    with open_weights(tmp_path / "legacy.bin") as wf:
+        np.testing.assert_array_equal(wf.read("w"), sd["w"].numpy())
+        assert wf.bytes_read == (tmp_path / "legacy.bin").stat().st_size  # read whole: not mappable
+
+
 class _Exploit:
     def __init__(self, marker: str):
         self.marker = marker

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy.stats import kurtosis as scipy_kurtosis
 
 from modelatlas.errors import InputError
 from modelatlas.weights.quantization import detect_quantization
@@ -215,6 +214,8 @@ class Fingerprints:
 
 def _fisher_kurtosis(values: np.ndarray) -> float:
     """Fisher excess kurtosis of a flattened tensor (scipy's default, biased, as MoTHer's code)."""
+    from scipy.stats import kurtosis as scipy_kurtosis
+
     return float(scipy_kurtosis(values.reshape(-1).astype(np.float64), fisher=True, bias=True))
 
 
