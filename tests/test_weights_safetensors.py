@@ -134,16 +134,71 @@ def test_packed_4bit_group_dequantised(tmp_path):
         np.testing.assert_allclose(wf.read_rows("h.weight", np.array([5, 0])), expected[[5, 0]], rtol=1e-6)
 
 
-def test_gptq_names_are_detected_not_dequantised(tmp_path):
-    save_file({"m.qweight": np.zeros((4, 16), np.int32), "m.qzeros": np.zeros((1, 2), np.int32),
-               "m.scales": np.ones((1, 16), np.float16), "m.g_idx": np.zeros(32, np.int32)},
-              tmp_path / "g.safetensors")
+def _packed_int4_case(rng, n_in=64, out=16, group=16):
+    q = rng.integers(0, 16, (n_in, out)).astype(np.uint32)
+    zeros = rng.integers(1, 15, (n_in // group, out)).astype(np.uint32)
+    scales = (rng.random((n_in // group, out)) + 0.1).astype(np.float16)
+    g_idx = (np.arange(n_in) // group).astype(np.int32)
+    weight = scales.astype(np.float32)[g_idx] * (q.astype(np.float32) - zeros.astype(np.float32)[g_idx])
+    return q, zeros, scales, g_idx, weight.T  # torch layout [out, in]
+
+
+def test_gptq_is_dequantised(tmp_path):
+    """AutoGPTQ's packing loops, written out, read back as the weight they encode."""
+    q, zeros, scales, g_idx, expected = _packed_int4_case(np.random.default_rng(10))
+    qweight = np.zeros((q.shape[0] // 8, q.shape[1]), np.uint32)
+    for row in range(qweight.shape[0]):
+        for j in range(8):
+            qweight[row] |= q[row * 8 + j] << (4 * j)
+    qzeros = np.zeros((zeros.shape[0], zeros.shape[1] // 8), np.uint32)
+    for col in range(qzeros.shape[1]):
+        for j in range(8):
+            qzeros[:, col] |= (zeros[:, col * 8 + j] - 1) << (4 * j)  # v1 format stores zeros - 1
+    save_file({"m.qweight": qweight.view(np.int32), "m.qzeros": qzeros.view(np.int32), "m.scales": scales,
+               "m.g_idx": g_idx, "m.bias": np.zeros(16, np.float16)}, tmp_path / "g.safetensors")
     with open_weights(tmp_path / "g.safetensors") as wf:
-        assert wf.tensors["m.weight"].shape == (16, 32)
+        assert set(wf.tensors) == {"m.weight", "m.bias"}
+        info = wf.tensors["m.weight"]
+        assert info.shape == (16, 64) and info.quantization.scheme == "gptq" and info.quantization.bits == 4
+        np.testing.assert_array_equal(wf.read("m.weight"), expected)
+        np.testing.assert_array_equal(wf.read_rows("m.weight", np.array([9, 0, 9])), expected[[9, 0, 9]])
         report = detect_quantization(wf)
-        assert report.quantized and "gptq" in report.schemes and "gptq/awq" in report.schemes
-        with pytest.raises(InputError, match="gptq packed layout is recognised but not dequantised"):
-            wf.read("m.weight")
+        assert report.quantized and {"gptq", "gptq/awq"} <= set(report.schemes)
+
+
+def test_awq_is_dequantised(tmp_path):
+    from modelatlas.weights.gptq import AWQ_ORDER
+
+    q, zeros, scales, _, expected = _packed_int4_case(np.random.default_rng(11))
+    qweight = np.zeros((q.shape[0], q.shape[1] // 8), np.uint32)
+    qzeros = np.zeros((zeros.shape[0], zeros.shape[1] // 8), np.uint32)
+    for col in range(qweight.shape[1]):
+        for i in range(8):
+            qweight[:, col] |= q[:, col * 8 + AWQ_ORDER[i]] << (4 * i)
+            qzeros[:, col] |= zeros[:, col * 8 + AWQ_ORDER[i]] << (4 * i)
+    save_file({"m.qweight": qweight.view(np.int32), "m.qzeros": qzeros.view(np.int32), "m.scales": scales},
+              tmp_path / "a.safetensors")
+    with open_weights(tmp_path / "a.safetensors") as wf:
+        assert wf.tensors["m.weight"].quantization.scheme == "awq"
+        assert wf.tensors["m.weight"].quantization.group_size == 16
+        np.testing.assert_array_equal(wf.read("m.weight"), expected)
+        np.testing.assert_array_equal(wf.read_rows("m.weight", np.array([15, 2])), expected[[15, 2]])
+
+
+def test_gptq_without_scales_is_a_clear_error(tmp_path):
+    save_file({"m.qweight": np.zeros((4, 16), np.int32)}, tmp_path / "g.safetensors")
+    with pytest.raises(InputError, match="m.qweight.*without qzeros and scales"):
+        open_weights(tmp_path / "g.safetensors")
+
+
+def test_bitsandbytes_4bit_is_flagged_not_dequantised(tmp_path):
+    save_file({"l.weight": np.zeros((32, 1), np.uint8), "l.weight.absmax": np.ones(1, np.float32),
+               "l.weight.quant_map": np.zeros(16, np.float32)}, tmp_path / "b.safetensors")
+    with open_weights(tmp_path / "b.safetensors") as wf:
+        assert set(wf.tensors) == {"l.weight"}
+        assert "bitsandbytes-4bit" in detect_quantization(wf).schemes
+        with pytest.raises(InputError, match="bitsandbytes-4bit packed layout is recognised but not dequantised"):
+            wf.read_rows("l.weight", np.array([0]))
 
 
 def test_config_quantization_config(tmp_path):

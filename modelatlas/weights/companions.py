@@ -12,8 +12,11 @@ Conventions recognised in safetensors files (names relative to the quantised ten
   (low nibble first), the logical shape in ``X_shape`` / ``X.shape`` (an integer tensor), a scale as
   above and a zero point (default 8, i.e. signed values stored as ``q + 8``). Logical name ``X``.
 
-Packed formats whose layout needs more than this (GPTQ / AWQ ``qweight``, bitsandbytes NF4 / FP4)
-are listed with their quantisation scheme but not dequantised: reading them is a clear error.
+- **GPTQ / AWQ**: ``P.qweight`` + ``P.qzeros`` + ``P.scales`` (+ ``P.g_idx`` for GPTQ) become
+  ``P.weight`` (see :mod:`modelatlas.weights.gptq`).
+
+bitsandbytes NF4 / FP4 (``weight.absmax``, ``weight.quant_map``) is listed with its scheme but not
+dequantised: reading it is a clear error.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.gptq import PackedIntRows
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, Unpacked4Bit)
 
@@ -60,14 +64,18 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
 
     gptq_bases = {n[: -len("qweight")] for n in names if n.endswith("qweight") and stored[n].dtype == "I32"}
     for base in sorted(gptq_bases):
-        parts = [base + p for p in ("qweight", "qzeros", "scales", "g_idx") if base + p in names]
-        used.update(parts)
-        q = stored[base + "qweight"]
-        scheme = "gptq" if base + "g_idx" in names else "awq"
-        # GPTQ packs 8 4-bit values per int32 along in_features: qweight is [in/8, out]
-        logical = (q.shape[1], q.shape[0] * 8) if len(q.shape) == 2 else q.shape
-        out.append((TensorInfo(base + "weight", tuple(logical), q.dtype,
-                               QuantInfo(scheme, 4, "group", None, tuple(parts[1:]))), None))
+        parts = {p: base + p for p in ("qweight", "qzeros", "scales", "g_idx") if base + p in names}
+        used.update(parts.values())
+        scheme = "gptq" if "g_idx" in parts else "awq"
+        if "qzeros" not in parts or "scales" not in parts:
+            raise InputError(f"{scheme} qweight without qzeros and scales beside it", path=path,
+                             where=base + "qweight")
+        src = PackedIntRows(raw(parts["qweight"]), raw(parts["qzeros"]), raw(parts["scales"]),
+                            raw(parts["g_idx"]) if "g_idx" in parts else None, path=path, name=base + "qweight")
+        group = src.n_cols // src.scales.n_rows if scheme == "awq" else None
+        companions = tuple(parts[p] for p in ("qzeros", "scales", "g_idx") if p in parts)
+        out.append((TensorInfo(base + "weight", (src.n_rows, src.n_cols), "I32",
+                               QuantInfo(scheme, src.bits, "group", group, companions)), src))
 
     for name in sorted(names):
         if name in used:
