@@ -134,6 +134,28 @@ def test_packed_4bit_group_dequantised(tmp_path):
         np.testing.assert_allclose(wf.read_rows("h.weight", np.array([5, 0])), expected[[5, 0]], rtol=1e-6)
 
 
+def test_zoo_int8_row_and_int4_group_layouts(tmp_path):
+    """The layouts the zoo builder writes: I8 + ``.scale`` (out,), U8 nibbles + ``.scales`` (out, in/g)."""
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((8, 64)).astype(np.float32)
+    scale = np.abs(w).max(1) / 127
+    q8 = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    blocks = w.reshape(8, -1, 32)
+    scales = np.abs(blocks).max(2) / 7
+    codes = (np.clip(np.rint(blocks / scales[..., None]), -8, 7) + 8).astype(np.uint8).reshape(8, -1)
+    packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    save_file({"a.weight": q8, "a.weight.scale": scale.astype(np.float32),
+               "b.weight": packed, "b.weight.scales": scales.astype(np.float32)}, tmp_path / "z.safetensors")
+    with open_weights(tmp_path / "z.safetensors") as wf:
+        assert set(wf.tensors) == {"a.weight", "b.weight"}
+        np.testing.assert_allclose(wf.read("a.weight"), q8 * scale[:, None].astype(np.float32), rtol=1e-6)
+        b = wf.tensors["b.weight"]
+        assert b.shape == (8, 64) and b.quantization.scheme == "int4-packed" and b.quantization.group_size == 32
+        expected = (codes.astype(np.float32) - 8) * np.repeat(scales, 32, axis=1).astype(np.float32)
+        np.testing.assert_allclose(wf.read("b.weight"), expected, rtol=1e-6)
+        assert np.abs(wf.read("b.weight") - w).max() <= scales.max() / 2 + 1e-6
+
+
 def _packed_int4_case(rng, n_in=64, out=16, group=16):
     q = rng.integers(0, 16, (n_in, out)).astype(np.uint32)
     zeros = rng.integers(1, 15, (n_in // group, out)).astype(np.uint32)

@@ -11,6 +11,9 @@ Conventions recognised in safetensors files (names relative to the quantised ten
 - **4-bit packed**: ``X_packed`` / ``X.packed`` of dtype U8, two unsigned values per byte along columns
   (low nibble first), the logical shape in ``X_shape`` / ``X.shape`` (an integer tensor), a scale as
   above and a zero point (default 8, i.e. signed values stored as ``q + 8``). Logical name ``X``.
+  A 2-D U8 ``X`` with a scale but **no zero point** is read the same way (logical columns = 2 ×
+  stored): unsigned 8-bit codes without a zero point cannot encode signed weights, while packed
+  symmetric 4-bit codes (our zoos' ``int4-group``, Q4_0-like) are stored exactly so.
 
 - **GPTQ / AWQ**: ``P.qweight`` + ``P.qzeros`` + ``P.scales`` (+ ``P.g_idx`` for GPTQ) become
   ``P.weight`` (see :mod:`modelatlas.weights.gptq`).
@@ -123,12 +126,22 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         plans[name] = (info.dtype, scale_name, zero_name, scb is not None)
         used.update(n for n in (name, scale_name, zero_name) if n)
     for name, (dtype, scale_name, zero_name, is_scb) in plans.items():
+        shape = stored[name].shape
+        companions = tuple(n for n in (scale_name, zero_name) if n)
+        if dtype == "U8" and zero_name is None and len(shape) == 2:
+            # unsigned codes without a zero point cannot be signed 8-bit weights: two 4-bit codes
+            # per byte (low nibble first), stored as q + 8
+            shape = (shape[0], 2 * shape[1])
+            src = AffineDequant(Unpacked4Bit(raw(name), shape[1]), raw(scale_name), _Constant(8.0),
+                                path=path, name=name)
+            out.append((TensorInfo(name, shape, dtype, QuantInfo("int4-packed", 4, src.granularity,
+                                                                 src.group_size, companions)), src))
+            continue
         src = AffineDequant(raw(name), raw(scale_name), raw(zero_name) if zero_name else None,
                             divisor=127.0 if is_scb else 1.0, path=path, name=name)
         scheme = "bitsandbytes-int8" if is_scb else f"{dtype.lower()}-affine"
-        out.append((TensorInfo(name, stored[name].shape, dtype,
-                               QuantInfo(scheme, 8, src.granularity, src.group_size,
-                                         tuple(n for n in (scale_name, zero_name) if n))), src))
+        out.append((TensorInfo(name, shape, dtype,
+                               QuantInfo(scheme, 8, src.granularity, src.group_size, companions)), src))
     for name in sorted(names - used):
         info = stored[name]
         out.append((TensorInfo(name, info.shape, info.dtype), FloatRows(raw(name))))
