@@ -203,3 +203,17 @@ def test_skip_mode_keeps_going_past_bad_files(tmp_path):
     assert "not valid UTF-8 JSON" in fp.skipped[0][1] and "no such file" in fp.skipped[1][1]
     fp.save(tmp_path / "fp.npz")
     assert Fingerprints.load(tmp_path / "fp.npz").skipped == fp.skipped
+
+
+def test_cli_weights_info(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((8, 32)).astype(np.float32)
+    scale = np.abs(w).max(1) / 127
+    save_file({"a.weight": np.rint(w / scale[:, None]).astype(np.int8), "a.weight.scale": scale.astype(np.float32),
+               "a.bias": np.zeros(8, np.float32)}, tmp_path / "q.safetensors")
+    assert _cli(["weights-info", str(tmp_path / "q.safetensors"), "--json", "--tensors", "--hash"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["quantized"] and info["schemes"] == ["i8-affine"] and info["parameters"] == 8 * 32 + 8
+    assert {t["name"] for t in info["tensor_list"]} == {"a.weight", "a.bias"} and len(info["content_hash"]) == 32
+    assert _cli(["weights-info", str(tmp_path / "nope.safetensors")]) == 2
+    assert "no such file" in capsys.readouterr().err

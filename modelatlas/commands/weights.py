@@ -1,4 +1,5 @@
-"""``modelatlas fingerprint``: sampled-neuron fingerprints of weights files, saved for later commands."""
+"""Weights commands: ``fingerprint`` (sampled-neuron fingerprints saved for later commands) and
+``weights-info`` (what a weights file holds: tensors, signature, quantisation, content hash)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,58 @@ def fingerprint(
     console.print(f"{sum(w['models'] for w in written)} models in {seconds:.1f} s")
 
 
+def weights_info(
+    path: Annotated[Path, typer.Argument(help="A weights file or model folder.")],
+    tensors: Annotated[bool, typer.Option("--tensors", help="List every logical tensor.")] = False,
+    full_hash: Annotated[bool, typer.Option("--hash", help="Content hash of every stored byte.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Describe a weights file: format, parameters, signature key, quantisation evidence."""
+    import numpy as np
+    from rich.table import Table
+
+    from modelatlas.weights import content_hash, detect_quantization, open_weights, signature
+    from modelatlas.weights.signature import is_parameter
+
+    with open_weights(path) as wf:
+        sig = signature(wf)
+        report = detect_quantization(wf)
+        params = [t for t in wf.tensors.values() if is_parameter(t)]
+        info = {"path": str(wf.path), "format": wf.format, "tensors": len(wf.tensors),
+                "parameters": int(sum(t.numel for t in params)), "signature_key": sig.key,
+                "wrapper_prefix": sig.prefix, "quantized": report.quantized, "schemes": report.schemes,
+                "dtypes": report.dtypes, "low_precision": report.low_precision, "evidence": report.evidence,
+                "metadata": {k: v for k, v in wf.metadata.items() if isinstance(v, (str, int, float, dict))}}
+        if full_hash:
+            info["content_hash"] = content_hash(wf).model
+        if tensors:
+            info["tensor_list"] = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                                    "quantization": t.quantization.scheme if t.quantization else None}
+                                   for t in wf.tensors.values()]
+        info["bytes_read"] = wf.bytes_read
+    if as_json:
+        emit_json(info)
+        return
+    table = Table(title=str(path), show_header=False)
+    for key in ("format", "tensors", "parameters", "signature_key", "wrapper_prefix", "quantized",
+                "schemes", "dtypes", "low_precision", "content_hash", "bytes_read"):
+        if key in info:
+            value = info[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v:,}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(value) or "-"
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                value = f"{value:,}"
+            table.add_row(key, str(value))
+    for line in info["evidence"]:
+        table.add_row("evidence", line)
+    console.print(table)
+    for t in info.get("tensor_list", []):
+        console.print(f"{t['name']}  {t['shape']}  {t['dtype']}" + (f"  {t['quantization']}" if t["quantization"] else ""),
+                      highlight=False, markup=False)
+
+
 def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, list[Path]], list]:
     """Models by signature key (one group unless ``group``); unreadable ones reported unless strict."""
     from modelatlas.weights.fingerprint import group_by_signature
@@ -145,3 +198,4 @@ def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, lis
 
 def register(app: typer.Typer) -> None:
     app.command("fingerprint")(fingerprint)
+    app.command("weights-info")(weights_info)

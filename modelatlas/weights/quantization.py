@@ -110,6 +110,12 @@ def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 16, max_t
     Returns
     -------
     QuantizationReport
+
+    References
+    ----------
+    Horwitz et al., "Charting and Navigating Hugging Face's Model Atlas" (2025), App. C
+    (quantised models as leaves; detection from dtypes and unique values) and App. E (tensor type
+    as the reliable indicator).
     """
     schemes: set[str] = set()
     evidence: list[str] = []
