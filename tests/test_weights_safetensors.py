@@ -242,6 +242,25 @@ def test_dequantised_floats_have_few_unique_values(tmp_path):
         assert not detect_quantization(o).quantized
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_dequantised_small_layers_sit_on_a_value_grid(tmp_path, dtype):
+    rng = np.random.default_rng(13)
+    w = (rng.standard_normal((32, 64)) * 0.05).astype(np.float32)
+    scale = np.abs(w).max(axis=1, keepdims=True) / 127
+    blocks = w.reshape(32, 2, 32)
+    scales = np.abs(blocks).max(2, keepdims=True) / 7
+    four = (np.clip(np.rint(blocks / scales), -8, 7) * scales).reshape(32, 64)
+    save_file({"a.weight": (np.rint(w / scale) * scale).astype(dtype)}, tmp_path / "q8.safetensors")
+    save_file({"a.weight": four.astype(dtype)}, tmp_path / "q4.safetensors")
+    save_file({"a.weight": w.astype(dtype)}, tmp_path / "o.safetensors")
+    for name in ("q8", "q4"):
+        with open_weights(tmp_path / f"{name}.safetensors") as wf:
+            report = detect_quantization(wf)
+            assert "value-grid" in report.schemes and report.quantized, name
+    with open_weights(tmp_path / "o.safetensors") as wf:
+        assert not detect_quantization(wf).quantized
+
+
 def test_non_finite_weights_warn_with_file_and_tensor(tmp_path):
     w = np.ones((3, 3), np.float32)
     w[1, 1] = np.nan
