@@ -85,6 +85,8 @@ def measure(label: str, paths: list[Path], neurons: int, repeats: int) -> list[d
     timed(f"fingerprint {neurons}/layer", lambda: int(fingerprint_models(paths, n_neurons=neurons).bytes_read.sum()))
     timed(f"fingerprint {neurons}/model",
           lambda: int(fingerprint_models(paths, n_neurons=neurons, sampling="model").bytes_read.sum()))
+    timed(f"fingerprint {neurons}/layer → 1024 projected",
+          lambda: int(fingerprint_models(paths, n_neurons=neurons, project=1024).bytes_read.sum()))
     timed(f"fingerprint {neurons}/layer + full hash",
           lambda: int(fingerprint_models(paths, n_neurons=neurons, hash_kind="full").bytes_read.sum()))
     base = rows[0]

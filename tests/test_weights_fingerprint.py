@@ -217,3 +217,27 @@ def test_cli_weights_info(tmp_path, capsys):
     assert {t["name"] for t in info["tensor_list"]} == {"a.weight", "a.bias"} and len(info["content_hash"]) == 32
     assert _cli(["weights-info", str(tmp_path / "nope.safetensors")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_projection_while_reading_preserves_distances(tmp_path):
+    rng = np.random.default_rng(10)
+    root = _vit_like(rng, hidden=128)
+    paths = []
+    for i, noise in enumerate([0.0, 0.05, 0.2, 1.0]):
+        paths.append(tmp_path / f"m{i}.safetensors")
+        save_file(_vit_like(rng, hidden=128, noise=noise, base=root), paths[-1])
+    full = fingerprint_models(paths, n_neurons=64)
+    small = fingerprint_models(paths, n_neurons=64, project=1024)
+    assert small.vectors.shape == (4, 1024) and small.projection == 1024
+    assert small.content_hashes == full.content_hashes  # hashes use the unprojected rows
+    exact = np.linalg.norm(full.vectors[:, None] - full.vectors[None], axis=2)
+    approx = np.linalg.norm(small.vectors[:, None] - small.vectors[None], axis=2)
+    off = ~np.eye(4, dtype=bool) & (exact > 0)
+    assert np.all(np.abs(approx[off] / exact[off] - 1) < 0.15)
+    assert (approx[0, 1:] == np.sort(approx[0, 1:])).all()  # order of relatives kept
+    small.save(tmp_path / "p.npz")
+    assert Fingerprints.load(tmp_path / "p.npz").projection == 1024
+    with pytest.raises(InputError, match="no per-layer blocks"):
+        small.layer_block(small.layer_names[0])
+    with pytest.raises(InputError, match="multiple of 4"):
+        fingerprint_models(paths[:1], project=6)

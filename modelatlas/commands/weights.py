@@ -71,6 +71,8 @@ def fingerprint(
     kurtosis: Annotated[Optional[bool], typer.Option("--kurtosis/--no-kurtosis",
                         help="Kurtosis of each selected layer (default: for mother-* only).")] = None,
     full_hash: Annotated[bool, typer.Option("--full-hash", help="Hash every stored byte (reads whole files).")] = False,
+    project: Annotated[Optional[int], typer.Option("--project", help="Reduce vectors to this many "
+                       "dimensions (sparse random projection, while reading).")] = None,
     group: Annotated[bool, typer.Option("--group", help="Split models by architecture signature; one file each.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable model (default: "
                                          "leave it out and report it).")] = False,
@@ -93,7 +95,7 @@ def fingerprint(
             fp = fingerprint_models(members, ids=[ids[str(p)] for p in members], n_neurons=neurons,
                                     layers=layers, seed=seed, sampling=sampling, align=align, kurtosis=kurtosis,
                                     hash_kind="full" if full_hash else "sample",
-                                    on_error="raise" if strict else "skip")
+                                    on_error="raise" if strict else "skip", project=project)
             skipped += fp.skipped
             if group:
                 out.mkdir(parents=True, exist_ok=True)

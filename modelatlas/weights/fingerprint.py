@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.projection import SparseProjection
 from modelatlas.weights.quantization import detect_quantization
 from modelatlas.weights.signature import ArchitectureSignature, common_signature, signature
 from modelatlas.weights.weightfile import WeightFile
@@ -123,7 +124,8 @@ class Fingerprints:
     layer_names:
         Normalised names of the selected layers, in vector order.
     vectors:
-        ``(n_models, d)`` float32: sampled rows of every selected layer, concatenated.
+        ``(n_models, d)`` float32: sampled rows of every selected layer, concatenated (or their
+        sparse random projection, see ``projection``).
     kurtosis:
         ``(n_models, n_layers)`` float64 Fisher excess kurtosis of each selected layer (NaN for a
         non-square layer), or None when not computed.
@@ -144,6 +146,9 @@ class Fingerprints:
         The parameters used.
     skipped:
         ``(id, error)`` of models left out by ``on_error="skip"``.
+    projection:
+        The projected dimension when ``project`` was used (``vectors`` then has that many
+        columns; ``layer_offsets`` still describes the unprojected layout), else None.
     """
 
     ids: list[str]
@@ -162,9 +167,13 @@ class Fingerprints:
     seed: int = 0
     sampling: str = "layer"
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    projection: int | None = None
 
     def layer_block(self, layer: str) -> np.ndarray:
         """The ``(n_models, rows × cols)`` block of the vectors that holds one layer."""
+        if self.projection:
+            raise InputError("projected fingerprints have no per-layer blocks; fingerprint without "
+                             "projection to get them")
         i = self.layer_names.index(layer)
         return self.vectors[:, self.layer_offsets[i]:self.layer_offsets[i + 1]]
 
@@ -175,6 +184,7 @@ class Fingerprints:
                 "signature_key": self.signature_key, "hash_kind": self.hash_kind,
                 "n_neurons": self.n_neurons, "layers": self.layers, "seed": self.seed,
                 "sampling": self.sampling, "skipped": [list(x) for x in self.skipped],
+                "projection": self.projection,
                 "has_kurtosis": self.kurtosis is not None}
         rows = self.layer_rows or [np.zeros(0, np.int64)]
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -207,7 +217,8 @@ class Fingerprints:
                            layer_rows=[flat[bounds[i]:bounds[i + 1]] for i in range(len(names))],
                            layer_offsets=z["layer_offsets"], hash_kind=meta["hash_kind"],
                            n_neurons=meta["n_neurons"], layers=meta["layers"], seed=meta["seed"],
-                           sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]])
+                           sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]],
+                           projection=meta["projection"])
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"cannot read fingerprints ({exc})", path=str(path)) from None
 
@@ -222,7 +233,8 @@ def _fisher_kurtosis(values: np.ndarray) -> float:
 def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids: Sequence[str] | None = None,
                        n_neurons: int = 100, layers: str = "dense", seed: int = 0,
                        sampling: str = "layer", align: str = "exact", kurtosis: bool | None = None,
-                       hash_kind: str = "sample", on_error: str = "raise") -> Fingerprints:
+                       hash_kind: str = "sample", on_error: str = "raise",
+                       project: int | None = None) -> Fingerprints:
     """Fingerprint models of one architecture signature.
 
     Parameters
@@ -249,6 +261,11 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         Default: only for the ``mother-*`` selections.
     hash_kind:
         ``sample`` or ``full`` (see :class:`Fingerprints`).
+    project:
+        Reduce each vector to this many dimensions by a fixed sparse random projection
+        (:class:`~modelatlas.weights.projection.SparseProjection`, seeded by ``seed``) as it is
+        read, so that memory stays ``n_models × project``; distances are preserved to a few percent
+        at 1024. Hashes and quantisation flags use the unprojected rows.
     on_error:
         ``raise`` (the first bad model stops the run) or ``skip`` (a model that cannot be read,
         or whose signature differs, is left out and listed in ``Fingerprints.skipped`` with its
@@ -325,6 +342,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
             raise InputError(f"layer selection {layers!r} keeps no tensor shared by all {len(items)} models")
         plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
     vectors: np.ndarray | None = None
+    projection: SparseProjection | None = None
     offsets = np.zeros(1, np.int64)
     kept, kurt, hashes, quantized, nbytes = [], [], [], [], []
     for i, item in enumerate(items):
@@ -351,8 +369,10 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
             if vectors is None:  # one matrix filled in place: no per-model copies to stack
                 sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
                 offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
-                vectors = np.empty((len(items), int(offsets[-1])), np.float32)
-            row = vectors[len(kept)]
+                projection = SparseProjection(int(offsets[-1]), project, seed) if project else None
+                vectors = np.empty((len(items), project or int(offsets[-1])), np.float32)
+                buffer = np.empty(int(offsets[-1]), np.float32) if project else None
+            row = buffer if projection is not None else vectors[len(kept)]
             kvals, samples = _read_model(wf, sig, plan, offsets, row, kurtosis)
             report = detect_quantization(wf, samples=samples)
             if hash_kind == "full":
@@ -365,6 +385,8 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         finally:
             if owned:
                 wf.close()
+        if projection is not None:
+            vectors[len(kept)] = projection(row)
         kept.append(labels[i])
         kurt.append(kvals)
         hashes.append(digest)
@@ -379,7 +401,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         content_hashes=hashes, quantized=np.array(quantized, dtype=bool),
         bytes_read=np.array(nbytes, dtype=np.int64), layer_rows=[rows for _, rows in plan],
         layer_offsets=offsets, hash_kind=hash_kind, n_neurons=n_neurons, layers=layers, seed=seed,
-        sampling=sampling, skipped=skipped)
+        sampling=sampling, skipped=skipped, projection=project)
 
 
 def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str, np.ndarray]],
