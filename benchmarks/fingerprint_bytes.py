@@ -70,25 +70,26 @@ def measure(label: str, paths: list[Path], neurons: int, repeats: int) -> list[d
     rows = []
 
     def timed(name: str, fn):
-        per_model, total_bytes = [], 0
+        """``fn()`` returns (bytes read, bytes of the result held in memory)."""
+        per_model = []
         for _ in range(repeats):
             start = time.perf_counter()
-            nbytes = fn()
+            nbytes, held = fn()
             per_model.append((time.perf_counter() - start) / len(paths))
-            total_bytes = nbytes
-        rows.append({"population": label, "method": name, "bytes_per_model": total_bytes / len(paths),
-                     "seconds_per_model": statistics.median(per_model)})
+        rows.append({"population": label, "method": name, "bytes_per_model": nbytes / len(paths),
+                     "seconds_per_model": statistics.median(per_model), "held": held})
 
-    timed("read every tensor", lambda: sum(read_everything(p) for p in paths))
+    def fingerprint(**options):
+        fp = fingerprint_models(paths, n_neurons=neurons, **options)
+        return int(fp.bytes_read.sum()), fp.vectors.nbytes
+
+    timed("read every tensor", lambda: (sum(read_everything(p) for p in paths), 0))
     if all(p.suffix == ".safetensors" for p in paths):
-        timed("safetensors load_file", lambda: sum(load_file_baseline(p) for p in paths))
-    timed(f"fingerprint {neurons}/layer", lambda: int(fingerprint_models(paths, n_neurons=neurons).bytes_read.sum()))
-    timed(f"fingerprint {neurons}/model",
-          lambda: int(fingerprint_models(paths, n_neurons=neurons, sampling="model").bytes_read.sum()))
-    timed(f"fingerprint {neurons}/layer → 1024 projected",
-          lambda: int(fingerprint_models(paths, n_neurons=neurons, project=1024).bytes_read.sum()))
-    timed(f"fingerprint {neurons}/layer + full hash",
-          lambda: int(fingerprint_models(paths, n_neurons=neurons, hash_kind="full").bytes_read.sum()))
+        timed("safetensors load_file", lambda: (sum(load_file_baseline(p) for p in paths), 0))
+    timed(f"fingerprint {neurons}/layer", lambda: fingerprint())
+    timed(f"fingerprint {neurons}/model", lambda: fingerprint(sampling="model"))
+    timed(f"fingerprint {neurons}/layer → 1024 projected", lambda: fingerprint(project=1024))
+    timed(f"fingerprint {neurons}/layer + full hash", lambda: fingerprint(hash_kind="full"))
     base = rows[0]
     for r in rows:
         r["byte_ratio"] = base["bytes_per_model"] / r["bytes_per_model"]
@@ -98,13 +99,14 @@ def measure(label: str, paths: list[Path], neurons: int, repeats: int) -> list[d
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"| population | method | MB read / model | bytes vs full | ms / model | time vs full | models / s |"
-    print(head)
-    print("|" + "---|" * 7)
+    print("| population | method | MB read / model | bytes vs full | ms / model | time vs full | models / s "
+          "| fingerprints held (MB) |")
+    print("|" + "---|" * 8)
     for r in rows:
+        held = f"{r['held'] / 1e6:,.2f}" if r["held"] else "–"
         print(f"| {r['population']} | {r['method']} | {r['bytes_per_model'] / 1e6:,.2f} | "
               f"{r['byte_ratio']:,.1f}× | {r['seconds_per_model'] * 1e3:,.2f} | {r['time_ratio']:,.1f}× | "
-              f"{r['models_per_second']:,.1f} |")
+              f"{r['models_per_second']:,.1f} | {held} |")
 
 
 def minilm_path() -> Path | None:

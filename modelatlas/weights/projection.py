@@ -39,12 +39,13 @@ class SparseProjection:
             raise InputError(f"projection size {n_out} must be a positive multiple of {s}")
         self.n_in, self.n_out, self.seed, self.s = n_in, n_out, seed, s
         rng = np.random.default_rng([seed, n_in, n_out, s])
-        block = n_out // s
-        offsets = (np.arange(s, dtype=np.int64) * block)[:, None]
-        self.buckets = (rng.integers(0, block, size=(s, n_in)) + offsets).reshape(-1)
-        self.signs = (rng.choice(np.array([-1.0, 1.0], np.float32), size=(s, n_in)) / np.sqrt(s)).reshape(-1)
+        self.block = n_out // s
+        self.buckets = rng.integers(0, self.block, size=(s, n_in), dtype=np.int32)
+        self.signs = (rng.integers(0, 2, size=(s, n_in), dtype=np.int8) * 2 - 1).astype(np.float32)
+        self.signs /= np.float32(np.sqrt(s))
 
     def __call__(self, vector: np.ndarray) -> np.ndarray:
         """Project one vector of length ``n_in`` to ``n_out`` dimensions (float32)."""
-        weights = np.tile(np.asarray(vector, np.float32), self.s) * self.signs
-        return np.bincount(self.buckets, weights=weights, minlength=self.n_out).astype(np.float32)
+        vector = np.asarray(vector, np.float32)
+        return np.concatenate([np.bincount(b, weights=vector * sign, minlength=self.block)
+                               for b, sign in zip(self.buckets, self.signs)]).astype(np.float32)
