@@ -3,8 +3,8 @@
 The header is parsed and validated first (:mod:`modelatlas.weights.safetensors_header`); tensor
 data is then reached through views of a memory map (``mmap``), so reading 100 rows of a 4096 × 4096 matrix
 touches 100 rows of the file. We do not use ``safetensors.safe_open`` for the data: its slices take
-ranges but not row lists, and its numpy framework lacks bfloat16 / float8; a memory map over a
-validated header gives both with the same safety.
+ranges but not row lists (one call per run of rows); a memory map over a validated header gathers
+any rows in one numpy indexing step with the same safety.
 """
 
 from __future__ import annotations
