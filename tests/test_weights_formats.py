@@ -272,3 +272,18 @@ def test_real_minilm_family_fingerprints():
     d_child = np.linalg.norm(fp.vectors[0] - fp.vectors[1])
     d_cousin = np.linalg.norm(fp.vectors[0] - fp.vectors[2])
     assert d_child < d_cousin / 10  # the quantised child sits next to its parent
+
+
+@pytest.mark.parametrize("kind", ["gguf", "onnx"])
+def test_truncated_gguf_and_onnx_are_clear_errors(tmp_path, kind):
+    a = np.random.default_rng(9).standard_normal((64, 256)).astype(np.float32)
+    if kind == "gguf":
+        path = _gguf(tmp_path / "m.gguf", {"blk.0.attn_q.weight": a}, {"blk.0.attn_q.weight": "Q8_0"})
+    else:
+        path = _save_onnx(tmp_path / "m.onnx", [helper.make_node("MatMul", ["x", "W"], ["y"])], {"W": a})
+    blob = path.read_bytes()
+    for cut in (len(blob) - 100, 200, 10):
+        cut_path = tmp_path / f"cut{cut}.{kind}"
+        cut_path.write_bytes(blob[:cut])
+        with pytest.raises(InputError, match=rf"cut{cut}\.{kind}: not a readable"):
+            open_weights(cut_path)
