@@ -30,6 +30,7 @@ def _root() -> None:
 COMMAND_MODULES = (
     "atlas",
     "ingest",
+    "weights",
 )
 
 for _name in COMMAND_MODULES:
