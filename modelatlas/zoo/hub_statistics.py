@@ -36,8 +36,18 @@ def _modality(pipeline: np.ndarray) -> np.ndarray:
     return out
 
 
-def _parent_tags(ids: pa.Array, tags: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array, pa.Array, int]:
-    """Rows, parent ids and relations of every well-formed ``base_model`` tag, and a malformed count."""
+def parent_tags(tags: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array, pa.Array, int]:
+    """Parse the ``base_model:<id>`` and ``base_model:<relation>:<id>`` tags of a tags column.
+
+    Returns
+    -------
+    rows:
+        Row of each well-formed tag.
+    parent, relation:
+        Its parent id and relation (``unknown`` for an untyped tag).
+    malformed:
+        Number of ``base_model`` tags that are neither (empty id, unknown relation word).
+    """
     tags = tags.combine_chunks()
     rows = pc.list_parent_indices(tags).to_numpy()
     flat = pc.list_flatten(tags)
@@ -66,7 +76,7 @@ def hub_file_statistics(path: str | Path) -> dict:
     table = pq.read_table(path, columns=["id", "createdAt", "downloads", "tags", "pipeline_tag", "card"])
     n = table.num_rows
     ids = table["id"].combine_chunks()
-    rows, parent, relation, malformed = _parent_tags(ids, table["tags"])
+    rows, parent, relation, malformed = parent_tags(table["tags"])
 
     # One edge per (child, parent); typed relation wins over the untyped duplicate tag.
     referenced = pc.unique(parent)

@@ -1,0 +1,267 @@
+"""Metadata pipeline at Hub scale: synth → ingest → graph core → sub_tree_downloads.
+
+Runs the pipeline on ``--models`` synthetic models (default 2,000,000) and prints wall time and
+peak resident memory per stage; then runs the same stages on ``--baseline-models`` (default
+100,000) both ways, ours and the straightforward way the reference implementations take (pandas
+rows and Python tag loops, a networkx graph, a memoised recursive subtree sum that counts a
+merge's descendants once per path), and prints the ratios measured in this run.
+
+Peak memory per stage: before each stage the process's peak-RSS counter is reset by writing ``5``
+to ``/proc/self/clear_refs`` (Linux >= 4.0), and ``VmHWM`` from ``/proc/self/status`` is read after
+it, so each figure is that stage's own high-water mark of the whole process (including what
+earlier stages still hold). Where the reset is not allowed the column shows the running maximum
+(``ru_maxrss``) and says so.
+
+Usage::
+
+    python benchmarks/pipeline_2m.py                      # 2M pipeline + 100k comparison
+    python benchmarks/pipeline_2m.py --models 200000 --baseline-models 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modelatlas.atlas.atlas import Atlas  # noqa: E402
+from modelatlas.atlas.components import weakly_connected_components  # noqa: E402
+from modelatlas.atlas.depth import depth_from_sources  # noqa: E402
+from modelatlas.atlas.hubs import sibling_leaf_hubs  # noqa: E402
+from modelatlas.atlas.schema import EVIDENCE_SCHEMA  # noqa: E402
+from modelatlas.atlas.subtree import descendant_counts, sub_tree_downloads  # noqa: E402
+from modelatlas.zoo.hub_statistics import parent_tags  # noqa: E402
+from modelatlas.zoo.synthetic_hub import generate, write_hub  # noqa: E402
+
+GIB = 1024 ** 3
+
+
+# ------------------------------------------------------------------------------ measuring
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_bytes(resettable: bool) -> int:
+    if resettable:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Stages:
+    """Runs named stages, recording wall time and peak RSS of each."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float, int]] = []
+        self.resettable = True
+
+    def run(self, name: str, fn, *args):
+        gc.collect()
+        self.resettable = _reset_peak() and self.resettable
+        t = time.perf_counter()
+        out = fn(*args)
+        self.rows.append((name, time.perf_counter() - t, _peak_bytes(self.resettable)))
+        return out
+
+    @property
+    def total_s(self) -> float:
+        return sum(r[1] for r in self.rows)
+
+    @property
+    def peak(self) -> int:
+        return max(r[2] for r in self.rows)
+
+
+# ------------------------------------------------------------------------------ ours
+
+def ingest(path: Path) -> Atlas:
+    """Hub file → atlas: the hub-stats reader when it is installed, else :func:`_adapter_batch`."""
+    try:
+        from modelatlas.ingest.hubstats import read_hub_stats
+    except ImportError:
+        records, evidence, issues = _adapter_batch(path)
+    else:
+        batch = read_hub_stats(path)
+        records, evidence, issues = batch.records, batch.evidence, batch.issues
+    return Atlas.build(records, evidence, issues=issues)
+
+
+def _adapter_batch(path: Path):
+    """Stand-in for the hub-stats reader until it lands on main: records and ``hub_tag`` evidence.
+
+    Nodes keep the columns the graph core and the summary use, and the card's presence, length
+    and auto-generated flag (not its text); evidence is every ``base_model`` tag (typed tags give
+    the relation).
+    """
+    t = pq.read_table(path, columns=["id", "author", "createdAt", "lastModified", "downloads",
+                                     "downloadsAllTime", "likes", "trendingScore", "tags", "pipeline_tag",
+                                     "library_name", "gguf", "card"])
+    ids = t["id"].combine_chunks()
+    rows, parent, relation, _ = parent_tags(t["tags"])
+    child = ids.take(pa.array(rows))
+    typed = pc.invert(pc.equal(relation, "unknown"))
+    evidence = pa.table({
+        "parent": parent, "child": child,
+        "relation": pc.if_else(typed, relation, pa.scalar(None, pa.string())),
+        "relation_rule": pc.if_else(typed, pa.scalar("typed_tag"), pa.scalar("none")),
+        "provenance": pa.array(np.full(len(parent), "hub_tag")),
+        "confidence": pa.array(np.ones(len(parent))),
+        "source": pa.array(np.full(len(parent), path.name)),
+    }, schema=EVIDENCE_SCHEMA)
+    card = t["card"]
+    records = pa.table({
+        "id": ids, "author": t["author"], "created_at": t["createdAt"], "last_modified": t["lastModified"],
+        "downloads": t["downloads"], "downloads_all_time": t["downloadsAllTime"], "likes": t["likes"],
+        "trending_score": t["trendingScore"], "pipeline_tag": t["pipeline_tag"],
+        "library_name": t["library_name"], "tags": t["tags"],
+        "card_present": pc.is_valid(card), "card_length": pc.utf8_length(card),
+        "card_autogenerated": pc.match_substring(card, "generated automatically"),
+        "quantized": pc.is_valid(t["gguf"]),
+    })
+    return records, evidence, []
+
+
+def graph_core(atlas: Atlas) -> dict:
+    g = atlas.graph
+    return {"components": weakly_connected_components(g), "depth": depth_from_sources(g),
+            "descendants": descendant_counts(g), "hubs": sibling_leaf_hubs(g)}
+
+
+def subtree(atlas: Atlas) -> np.ndarray:
+    return sub_tree_downloads(atlas.graph, atlas.column("downloads"))
+
+
+# ------------------------------------------------------------------------------ the straightforward way
+
+def baseline_ingest(path: Path):
+    """pandas rows and a Python loop over every model's tags (as the reference notebooks do)."""
+    import pandas as pd
+
+    df = pd.read_parquet(path, columns=["id", "createdAt", "downloads", "tags", "card"])
+    edges = []
+    for child, tags in zip(df["id"], df["tags"]):
+        for tag in tags:
+            if tag.startswith("base_model:"):
+                parts = tag.split(":")
+                if len(parts) == 3 and parts[2]:
+                    edges.append((parts[2], child, parts[1]))
+    edges = pd.DataFrame(edges, columns=["parent", "child", "relation"]).drop_duplicates(["parent", "child"])
+    df["card_length"] = df["card"].str.len()
+    return df.drop(columns=["card"]), edges
+
+
+def baseline_graph(data):
+    import networkx as nx
+
+    nodes, edges = data
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes["id"])
+    g.add_edges_from(zip(edges["parent"], edges["child"]))
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
+    components = list(nx.weakly_connected_components(g))
+    sources = [n for n, d in g.in_degree() if d == 0]
+    g.add_edges_from(("__root__", s) for s in sources)
+    depth = {k: v - 1 for k, v in nx.single_source_shortest_path_length(g, "__root__").items()}
+    g.remove_node("__root__")
+    descendants = {n: len(nx.descendants(g, n)) for n in g}
+    leaves = [n for n in g if g.out_degree(n) == 0 and g.in_degree(n) > 0]
+    hubs = {}
+    for leaf in leaves:
+        hubs.setdefault(tuple(sorted(g.predecessors(leaf))), []).append(leaf)
+    return g, nodes, components, depth, descendants, hubs
+
+
+def baseline_subtree(state):
+    """Model Atlas code: recursive memoised sum over children (a merge counts once per path)."""
+    g, nodes = state[0], state[1]
+    own = dict(zip(nodes["id"], nodes["downloads"]))
+    memo: dict = {}
+    sys.setrecursionlimit(100_000)
+
+    def total(n):
+        if n not in memo:
+            memo[n] = own.get(n, 0) + sum(total(c) for c in g.successors(n))
+        return memo[n]
+
+    return {n: total(n) for n in g}
+
+
+# ------------------------------------------------------------------------------ main
+
+def _table(title: str, stages: Stages) -> None:
+    print(f"\n{title}")
+    print(f"{'stage':<34}{'wall s':>9}{'peak RSS GiB':>14}")
+    for name, s, peak in stages.rows:
+        print(f"{name:<34}{s:>9.2f}{peak / GIB:>14.2f}")
+    print(f"{'total':<34}{stages.total_s:>9.2f}{stages.peak / GIB:>14.2f}")
+    if not stages.resettable:
+        print("(peak RSS is the running maximum: /proc/self/clear_refs is not writable here)")
+
+
+def ours(n: int, seed: int, folder: Path, label: str) -> Stages:
+    st = Stages()
+    path = folder / f"hub-{n}.parquet"
+    hub = st.run("synth: generate", generate, n, seed)
+    st.run("synth: write Parquet", write_hub, hub, path)
+    del hub
+    atlas = st.run("ingest: read + assemble atlas", ingest, path)
+    st.run("graph core: comps/depth/desc/hubs", graph_core, atlas)
+    st.run("sub_tree_downloads", subtree, atlas)
+    _table(f"{label}: {n:,} models, {atlas.num_nodes:,} nodes, {atlas.num_edges:,} edges", st)
+    return st
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=int, default=2_000_000)
+    ap.add_argument("--baseline-models", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    reader = "hub-stats reader (modelatlas.ingest.hubstats)"
+    try:
+        import modelatlas.ingest.hubstats  # noqa: F401
+    except ImportError:
+        reader = "adapter in this script (the hub-stats reader is not installed)"
+    print(f"ingest uses the {reader}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        # Equal sizes first (both ways), then the large run alone.
+        small = ours(args.baseline_models, args.seed, folder, "ours")
+        base = Stages()
+        path = folder / f"hub-{args.baseline_models}.parquet"
+        data = base.run("ingest (pandas + tag loop)", baseline_ingest, path)
+        state = base.run("graph core (networkx)", baseline_graph, data)
+        base.run("sub_tree_downloads (recursive)", baseline_subtree, state)
+        del data, state
+        _table(f"baseline: {args.baseline_models:,} models (pandas + networkx)", base)
+        print("\nratio baseline / ours at equal size (wall time; ingest, graph core, subtree):")
+        for (name, s, _), (_, s_ours, _) in zip(base.rows, small.rows[2:]):
+            print(f"  {name:<34}{s / max(s_ours, 1e-9):>8.1f}x")
+        print(f"  {'ingest → subtree, total':<34}{base.total_s / sum(r[1] for r in small.rows[2:]):>8.1f}x")
+        if args.models != args.baseline_models:
+            big = ours(args.models, args.seed, folder, "ours")
+            ok_time, ok_mem = big.total_s < 120, big.peak < 6 * GIB
+            print(f"\ntargets (2-core machine): total < 120 s: {'yes' if ok_time else 'NO'}; "
+                  f"peak < 6 GiB: {'yes' if ok_mem else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
