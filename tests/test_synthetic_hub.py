@@ -225,3 +225,13 @@ def test_synth_command_bad_output(tmp_path):
     assert main(["synth", "--models", "10", "--out", str(tmp_path)]) == 2
     result = CliRunner().invoke(app, ["synth", "--models", "0", "--out", str(tmp_path / "x.parquet")])
     assert result.exit_code != 0 and "models" in result.output.lower()
+
+
+def test_without_card_text(tmp_path):
+    path, _ = synthesize(2000, 5, tmp_path / "n.parquet", card_text=False)
+    with_text, _ = synthesize(2000, 5, tmp_path / "w.parquet")
+    table, full = pq.read_table(path), pq.read_table(with_text)
+    assert "card" not in table.column_names
+    assert table.equals(full.drop(["card"]))
+    readme = [any(s["rfilename"] == "README.md" for s in row) for row in table["siblings"].to_pylist()]
+    assert readme == pc.is_valid(full["card"]).to_pylist()

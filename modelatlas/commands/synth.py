@@ -15,6 +15,9 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the file is a function of (models, seed).")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="Hub-stats-style Parquet file to write.")]
     = Path("synthetic-hub.parquet"),
+    card_text: Annotated[bool, typer.Option(
+        "--card-text/--no-card-text",
+        help="Write the README text in a 'card' column (the real hub-stats file has none).")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a synthetic Hub-like ecosystem as a hub-stats Parquet file (+ <out>.truth.parquet).
@@ -32,7 +35,7 @@ def synth(
         hub = generate(models, seed)
     with progress("writing the hub file", total=int((~hub.deleted).sum()), enabled=not as_json) as advance:
         try:
-            path, truth = write_hub(hub, out, on_chunk=advance)
+            path, truth = write_hub(hub, out, card_text=card_text, on_chunk=advance)
         except OSError as exc:
             raise InputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from exc
     summary = {

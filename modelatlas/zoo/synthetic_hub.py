@@ -738,7 +738,7 @@ class _HubView:
         return (self.hub.edge_parent[e] if self.hub.edge_parent.size else np.zeros(rows.size, np.int64)), has
 
 
-def _chunk_table(view: _HubView, rows: np.ndarray) -> pa.Table:
+def _chunk_table(view: _HubView, rows: np.ndarray, with_card_text: bool = True) -> pa.Table:
     """The hub-file rows of models ``rows`` (vectorised over the chunk)."""
     h = view.hub
     doms = view.doms
@@ -821,31 +821,32 @@ def _chunk_table(view: _HubView, rows: np.ndarray) -> pa.Table:
         _cat('"pipeline_tag": "', pipeline, '"'),
         ", ", null_handling="skip")
     card_data = _s(_cat("{", card_json, "}"), card)
-    bm_yaml = pc.if_else(pa.array(one), _cat("base_model: ", p0_ids, "\n"),
-                         _cat("base_model:\n- ", pc.binary_join_element_wise(
-                             slots[0][0], _s(slots[1][0], slots[1][1]), _s(slots[2][0], slots[2][1]),
-                             "\n- ", null_handling="skip"), "\n"))
-    yaml = pc.binary_join_element_wise(
-        "---\n",
-        _s(bm_yaml, n_par > 0),
-        _s(_cat("base_model_relation: ", rel_word, "\n"), states_rel & ~self_ref & ~cyc),
-        _s(_cat("license: ", lic, "\n"), lic_ok),
-        _s(_cat("language:\n- ", pc.binary_join(lang_list, "\n- "), "\n"), lang_ok),
-        _s(_cat("datasets:\n- ", ds, "\n"), ds_ok),
-        _cat("library_name: ", library, "\n", "pipeline_tag: ", pipeline, "\n---\n\n"),
-        "", null_handling="skip")
-    yaml = _s(yaml, card)
-    autogen = h.autogen[rows]
-    head = pc.if_else(pa.array(autogen),
-                      _cat(_AUTOGEN_HEAD, "# ", ids, "\n\nThis model is a fine-tuned version of [", slots[0][0],
-                           "](https://huggingface.co/", slots[0][0], ") on the None dataset.\n\n"
-                           "## Training procedure\n\n"),
-                      _cat("# ", ids, "\n\n"))
-    head = pc.if_else(pc.is_null(head), _cat("# ", ids, "\n\n"), head)
-    fixed = pc.fill_null(pc.add(pc.utf8_length(yaml), pc.utf8_length(head)), 0).to_numpy()
-    reps = np.maximum(h.card_length[rows] - fixed, 0) // _FILL_UNIT
-    fill = _repeat_units(np.where(autogen, 0, 1), reps)
-    card_text = _cat(yaml, head, fill)  # null where there is no card: yaml is
+    if with_card_text:
+        bm_yaml = pc.if_else(pa.array(one), _cat("base_model: ", p0_ids, "\n"),
+                             _cat("base_model:\n- ", pc.binary_join_element_wise(
+                                 slots[0][0], _s(slots[1][0], slots[1][1]), _s(slots[2][0], slots[2][1]),
+                                 "\n- ", null_handling="skip"), "\n"))
+        yaml = pc.binary_join_element_wise(
+            "---\n",
+            _s(bm_yaml, n_par > 0),
+            _s(_cat("base_model_relation: ", rel_word, "\n"), states_rel & ~self_ref & ~cyc),
+            _s(_cat("license: ", lic, "\n"), lic_ok),
+            _s(_cat("language:\n- ", pc.binary_join(lang_list, "\n- "), "\n"), lang_ok),
+            _s(_cat("datasets:\n- ", ds, "\n"), ds_ok),
+            _cat("library_name: ", library, "\n", "pipeline_tag: ", pipeline, "\n---\n\n"),
+            "", null_handling="skip")
+        yaml = _s(yaml, card)
+        autogen = h.autogen[rows]
+        head = pc.if_else(pa.array(autogen),
+                          _cat(_AUTOGEN_HEAD, "# ", ids, "\n\nThis model is a fine-tuned version of [", slots[0][0],
+                               "](https://huggingface.co/", slots[0][0], ") on the None dataset.\n\n"
+                               "## Training procedure\n\n"),
+                          _cat("# ", ids, "\n\n"))
+        head = pc.if_else(pc.is_null(head), _cat("# ", ids, "\n\n"), head)
+        fixed = pc.fill_null(pc.add(pc.utf8_length(yaml), pc.utf8_length(head)), 0).to_numpy()
+        reps = np.maximum(h.card_length[rows] - fixed, 0) // _FILL_UNIT
+        fill = _repeat_units(np.where(autogen, 0, 1), reps)
+        card_text = _cat(yaml, head, fill)  # null where there is no card: yaml is
 
     # Weights: config, safetensors / gguf summaries and the file list.
     model_type = np.array([d.model_type or "" for d in doms])[dom]
@@ -870,7 +871,7 @@ def _chunk_table(view: _HubView, rows: np.ndarray) -> pa.Table:
 
     created_out = _backfill(created, h.params)
     ts = pa.timestamp("us", tz="UTC")
-    return pa.table({
+    columns = {
         "id": ids,
         "author": view.authors.take(take),
         "createdAt": pa.array(created_out, ts),
@@ -887,8 +888,14 @@ def _chunk_table(view: _HubView, rows: np.ndarray) -> pa.Table:
         "siblings": siblings,
         "safetensors": safetensors,
         "gguf": gguf,
-        "card": card_text,
-    }, schema=HUB_STATS_SCHEMA)
+    }
+    if with_card_text:
+        columns["card"] = card_text
+    return pa.table(columns, schema=_schema(with_card_text))
+
+
+def _schema(with_card_text: bool) -> pa.Schema:
+    return HUB_STATS_SCHEMA if with_card_text else HUB_STATS_SCHEMA.remove(HUB_STATS_SCHEMA.get_field_index("card"))
 
 
 def _backfill(created_us: np.ndarray, params: SynthParams) -> np.ndarray:
@@ -938,9 +945,12 @@ def truth_path(out: str | Path) -> Path:
     return out.with_name(out.name.removesuffix(".parquet") + ".truth.parquet")
 
 
-def write_hub(hub: SyntheticHub, out: str | Path, *, chunk_rows: int = 250_000,
+def write_hub(hub: SyntheticHub, out: str | Path, *, card_text: bool = True, chunk_rows: int = 250_000,
               on_chunk=None) -> tuple[Path, Path]:
     """Write the hub file and its ground truth; strings are built ``chunk_rows`` models at a time.
+
+    With ``card_text=False`` the ``card`` column is left out, as in the real hub-stats snapshot
+    (which has no README text; a card's presence still shows as ``README.md`` in ``siblings``).
 
     Returns
     -------
@@ -951,10 +961,10 @@ def write_hub(hub: SyntheticHub, out: str | Path, *, chunk_rows: int = 250_000,
     view = _HubView(hub)
     rows = np.flatnonzero(~hub.deleted)
     tmp = out.with_name(out.name + ".tmp")
-    with pq.ParquetWriter(tmp, HUB_STATS_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp, _schema(card_text), compression="zstd") as writer:
         for lo in range(0, rows.size, chunk_rows):
             chunk = rows[lo:lo + chunk_rows]
-            writer.write_table(_chunk_table(view, chunk))
+            writer.write_table(_chunk_table(view, chunk, card_text))
             if on_chunk is not None:
                 on_chunk(chunk.size)
     tmp.replace(out)
@@ -963,7 +973,7 @@ def write_hub(hub: SyntheticHub, out: str | Path, *, chunk_rows: int = 250_000,
     return out, truth
 
 
-def synthesize(n: int, seed: int, out: str | Path, params: SynthParams | None = None,
-               on_chunk=None) -> tuple[Path, Path]:
+def synthesize(n: int, seed: int, out: str | Path, params: SynthParams | None = None, *,
+               card_text: bool = True, on_chunk=None) -> tuple[Path, Path]:
     """Generate a hub of ``n`` models and write it (:func:`generate` then :func:`write_hub`)."""
-    return write_hub(generate(n, seed, params), out, on_chunk=on_chunk)
+    return write_hub(generate(n, seed, params), out, card_text=card_text, on_chunk=on_chunk)
