@@ -235,3 +235,24 @@ def test_without_card_text(tmp_path):
     assert table.equals(full.drop(["card"]))
     readme = [any(s["rfilename"] == "README.md" for s in row) for row in table["siblings"].to_pylist()]
     assert readme == pc.is_valid(full["card"]).to_pylist()
+
+
+def test_backfilled_dates_are_flagged_by_the_atlas(tmp_path):
+    from datetime import datetime, timezone
+
+    from modelatlas.atlas.atlas import Atlas
+
+    ts = pa.timestamp("us", tz="UTC")
+    records = pa.table({"id": ["old", "new"], "created_at": pa.array(
+        [datetime(2022, 3, 2, 23, 29, 5, tzinfo=timezone.utc), datetime(2022, 3, 3, 0, 0, 1, tzinfo=timezone.utc)],
+        ts)})
+    flags = Atlas.build(records).nodes["created_at_backfilled"].to_pylist()
+    assert flags == [False, True]  # nodes sorted by id: "new", "old"
+    path, truth = synthesize(3000, 2, tmp_path / "b.parquet")
+    created = pq.read_table(path, columns=["createdAt"])["createdAt"]
+    end_of_day = pa.scalar(datetime(2022, 3, 3, tzinfo=timezone.utc), ts)
+    true_created = pq.read_table(truth, columns=["created_at", "in_file"]).filter(pc.field("in_file"))["created_at"]
+    assert pc.sum(pc.less(true_created, pa.scalar(datetime(2022, 3, 2, tzinfo=timezone.utc), ts))).as_py() > 0
+    # Every model created before the back-fill date reads 2022-03-02, none reads earlier.
+    assert pc.sum(pc.less(created, end_of_day)).as_py() == pc.sum(pc.less(true_created, end_of_day)).as_py()
+    assert pc.min(created).as_py() >= datetime(2022, 3, 2, tzinfo=timezone.utc)
