@@ -695,15 +695,13 @@ def _lookup(vocab, index: np.ndarray) -> pa.Array:
 def _rows_to_lists(columns: list[pa.Array]) -> pa.ListArray:
     """Per row, the non-null values of ``columns`` in column order, as a list array."""
     m = len(columns[0])
-    k = len(columns)
-    flat = pa.concat_arrays(columns)
-    row_major = (np.arange(k)[None, :] * m + np.arange(m)[:, None]).ravel()
-    values = flat.take(pa.array(row_major))
-    valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
-    counts = valid.reshape(m, k).sum(axis=1)
+    valid = np.stack([np.asarray(pc.is_valid(c).to_numpy(zero_copy_only=False)) for c in columns], axis=1)
     offsets = np.zeros(m + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(valid)))
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
+    # Row-major positions of the valid cells in the column-major concatenation: one take.
+    positions = (np.arange(len(columns))[None, :] * m + np.arange(m)[:, None])[valid]
+    values = pa.concat_arrays(columns).take(pa.array(positions))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def _json_list(items: pa.ListArray) -> pa.Array:
