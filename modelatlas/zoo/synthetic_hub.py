@@ -486,7 +486,6 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
                        rng.integers(0, n_restr, total))
     eng_only = rng.random(total) < p.english_only_per_edge
     lvl_of_child = depth[child_idx]
-    bounds = np.searchsorted(lvl_of_child, np.arange(1, max_lvl + 1))
     # Edges sorted by child level for the merge maximum.
     e_lvl = depth[edge_child]
     e_order = np.argsort(e_lvl, kind="stable")
@@ -494,12 +493,12 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
     level_child_idx = child_idx[np.argsort(lvl_of_child, kind="stable")]
     lvl_sorted = np.sort(lvl_of_child)
     lbounds = np.searchsorted(lvl_sorted, np.arange(1, max_lvl + 1))
+    latest = np.full(total, np.iinfo(np.int64).min)  # newest parent time; each child is in one level
     for lvl in range(1, max_lvl):
         nodes = level_child_idx[lbounds[lvl - 1]:lbounds[lvl]]
         if nodes.size == 0:
             break
         es = e_order[e_bounds[lvl - 1]:e_bounds[lvl]]
-        latest = np.full(total, np.iinfo(np.int64).min)
         np.maximum.at(latest, edge_child[es], created[edge_parent[es]])
         tp = latest[nodes]
         created[nodes] = np.where(inversion[nodes],
@@ -511,7 +510,6 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
         params_count[nodes] = params_count[par]
         arxiv[nodes] = np.where(rng.random(nodes.size) < 0.3, arxiv[par], -1)
         pipeline[nodes] = np.where(rng.random(nodes.size) < 0.9, pipeline[par], pipeline[nodes])
-    del bounds
     adapters = relation == ADAPTER
     params_count[adapters] = np.maximum(params_count[adapters] // rng.integers(50, 2000, int(adapters.sum())), 1)
     modified = created + ((t_end - created) * rng.random(total) ** 2).astype(np.int64)
@@ -526,9 +524,11 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
     card[iso] = rng.random(n_iso) < np.clip(need / max(n_iso, 1), 0, 1)
     autogen = card & (depth > 0) & (rng.random(total) < np.minimum(
         p.autogen_base + p.autogen_per_level * depth, p.autogen_max))
-    human_len = p.card_median_chars * p.card_shrink_per_level ** depth * np.exp(p.card_sigma * rng.standard_normal(total))
+    human_len = (p.card_median_chars * p.card_shrink_per_level ** depth
+                 * np.exp(p.card_sigma * rng.standard_normal(total)))
     auto_len = rng.uniform(900, 1600, total)
-    card_length = np.where(card, np.clip(np.where(autogen, auto_len, human_len), 40, p.card_max_chars), 0).astype(np.int64)
+    card_length = np.where(card, np.clip(np.where(autogen, auto_len, human_len), 40, p.card_max_chars), 0)
+    card_length = card_length.astype(np.int64)
     license_stated = card & (rng.random(total) < p.license_given_card)
     languages_stated = card & (languages != 0) & (rng.random(total) < p.language_given_card)
 
@@ -550,8 +550,8 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
     noise = np.zeros(total, dtype=np.int64)
     noise[iso[rng.random(n_iso) < p.self_reference_rate]] = 1
     n_cycle_pairs = int(round(p.two_cycle_rate * n / 2))
-    pair_nodes = rng.choice(iso[noise[iso] == 0], size=min(2 * n_cycle_pairs, n_iso - int((noise[iso] != 0).sum())) // 2 * 2,
-                            replace=False)
+    candidates = iso[noise[iso] == 0]
+    pair_nodes = rng.choice(candidates, size=min(2 * n_cycle_pairs, candidates.size) // 2 * 2, replace=False)
     noise[pair_nodes] = 2
     cycle_partner = np.full(total, -1, dtype=np.int64)
     cycle_partner[pair_nodes[0::2]] = pair_nodes[1::2]
@@ -637,6 +637,7 @@ TRUTH_SCHEMA = pa.schema([
 ])
 
 NOISE_KINDS = ("", "self_reference", "two_cycle", "malformed_tag")
+_STEMS = {"nlp": "bert", "cv_disc": "vit", "cv_gen": "sd", "audio": "whisper", "vlm": "llava"}
 _SIBLINGS = (  # by artefact kind: legacy .bin, safetensors, adapter, gguf, gptq, diffusers, diffusers LoRA
     (".gitattributes", "config.json", "pytorch_model.bin"),
     (".gitattributes", "config.json", "model.safetensors"),
@@ -717,7 +718,7 @@ class _HubView:
         doms = hub.params.domains
         self.doms = doms
         total = hub.family.size
-        stems = np.array(["llm", "bert", "vit", "sd", "whisper", "llava"] + [d.name for d in doms[6:]])
+        stems = np.array([_STEMS.get(d.name, d.name) for d in doms])
         rel_word = np.array(["ft", "lora", "GGUF", "merge", "base"])
         word = rel_word[np.where(hub.relation == ROOT, 4, hub.relation)]
         word = np.where(hub.quant_format == 2, "GPTQ", word)
