@@ -356,12 +356,8 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
     fam_dom, fam_size = _family_sizes(rng, n_children, max(1, n - n_children), fam_w, p)
     n_fam = fam_dom.size
     n_deleted = int(round(p.deleted_root_rate * n_fam))
+    # At most n - n_children families (see _family_sizes), so this is never negative.
     n_iso = n - n_children - (n_fam - n_deleted)
-    if n_iso < 0:  # tiny hubs: fewer families than needed
-        n_children += n_iso
-        fam_size[-1] = max(1, fam_size[-1] + n_iso)
-        n_iso = n - int(fam_size.sum()) - (n_fam - n_deleted)
-        n_children = int(fam_size.sum())
     total = n_fam + n_children + n_iso
     # Layout: [family roots | children | isolated]; shuffled at the end.
     roots = np.arange(n_fam)
