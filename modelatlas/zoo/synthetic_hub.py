@@ -249,7 +249,7 @@ class SynthParams:
     child_gap_beta: float = 8.0
     deleted_root_rate: float = 0.048
     self_reference_rate: float = 1e-4
-    two_cycle_rate: float = 5e-5
+    two_cycle_rate: float = 1e-4
     odd_tag_rate: float = 1e-4
     card_relation_share: float = 0.2
     downloads_zero_share: float = 0.35
