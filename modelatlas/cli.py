@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "atlas",
     "ingest",
     "weights",
+    "synth",
 )
 
 for _name in COMMAND_MODULES:
