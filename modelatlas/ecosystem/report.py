@@ -235,7 +235,7 @@ def to_markdown(res: dict, *, title: str = "Anatomy of an ML ecosystem — repor
         return [f"**not computed**: {part['error']}"] if isinstance(part, dict) and "error" in part else None
 
     def img(key):
-        return [f"![{key}]({res['figures'][key]})"] if key in res["figures"] else []
+        return ["", f"![{key}]({res['figures'][key]})"] if key in res["figures"] else []
 
     s = res["structures"]
     section("Family structures (Table 1)", err(s) or

@@ -71,8 +71,8 @@ def _c(structure, a, b, relation, generations, distance):
     return Configuration(structure, a, b, relation, generations, distance)
 
 
-#: The 24 configurations: every pair of roles that differ in kind, in every structure
-#: (symmetric roles such as two children of one star count once), plus the random baseline.
+#: The random baseline and the 24 within-family configurations: every pair of roles that differ
+#: in kind, in every structure (symmetric roles such as two children of one star count once).
 CONFIGURATIONS: tuple[Configuration, ...] = (
     _c("random_pair", "x", "y", "random", None, None),
     _c("edge", "parent", "child", "parent/child", 1, 1),
@@ -94,6 +94,7 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
     _c("uncle", "grandparent", "child", "grandparent/grandchild", 2, 2),
     _c("uncle", "uncle", "child", "uncle/nephew", 1, 3),
     _c("chain4", "great_grandparent", "grandparent", "parent/child", 1, 1),
+    _c("chain4", "grandparent", "parent", "parent/child", 1, 1),
     _c("chain4", "grandparent", "child", "grandparent/grandchild", 2, 2),
     _c("chain4", "great_grandparent", "parent", "grandparent/grandchild", 2, 2),
     _c("chain4", "great_grandparent", "child", "great-grandparent/great-grandchild", 3, 3),
