@@ -16,9 +16,9 @@ JSON the paper names in section 2.2); ``card`` — the model card text, where ca
 ``truncate`` characters (the notebooks' rules, ANCHORS.md; both are options).
 
 The vocabulary and document frequencies are fitted on the population's documents; above
-``fit_sample`` documents on a uniform sample of that many (a named deviation for 2M-model
-atlases: the 512 most frequent terms of 50,000 documents are the same terms, measured in
-``docs/ecosystem.md``).
+``fit_sample`` documents (default 20,000) on a uniform sample of that many: a named deviation
+for 2M-model atlases, where counting every bigram of every document dominates the run
+(``docs/ecosystem.md``); ``fit_sample=None`` fits on all of them, as the paper does.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _fit_rows(population: np.ndarray, fit_sample: int | None, rng) -> np.ndarray
 
 def pair_similarity(atlas, pairs: dict[str, np.ndarray], *, measures=MEASURES, artifact: str = "metadata",
                     rules: CardRules = CardRules(), population: np.ndarray | None = None,
-                    fit_sample: int | None = 50_000, max_features: int = 512, rng=None) -> dict:
+                    fit_sample: int | None = 20_000, max_features: int = 512, rng=None) -> dict:
     """Similarities of many groups of node pairs.
 
     Parameters
@@ -198,13 +198,13 @@ def bootstrap_ci(values: np.ndarray, *, resamples: int = 1000, level: float = 0.
     if v.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(rng)
-    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    means = v[rng.integers(0, v.size, size=(resamples, v.size), dtype=np.int32)].mean(axis=1)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
 def family_similarity(atlas, tree, *, samples: int = 5000, measures=("tfidf",), artifact: str = "metadata",
-                      rules: CardRules = CardRules(), fit_sample: int | None = 50_000,
+                      rules: CardRules = CardRules(), fit_sample: int | None = 20_000,
                       resamples: int = 1000, rng=None) -> list[dict]:
     """Mean similarity per family configuration with bootstrap 95% intervals (Figure 7).
 
