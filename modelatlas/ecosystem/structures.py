@@ -111,6 +111,15 @@ def _choose(k: np.ndarray, r: int) -> np.ndarray:
     return np.where(k >= r, out, 0)
 
 
+def _exact_sum(values: np.ndarray) -> int:
+    """Exact integer sum: int64 when it cannot overflow, Python integers otherwise."""
+    if values.size == 0:
+        return 0
+    if float(np.sum(values, dtype=np.float64)) < 2.0 ** 62:
+        return int(np.sum(values, dtype=np.int64))
+    return int(values.astype(object).sum())
+
+
 def anchor_weights(tree: FinetuneTree, structure: str) -> tuple[str, np.ndarray]:
     """Multiplicity of every anchor of ``structure``.
 
@@ -149,13 +158,13 @@ def count_structures(tree: FinetuneTree) -> dict[str, int]:
     counts = {"random_pair": n_pop * (n_pop - 1) // 2}
     for name in STRUCTURES:
         if name != "random_pair":
-            counts[name] = int(anchor_weights(tree, name)[1].astype(object).sum()) if tree.n else 0
+            counts[name] = _exact_sum(anchor_weights(tree, name)[1])
     return counts
 
 
 def count_parent_with_children(tree: FinetuneTree, k: int) -> int:
     """Number of (parent, k-subset of its children) structures: the sum of C(k(u), k)."""
-    return int(_choose(tree.out_degree, k).astype(object).sum()) if tree.n else 0
+    return _exact_sum(_choose(tree.out_degree, k))
 
 
 def _pick_distinct(rng: np.random.Generator, k: np.ndarray, r: int) -> list[np.ndarray]:
