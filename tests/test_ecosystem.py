@@ -434,3 +434,31 @@ def test_cli_bad_input_is_one_line(atlas_file, capsys):
     code, _, err = run_cli(["ecosystem", "similarity", "--atlas", str(atlas_file), "--pair", "org/m000",
                             "--pair", "org/nope"], capsys)
     assert code == 2 and "org/nope" in err
+
+
+# ----------------------------------------------------------------------------- real data
+@pytest.fixture(scope="module")
+def hf_atlas(hf_trees_path):
+    pipeline = pytest.importorskip("modelatlas.ingest.pipeline",
+                                   reason="the ingest readers (modelatlas.ingest.pipeline) are not on this branch")
+    atlas, _ = pipeline.ingest([str(hf_trees_path)])
+    return atlas
+
+
+def test_real_hf_trees_reproduces_the_directions(hf_atlas):
+    tree = finetune_tree(hf_atlas)
+    assert tree.num_edges > 1000
+    counts = count_structures(tree)
+    k, par = tree.out_degree, tree.parent
+    kids = np.flatnonzero(par >= 0)
+    assert counts["uncle"] == sum(int((k[par[v]] - 1) * k[v]) for v in kids)
+    rows = family_similarity(hf_atlas, tree, samples=1000, measures=("tfidf",), rng=0, resamples=200)
+    f = findings(rows)
+    assert f["same_family_above_random"] and f["siblings_above_parent_child"] and f["falls_with_generations"]
+    task = mutation_rate(hf_atlas, tree, "task")
+    assert 0 < task["rate"] < 0.5
+    drift = drift_graph(hf_atlas, tree, "language")
+    en = drift.values.index("en")
+    assert drift.traffic[:, en].sum() > 5 * drift.traffic[en, :].sum()  # languages drift toward English
+    order = trait_ordering(drift_graph(hf_atlas, tree, "license"))
+    assert order["optimal"] and order["drifts_explained"] > 0.9
