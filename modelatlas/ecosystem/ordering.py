@@ -11,8 +11,8 @@ program with HiGHS through :func:`scipy.optimize.milp` (ENGINEERING-NOTES "Linea
 * triangle constraints are added lazily: solve, add the triangles the solution violates, repeat;
   a solution without violations is optimal for the full program;
 * a heuristic (score order + best-insertion local search) runs first; it is the answer when the
-  solver is missing, the instance is above ``max_exact`` values, or the time limit is hit, and it
-  is then reported with an upper bound (the solver's dual bound when it has one, else the sum of
+  solver is missing, the instance is above ``max_exact`` values, or the time limit is hit (then
+  unless HiGHS's incumbent, ranked into an order, is better), and it is reported with an upper bound (the solver's dual bound when it has one, else the sum of
   the heavier direction of every pair) and the gap.
 """
 
@@ -142,11 +142,14 @@ def linear_ordering(weights: np.ndarray, *, time_limit: float = 10.0, max_exact:
     heur = heuristic_order(w)
     heur_value = order_value(w, heur)
 
-    def fallback(status, message, bound=None, **kw):
+    def fallback(status, message, bound=None, incumbent=None, **kw):
         b = trivial_bound(w) if bound is None else min(bound, trivial_bound(w))
-        if heur_value >= b - 1e-9:
-            status, message = "optimal", message + "; the heuristic order meets the bound, so it is optimal"
-        return OrderingResult(heur, heur_value, max(b, heur_value), status, "heuristic",
+        order, value, method = heur, heur_value, "heuristic"
+        if incumbent is not None and order_value(w, incumbent) > value:
+            order, value, method = incumbent, order_value(w, incumbent), "milp"
+        if value >= b - 1e-9:
+            status, message = "optimal", message + "; the order meets the bound, so it is optimal"
+        return OrderingResult(order, value, max(b, value), status, method,
                               time.perf_counter() - start, message=message, **kw)
 
     if n <= 2:
@@ -192,10 +195,7 @@ def linear_ordering(weights: np.ndarray, *, time_limit: float = 10.0, max_exact:
             x = np.round(res.x)
             bad = _violated(x, all_tri) & ~active
             if not bad.any():
-                before = np.zeros((n, n))
-                before[iu, ju] = x
-                before[ju, iu] = 1 - x
-                order = [int(i) for i in np.argsort(-before.sum(1), kind="stable")]
+                order = _order_from_pairs(x, n, iu, ju)
                 value = order_value(w, order)
                 return OrderingResult(order, value, value, "optimal", "milp", time.perf_counter() - start,
                                       rounds, int(active.sum()))
@@ -206,9 +206,19 @@ def linear_ordering(weights: np.ndarray, *, time_limit: float = 10.0, max_exact:
         if best_bound is not None:
             bound = best_bound if bound is None else min(bound, best_bound)
         if res.status == 1:
+            # HiGHS's incumbent (if any) ranked by wins is a valid order; keep the better one
+            incumbent = _order_from_pairs(np.round(res.x), n, iu, ju) if res.x is not None else None
             return fallback("time_limit", f"HiGHS hit the time limit ({time_limit:g} s): {res.message}",
-                            bound, rounds=rounds, triangles=int(active.sum()))
+                            bound, incumbent, rounds=rounds, triangles=int(active.sum()))
         raise ModelAtlasError(f"HiGHS failed on the ordering program (status {res.status}): {res.message}")
+
+
+def _order_from_pairs(x: np.ndarray, n: int, iu: np.ndarray, ju: np.ndarray) -> list[int]:
+    """Items ranked by how many others they precede (the order itself when ``x`` is transitive)."""
+    before = np.zeros((n, n))
+    before[iu, ju] = x
+    before[ju, iu] = 1 - x
+    return [int(i) for i in np.argsort(-before.sum(1), kind="stable")]
 
 
 def explained(order: list[int], orientation: np.ndarray, traffic: np.ndarray) -> tuple[float, float]:
