@@ -329,6 +329,7 @@ def test_mutation_rate_jaccard_rule():
     tree = finetune_tree(atlas)
     lang = mutation_rate(atlas, tree, "language")
     assert lang["observed"] == 2 and lang["rate"] == pytest.approx((0.75 + 0.0) / 2)
+    assert lang["partial_mutations"] == 1 and lang["full_mutations"] == 0
     lic = mutation_rate(atlas, tree, "license")
     assert lic["observed"] == 2 and lic["rate"] == pytest.approx(0.5) and lic["full_mutations"] == 1
 

@@ -38,7 +38,8 @@ def mutation_rate(atlas, tree, trait: str) -> dict:
     -------
     dict with ``trait``, ``rate`` (mean over observed edges), ``edges`` (all tree edges),
     ``observed`` (edges where both sides hold the trait), ``mutated`` (edges with rate > 0),
-    ``full_mutations`` (rate 1) and ``per_edge`` (float array aligned with ``tree.child``; NaN where
+    ``full_mutations`` (rate 1), ``partial_mutations`` (0 < rate < 1, multi-valued traits only) and
+    ``per_edge`` (float array aligned with ``tree.child``; NaN where
     unobserved).
     """
     sets = trait_sets(atlas, trait)
@@ -51,4 +52,5 @@ def mutation_rate(atlas, tree, trait: str) -> dict:
     return {"trait": trait, "column": sets.column, "rate": float(per_edge[seen].mean()),
             "edges": int(tree.num_edges), "observed": int(seen.sum()),
             "mutated": int((per_edge[seen] > 0).sum()), "full_mutations": int((per_edge[seen] == 1).sum()),
+            "partial_mutations": int(((per_edge[seen] > 0) & (per_edge[seen] < 1)).sum()),
             "per_edge": per_edge}
