@@ -30,6 +30,7 @@ def _root() -> None:
 COMMAND_MODULES = (
     "atlas",
     "ingest",
+    "weights",
     "ecosystem",
 )
 

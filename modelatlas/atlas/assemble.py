@@ -140,6 +140,7 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     """
     issues = list(issues or [])
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # it would print into a command's --json output
     try:
         nodes = merge_records(records, con)
         evidence, ev_issues = clean_evidence(evidence)
