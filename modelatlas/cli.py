@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "ingest",
     "weights",
     "synth",
+    "ecosystem",
 )
 
 for _name in COMMAND_MODULES:
