@@ -112,7 +112,7 @@ claims = st.tuples(ids, ids, st.sampled_from(["finetune", "adapter", "quantized"
                    st.sampled_from(RELATION_RULES), st.sampled_from(PROVENANCE_ORDER + ("predicted:x",)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(claims, max_size=25), st.lists(claims, max_size=10))
 def test_ingest_is_idempotent_and_every_pair_is_one_acyclic_edge(first, second):
     recs = records("a", "b", "c")
