@@ -14,8 +14,9 @@ so adding models one by one gives the same graph as charting them all at once
 5. **quantised** (flag, or few distinct values): the nearest candidate, relation ``quantized``;
 6. **LoRA**: a candidate whose per-layer difference has low rank (at most ``lora_rank_share`` of
    the full rank) — the lowest-rank one, nearest on ties — relation ``adapter``;
-7. **merge**: the model is (almost) a convex combination of two or three candidates (simplex-
-   constrained least squares), residual below ``merge_residual`` × the nearest distance;
+7. **merge**: the model is (almost) a convex combination of two or three of its
+   ``merge_candidates`` nearest earlier models (simplex-constrained least squares), residual below
+   ``merge_residual`` × the nearest distance;
 8. **fine-tune**: the nearest candidate ``p`` — unless the model is a *sibling* of ``p``: with
    ``q`` the parent of ``p``, a child of ``p`` satisfies ``|x-q|² - |p-q|² ≈ |x-p|²``
    (independent increments meet at a right angle), a sibling sharing ``p``'s update direction
@@ -50,6 +51,8 @@ class Auto(ChartMethod):
         Singular-value threshold for ranks (relative to the layer's largest singular value).
     merge_residual:
         Largest residual of the convex fit, relative to the nearest distance, for a merge.
+    merge_candidates:
+        Earlier neighbours offered to the convex fit (merge parents can be far apart).
     sibling_angle:
         Threshold of the sibling test (0 = never a sibling, 1 = always).
     order:
@@ -67,7 +70,8 @@ class Auto(ChartMethod):
     RULES = ("known", "duplicates", "roots", "quantized", "lora", "merges", "siblings")
 
     def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
-                 rank_rtol: float = 1e-3, merge_residual: float = 0.3, sibling_angle: float = 0.5,
+                 rank_rtol: float = 1e-3, merge_residual: float = 0.1, merge_candidates: int = 24,
+                 sibling_angle: float = 0.5,
                  order: str = "auto", exact_up_to: int = 2000, rules: tuple[str, ...] = RULES,
                  calibrate: bool = True):
         self.n_candidates = n_candidates
@@ -75,6 +79,7 @@ class Auto(ChartMethod):
         self.lora_rank_share = lora_rank_share
         self.rank_rtol = rank_rtol
         self.merge_residual = merge_residual
+        self.merge_candidates = merge_candidates
         self.sibling_angle = sibling_angle
         self.order = order
         self.exact_up_to = exact_up_to
@@ -132,7 +137,7 @@ class OnlineCharter:
         self.score[label] = score
         if content_hash is not None:
             self.hashes.setdefault(content_hash, label)
-        if not quantized:  # quantised models are leaves (Model Atlas, App. C)
+        if not quantized and kind != "duplicate":  # leaves, as in Algorithm 1
             self.index.add(label, v)
         return ps
 
@@ -159,7 +164,7 @@ class OnlineCharter:
             if hit is not None:
                 return hit
         if "merges" in rules and len(cand) >= 2:
-            hit = self._merge(v, cand, dist)
+            hit = self._merge(v, *self.index.query(v, m.merge_candidates))
             if hit is not None:
                 return hit
         p = int(cand[0])
@@ -190,11 +195,10 @@ class OnlineCharter:
 
     def _merge(self, v, cand, dist):
         m = self.m
-        k = min(len(cand), 6)
-        x = np.stack([self.vecs[int(j)] for j in cand[:k]])
+        x = np.stack([self.vecs[int(j)] for j in cand])
         w = simplex_least_squares(x.T, v)
         resid = float(np.linalg.norm(x.T @ w - v))
-        support = np.flatnonzero(w > 0.08)
+        support = np.flatnonzero(w > 0.05)
         if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * dist[0]:
             return None
         ps = tuple(sorted(int(cand[j]) for j in support))

@@ -3,7 +3,7 @@
 Each family starts from a heavy-tailed random root (Student-t weights, so that fine-tuning with
 Gaussian updates lowers the kurtosis, MoTHer's specialisation stage) and grows by the eight
 patterns of the zoo format: ``finetune`` (dense update), ``lora`` (rank-r update per layer),
-``quantized`` (int8 round trip, a leaf), ``duplicate`` (exact copy), ``snake`` (a chain of
+``quantized`` (int8 round trip, a leaf), ``duplicate`` (exact copy, never fine-tuned further), ``snake`` (a chain of
 checkpoints drifting in one direction, consecutive in time), ``fan`` (a sweep of siblings sharing
 the update direction), and ``merge`` (a convex combination of two or three earlier models).
 Times grow along every edge.
@@ -84,7 +84,7 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
     members: list[list[int]] = [[] for _ in range(n_components)]
     hour = 3600.0
 
-    def add(v, t, ps, rel, pat, c, q=False):
+    def add(v, t, ps, rel, pat, c, q=False):  # q: never a parent (quantised copies, duplicates)
         vecs.append(v.astype(np.float32))
         times.append(t)
         parents.append(tuple(ps))
@@ -125,7 +125,7 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
             q = np.abs(v).max() / 127.0
             add(np.round(v / q) * q, t0, (p,), "quantized", pat, c, q=True)
         elif pat == "duplicate":
-            add(vecs[p].copy(), t0, (p,), "finetune", pat, c)
+            add(vecs[p].copy(), t0, (p,), "finetune", pat, c, q=True)
         elif pat == "snake":
             drift = dense_update(scale)
             prev, t = p, t0
@@ -156,7 +156,8 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
     blocks = [LayerBlock(f"layer{i}", i * rows * cols, rows, cols) for i in range(layers)]
     models = ChartInput(
         ids=[f"c{comp[i]}/m{i}" for i in range(len(vecs))],
-        vectors=vectors, layers=blocks, created_at=np.array(times), quantized=np.array(quant),
+        vectors=vectors, layers=blocks, created_at=np.array(times),
+        quantized=np.array([q and pat != "duplicate" for q, pat in zip(quant, pattern)]),
         content_hashes=[_hash(v) for v in vectors], documented_parents=documented,
         groups=np.full(len(vecs), group, dtype=object),
     )
