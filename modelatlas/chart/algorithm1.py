@@ -147,7 +147,11 @@ class Algorithm1(ChartMethod):
                 conf[i] = 1.0
         for c, ps in parents.items():
             relations[c] = ("quantized" if models.quantized[c] else "merge" if len(ps) > 1 else "finetune")
-        return ChartResult.from_parents(parents, relations, conf)
+        result = ChartResult.from_parents(parents, relations, conf)
+        if not models.has_times:
+            result.messages.append(f"{n} models without distinct upload times: Algorithm 1 orders them "
+                                   "by input row")
+        return result
 
 
 def _first_copies(models: ChartInput, d: np.ndarray, order: np.ndarray) -> np.ndarray:

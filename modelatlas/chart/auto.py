@@ -93,7 +93,11 @@ class Auto(ChartMethod):
         for i in self.processing_order(models).tolist():
             charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
                         content_hash=models.content_hashes[i], parents=given.get(i))
-        return charter.result()
+        result = charter.result()
+        if self.order == "auto" and not models.has_times:
+            result.messages.append(f"{len(models)} models without distinct upload times: edge direction "
+                                   "from the kurtosis score (parents first)")
+        return result
 
     def processing_order(self, models: ChartInput) -> np.ndarray:
         use_time = self.order == "time" or (self.order == "auto" and models.has_times)

@@ -110,6 +110,11 @@ class ChartInput:
                           ("groups", self.groups), ("content_hashes", self.content_hashes)):
             if len(arr) != n:
                 raise InputError(f"{name} has {len(arr)} entries for {n} models", where=name)
+        bad = ~np.all(np.isfinite(self.vectors), axis=1)
+        if bad.any():
+            names = ", ".join(self.ids[i] for i in np.flatnonzero(bad)[:5])
+            raise InputError(f"{int(bad.sum())} fingerprint(s) hold NaN or infinite values: {names}",
+                             where="vectors")
         for child, parents in self.documented_parents.items():
             for p in parents:
                 if not 0 <= p < n or p == child:

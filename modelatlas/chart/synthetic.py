@@ -98,6 +98,10 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
     def dense_update(scale):
         return rng.normal(0.0, scale, d)
 
+    def specialise(v):  # fine-tuning trims outliers a little: kurtosis falls (MoTHer, Sec. 4.2)
+        tau = 2.5 * v.std()
+        return v - 0.05 * (v - np.clip(v, -tau, tau))
+
     def lowrank_update(rank, scale):
         parts = []
         for _ in range(layers):
@@ -117,7 +121,7 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
         t0 = times[p] + rng.exponential(24) * hour + hour
         scale = step * (0.7 + 0.6 * rng.random())
         if pat == "finetune":
-            add(vecs[p] + dense_update(scale), t0, (p,), "finetune", pat, c)
+            add(specialise(vecs[p]) + dense_update(scale), t0, (p,), "finetune", pat, c)
         elif pat == "lora":
             add(vecs[p] + lowrank_update(int(rng.choice([1, 2, 4])), scale * 2), t0, (p,), "adapter", pat, c)
         elif pat == "quantized":
@@ -132,14 +136,15 @@ def synthetic_zoo(n_models: int = 200, *, n_components: int = 4, layers: int = 3
             for _ in range(int(rng.integers(3, 7))):
                 if len(vecs) >= n_models:
                     break
-                prev = add(vecs[prev] + drift + dense_update(scale * 0.3), t, (prev,), "finetune", pat, c)
+                prev = add(specialise(vecs[prev]) + drift + dense_update(scale * 0.3), t, (prev,),
+                           "finetune", pat, c)
                 t += rng.uniform(0.5, 2) * hour
         elif pat == "fan":
             shared = dense_update(scale)
             for _ in range(int(rng.integers(3, 7))):
                 if len(vecs) >= n_models:
                     break
-                add(vecs[p] + shared + dense_update(scale * 0.6), t0 + rng.uniform(0, 48) * hour,
+                add(specialise(vecs[p]) + shared + dense_update(scale * 0.6), t0 + rng.uniform(0, 48) * hour,
                     (p,), "finetune", pat, c)
         elif pat == "merge":
             if len(pool) < 2:
