@@ -12,7 +12,7 @@ so adding models one by one gives the same graph as charting them all at once
 4. **root**: the nearest candidate is as far as an unrelated initialisation (relative distance
    ``|x - p| / max(|x|, |p|)`` above ``root_distance``);
 5. **quantised** (flag, or few distinct values): the nearest candidate, relation ``quantized``;
-6. **LoRA**: a candidate whose per-layer difference has low rank (at most ``lora_rank_share`` of
+6. **LoRA**: one of the ``lora_candidates`` nearest candidates whose per-layer difference has low rank (at most ``lora_rank_share`` of
    the full rank) — the lowest-rank one, nearest on ties — relation ``adapter``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
    ``merge_candidates`` nearest earlier models (simplex-constrained least squares), residual below
@@ -28,10 +28,13 @@ regression per rule, fitted on held-out synthetic zoos (:mod:`modelatlas.chart.c
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
-from modelatlas.chart.distances import difference_rank, kurtosis_score
+from modelatlas.chart.distances import kurtosis_score
 from modelatlas.chart.neighbors import GrowingIndex
 
 
@@ -47,6 +50,8 @@ class Auto(ChartMethod):
         Relative distance above which a model starts a new tree.
     lora_rank_share:
         Largest difference rank, as a share of the full rank, that counts as a LoRA update.
+    lora_candidates:
+        Nearest candidates given the low-rank test.
     rank_rtol:
         Singular-value threshold for ranks (relative to the layer's largest singular value).
     merge_residual:
@@ -70,14 +75,16 @@ class Auto(ChartMethod):
     RULES = ("known", "duplicates", "roots", "quantized", "lora", "merges", "siblings")
 
     def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
-                 rank_rtol: float = 1e-3, merge_residual: float = 0.1, merge_candidates: int = 24,
+                 rank_rtol: float = 1e-3, lora_candidates: int = 4, merge_residual: float = 0.1,
+                 merge_candidates: int = 24,
                  sibling_angle: float = 0.5,
-                 order: str = "auto", exact_up_to: int = 2000, rules: tuple[str, ...] = RULES,
+                 order: str = "auto", exact_up_to: int = 1000, rules: tuple[str, ...] = RULES,
                  calibrate: bool = True):
         self.n_candidates = n_candidates
         self.root_distance = root_distance
         self.lora_rank_share = lora_rank_share
         self.rank_rtol = rank_rtol
+        self.lora_candidates = lora_candidates
         self.merge_residual = merge_residual
         self.merge_candidates = merge_candidates
         self.sibling_angle = sibling_angle
@@ -87,17 +94,34 @@ class Auto(ChartMethod):
         self.calibrate = calibrate
 
     def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
-        charter = OnlineCharter(self, models.vectors.shape[1], models.layers)
-        given = dict(models.documented_parents) if "known" in self.rules else {}
-        given.update(known)
-        for i in self.processing_order(models).tolist():
-            charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
-                        content_hash=models.content_hashes[i], parents=given.get(i))
-        result = charter.result()
+        result = self.charter(models, known).result()
         if self.order == "auto" and not models.has_times:
             result.messages.append(f"{len(models)} models without distinct upload times: edge direction "
                                    "from the kurtosis score (parents first)")
         return result
+
+    def charter(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> "OnlineCharter":
+        """Chart ``models`` (one architecture) and return the charter's state.
+
+        The nearest earlier neighbours of all models are found in bulk
+        (:func:`~modelatlas.chart.neighbors.earlier_neighbors`), then models are decided one by one.
+        """
+        from modelatlas.chart.neighbors import earlier_neighbors
+
+        given = dict(models.documented_parents) if "known" in self.rules else {}
+        given.update(known or {})
+        order = self.processing_order(models)
+        charter = OnlineCharter(self, models.vectors.shape[1], models.layers, capacity=len(models), bulk=True)
+        eligible = charter.eligibility(models, order)
+        k = max(self.n_candidates, self.merge_candidates)
+        near, near_d = earlier_neighbors(models.vectors, order, eligible, k, exact_up_to=self.exact_up_to)
+        with threadpool_limits(1):  # tiny per-model algebra: BLAS threads only add contention
+            for i in order.tolist():
+                ok = near[i] >= 0
+                charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
+                            content_hash=models.content_hashes[i], parents=given.get(i),
+                            neighbors=(near[i][ok], near_d[i][ok]))
+        return charter
 
     def processing_order(self, models: ChartInput) -> np.ndarray:
         use_time = self.order == "time" or (self.order == "auto" and models.has_times)
@@ -110,53 +134,96 @@ class OnlineCharter:
     """Charts models as they arrive (the state behind :class:`Auto`).
 
     ``add`` decides a model's parents from the models added before it and never revisits them.
+    Quantised models and exact duplicates (same content hash or same fingerprint bytes as an
+    earlier model) are leaves: never offered as candidates, as in Algorithm 1.
     """
 
-    def __init__(self, method: Auto, dim: int, layers):
+    def __init__(self, method: Auto, dim: int, layers, *, capacity: int = 1024, bulk: bool = False):
         self.m = method
         self.layers = layers
-        self.index = GrowingIndex(dim, exact_up_to=method.exact_up_to)
-        self.vecs: dict[int, np.ndarray] = {}
+        self.index = None if bulk else GrowingIndex(dim, exact_up_to=method.exact_up_to)
+        self.vecs = np.zeros((max(capacity, 1), dim))
+        self.row: dict[int, int] = {}
         self.norm: dict[int, float] = {}
+        self.spectral: dict[int, np.ndarray] = {}
         self.parents: dict[int, tuple[int, ...]] = {}
         self.relation: dict[int, str] = {}
         self.kind: dict[int, str] = {}
         self.score: dict[int, float] = {}
         self.hashes: dict[str, int] = {}
+        self.full_rank = min(min(b.rows, b.cols) for b in layers)
+
+    def _is_quantized(self, v: np.ndarray, flagged: bool) -> bool:
+        return flagged or ("quantized" in self.m.rules and looks_quantized(v))
+
+    def _keys(self, v: np.ndarray, content_hash: str | None) -> list[str]:
+        keys = ["v:" + hashlib.blake2b(np.asarray(v, np.float32).tobytes(), digest_size=16).hexdigest()]
+        return keys + ([f"h:{content_hash}"] if content_hash is not None else [])
+
+    def eligibility(self, models: ChartInput, order: np.ndarray) -> np.ndarray:
+        """Which models may be candidates (neither quantised nor a duplicate of an earlier one)."""
+        ok = np.ones(len(models), bool)
+        seen: set[str] = set()
+        for i in order.tolist():
+            v = models.vectors[i]
+            keys = self._keys(v, models.content_hashes[i])
+            if self._is_quantized(v, bool(models.quantized[i])) or (
+                    "duplicates" in self.m.rules and any(k in seen for k in keys)):
+                ok[i] = False
+            seen.update(keys)
+        return ok
 
     def add(self, label: int, vector: np.ndarray, *, quantized: bool = False,
-            content_hash: str | None = None, parents: tuple[int, ...] | None = None) -> tuple[int, ...]:
-        """Chart one model; returns its predicted parents (empty for a root)."""
+            content_hash: str | None = None, parents: tuple[int, ...] | None = None,
+            neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[int, ...]:
+        """Chart one model; returns its predicted parents (empty for a root).
+
+        ``neighbors`` (labels and distances of the nearest earlier eligible models, nearest
+        first) may be given when computed in bulk; otherwise the growing index is asked.
+        """
         v = np.asarray(vector, np.float64)
-        rules = self.m.rules
-        quantized = quantized or ("quantized" in rules and looks_quantized(v))
-        self.vecs[label] = v
+        quantized = self._is_quantized(v, quantized)
+        r = len(self.row)
+        if r == len(self.vecs):
+            self.vecs = np.vstack([self.vecs, np.zeros_like(self.vecs)])
+        self.vecs[r] = v
+        self.row[label] = r
         self.norm[label] = float(np.sqrt(v @ v))
-        decided = self._decide(label, v, quantized, content_hash, parents)
-        ps, rel, kind, score = decided
+        keys = self._keys(v, content_hash)
+        duplicate_of = next((self.hashes[k] for k in keys if k in self.hashes), None)
+        if "duplicates" not in self.m.rules:
+            duplicate_of = None
+        if neighbors is None:
+            neighbors = self.index.query(v, max(self.m.n_candidates, self.m.merge_candidates))
+        ps, rel, kind, score = self._decide(label, v, quantized, duplicate_of, parents, neighbors)
         if ps:
             self.parents[label] = ps
             self.relation[label] = rel
         self.kind[label] = kind
         self.score[label] = score
-        if content_hash is not None:
-            self.hashes.setdefault(content_hash, label)
-        if not quantized and kind != "duplicate":  # leaves, as in Algorithm 1
-            self.index.add(label, v)
+        for k in keys:
+            self.hashes.setdefault(k, label)
+        if not quantized and duplicate_of is None:
+            if "lora" in self.m.rules:
+                self.spectral[label] = np.array([s[0] for s in self._singular_values([label], None)])
+            if self.index is not None:
+                self.index.add(label, v)
         return ps
 
-    def _decide(self, label, v, quantized, content_hash, parents):
+    def _mat(self, label: int, b) -> np.ndarray:
+        return self.vecs[self.row[label], b.offset:b.offset + b.size].reshape(b.rows, b.cols)
+
+    def _decide(self, label, v, quantized, duplicate_of, parents, neighbors):
         m, rules = self.m, self.m.rules
         if parents is not None:
             rel = "merge" if len(parents) > 1 else ("quantized" if quantized else "finetune")
             return tuple(parents), rel, "known", 1.0
-        if "duplicates" in rules and content_hash is not None and content_hash in self.hashes:
-            return (self.hashes[content_hash],), "finetune", "duplicate", 1.0
-        cand, dist = self.index.query(v, m.n_candidates)
+        if duplicate_of is not None:
+            return (duplicate_of,), "finetune", "duplicate", 1.0
+        wide, wide_d = neighbors
+        cand, dist = wide[:m.n_candidates], wide_d[:m.n_candidates]
         if not len(cand):
             return (), None, "first", 1.0
-        if "duplicates" in rules and dist[0] == 0.0:
-            return (int(cand[0]),), "finetune", "duplicate", 1.0
         rel_d = dist[0] / max(self.norm[label], self.norm[int(cand[0])], 1e-30)
         if "roots" in rules and rel_d > m.root_distance:
             return (), None, "root", float(rel_d - m.root_distance)
@@ -164,44 +231,65 @@ class OnlineCharter:
         if quantized:
             return (int(cand[0]),), "quantized", "quantized", margin
         if "lora" in rules:
-            hit = self._lora(v, cand, dist)
+            hit = self._lora(label, cand[:m.lora_candidates], dist[:m.lora_candidates])
             if hit is not None:
                 return hit
         if "merges" in rules and len(cand) >= 2:
-            hit = self._merge(v, *self.index.query(v, m.merge_candidates))
+            hit = self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
             if hit is not None:
                 return hit
         p = int(cand[0])
         if "siblings" in rules and p in self.parents and len(self.parents[p]) == 1:
             q = self.parents[p][0]
-            d_xq = np.sum((v - self.vecs[q]) ** 2)
-            d_pq = np.sum((self.vecs[p] - self.vecs[q]) ** 2)
+            vq = self.vecs[self.row[q]]
+            d_xq = np.sum((v - vq) ** 2)
+            d_pq = np.sum((self.vecs[self.row[p]] - vq) ** 2)
             angle = float((d_xq - d_pq) / max(dist[0] ** 2, 1e-300))
             if angle < m.sibling_angle:
                 return (q,), "finetune", "sibling", float(m.sibling_angle - angle)
             return (p,), "finetune", "nearest", float(min(angle - m.sibling_angle, margin))
         return (p,), "finetune", "nearest", margin
 
-    def _lora(self, v, cand, dist):
+    def _singular_values(self, labels, minus: int | None) -> list[np.ndarray]:
+        """Singular values of every layer of each model in ``labels`` (minus model ``minus``),
+        one array per (model, layer), computed in one stacked call per layer shape."""
+        out: list[np.ndarray | None] = [None] * (len(labels) * len(self.layers))
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for li, b in enumerate(self.layers):
+            shapes.setdefault((b.rows, b.cols), []).append(li)
+        for lis in shapes.values():
+            mats = []
+            for j in labels:
+                for li in lis:
+                    x = self._mat(int(j), self.layers[li])
+                    mats.append(x - self._mat(minus, self.layers[li]) if minus is not None else x)
+            sv = np.linalg.svd(np.stack(mats), compute_uv=False)
+            k = 0
+            for a in range(len(labels)):
+                for li in lis:
+                    out[a * len(self.layers) + li] = sv[k]
+                    k += 1
+        return out
+
+    def _lora(self, label, cand, dist):
         m = self.m
+        sv = self._singular_values(cand, label)
+        L = len(self.layers)
         worst = np.zeros(len(cand))
-        full = min(min(b.rows, b.cols) for b in self.layers)
-        for b in self.layers:
-            x = v[b.offset:b.offset + b.size].reshape(b.rows, b.cols)
-            c = np.stack([self.vecs[int(j)][b.offset:b.offset + b.size].reshape(b.rows, b.cols) for j in cand])
-            worst = np.maximum(worst, difference_rank(c, x[None], rtol=m.rank_rtol))
+        for a, j in enumerate(cand):
+            scale = self.spectral[int(j)]
+            worst[a] = max(int((sv[a * L + li] > m.rank_rtol * max(scale[li], 1e-30)).sum()) for li in range(L))
         best = np.lexsort((dist, worst))[0]
-        if worst[best] > m.lora_rank_share * full or worst[best] == 0:
+        if worst[best] > m.lora_rank_share * self.full_rank or worst[best] == 0:
             return None
         others = np.delete(worst, best)
-        gap = float((others.min() - worst[best]) / full) if len(others) else 1.0
+        gap = float((others.min() - worst[best]) / self.full_rank) if len(others) else 1.0
         return (int(cand[best]),), "adapter", "lora", gap
 
     def _merge(self, v, cand, dist):
         m = self.m
-        x = np.stack([self.vecs[int(j)] for j in cand])
-        w = simplex_least_squares(x.T, v)
-        resid = float(np.linalg.norm(x.T @ w - v))
+        x = self.vecs[[self.row[int(j)] for j in cand]]
+        w, resid = simplex_least_squares(x.T, v, residual=True)
         support = np.flatnonzero(w > 0.05)
         if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * dist[0]:
             return None
@@ -221,16 +309,30 @@ def looks_quantized(v: np.ndarray, max_levels: int = 256) -> bool:
     return len(v) >= 4 * max_levels and len(np.unique(v)) <= max_levels
 
 
-def simplex_least_squares(a: np.ndarray, b: np.ndarray, *, iters: int = 300) -> np.ndarray:
+def simplex_least_squares(a: np.ndarray, b: np.ndarray, *, residual: bool = False):
     """``argmin |a w - b|`` over the probability simplex (``w >= 0``, ``sum w = 1``).
 
-    Non-negative least squares on the system augmented with a heavily weighted ``sum w = 1``
-    row (the standard penalty form of the equality constraint).
+    The tall system is reduced to its normal equations: with ``G = aᵀa = RᵀR`` (Cholesky, a tiny
+    ridge for collinear columns), ``|a w - b|² = |R w - R⁻ᵀ aᵀ b|² + const``; that small system is
+    solved as non-negative least squares with a heavily weighted ``sum w = 1`` row (the penalty
+    form of the equality constraint). (LAPACK's QR of the tall matrix is pathologically slow
+    under OpenBLAS on the project machine.)
+
+    Returns
+    -------
+    w, or (w, residual norm) when ``residual`` is true.
     """
+    from scipy.linalg import solve_triangular
     from scipy.optimize import nnls
 
-    scale = max(float(np.abs(a).max()), 1e-12) * 1e3
-    aa = np.vstack([a, np.full((1, a.shape[1]), scale)])
-    bb = np.concatenate([b, [scale]])
-    w, _ = nnls(aa, bb, maxiter=iters)
-    return w
+    g = a.T @ a
+    g += np.eye(len(g)) * (1e-12 * max(float(np.trace(g)), 1e-300))
+    r = np.linalg.cholesky(g).T
+    rhs = solve_triangular(r, a.T @ b, trans="T")
+    scale = max(float(np.abs(r).max()), 1e-12) * 1e3
+    aa = np.vstack([r, np.full((1, a.shape[1]), scale)])
+    bb = np.concatenate([rhs, [scale]])
+    w, _ = nnls(aa, bb, maxiter=50 * a.shape[1])
+    if not residual:
+        return w
+    return w, float(np.linalg.norm(a @ w - b))

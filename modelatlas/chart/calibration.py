@@ -29,13 +29,7 @@ def _models() -> dict:
     for seed in CALIBRATION_SEEDS:
         zoo = synthetic_zoo(300, n_components=3, seed=seed)
         method = Auto(calibrate=False)
-        from modelatlas.chart.auto import OnlineCharter
-
-        charter = OnlineCharter(method, zoo.models.vectors.shape[1], zoo.models.layers)
-        for i in method.processing_order(zoo.models).tolist():
-            charter.add(i, zoo.models.vectors[i], quantized=bool(zoo.models.quantized[i]),
-                        content_hash=zoo.models.content_hashes[i],
-                        parents=zoo.models.documented_parents.get(i))
+        charter = method.charter(zoo.models)
         ok = correct_mask(charter.result(), zoo.truth)
         for c in charter.parents:
             scores.setdefault(charter.kind[c], []).append((charter.score[c], float(ok[c])))

@@ -25,7 +25,7 @@ class GrowingIndex:
         HNSW search breadth and graph degree.
     """
 
-    def __init__(self, dim: int, *, exact_up_to: int = 2000, capacity: int = 1024, ef: int = 100,
+    def __init__(self, dim: int, *, exact_up_to: int = 1000, capacity: int = 1024, ef: int = 100,
                  M: int = 16):
         self.dim = dim
         self.exact_up_to = exact_up_to
@@ -76,18 +76,90 @@ class GrowingIndex:
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0)
         v = np.asarray(vector, np.float32)
-        if self._hnsw is None:
-            diff = self._vecs[:n].astype(np.float64) - v.astype(np.float64)
-            d2 = np.einsum("ij,ij->i", diff, diff)
-            idx = np.argpartition(d2, k - 1)[:k] if k < n else np.arange(n)
-            idx = idx[np.lexsort((idx, d2[idx]))]
-            dist = np.sqrt(d2[idx])
+        if self._hnsw is None:  # float32 BLAS pass, then exact float64 distances of a short list
+            approx = self._sq[:n] - 2.0 * (self._vecs[:n] @ v)
+            short = min(n, max(4 * k, k + 16))
+            idx = np.argpartition(approx, short - 1)[:short] if short < n else np.arange(n)
         else:
             self._hnsw.set_ef(max(self.ef, k))
-            idx, d2 = self._hnsw.knn_query(v[None, :], k=k, num_threads=1)
+            idx, _ = self._hnsw.knn_query(v[None, :], k=k, num_threads=1)
             idx = idx[0].astype(np.int64)
-            diff = self._vecs[idx].astype(np.float64) - v.astype(np.float64)  # exact distances
-            dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-            o = np.lexsort((idx, dist))
-            idx, dist = idx[o], dist[o]
+        diff = self._vecs[idx].astype(np.float64) - v.astype(np.float64)
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        o = np.lexsort((idx, dist))[:k]
+        idx, dist = idx[o], dist[o]
         return np.array([self._labels[i] for i in idx], np.int64), dist
+
+
+def earlier_neighbors(vectors: np.ndarray, order: np.ndarray, eligible: np.ndarray, k: int, *,
+                      exact_up_to: int = 5000, block: int = 1024, ef: int = 128, M: int = 16,
+                      threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest *earlier* eligible models of every model, all at once.
+
+    "Earlier" means before it in ``order``; only ``eligible`` models can be neighbours. Up to
+    ``exact_up_to`` models the search is exact (blocked float32 products, refined in float64),
+    and gives what :class:`GrowingIndex` gives model by model. Beyond, one HNSW index over the
+    eligible models is queried for ``4k`` neighbours, filtered to earlier ones; a model left with
+    fewer than ``k`` (few earlier models near it) is searched exactly among earlier models.
+
+    Returns
+    -------
+    (labels, distances)
+        ``n x k`` arrays, nearest first, padded with ``-1`` / ``inf``.
+    """
+    x = np.ascontiguousarray(vectors, np.float32)
+    n = len(x)
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    labels = np.full((n, k), -1, np.int64)
+    dists = np.full((n, k), np.inf)
+    elig = np.flatnonzero(eligible)
+    elig = elig[np.argsort(pos[elig], kind="stable")]
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+
+    def exact(queries: np.ndarray) -> None:
+        for s in range(0, len(queries), block):
+            q = queries[s:s + block]
+            last = pos[q].max()
+            c = elig[pos[elig] < last]
+            if not len(c):
+                continue
+            approx = sq[c][None, :] - 2.0 * (x[q] @ x[c].T)
+            approx[pos[c][None, :] >= pos[q][:, None]] = np.inf
+            short = min(len(c), max(4 * k, k + 16))
+            top = np.argpartition(approx, short - 1, axis=1)[:, :short] if short < len(c) else \
+                np.broadcast_to(np.arange(len(c)), (len(q), len(c)))
+            for r, qi in enumerate(q.tolist()):
+                _refine(qi, c[top[r]][np.isfinite(approx[r, top[r]])])
+
+    def _refine(qi: int, cand: np.ndarray) -> None:
+        if not len(cand):
+            return
+        diff = x[cand].astype(np.float64) - x[qi].astype(np.float64)
+        d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        o = np.lexsort((pos[cand], d))[:k]
+        labels[qi, :len(o)] = cand[o]
+        dists[qi, :len(o)] = d[o]
+
+    if n <= exact_up_to or len(elig) <= exact_up_to:
+        exact(np.asarray(order, np.int64))
+        return labels, dists
+    import hnswlib
+
+    index = hnswlib.Index(space="l2", dim=x.shape[1])
+    index.init_index(max_elements=len(elig), ef_construction=200, M=M, random_seed=0)
+    index.set_ef(max(ef, 4 * k))
+    index.add_items(x[elig], elig, num_threads=threads)
+    found, _ = index.knn_query(x, k=min(4 * k, len(elig)), num_threads=threads)
+    short = []
+    for qi in range(n):
+        cand = found[qi].astype(np.int64)
+        cand = cand[pos[cand] < pos[qi]]
+        if len(cand) >= k or pos[qi] == 0:
+            _refine(qi, cand)
+        else:
+            short.append(qi)
+    if short:
+        short_arr = np.array(short, np.int64)
+        exact(short_arr[np.argsort(pos[short_arr])])
+    return labels, dists
