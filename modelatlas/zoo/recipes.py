@@ -13,11 +13,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from modelatlas.zoo.builder import ZooBuilder
-from modelatlas.zoo.manifest import Zoo
+from modelatlas.zoo.manifest import MANIFEST_NAME, Zoo, load_manifest
 
 ARCH_CYCLE = ("mlp-3x64", "cnn-8-16", "bert-2x32", "mlp-3x64", "mlp-4x96", "cnn-8-16", "bert-2x32", "mlp-4x96")
 
@@ -150,3 +154,22 @@ RECIPES: dict[str, Callable[..., Zoo]] = {
     "large": lambda out, seed=0, on_model=None: build_mixed("large", out, seed, on_model),
     "vthr": build_vthr,
 }
+
+
+def build_cached(name: str, cache_dir, seed: int = 0) -> Zoo:
+    """The zoo ``name`` for ``seed`` under ``cache_dir``, built on first use.
+
+    Meant for test fixtures: parallel workers may race, so each builds into a private folder and
+    renames it into place; the loser discards its copy (both copies are identical anyway).
+    """
+    cache_dir = Path(cache_dir)
+    target = cache_dir / f"{name}-seed{seed}"
+    if not (target / MANIFEST_NAME).is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
+        RECIPES[name](tmp, seed)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_manifest(target)
