@@ -58,12 +58,15 @@ class ZooBuilder:
         Seed of everything random.
     on_model:
         Called with each model id once its weights are written (progress bars).
+    batch:
+        Training batch size.
     """
 
     out: Path
     name: str
     seed: int = 0
     on_model: Callable[[str], None] | None = None
+    batch: int = 64
     rng: np.random.Generator = field(init=False)
     states: dict[str, State] = field(init=False, default_factory=dict)
     records: list[_Record] = field(init=False, default_factory=list)
@@ -127,7 +130,7 @@ class ZooBuilder:
         """Pre-train a model from random initialisation on a broad task (generalisation stage)."""
         from modelatlas.zoo.train import RunConfig, build, run, state_of  # noqa: PLC0415
 
-        cfg = RunConfig(task, steps, lr, self.new_seed(), weight_decay=0.01)
+        cfg = RunConfig(task, steps, lr, self.new_seed(), self.batch, weight_decay=0.01)
         module = build(architecture, seed=cfg.seed)
         acc = run(module, cfg)
         return self._add(component, name, state_of(module), parents=[], relation=None, pattern="root",
@@ -139,7 +142,7 @@ class ZooBuilder:
         from modelatlas.zoo.train import RunConfig, build, run, state_of  # noqa: PLC0415
 
         p = self._model(parent)
-        cfg = RunConfig(task, steps, lr, self.new_seed())
+        cfg = RunConfig(task, steps, lr, self.new_seed(), self.batch)
         module = build(p.architecture, self.states[parent])
         acc = run(module, cfg)
         return self._add(p.component, name, state_of(module), parents=[parent], relation="finetune",
@@ -161,7 +164,7 @@ class ZooBuilder:
         p = self._model(parent)
         alpha = float(alpha if alpha is not None else 2 * rank)
         targets = tuple(targets or LORA_TARGETS[p.architecture])
-        cfg = RunConfig(task, steps, lr, self.new_seed())
+        cfg = RunConfig(task, steps, lr, self.new_seed(), self.batch)
         adapter, acc = lora_finetune(build(p.architecture, self.states[parent]), cfg, targets, rank, alpha)
         adapter_path = self._path(p.component, name, ".adapter")
         from safetensors.numpy import save_file  # noqa: PLC0415
@@ -206,7 +209,7 @@ class ZooBuilder:
         from modelatlas.zoo.train import RunConfig, build, run, state_of  # noqa: PLC0415
 
         p = self._model(parent)
-        cfg = RunConfig(task, checkpoints * every, lr, self.new_seed())
+        cfg = RunConfig(task, checkpoints * every, lr, self.new_seed(), self.batch)
         module = build(p.architecture, self.states[parent])
         ids: list[str] = []
 

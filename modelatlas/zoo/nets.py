@@ -190,3 +190,9 @@ LORA_TARGETS = {
     "cnn-8-16": ("classifier.dense",),
     "bert-2x32": tuple(f"encoder.layer.{i}.attention.self.{k}" for i in range(2) for k in ("query", "value")),
 }
+
+
+def register_architecture(name: str, kind: str, constructor, lora_targets: tuple[str, ...]) -> None:
+    """Add an architecture (e.g. one read from a real checkpoint's config) to the registries."""
+    ARCHITECTURES[name] = (kind, constructor)
+    LORA_TARGETS[name] = tuple(lora_targets)

@@ -27,17 +27,34 @@ State = dict[str, np.ndarray]
 
 
 def build(architecture: str, state: State | None = None, seed: int = 0) -> nn.Module:
-    """A fresh module of ``architecture``: random initialisation from ``seed``, or ``state`` loaded."""
+    """A fresh module of ``architecture``: random initialisation from ``seed``, then ``state`` loaded.
+
+    A module may declare ``head_keys`` (a task head that is not part of the published model, so
+    it starts fresh for each task) and ``passthrough`` (tensors of the published file that are
+    not parameters, e.g. BERT's ``embeddings.position_ids``, kept as they are).
+    """
     torch.manual_seed(seed)
     module = ARCHITECTURES[architecture][1]()
     if state is not None:
-        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+        skip = set(getattr(module, "passthrough", ()))
+        missing, unexpected = module.load_state_dict(
+            {k: torch.from_numpy(np.array(v)) for k, v in state.items() if k not in skip}, strict=False)
+        missing = set(missing) - set(getattr(module, "head_keys", ()))
+        if missing or unexpected:
+            raise ValueError(f"{architecture}: state does not fit (missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]})")
+        module.passthrough_state = {k: state[k] for k in skip if k in state}
     return module
 
 
 def state_of(module: nn.Module) -> State:
-    """The module's parameters and buffers as float32 numpy arrays (a copy)."""
-    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in module.state_dict().items()}
+    """The published tensors of ``module`` as numpy arrays (a copy): parameters and buffers
+    (float32) without the task head, plus the pass-through tensors it was loaded with."""
+    head = set(getattr(module, "head_keys", ()))
+    state = {k: v.detach().cpu().numpy().astype(np.float32, copy=True)
+             for k, v in module.state_dict().items() if k not in head}
+    state.update(getattr(module, "passthrough_state", {}))
+    return state
 
 
 @dataclass(frozen=True)
