@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "atlas",
     "chart",
     "weights",
+    "zoo",
 )
 
 for _name in COMMAND_MODULES:
