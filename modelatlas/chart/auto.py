@@ -18,9 +18,10 @@ so adding models one by one gives the same graph as charting them all at once
    ``merge_candidates`` nearest earlier models (simplex-constrained least squares), residual below
    ``merge_residual`` × the nearest distance;
 8. **fine-tune**: the nearest candidate ``p`` — unless the model is a *sibling* of ``p``: with
-   ``q`` the parent of ``p``, a child of ``p`` satisfies ``|x-q|² - |p-q|² ≈ |x-p|²``
-   (independent increments meet at a right angle), a sibling sharing ``p``'s update direction
-   gives ``≈ 0``; below ``sibling_angle`` × ``|x-p|²`` the parent is ``q`` (fans).
+   ``q`` the parent of ``p``, a child of ``p`` continues ``p``'s update, so
+   ``|x-q|² - |p-q|² ≈ |x-p|²`` (independent increments meet at a right angle) and
+   ``x - q`` points along ``p - q``; a sibling gives a ratio near 0 (a shared update direction,
+   as in sweeps) or a small cosine (different tasks from one parent). Then the parent is ``q``.
 
 Each edge gets a raw score (the margin of its rule) turned into a probability by isotonic
 regression per rule, fitted on held-out synthetic zoos (:mod:`modelatlas.chart.calibration`).
@@ -31,7 +32,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
 from modelatlas.chart.distances import kurtosis_score
@@ -58,8 +58,9 @@ class Auto(ChartMethod):
         Largest residual of the convex fit, relative to the nearest distance, for a merge.
     merge_candidates:
         Earlier neighbours offered to the convex fit (merge parents can be far apart).
-    sibling_angle:
-        Threshold of the sibling test (0 = never a sibling, 1 = always).
+    sibling_angle, sibling_cos:
+        Thresholds of the sibling test: ``p``'s sibling when the Pythagorean ratio is below
+        ``sibling_angle`` or the cosine of ``x - q`` and ``p - q`` is below ``sibling_cos``.
     order:
         ``"auto"`` (time when usable, else kurtosis), ``"time"`` or ``"kurtosis"``.
     exact_up_to:
@@ -77,7 +78,7 @@ class Auto(ChartMethod):
     def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
                  rank_rtol: float = 1e-3, lora_candidates: int = 4, merge_residual: float = 0.1,
                  merge_candidates: int = 24,
-                 sibling_angle: float = 0.5,
+                 sibling_angle: float = 0.5, sibling_cos: float = 0.45,
                  order: str = "auto", exact_up_to: int = 1000, rules: tuple[str, ...] = RULES,
                  calibrate: bool = True):
         self.n_candidates = n_candidates
@@ -88,6 +89,7 @@ class Auto(ChartMethod):
         self.merge_residual = merge_residual
         self.merge_candidates = merge_candidates
         self.sibling_angle = sibling_angle
+        self.sibling_cos = sibling_cos
         self.order = order
         self.exact_up_to = exact_up_to
         self.rules = tuple(rules)
@@ -115,12 +117,11 @@ class Auto(ChartMethod):
         eligible = charter.eligibility(models, order)
         k = max(self.n_candidates, self.merge_candidates)
         near, near_d = earlier_neighbors(models.vectors, order, eligible, k, exact_up_to=self.exact_up_to)
-        with threadpool_limits(1):  # tiny per-model algebra: BLAS threads only add contention
-            for i in order.tolist():
-                ok = near[i] >= 0
-                charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
-                            content_hash=models.content_hashes[i], parents=given.get(i),
-                            neighbors=(near[i][ok], near_d[i][ok]))
+        for i in order.tolist():
+            ok = near[i] >= 0
+            charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
+                        content_hash=models.content_hashes[i], parents=given.get(i),
+                        neighbors=(near[i][ok], near_d[i][ok]))
         return charter
 
     def processing_order(self, models: ChartInput) -> np.ndarray:
@@ -242,12 +243,16 @@ class OnlineCharter:
         if "siblings" in rules and p in self.parents and len(self.parents[p]) == 1:
             q = self.parents[p][0]
             vq = self.vecs[self.row[q]]
-            d_xq = np.sum((v - vq) ** 2)
-            d_pq = np.sum((self.vecs[self.row[p]] - vq) ** 2)
-            angle = float((d_xq - d_pq) / max(dist[0] ** 2, 1e-300))
-            if angle < m.sibling_angle:
-                return (q,), "finetune", "sibling", float(m.sibling_angle - angle)
-            return (p,), "finetune", "nearest", float(min(angle - m.sibling_angle, margin))
+            xq, pq = v - vq, self.vecs[self.row[p]] - vq
+            d_xq, d_pq = float(xq @ xq), float(pq @ pq)
+            angle = (d_xq - d_pq) / max(dist[0] ** 2, 1e-300)
+            cos = float(xq @ pq) / max(np.sqrt(d_xq * d_pq), 1e-300)
+            # a child of p continues p's update (x - q ≈ (p - q) + independent step: the step
+            # meets p - q at a right angle and x - q points along p - q); a sibling does not
+            score = min(angle - m.sibling_angle, cos - m.sibling_cos)
+            if score < 0:
+                return (q,), "finetune", "sibling", float(-score)
+            return (p,), "finetune", "nearest", float(min(score, margin))
         return (p,), "finetune", "nearest", margin
 
     def _singular_values(self, labels, minus: int | None) -> list[np.ndarray]:
@@ -272,18 +277,34 @@ class OnlineCharter:
         return out
 
     def _lora(self, label, cand, dist):
+        """The candidate whose difference is low-rank in the adapted layers, if any.
+
+        Per layer: rank 0 (untouched), low (at most ``lora_rank_share`` of the layer's full rank)
+        or full. LoRA trains a few layers and often a new head at full rank, so a candidate
+        qualifies when at least one layer is low-rank and low-rank layers outnumber full ones;
+        the best has the fewest full layers, then the smallest total low rank, then is nearest.
+        """
         m = self.m
         sv = self._singular_values(cand, label)
         L = len(self.layers)
-        worst = np.zeros(len(cand))
+        full_rank = np.array([min(b.rows, b.cols) for b in self.layers])
+        n_full = np.zeros(len(cand))
+        low_sum = np.zeros(len(cand))
+        n_low = np.zeros(len(cand))
         for a, j in enumerate(cand):
             scale = self.spectral[int(j)]
-            worst[a] = max(int((sv[a * L + li] > m.rank_rtol * max(scale[li], 1e-30)).sum()) for li in range(L))
-        best = np.lexsort((dist, worst))[0]
-        if worst[best] > m.lora_rank_share * self.full_rank or worst[best] == 0:
+            ranks = np.array([(sv[a * L + li] > m.rank_rtol * max(scale[li], 1e-30)).sum() for li in range(L)])
+            low = (ranks > 0) & (ranks <= m.lora_rank_share * full_rank)
+            n_low[a] = low.sum()
+            n_full[a] = ((ranks > 0) & ~low).sum()
+            low_sum[a] = ranks[low].sum()
+        qualifies = (n_low >= 1) & (n_low >= n_full)
+        if not qualifies.any():
             return None
-        others = np.delete(worst, best)
-        gap = float((others.min() - worst[best]) / self.full_rank) if len(others) else 1.0
+        idx = np.flatnonzero(qualifies)
+        best = idx[np.lexsort((dist[idx], low_sum[idx], n_full[idx]))[0]]
+        others = np.delete(low_sum + 1000 * n_full + 1000 * ~qualifies, best)
+        gap = float(min((others.min() - low_sum[best]) / max(low_sum[best], 1), 1.0)) if len(others) else 1.0
         return (int(cand[best]),), "adapter", "lora", gap
 
     def _merge(self, v, cand, dist):

@@ -102,8 +102,6 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
             hashes.append(fp.content_hashes[r])
     if not ids:
         raise InputError("no model of the zoo could be fingerprinted", path=str(location))
-    if len(blocks_by_group) > 1:
-        messages.append(f"{len(blocks_by_group)} architecture signatures: charted separately, never compared")
     # Rows are grouped by signature; the layout of the first group is the ChartInput's. Other
     # groups have their own layouts, handled by charting each group with its own blocks.
     models_input = _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo.models)
