@@ -1,7 +1,7 @@
 """``auto``: our charting method (the recommended default).
 
-Models are charted one at a time in upload order (or, without usable times, in decreasing
-kurtosis — MoTHer's specialisation direction); each model only looks at models charted before it,
+Models are charted one at a time in upload order (or, without usable times, in kurtosis order —
+MoTHer's direction score, in the training stage the known edges show); each model only looks at models charted before it,
 so adding models one by one gives the same graph as charting them all at once
 (:class:`OnlineCharter`). For each model, the first rule that applies decides:
 
@@ -34,7 +34,7 @@ import hashlib
 import numpy as np
 
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
-from modelatlas.chart.distances import kurtosis_score
+from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.neighbors import GrowingIndex
 
 
@@ -112,7 +112,7 @@ class Auto(ChartMethod):
 
         given = dict(models.documented_parents) if "known" in self.rules else {}
         given.update(known or {})
-        order = self.processing_order(models)
+        order = self.processing_order(models, given)
         charter = OnlineCharter(self, models.vectors.shape[1], models.layers, capacity=len(models), bulk=True)
         eligible = charter.eligibility(models, order)
         k = max(self.n_candidates, self.merge_candidates)
@@ -124,11 +124,15 @@ class Auto(ChartMethod):
                         neighbors=(near[i][ok], near_d[i][ok]))
         return charter
 
-    def processing_order(self, models: ChartInput) -> np.ndarray:
+    def processing_order(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> np.ndarray:
+        """Upload order, or without usable times the kurtosis order of the training stage that the
+        known edges show (parents first: falling kurtosis in specialisation)."""
         use_time = self.order == "time" or (self.order == "auto" and models.has_times)
         if use_time:
             return models.time_order()
-        return np.argsort(-kurtosis_score(models), kind="stable")
+        score = kurtosis_score(models)
+        sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
+        return np.argsort(sign * score, kind="stable")
 
 
 class OnlineCharter:

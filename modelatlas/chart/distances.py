@@ -146,3 +146,16 @@ def kurtosis_score(models: ChartInput) -> np.ndarray:
         m4 = (c ** 4).mean(axis=1)
         total += np.where(m2 > 0, m4 / np.maximum(m2, 1e-300) ** 2, 0.0)
     return total
+
+
+def stage_from_known(score: np.ndarray, known: dict[int, tuple[int, ...]], default: str = "specialization") -> str:
+    """The training stage that known parent -> child pairs show (majority vote), else ``default``.
+
+    MoTHer assumes the stage is given (Sec. 5, footnote 1); with a known stem we read it off the
+    stem: kurtosis falling from parent to child is specialisation, rising is generalisation.
+    """
+    votes = [np.sign(score[p] - score[c]) for c, ps in known.items() for p in ps]
+    votes = [v for v in votes if v != 0]
+    if not votes:
+        return default
+    return "specialization" if np.sum(votes) >= 0 else "generalization"

@@ -25,7 +25,7 @@ import numpy as np
 from modelatlas.chart.arborescence import dense_to_edges, minimum_branching_forest
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
 from modelatlas.chart.clustering import ward_clusters
-from modelatlas.chart.distances import finetune_distance, kurtosis_score, lora_distance
+from modelatlas.chart.distances import finetune_distance, kurtosis_score, lora_distance, stage_from_known
 
 
 @register
@@ -45,7 +45,8 @@ class MoTHer(ChartMethod):
     mean_with_diagonal:
         Average D over all n² entries including the zero diagonal (public code).
     stage:
-        ``"specialization"`` (T = 0, fine-tuning lowers kurtosis) or ``"generalization"`` (T = 1).
+        ``"specialization"`` (T = 0, fine-tuning lowers kurtosis), ``"generalization"`` (T = 1),
+        or ``"auto"``: read from the known edges (the stem), specialisation when none are known.
     n_trees:
         Number of trees when known; ``None`` finds it from the Ward linkage.
     rank_rtol:
@@ -55,7 +56,7 @@ class MoTHer(ChartMethod):
     name = "mother"
 
     def __init__(self, distance: str = "auto", layer_reduce: str = "max", per_layer: str = "max",
-                 c: float = 0.3, mean_with_diagonal: bool = False, stage: str = "specialization",
+                 c: float = 0.3, mean_with_diagonal: bool = False, stage: str = "auto",
                  n_trees: int | None = None, rank_rtol: float = 1e-3):
         self.distance = distance
         self.layer_reduce = layer_reduce
@@ -73,11 +74,14 @@ class MoTHer(ChartMethod):
         else:
             l1 = _l1(models.vectors)
             labels = ward_clusters(l1, self.n_trees)
+        stage = self.stage
+        if stage == "auto":
+            stage = stage_from_known(kurtosis_score(models), known)
         result = ChartResult.empty()
         for lab in np.unique(labels):
             rows = np.flatnonzero(labels == lab)
             if len(rows) > 1:
-                result = result.concat(self.chart_tree(models.subset(rows)), rows)
+                result = result.concat(self.chart_tree(models.subset(rows), stage), rows)
         return result
 
     def distances(self, models: ChartInput) -> tuple[np.ndarray, str]:
@@ -89,13 +93,13 @@ class MoTHer(ChartMethod):
             return lora_distance(models, layer_reduce=self.layer_reduce, rtol=self.rank_rtol), "adapter"
         return finetune_distance(models, layer_reduce=self.layer_reduce, per_layer=self.per_layer), "finetune"
 
-    def chart_tree(self, models: ChartInput) -> ChartResult:
-        """MoTHer on models assumed to form one tree."""
+    def chart_tree(self, models: ChartInput, stage: str = "specialization") -> ChartResult:
+        """MoTHer on models assumed to form one tree, in the given training stage."""
         n = len(models)
         d, relation = self.distances(models)
         k = kurtosis_score(models)
         big_k = (k[:, None] < k[None, :]).astype(float)  # K_ij: edge i->j goes up in kurtosis
-        t = 1.0 if self.stage == "generalization" else 0.0
+        t = 1.0 if stage == "generalization" else 0.0
         off = ~np.eye(n, dtype=bool)
         mean = d.mean() if self.mean_with_diagonal else d[off].mean()
         m = d + self.c * mean * np.logical_xor(big_k, t)
