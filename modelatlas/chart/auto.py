@@ -76,7 +76,7 @@ class Auto(ChartMethod):
     RULES = ("known", "duplicates", "roots", "quantized", "lora", "merges", "siblings")
 
     def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
-                 rank_rtol: float = 1e-3, lora_candidates: int = 4, merge_residual: float = 0.1,
+                 rank_rtol: float = 1e-3, lora_candidates: int = 8, merge_residual: float = 0.1,
                  merge_candidates: int = 24,
                  sibling_angle: float = 0.5, sibling_cos: float = 0.45,
                  order: str = "auto", exact_up_to: int = 1000, rules: tuple[str, ...] = RULES,
@@ -244,20 +244,40 @@ class OnlineCharter:
             if hit is not None:
                 return hit
         p = int(cand[0])
-        if "siblings" in rules and p in self.parents and len(self.parents[p]) == 1:
+        if "siblings" in rules:
+            return self._climb(v, p, float(dist[0]), margin)
+        return (p,), "finetune", "nearest", margin
+
+    def _climb(self, v, p: int, d_xp: float, margin: float):
+        """Walk up from the nearest candidate while the model looks like a sibling, not a child.
+
+        With ``q`` the parent of ``p``: a child of ``p`` continues ``p``'s update
+        (``x - q ≈ (p - q) + step``, the step at a right angle to ``p - q``), so the Pythagorean
+        ratio ``(|x-q|² - |p-q|²) / |x-p|²`` is near 1 and ``x - q`` points along ``p - q``. A
+        sibling gives a ratio near 0 (a shared update, as in sweeps) or a small cosine (another
+        task from the same parent): then ``q`` becomes the candidate, and the test repeats (a
+        cousin climbs two levels).
+        """
+        m = self.m
+        kind, score = "nearest", margin
+        seen = {p}
+        while p in self.parents and len(self.parents[p]) == 1:
             q = self.parents[p][0]
+            if q in seen:
+                break
             vq = self.vecs[self.row[q]]
             xq, pq = v - vq, self.vecs[self.row[p]] - vq
             d_xq, d_pq = float(xq @ xq), float(pq @ pq)
-            angle = (d_xq - d_pq) / max(dist[0] ** 2, 1e-300)
+            angle = (d_xq - d_pq) / max(d_xp ** 2, 1e-300)
             cos = float(xq @ pq) / max(np.sqrt(d_xq * d_pq), 1e-300)
-            # a child of p continues p's update (x - q ≈ (p - q) + independent step: the step
-            # meets p - q at a right angle and x - q points along p - q); a sibling does not
-            score = min(angle - m.sibling_angle, cos - m.sibling_cos)
-            if score < 0:
-                return (q,), "finetune", "sibling", float(-score)
-            return (p,), "finetune", "nearest", float(min(score, margin))
-        return (p,), "finetune", "nearest", margin
+            gap = min(angle - m.sibling_angle, cos - m.sibling_cos)
+            if gap >= 0:
+                score = min(gap, margin) if kind == "nearest" else min(score, gap)
+                break
+            kind, score = "sibling", -gap
+            seen.add(q)
+            p, d_xp = q, float(np.sqrt(d_xq))
+        return (p,), "finetune", kind, float(score)
 
     def _singular_values(self, labels, minus: int | None) -> list[np.ndarray]:
         """Singular values of every layer of each model in ``labels`` (minus model ``minus``),
