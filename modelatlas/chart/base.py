@@ -328,30 +328,15 @@ def check_known_edges(known: KnownEdges, n: int) -> dict[int, tuple[int, ...]]:
 
 
 def find_cycle(parents: Mapping[int, tuple[int, ...]]) -> list[int]:
-    """One directed cycle in ``child -> parents`` (as a list of nodes), or ``[]``."""
-    state: dict[int, int] = {}
-    for start in parents:
-        if state.get(start):
-            continue
-        stack = [(start, iter(parents.get(start, ())))]
-        path = [start]
-        state[start] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-                continue
-            s = state.get(nxt, 0)
-            if s == 1:
-                return path[path.index(nxt):] + [nxt]
-            if s == 0:
-                state[nxt] = 1
-                stack.append((nxt, iter(parents.get(nxt, ()))))
-                path.append(nxt)
-    return []
+    """One directed cycle in ``child -> parents`` (as a list of nodes, first repeated), or ``[]``."""
+    import networkx as nx
+
+    g = nx.DiGraph((p, c) for c, ps in parents.items() for p in ps)
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return []
+    return [int(a) for a, _ in cycle] + [int(cycle[0][0])]
 
 
 _REGISTRY: dict[str, Callable[..., ChartMethod]] = {}
