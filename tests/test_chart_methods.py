@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelatlas.chart import ChartInput, LayerBlock, get_method, method_names
 from modelatlas.chart.auto import Auto, OnlineCharter, simplex_least_squares
@@ -214,3 +216,20 @@ def test_known_edges_are_kept_and_stem_is_per_component():
         ps = get_method(name).chart(z.models, known_edges=stem).parent_sets()
         for child, parents in stem.items():
             assert ps.get(child, frozenset()) == frozenset(parents), name
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(8, 40), components_known=st.booleans())
+def test_every_method_predicts_an_acyclic_graph_within_families(seed, n, components_known):
+    from modelatlas.chart.base import find_cycle
+
+    z = synthetic_zoo(n, n_components=2, seed=seed)
+    models = replace(z.models, components=z.truth.component if components_known else None)
+    stem = sample_stem(z.truth, seed=seed)
+    for name in ("random-root", "majority", "price", "mother", "atlas", "auto"):
+        result = get_method(name).chart(models, known_edges=stem)
+        ps = result.parent_sets()
+        assert not find_cycle({c: tuple(p) for c, p in ps.items()}), name
+        assert all(0 <= c < n and c not in p for c, p in ps.items()), name
+        if components_known:
+            assert all(z.truth.component[c] == z.truth.component[q] for c, p in ps.items() for q in p), name

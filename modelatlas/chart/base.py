@@ -339,6 +339,21 @@ def find_cycle(parents: Mapping[int, tuple[int, ...]]) -> list[int]:
     return [int(a) for a, _ in cycle] + [int(cycle[0][0])]
 
 
+def known_descendants(known: Mapping[int, tuple[int, ...]], node: int) -> set[int]:
+    """Models below ``node`` through known edges (a new parent for ``node`` must avoid them)."""
+    children: dict[int, list[int]] = {}
+    for c, ps in known.items():
+        for p in ps:
+            children.setdefault(p, []).append(c)
+    out, stack = set(), [node]
+    while stack:
+        for c in children.get(stack.pop(), ()):
+            if c not in out:
+                out.add(c)
+                stack.append(c)
+    return out
+
+
 _REGISTRY: dict[str, Callable[..., ChartMethod]] = {}
 
 

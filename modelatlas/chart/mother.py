@@ -81,7 +81,9 @@ class MoTHer(ChartMethod):
         for lab in np.unique(labels):
             rows = np.flatnonzero(labels == lab)
             if len(rows) > 1:
-                result = result.concat(self.chart_tree(models.subset(rows), stage), rows)
+                inv = {int(r): i for i, r in enumerate(rows)}
+                sub_known = {inv[c]: tuple(inv[p] for p in ps if p in inv) for c, ps in known.items() if c in inv}
+                result = result.concat(self.chart_tree(models.subset(rows), stage, sub_known), rows)
         return result
 
     def distances(self, models: ChartInput) -> tuple[np.ndarray, str]:
@@ -93,8 +95,13 @@ class MoTHer(ChartMethod):
             return lora_distance(models, layer_reduce=self.layer_reduce, rtol=self.rank_rtol), "adapter"
         return finetune_distance(models, layer_reduce=self.layer_reduce, per_layer=self.per_layer), "finetune"
 
-    def chart_tree(self, models: ChartInput, stage: str = "specialization") -> ChartResult:
-        """MoTHer on models assumed to form one tree, in the given training stage."""
+    def chart_tree(self, models: ChartInput, stage: str = "specialization",
+                   known: dict[int, tuple[int, ...]] | None = None) -> ChartResult:
+        """MoTHer on models assumed to form one tree, in the given training stage.
+
+        Known edges constrain the tree (the paper has none; the Model Atlas protocol gives a
+        stem): a known child keeps only its (first) known parent's edge, a known root none.
+        """
         n = len(models)
         d, relation = self.distances(models)
         k = kurtosis_score(models)
@@ -104,8 +111,18 @@ class MoTHer(ChartMethod):
         mean = d.mean() if self.mean_with_diagonal else d[off].mean()
         m = d + self.c * mean * np.logical_xor(big_k, t)
         m[~off] = np.inf
+        root_cost = float(m[np.isfinite(m)].sum()) + 1.0
+        costs = np.full(n, root_cost)
+        for c, ps in (known or {}).items():
+            m[:, c] = np.inf
+            if ps:
+                m[ps[0], c] = 0.0
+                costs[c] = np.inf
+            else:
+                costs[c] = 0.0
         s, tt, w = dense_to_edges(m)
-        parent = minimum_branching_forest(n, s, tt, w, root_cost=float(w.sum()) + 1.0)
+        finite = np.isfinite(costs)
+        parent = minimum_branching_forest(n, s, tt, w, root_cost=np.where(finite, costs, 10 * root_cost))
         kids = np.flatnonzero(parent >= 0)
         cost = m[parent[kids], kids]
         second = np.array([np.partition(m[:, j], 1)[1] if n > 2 else np.inf for j in kids])

@@ -2,7 +2,8 @@
 
 Models arrive in time order; each attaches to one model already present with probability
 proportional to its out-degree plus one (Price 1976, with the usual +1 so that new models can
-become hubs). The known stem and its parents are present from the start, with their degrees.
+become hubs). The known stem and its parents are present from the start, with their degrees; a
+model never attaches below itself through a known edge.
 
 References
 ----------
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
+from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, known_descendants, register
 
 
 @register
@@ -36,12 +37,16 @@ class Price(ChartMethod):
             for p in ps:
                 present[p] = True
                 degree[p] += 1
-        order = [int(i) for i in models.time_order() if not present[i]]
+        order = [int(i) for i in models.time_order() if i not in known]
         if not present.any():  # no stem: the oldest model starts the tree
             present[order.pop(0)] = True
         parents = {}
         for i in order:
-            cand = np.flatnonzero(present)
+            below = known_descendants({**known, **parents}, i) | {i}
+            cand = np.array([c for c in np.flatnonzero(present) if c not in below], dtype=np.int64)
+            if not len(cand):
+                present[i] = True
+                continue
             w = degree[cand] + self.attachment
             p = int(cand[rng.choice(len(cand), p=w / w.sum())])
             parents[i] = (p,)

@@ -4,7 +4,8 @@
   models of its component.
 * ``random-root`` — our reading of the paper's "Random - root" row: a random tree grown from the
   component's root (the stem's root if known, else the oldest model); each other model attaches
-  to a uniformly drawn model that precedes it in time (a random recursive tree).
+  to a uniformly drawn model that precedes it in time (a random recursive tree), never one below
+  it through a known edge.
 
 Known edges (the 10% stem) are kept as given.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
+from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, known_descendants, register
 
 
 @register
@@ -54,6 +55,9 @@ class RandomRoot(ChartMethod):
         placed = [root]
         parents = {}
         for i in order:
-            parents[i] = (placed[int(rng.integers(len(placed)))],)
+            below = known_descendants({**known, **parents}, i)
+            choices = [p for p in placed if p not in below]
+            if choices:
+                parents[i] = (choices[int(rng.integers(len(choices)))],)
             placed.append(i)
         return ChartResult.from_parents(parents, confidence={i: 0.0 for i in parents})
