@@ -38,13 +38,10 @@ class RandomParents(ChartMethod):
 
 
 @register
-class RandomRoot(ChartMethod):
+class RandomRoot(RandomParents):
     """A random recursive tree grown in time order from the component's root."""
 
     name = "random-root"
-
-    def __init__(self, random_state: int = 0):
-        self.random_state = random_state
 
     def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
         rng = np.random.default_rng(self.random_state)
