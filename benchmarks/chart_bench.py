@@ -40,10 +40,13 @@ def _table(title, header, rows):
     sys.stdout.flush()
 
 
-def accuracy_tables(zoos, seeds, components_known):
-    report = run_bench(zoos, seeds=tuple(range(seeds)), components_known=components_known)
+def accuracy_tables(zoos, seeds, components_known, ablations=True):
+    report = run_bench(zoos, seeds=tuple(range(seeds)), components_known=components_known,
+                       with_ablations=ablations)
     names = [z.name for z in zoos]
     for key, title in (("results", "Accuracy (%), methods x zoos"), ("ablations", "Ablations (accuracy %)")):
+        if not report[key]:
+            continue
         cell = {(r["method"], r["zoo"]): r for r in report[key]}
         methods = list(dict.fromkeys(r["method"] for r in report[key]))
         rows = [[m] + [f"{100 * cell[(m, z)]['accuracy']:.1f} ± {100 * cell[(m, z)]['accuracy_std']:.1f}"
@@ -100,6 +103,7 @@ def main() -> None:
     ap.add_argument("--scale", default="1000,3000,10000,30000,100000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--components-unknown", action="store_true", help="also run with families unknown")
+    ap.add_argument("--no-ablations", action="store_true", help="skip the ablation rows")
     args = ap.parse_args()
     from modelatlas.chart.zoo_input import load_zoo_input
 
@@ -114,9 +118,9 @@ def main() -> None:
         zoos.append(BenchZoo(f"synthetic-{args.synthetic}", z.models, z.truth))
     print("## Charting benchmark (2-core, 24 GiB machine)")
     if zoos:
-        accuracy_tables(zoos, args.seeds, True)
+        accuracy_tables(zoos, args.seeds, True, not args.no_ablations)
         if args.components_unknown:
-            accuracy_tables(zoos, args.seeds, False)
+            accuracy_tables(zoos, args.seeds, False, not args.no_ablations)
     sizes = [int(s) for s in args.scale.split(",") if s]
     if sizes:
         scaling(sizes, args.repeats)
