@@ -30,6 +30,7 @@ def _root() -> None:
 COMMAND_MODULES = (
     "atlas",
     "chart",
+    "ingest",
     "weights",
     "zoo",
 )

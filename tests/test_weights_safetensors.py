@@ -134,16 +134,93 @@ def test_packed_4bit_group_dequantised(tmp_path):
         np.testing.assert_allclose(wf.read_rows("h.weight", np.array([5, 0])), expected[[5, 0]], rtol=1e-6)
 
 
-def test_gptq_names_are_detected_not_dequantised(tmp_path):
-    save_file({"m.qweight": np.zeros((4, 16), np.int32), "m.qzeros": np.zeros((1, 2), np.int32),
-               "m.scales": np.ones((1, 16), np.float16), "m.g_idx": np.zeros(32, np.int32)},
-              tmp_path / "g.safetensors")
+def test_zoo_int8_row_and_int4_group_layouts(tmp_path):
+    """The layouts the zoo builder writes: I8 + ``.scale`` (out,), U8 nibbles + ``.scales`` (out, in/g)."""
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((8, 64)).astype(np.float32)
+    scale = np.abs(w).max(1) / 127
+    q8 = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    blocks = w.reshape(8, -1, 32)
+    scales = np.abs(blocks).max(2) / 7
+    codes = (np.clip(np.rint(blocks / scales[..., None]), -8, 7) + 8).astype(np.uint8).reshape(8, -1)
+    packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    save_file({"a.weight": q8, "a.weight.scale": scale.astype(np.float32),
+               "b.weight": packed, "b.weight.scales": scales.astype(np.float32)}, tmp_path / "z.safetensors")
+    with open_weights(tmp_path / "z.safetensors") as wf:
+        assert set(wf.tensors) == {"a.weight", "b.weight"}
+        np.testing.assert_allclose(wf.read("a.weight"), q8 * scale[:, None].astype(np.float32), rtol=1e-6)
+        b = wf.tensors["b.weight"]
+        assert b.shape == (8, 64) and b.quantization.scheme == "int4-packed" and b.quantization.group_size == 32
+        expected = (codes.astype(np.float32) - 8) * np.repeat(scales, 32, axis=1).astype(np.float32)
+        np.testing.assert_allclose(wf.read("b.weight"), expected, rtol=1e-6)
+        assert np.abs(wf.read("b.weight") - w).max() <= scales.max() / 2 + 1e-6
+
+
+def _packed_int4_case(rng, n_in=64, out=16, group=16):
+    q = rng.integers(0, 16, (n_in, out)).astype(np.uint32)
+    zeros = rng.integers(1, 15, (n_in // group, out)).astype(np.uint32)
+    scales = (rng.random((n_in // group, out)) + 0.1).astype(np.float16)
+    g_idx = (np.arange(n_in) // group).astype(np.int32)
+    weight = scales.astype(np.float32)[g_idx] * (q.astype(np.float32) - zeros.astype(np.float32)[g_idx])
+    return q, zeros, scales, g_idx, weight.T  # torch layout [out, in]
+
+
+def test_gptq_is_dequantised(tmp_path):
+    """AutoGPTQ's packing loops, written out, read back as the weight they encode."""
+    q, zeros, scales, g_idx, expected = _packed_int4_case(np.random.default_rng(10))
+    qweight = np.zeros((q.shape[0] // 8, q.shape[1]), np.uint32)
+    for row in range(qweight.shape[0]):
+        for j in range(8):
+            qweight[row] |= q[row * 8 + j] << (4 * j)
+    qzeros = np.zeros((zeros.shape[0], zeros.shape[1] // 8), np.uint32)
+    for col in range(qzeros.shape[1]):
+        for j in range(8):
+            qzeros[:, col] |= (zeros[:, col * 8 + j] - 1) << (4 * j)  # v1 format stores zeros - 1
+    save_file({"m.qweight": qweight.view(np.int32), "m.qzeros": qzeros.view(np.int32), "m.scales": scales,
+               "m.g_idx": g_idx, "m.bias": np.zeros(16, np.float16)}, tmp_path / "g.safetensors")
     with open_weights(tmp_path / "g.safetensors") as wf:
-        assert wf.tensors["m.weight"].shape == (16, 32)
+        assert set(wf.tensors) == {"m.weight", "m.bias"}
+        info = wf.tensors["m.weight"]
+        assert info.shape == (16, 64) and info.quantization.scheme == "gptq" and info.quantization.bits == 4
+        np.testing.assert_array_equal(wf.read("m.weight"), expected)
+        np.testing.assert_array_equal(wf.read_rows("m.weight", np.array([9, 0, 9])), expected[[9, 0, 9]])
         report = detect_quantization(wf)
-        assert report.quantized and "gptq" in report.schemes and "gptq/awq" in report.schemes
-        with pytest.raises(InputError, match="gptq packed layout is recognised but not dequantised"):
-            wf.read("m.weight")
+        assert report.quantized and {"gptq", "gptq/awq"} <= set(report.schemes)
+
+
+def test_awq_is_dequantised(tmp_path):
+    from modelatlas.weights.gptq import AWQ_ORDER
+
+    q, zeros, scales, _, expected = _packed_int4_case(np.random.default_rng(11))
+    qweight = np.zeros((q.shape[0], q.shape[1] // 8), np.uint32)
+    qzeros = np.zeros((zeros.shape[0], zeros.shape[1] // 8), np.uint32)
+    for col in range(qweight.shape[1]):
+        for i in range(8):
+            qweight[:, col] |= q[:, col * 8 + AWQ_ORDER[i]] << (4 * i)
+            qzeros[:, col] |= zeros[:, col * 8 + AWQ_ORDER[i]] << (4 * i)
+    save_file({"m.qweight": qweight.view(np.int32), "m.qzeros": qzeros.view(np.int32), "m.scales": scales},
+              tmp_path / "a.safetensors")
+    with open_weights(tmp_path / "a.safetensors") as wf:
+        assert wf.tensors["m.weight"].quantization.scheme == "awq"
+        assert wf.tensors["m.weight"].quantization.group_size == 16
+        np.testing.assert_array_equal(wf.read("m.weight"), expected)
+        np.testing.assert_array_equal(wf.read_rows("m.weight", np.array([15, 2])), expected[[15, 2]])
+
+
+def test_gptq_without_scales_is_a_clear_error(tmp_path):
+    save_file({"m.qweight": np.zeros((4, 16), np.int32)}, tmp_path / "g.safetensors")
+    with pytest.raises(InputError, match="m.qweight.*without qzeros and scales"):
+        open_weights(tmp_path / "g.safetensors")
+
+
+def test_bitsandbytes_4bit_is_flagged_not_dequantised(tmp_path):
+    save_file({"l.weight": np.zeros((32, 1), np.uint8), "l.weight.absmax": np.ones(1, np.float32),
+               "l.weight.quant_map": np.zeros(16, np.float32)}, tmp_path / "b.safetensors")
+    with open_weights(tmp_path / "b.safetensors") as wf:
+        assert set(wf.tensors) == {"l.weight"}
+        assert "bitsandbytes-4bit" in detect_quantization(wf).schemes
+        with pytest.raises(InputError, match="bitsandbytes-4bit packed layout is recognised but not dequantised"):
+            wf.read_rows("l.weight", np.array([0]))
 
 
 def test_config_quantization_config(tmp_path):
@@ -163,6 +240,25 @@ def test_dequantised_floats_have_few_unique_values(tmp_path):
     with open_weights(tmp_path / "d.safetensors") as d, open_weights(tmp_path / "o.safetensors") as o:
         assert "few-unique-values" in detect_quantization(d).schemes
         assert not detect_quantization(o).quantized
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_dequantised_small_layers_sit_on_a_value_grid(tmp_path, dtype):
+    rng = np.random.default_rng(13)
+    w = (rng.standard_normal((32, 64)) * 0.05).astype(np.float32)
+    scale = np.abs(w).max(axis=1, keepdims=True) / 127
+    blocks = w.reshape(32, 2, 32)
+    scales = np.abs(blocks).max(2, keepdims=True) / 7
+    four = (np.clip(np.rint(blocks / scales), -8, 7) * scales).reshape(32, 64)
+    save_file({"a.weight": (np.rint(w / scale) * scale).astype(dtype)}, tmp_path / "q8.safetensors")
+    save_file({"a.weight": four.astype(dtype)}, tmp_path / "q4.safetensors")
+    save_file({"a.weight": w.astype(dtype)}, tmp_path / "o.safetensors")
+    for name in ("q8", "q4"):
+        with open_weights(tmp_path / f"{name}.safetensors") as wf:
+            report = detect_quantization(wf)
+            assert "value-grid" in report.schemes and report.quantized, name
+    with open_weights(tmp_path / "o.safetensors") as wf:
+        assert not detect_quantization(wf).quantized
 
 
 def test_non_finite_weights_warn_with_file_and_tensor(tmp_path):

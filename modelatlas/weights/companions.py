@@ -11,9 +11,15 @@ Conventions recognised in safetensors files (names relative to the quantised ten
 - **4-bit packed**: ``X_packed`` / ``X.packed`` of dtype U8, two unsigned values per byte along columns
   (low nibble first), the logical shape in ``X_shape`` / ``X.shape`` (an integer tensor), a scale as
   above and a zero point (default 8, i.e. signed values stored as ``q + 8``). Logical name ``X``.
+  A 2-D U8 ``X`` with a scale but **no zero point** is read the same way (logical columns = 2 ×
+  stored): unsigned 8-bit codes without a zero point cannot encode signed weights, while packed
+  symmetric 4-bit codes (our zoos' ``int4-group``, Q4_0-like) are stored exactly so.
 
-Packed formats whose layout needs more than this (GPTQ / AWQ ``qweight``, bitsandbytes NF4 / FP4)
-are listed with their quantisation scheme but not dequantised: reading them is a clear error.
+- **GPTQ / AWQ**: ``P.qweight`` + ``P.qzeros`` + ``P.scales`` (+ ``P.g_idx`` for GPTQ) become
+  ``P.weight`` (see :mod:`modelatlas.weights.gptq`).
+
+bitsandbytes NF4 / FP4 (``weight.absmax``, ``weight.quant_map``) is listed with its scheme but not
+dequantised: reading it is a clear error.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.gptq import PackedIntRows
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, Unpacked4Bit)
 
@@ -60,14 +67,18 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
 
     gptq_bases = {n[: -len("qweight")] for n in names if n.endswith("qweight") and stored[n].dtype == "I32"}
     for base in sorted(gptq_bases):
-        parts = [base + p for p in ("qweight", "qzeros", "scales", "g_idx") if base + p in names]
-        used.update(parts)
-        q = stored[base + "qweight"]
-        scheme = "gptq" if base + "g_idx" in names else "awq"
-        # GPTQ packs 8 4-bit values per int32 along in_features: qweight is [in/8, out]
-        logical = (q.shape[1], q.shape[0] * 8) if len(q.shape) == 2 else q.shape
-        out.append((TensorInfo(base + "weight", tuple(logical), q.dtype,
-                               QuantInfo(scheme, 4, "group", None, tuple(parts[1:]))), None))
+        parts = {p: base + p for p in ("qweight", "qzeros", "scales", "g_idx") if base + p in names}
+        used.update(parts.values())
+        scheme = "gptq" if "g_idx" in parts else "awq"
+        if "qzeros" not in parts or "scales" not in parts:
+            raise InputError(f"{scheme} qweight without qzeros and scales beside it", path=path,
+                             where=base + "qweight")
+        src = PackedIntRows(raw(parts["qweight"]), raw(parts["qzeros"]), raw(parts["scales"]),
+                            raw(parts["g_idx"]) if "g_idx" in parts else None, path=path, name=base + "qweight")
+        group = src.n_cols // src.scales.n_rows if scheme == "awq" else None
+        companions = tuple(parts[p] for p in ("qzeros", "scales", "g_idx") if p in parts)
+        out.append((TensorInfo(base + "weight", (src.n_rows, src.n_cols), "I32",
+                               QuantInfo(scheme, src.bits, "group", group, companions)), src))
 
     for name in sorted(names):
         if name in used:
@@ -115,12 +126,22 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         plans[name] = (info.dtype, scale_name, zero_name, scb is not None)
         used.update(n for n in (name, scale_name, zero_name) if n)
     for name, (dtype, scale_name, zero_name, is_scb) in plans.items():
+        shape = stored[name].shape
+        companions = tuple(n for n in (scale_name, zero_name) if n)
+        if dtype == "U8" and zero_name is None and len(shape) == 2:
+            # unsigned codes without a zero point cannot be signed 8-bit weights: two 4-bit codes
+            # per byte (low nibble first), stored as q + 8
+            shape = (shape[0], 2 * shape[1])
+            src = AffineDequant(Unpacked4Bit(raw(name), shape[1]), raw(scale_name), _Constant(8.0),
+                                path=path, name=name)
+            out.append((TensorInfo(name, shape, dtype, QuantInfo("int4-packed", 4, src.granularity,
+                                                                 src.group_size, companions)), src))
+            continue
         src = AffineDequant(raw(name), raw(scale_name), raw(zero_name) if zero_name else None,
                             divisor=127.0 if is_scb else 1.0, path=path, name=name)
         scheme = "bitsandbytes-int8" if is_scb else f"{dtype.lower()}-affine"
-        out.append((TensorInfo(name, stored[name].shape, dtype,
-                               QuantInfo(scheme, 8, src.granularity, src.group_size,
-                                         tuple(n for n in (scale_name, zero_name) if n))), src))
+        out.append((TensorInfo(name, shape, dtype,
+                               QuantInfo(scheme, 8, src.granularity, src.group_size, companions)), src))
     for name in sorted(names - used):
         info = stored[name]
         out.append((TensorInfo(name, info.shape, info.dtype), FloatRows(raw(name))))

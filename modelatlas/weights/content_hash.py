@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from modelatlas.weights.signature import common_prefix
+from modelatlas.weights.signature import normalise_names
 from modelatlas.weights.weightfile import WeightFile
 
 
@@ -17,7 +17,7 @@ class ContentHash:
     Attributes
     ----------
     model:
-        Hash over every stored tensor's (name without the shared wrapper prefix, dtype, shape,
+        Hash over every stored tensor's (normalised name, dtype, shape,
         digest): equal for byte-identical re-uploads, whatever the file's tensor order or wrapper.
     tensors:
         Stored tensor name -> digest of its dtype, shape and raw bytes.
@@ -49,8 +49,8 @@ def content_hash(weight_file: WeightFile, chunk_bytes: int = 1 << 24) -> Content
         for chunk in weight_file.raw_chunks(name, chunk_bytes):
             h.update(chunk)
         tensors[name] = h.hexdigest()
-    prefix = common_prefix(list(tensors))
-    records = sorted([n[len(prefix):], weight_file.stored[n].dtype, list(weight_file.stored[n].shape), d]
+    names, _ = normalise_names(list(tensors))
+    records = sorted([names[n], weight_file.stored[n].dtype, list(weight_file.stored[n].shape), d]
                      for n, d in tensors.items())
     model = hashlib.blake2b(json.dumps(records).encode(), digest_size=16).hexdigest()
     return ContentHash(model, tensors)

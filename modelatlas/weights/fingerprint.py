@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy.stats import kurtosis as scipy_kurtosis
 
 from modelatlas.errors import InputError
+from modelatlas.weights.projection import SparseProjection
 from modelatlas.weights.quantization import detect_quantization
-from modelatlas.weights.signature import ArchitectureSignature, signature
+from modelatlas.weights.signature import ArchitectureSignature, common_signature, signature
 from modelatlas.weights.weightfile import WeightFile
 
 #: Attention projections across naming schemes (BERT/ViT, Llama/Mistral, GPT-2, diffusers).
@@ -124,7 +124,8 @@ class Fingerprints:
     layer_names:
         Normalised names of the selected layers, in vector order.
     vectors:
-        ``(n_models, d)`` float32: sampled rows of every selected layer, concatenated.
+        ``(n_models, d)`` float32: sampled rows of every selected layer, concatenated (or their
+        sparse random projection, see ``projection``).
     kurtosis:
         ``(n_models, n_layers)`` float64 Fisher excess kurtosis of each selected layer (NaN for a
         non-square layer), or None when not computed.
@@ -143,6 +144,11 @@ class Fingerprints:
         reading) or ``full`` (:func:`content_hash` of every stored byte).
     n_neurons, layers, seed, sampling:
         The parameters used.
+    skipped:
+        ``(id, error)`` of models left out by ``on_error="skip"``.
+    projection:
+        The projected dimension when ``project`` was used (``vectors`` then has that many
+        columns; ``layer_offsets`` still describes the unprojected layout), else None.
     """
 
     ids: list[str]
@@ -160,9 +166,14 @@ class Fingerprints:
     layers: str = "dense"
     seed: int = 0
     sampling: str = "layer"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    projection: int | None = None
 
     def layer_block(self, layer: str) -> np.ndarray:
         """The ``(n_models, rows × cols)`` block of the vectors that holds one layer."""
+        if self.projection:
+            raise InputError("projected fingerprints have no per-layer blocks; fingerprint without "
+                             "projection to get them")
         i = self.layer_names.index(layer)
         return self.vectors[:, self.layer_offsets[i]:self.layer_offsets[i + 1]]
 
@@ -172,7 +183,8 @@ class Fingerprints:
         meta = {"format": "modelatlas-fingerprints", "version": FORMAT_VERSION,
                 "signature_key": self.signature_key, "hash_kind": self.hash_kind,
                 "n_neurons": self.n_neurons, "layers": self.layers, "seed": self.seed,
-                "sampling": self.sampling,
+                "sampling": self.sampling, "skipped": [list(x) for x in self.skipped],
+                "projection": self.projection,
                 "has_kurtosis": self.kurtosis is not None}
         rows = self.layer_rows or [np.zeros(0, np.int64)]
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -205,20 +217,24 @@ class Fingerprints:
                            layer_rows=[flat[bounds[i]:bounds[i + 1]] for i in range(len(names))],
                            layer_offsets=z["layer_offsets"], hash_kind=meta["hash_kind"],
                            n_neurons=meta["n_neurons"], layers=meta["layers"], seed=meta["seed"],
-                           sampling=meta["sampling"])
+                           sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]],
+                           projection=meta["projection"])
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"cannot read fingerprints ({exc})", path=str(path)) from None
 
 
 def _fisher_kurtosis(values: np.ndarray) -> float:
     """Fisher excess kurtosis of a flattened tensor (scipy's default, biased, as MoTHer's code)."""
+    from scipy.stats import kurtosis as scipy_kurtosis
+
     return float(scipy_kurtosis(values.reshape(-1).astype(np.float64), fisher=True, bias=True))
 
 
 def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids: Sequence[str] | None = None,
                        n_neurons: int = 100, layers: str = "dense", seed: int = 0,
-                       sampling: str = "layer", kurtosis: bool | None = None,
-                       hash_kind: str = "sample") -> Fingerprints:
+                       sampling: str = "layer", align: str = "exact", kurtosis: bool | None = None,
+                       hash_kind: str = "sample", on_error: str = "raise",
+                       project: int | None = None) -> Fingerprints:
     """Fingerprint models of one architecture signature.
 
     Parameters
@@ -236,11 +252,24 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     sampling:
         ``layer`` (``n_neurons`` rows from each selected layer) or ``model`` (``n_neurons`` rows in
         all, drawn uniformly from the selected layers' rows; see :func:`sample_plan`).
+    align:
+        ``exact``: every model must have the same signature. ``common``: compare the models on the
+        tensors all of them share (same normalised name and shape); ``signature_key`` is then the
+        key of that shared part. Files are opened twice (headers only the first time).
     kurtosis:
         Compute the Fisher excess kurtosis of each selected layer (reads those layers whole).
         Default: only for the ``mother-*`` selections.
     hash_kind:
         ``sample`` or ``full`` (see :class:`Fingerprints`).
+    project:
+        Reduce each vector to this many dimensions by a fixed sparse random projection
+        (:class:`~modelatlas.weights.projection.SparseProjection`, seeded by ``seed``) as it is
+        read, so that memory stays ``n_models × project``; distances are preserved to a few percent
+        at 1024. Hashes and quantisation flags use the unprojected rows.
+    on_error:
+        ``raise`` (the first bad model stops the run) or ``skip`` (a model that cannot be read,
+        or whose signature differs, is left out and listed in ``Fingerprints.skipped`` with its
+        error, which names the file and tensor).
 
     Returns
     -------
@@ -249,10 +278,18 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     Raises
     ------
     SignatureMismatchError
-        When the models do not share one signature: the error names the first odd file and how
-        it differs. Split mixed inputs first with :func:`group_by_signature` (the CLI's ``--group``).
+        With ``align="exact"``, when the models do not share one signature: the error names the
+        first odd file and how it differs. Split mixed inputs first with
+        :func:`group_by_signature` (the CLI's ``--group``).
     InputError
         Unreadable files, an empty layer selection, bad parameters.
+
+    References
+    ----------
+    Horwitz et al., "Charting and Navigating Hugging Face's Model Atlas" (2025), App. C ("represent
+    each model by subsampling ... to a much smaller number of neurons") and App. D (100 random
+    neurons; attention layers only for Stable Diffusion). Horwitz et al., "Unsupervised Model Tree
+    Heritage Recovery" (ICLR 2025), Sec. 4.2 (kurtosis as the direction signal).
     """
     items = list(paths_or_files)
     if not items:
@@ -263,68 +300,126 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         raise InputError(f"hash_kind must be 'sample' or 'full', not {hash_kind!r}")
     if ids is not None and len(ids) != len(items):
         raise InputError(f"{len(ids)} ids for {len(items)} models")
+    if align not in ("exact", "common"):
+        raise InputError(f"align must be 'exact' or 'common', not {align!r}")
+    if on_error not in ("raise", "skip"):
+        raise InputError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    labels = [str(ids[i]) if ids is not None else str(getattr(item, "path", item)) for i, item in enumerate(items)]
+    skipped: list[tuple[str, str]] = []
+
+    def fail(i: int, exc: Exception) -> None:
+        if on_error == "raise":
+            raise exc
+        if not isinstance(exc, InputError):  # a file that trips a library: reported, not fatal
+            exc = InputError(f"unreadable ({exc.__class__.__name__}: {exc})", path=labels[i])
+        skipped.append((labels[i], str(exc)))
     if kurtosis is None:
         kurtosis = layers in MOTHER_KINDS
-    from modelatlas.weights.reader import open_weights
     from modelatlas.weights.content_hash import content_hash
+    from modelatlas.weights.reader import open_weights
 
     ref_sig: ArchitectureSignature | None = None
     ref_path = ""
     plan: list[tuple[str, np.ndarray]] = []
-    vectors, kurt, hashes, quantized, nbytes, out_ids = [], [], [], [], [], []
+    if align == "common":
+        sigs, readable = [], []
+        for i, item in enumerate(items):
+            try:
+                if isinstance(item, WeightFile):
+                    sigs.append(signature(item))
+                else:
+                    with open_weights(item) as wf:
+                        sigs.append(signature(wf))
+                readable.append(i)
+            except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+                fail(i, exc)
+        if not sigs:
+            raise InputError(f"none of the {len(items)} models could be read: {skipped[0][1]}")
+        items, labels = [items[i] for i in readable], [labels[i] for i in readable]
+        ref_sig, ref_path = common_signature(sigs), "the shared tensors"
+        names = select_layers(ref_sig, layers)
+        if not names:
+            raise InputError(f"layer selection {layers!r} keeps no tensor shared by all {len(items)} models")
+        plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
+    vectors: np.ndarray | None = None
+    projection: SparseProjection | None = None
+    offsets = np.zeros(1, np.int64)
+    kept, kurt, hashes, quantized, nbytes = [], [], [], [], []
     for i, item in enumerate(items):
         owned = not isinstance(item, WeightFile)
-        wf = open_weights(item) if owned else item
         try:
-            start = wf.bytes_read
+            wf = open_weights(item) if owned else item
+        except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+            fail(i, exc)
+            continue
+        try:
+            start = 0 if owned else wf.bytes_read  # an opened file's header was read by its opener
             sig = signature(wf)
             if ref_sig is None:
-                ref_sig, ref_path = sig, str(wf.path)
                 names = select_layers(sig, layers)
                 if not names:
                     raise InputError(f"layer selection {layers!r} keeps no layer of this model",
                                      path=str(wf.path))
+                ref_sig, ref_path = sig, str(wf.path)
                 plan = sample_plan(sig, names, n_neurons, seed, sampling)
-            elif sig.key != ref_sig.key:
+            elif align == "exact" and sig.key != ref_sig.key:
                 raise SignatureMismatchError(
                     f"architecture signature {sig.key} differs from {ref_sig.key} of {ref_path}: "
                     f"{ref_sig.diff(sig)}", path=str(wf.path))
-            parts, kvals, samples = [], [], {}
-            for layer, rows in plan:
-                name = sig.file_names[layer]
-                if kurtosis:
-                    full = wf.read(name)
-                    shape = full.shape
-                    kvals.append(_fisher_kurtosis(full) if len(shape) == 2 and shape[0] == shape[1]
-                                 else np.nan)
-                    block = full.reshape(shape[0], -1)[rows]
-                else:
-                    block = wf.read_rows(name, rows)
-                samples[name] = block
-                parts.append(block.reshape(-1))
-            vector = np.concatenate(parts).astype(np.float32, copy=False)
+            if vectors is None:  # one matrix filled in place: no per-model copies to stack
+                sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
+                offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+                projection = SparseProjection(int(offsets[-1]), project, seed) if project else None
+                vectors = np.empty((len(items), project or int(offsets[-1])), np.float32)
+                buffer = np.empty(int(offsets[-1]), np.float32) if project else None
+            row = buffer if projection is not None else vectors[len(kept)]
+            kvals, samples = _read_model(wf, sig, plan, offsets, row, kurtosis)
             report = detect_quantization(wf, samples=samples)
             if hash_kind == "full":
                 digest = content_hash(wf).model
             else:
-                digest = hashlib.blake2b(vector.tobytes(), digest_size=16).hexdigest()
-            vectors.append(vector)
-            kurt.append(kvals)
-            hashes.append(digest)
-            quantized.append(report.quantized)
-            nbytes.append(wf.bytes_read - start)
-            out_ids.append(str(ids[i]) if ids is not None else str(wf.path))
+                digest = hashlib.blake2b(memoryview(row), digest_size=16).hexdigest()
+        except Exception as exc:  # noqa: BLE001 -- see fail(): re-raised unless skipping
+            fail(i, exc)
+            continue
         finally:
             if owned:
                 wf.close()
-    sizes = [rows.size * int(np.prod(ref_sig.shapes[layer][1:])) for layer, rows in plan]
+        if projection is not None:
+            vectors[len(kept)] = projection(row)
+        kept.append(labels[i])
+        kurt.append(kvals)
+        hashes.append(digest)
+        quantized.append(report.quantized)
+        nbytes.append(wf.bytes_read - start)
+    if not kept:
+        raise InputError(f"none of the {len(items)} models could be fingerprinted; first error: "
+                         f"{skipped[0][1]}")
     return Fingerprints(
-        ids=out_ids, signature_key=ref_sig.key, layer_names=[layer for layer, _ in plan],
-        vectors=np.stack(vectors), kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
+        ids=kept, signature_key=ref_sig.key, layer_names=[layer for layer, _ in plan],
+        vectors=vectors[:len(kept)], kurtosis=np.array(kurt, dtype=np.float64) if kurtosis else None,
         content_hashes=hashes, quantized=np.array(quantized, dtype=bool),
         bytes_read=np.array(nbytes, dtype=np.int64), layer_rows=[rows for _, rows in plan],
-        layer_offsets=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64), hash_kind=hash_kind,
-        n_neurons=n_neurons, layers=layers, seed=seed, sampling=sampling)
+        layer_offsets=offsets, hash_kind=hash_kind, n_neurons=n_neurons, layers=layers, seed=seed,
+        sampling=sampling, skipped=skipped, projection=project)
+
+
+def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str, np.ndarray]],
+                offsets: np.ndarray, out: np.ndarray, kurtosis: bool) -> tuple[list[float], dict]:
+    """Fill ``out`` with one model's sampled rows; return kurtosis values and the rows by tensor."""
+    kvals, samples = [], {}
+    for k, (layer, rows) in enumerate(plan):
+        name = sig.file_names[layer]
+        if kurtosis:
+            full = wf.read(name)
+            square = full.ndim == 2 and full.shape[0] == full.shape[1]
+            kvals.append(_fisher_kurtosis(full) if square else np.nan)
+            block = full.reshape(full.shape[0], -1)[rows]
+        else:
+            block = wf.read_rows(name, rows)
+        samples[name] = block
+        out[offsets[k]:offsets[k + 1]] = block.reshape(-1)
+    return kvals, samples
 
 
 def group_by_signature(paths: Iterable[str | Path]) -> dict[str, list[Path]]:

@@ -11,7 +11,10 @@ status." We gather every sign a file offers, cheapest first, and record each as 
    ``MatMulInteger``; GGUF quantisation types;
 3. ``quantization_config`` in a ``config.json`` beside the file;
 4. few unique values per row in a small sample of the largest float matrices (dequantised
-   quantisations stored as floats): the median row holds at most ``min(256, cols / 2)`` values.
+   quantisations stored as floats): the median row holds at most ``min(256, cols / 2)`` values;
+5. values on a uniform grid (``offset + k · step``) in most sampled rows: ≤ 256 levels per row, or
+   ≤ 16 levels in each group of 32 / 64 / 128 columns — integer codes times a scale, which catches
+   dequantised copies of small layers whose rows are too short for the unique-value count.
 
 Float16 / bfloat16 alone is reported (``low_precision``) but not taken as quantisation: most
 modern models are trained and released in 16-bit.
@@ -82,12 +85,48 @@ def few_unique_values(rows: np.ndarray) -> tuple[float, bool]:
     """Median unique values per row, and whether that looks like a quantisation grid."""
     if rows.size == 0 or rows.shape[1] < 16:
         return float("nan"), False
-    counts = [np.unique(r).size for r in rows]
+    ordered = np.sort(rows, axis=1)
+    counts = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
     median = float(np.median(counts))
     return median, median <= min(256, rows.shape[1] / 2)
 
 
-def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_tensors: int = 4,
+def _on_grid(values: np.ndarray, max_levels: int) -> bool:
+    """Whether values of both signs lie on one uniform grid ``offset + k · step`` of ≤ ``max_levels``."""
+    levels = np.unique(values)
+    if levels.size < 3 or not levels[0] < 0 < levels[-1]:
+        # weights span both signs; a one-signed narrow range sits on the float format's own grid
+        return False
+    gaps = np.diff(levels.astype(np.float64))
+    step = gaps.min()
+    if step <= 0 or (levels[-1] - levels[0]) / step > max_levels - 1 + 0.5:
+        return False
+    for _ in range(2):  # refine the step over all gaps: the smallest gap carries rounding error
+        counts = np.maximum(np.rint(gaps / step), 1)
+        step = gaps.sum() / counts.sum()
+    ratios = gaps / step
+    # float16 storage rounds each level by up to 2^-11 of its size; allow that much per gap
+    magnitude = np.abs(levels[1:]).astype(np.float64) + np.abs(levels[:-1])
+    tolerance = 0.05 + magnitude / step * 2.0 ** -11
+    return bool(np.all(np.abs(ratios - np.rint(ratios)) < tolerance))
+
+
+def value_grid(rows: np.ndarray, group_sizes: tuple[int, ...] = (32, 64, 128)) -> bool:
+    """Whether most rows are dequantised integer codes: each row on one grid of ≤ 256 levels
+    (8-bit per row / tensor), or each group of ``g`` columns on a grid of ≤ 16 levels (4-bit groups).
+    Random floats fail: their smallest gap is tiny against their range."""
+    if rows.size == 0 or rows.shape[1] < 16:
+        return False
+    hits = 0
+    for row in rows:
+        if _on_grid(row, 256) or any(
+                rows.shape[1] % g == 0 and rows.shape[1] > g
+                and all(_on_grid(part, 16) for part in row.reshape(-1, g)) for g in group_sizes):
+            hits += 1
+    return hits * 2 > rows.shape[0]
+
+
+def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 16, max_tensors: int = 8,
                         samples: dict[str, np.ndarray] | None = None, seed: int = 0) -> QuantizationReport:
     """Report whether and how a model is quantised.
 
@@ -96,18 +135,25 @@ def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_te
     weight_file:
         An opened model.
     sample_rows:
-        Rows read from each sampled float matrix for the unique-value count (0 to skip reading).
+        Rows of each sampled float matrix used for the unique-value count (0: read none).
     max_tensors:
         Largest float matrices sampled.
     samples:
-        Rows already read (logical name -> float32 rows), used instead of reading more; the
-        fingerprint passes the rows it read.
+        Rows already read (logical name -> float32 rows), used instead of reading more (the
+        first ``sample_rows`` rows of the ``max_tensors`` largest); the fingerprint passes the
+        rows it read.
     seed:
         Seed of the row sample.
 
     Returns
     -------
     QuantizationReport
+
+    References
+    ----------
+    Horwitz et al., "Charting and Navigating Hugging Face's Model Atlas" (2025), App. C
+    (quantised models as leaves; detection from dtypes and unique values) and App. E (tensor type
+    as the reliable indicator).
     """
     schemes: set[str] = set()
     evidence: list[str] = []
@@ -151,18 +197,26 @@ def detect_quantization(weight_file: WeightFile, *, sample_rows: int = 8, max_te
     unique_values: dict[str, float] = {}
     if samples is None:
         samples = _sample(weight_file, params, sample_rows, max_tensors, seed)
-    looks = []
-    for name, rows in samples.items():
+    looks, grids = [], []
+    largest = sorted(samples, key=lambda n: -np.asarray(samples[n]).size)[:max_tensors]
+    for name in largest:
+        rows = np.asarray(samples[name], np.float32)
         if rows.size == 0:
             continue
-        median, flagged = few_unique_values(np.asarray(rows, np.float32).reshape(rows.shape[0], -1))
+        rows = rows.reshape(rows.shape[0], -1)[:max(sample_rows, 1)]
+        median, flagged = few_unique_values(rows)
         if not np.isnan(median):
             unique_values[name] = median
             looks.append(flagged)
+            grids.append(value_grid(rows))
     if looks and sum(looks) * 2 > len(looks):
         schemes.add("few-unique-values")
         evidence.append(f"{sum(looks)} of {len(looks)} sampled matrices hold few unique values per row "
                         f"(median {min(unique_values.values()):.0f})")
+    if grids and sum(grids) * 2 > len(grids):
+        schemes.add("value-grid")
+        evidence.append(f"{sum(grids)} of {len(grids)} sampled matrices hold values on a uniform grid "
+                        "(integer codes times a scale: dequantised)")
 
     low_precision = any(t.dtype in LOW_PRECISION for t in params)
     return QuantizationReport(bool(schemes), sorted(schemes), dict(dtypes), quantized_tensors,

@@ -1,15 +1,16 @@
 """safetensors files, single or sharded, memory-mapped and read row by row.
 
 The header is parsed and validated first (:mod:`modelatlas.weights.safetensors_header`); tensor
-data is then reached through ``numpy.memmap`` views, so reading 100 rows of a 4096 × 4096 matrix
+data is then reached through views of a memory map (``mmap``), so reading 100 rows of a 4096 × 4096 matrix
 touches 100 rows of the file. We do not use ``safetensors.safe_open`` for the data: its slices take
-ranges but not row lists, and its numpy framework lacks bfloat16 / float8; a memory map over a
-validated header gives both with the same safety.
+ranges but not row lists (one call per run of rows); a memory map over a validated header gathers
+any rows in one numpy indexing step with the same safety.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 from typing import Iterator
 
@@ -36,7 +37,7 @@ class SafetensorsFile(WeightFile):
     def __init__(self, path: str | Path):
         super().__init__(path)
         self._where: dict[str, tuple[Path, HeaderEntry]] = {}
-        self._maps: dict[Path, np.memmap] = {}
+        self._maps: dict[Path, np.ndarray] = {}
         weight_map: dict[str, str] = {}
         if self.path.name.endswith(".json"):
             weight_map = _weight_map(self.path)
@@ -63,9 +64,12 @@ class SafetensorsFile(WeightFile):
             if source is not None:
                 self._sources[info.name] = source
 
-    def _memmap(self, shard: Path) -> np.memmap:
+    def _memmap(self, shard: Path) -> np.ndarray:
+        """The shard as a read-only uint8 array over a memory map (plain ndarray: cheap slicing)."""
         if shard not in self._maps:
-            self._maps[shard] = np.memmap(shard, dtype=np.uint8, mode="r")
+            with open(shard, "rb") as fh:
+                mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            self._maps[shard] = np.frombuffer(mapped, dtype=np.uint8)
         return self._maps[shard]
 
     def _array(self, name: str) -> np.ndarray:

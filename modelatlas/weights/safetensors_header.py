@@ -95,7 +95,8 @@ def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHe
         raise InputError(f"header is not valid UTF-8 JSON ({exc})", path=path) from None
     if not isinstance(header, dict):
         raise InputError(f"header is a JSON {type(header).__name__}, not an object", path=path)
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise InputError("__metadata__ must map strings to strings", path=path, where="__metadata__")
     data_start = 8 + n

@@ -107,21 +107,11 @@ class RowSource(Protocol):
     def full(self) -> np.ndarray: ...
 
 
-def merged_runs(idx: np.ndarray) -> list[tuple[int, int]]:
-    """Half-open runs ``[start, stop)`` covering sorted unique indices (consecutive rows merged)."""
-    if idx.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) != 1)
-    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
-    stops = np.concatenate((idx[breaks], [idx[-1]])) + 1
-    return list(zip(starts.tolist(), stops.tolist()))
-
-
 class ArrayRows:
     """Rows of a 2-D array (a memory map or an in-memory array) in its stored dtype.
 
-    Reads run by run (merged consecutive rows) so that a memory map touches only those pages;
-    ``count(nbytes)`` is called with the bytes copied out of the file.
+    Distinct rows are gathered by numpy's fancy indexing, which over a memory map touches only
+    their pages; ``count(nbytes)`` is called with the bytes copied out of the file.
     """
 
     def __init__(self, array: np.ndarray, count: Callable[[int], None] | None = None):
@@ -131,16 +121,11 @@ class ArrayRows:
         self._row_nbytes = array.dtype.itemsize * self.n_cols
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
-        order = np.argsort(idx, kind="stable")
-        sorted_idx = idx[order]
-        unique, inverse = np.unique(sorted_idx, return_inverse=True)
-        parts = [np.asarray(self.array[a:b]) for a, b in merged_runs(unique)]
-        block = np.concatenate(parts) if parts else np.empty((0, self.n_cols), self.array.dtype)
+        unique, inverse = np.unique(idx, return_inverse=True)
+        block = np.asarray(self.array[unique])  # sorted, each row once: pages in file order
         if self._count:
             self._count(block.shape[0] * self._row_nbytes)
-        out = np.empty((idx.size, self.n_cols), block.dtype)
-        out[order] = block[inverse]
-        return out
+        return block if unique.size == idx.size and (idx == unique).all() else block[inverse]
 
     def full(self) -> np.ndarray:
         block = np.asarray(self.array)
