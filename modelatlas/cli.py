@@ -30,8 +30,10 @@ def _root() -> None:
 COMMAND_MODULES = (
     "atlas",
     "ingest",
-    "weights",
     "synth",
+    "weights",
+    "zoo",
+    "chart",
     "ecosystem",
     "viz",
 )

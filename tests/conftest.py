@@ -24,3 +24,18 @@ def hf_trees_path(shared_data: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path.name} is absent from ../shared/data")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """The ``tiny`` zoo (seed 0) as a :class:`modelatlas.zoo.Zoo`, built once per test session
+    (shared by xdist workers); skipped when PyTorch is absent."""
+    import os
+
+    pytest.importorskip("torch", reason="building zoos needs PyTorch: pip install 'modelatlas[torch]'")
+    from modelatlas.zoo.recipes import build_cached
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, shared by the workers
+    return build_cached("tiny", base / "zoo-cache")

@@ -1,0 +1,63 @@
+"""Methods × zoos comparison (Model Atlas Table 2), rule ablations (Table 3) and per-pattern scores.
+
+Used by ``modelatlas bench chart`` and ``benchmarks/chart_*.py``; every number comes from
+:func:`modelatlas.chart.evaluate.evaluate` with the same seeds for every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelatlas.chart.base import ChartInput, get_method, method_names
+from modelatlas.chart.evaluate import Evaluation, evaluate
+from modelatlas.chart.synthetic import GroundTruth
+
+#: Rules of Algorithm 1 switched off one at a time (Table 3).
+ATLAS_ABLATIONS = ("greedy", "quantization", "deduplication", "temporal", "snake_fan", "merges")
+
+
+@dataclass
+class BenchZoo:
+    name: str
+    models: ChartInput
+    truth: GroundTruth
+
+
+def ablations() -> list[tuple[str, str, dict]]:
+    """(method, label, parameters) for every ablation row of ``atlas`` and ``auto``."""
+    from modelatlas.chart.auto import Auto
+
+    rows = [("atlas", f"atlas - {rule}", {rule: False}) for rule in ATLAS_ABLATIONS]
+    rows += [("auto", f"auto - {rule}", {"rules": tuple(r for r in Auto.RULES if r != rule)})
+             for rule in Auto.RULES]
+    return rows
+
+
+def run_bench(zoos: list[BenchZoo], *, seeds=(0, 1, 2), methods: list[str] | None = None,
+              with_ablations: bool = True, components_known: bool = True) -> dict:
+    """Evaluate every method (and ablation) on every zoo.
+
+    Returns
+    -------
+    dict
+        ``results``: one row per (method, zoo) with accuracy (mean, std), MoTHer edge accuracy,
+        seconds and per-pattern accuracy; ``ablations``: the same for ablated variants.
+    """
+    methods = methods or method_names()
+    results, abl = [], []
+    for zoo in zoos:
+        for name in methods:
+            results.append(_row(name, zoo, evaluate(get_method(name), zoo.models, zoo.truth, seeds=seeds,
+                                                    components_known=components_known)))
+        if with_ablations:
+            for name, label, params in ablations():
+                ev = evaluate(get_method(name, **params), zoo.models, zoo.truth, seeds=seeds,
+                              components_known=components_known)
+                abl.append(_row(label, zoo, ev))
+    return {"results": results, "ablations": abl}
+
+
+def _row(label: str, zoo: BenchZoo, ev: Evaluation) -> dict:
+    return {"method": label, "zoo": zoo.name, "accuracy": ev.accuracy, "accuracy_std": ev.accuracy_std,
+            "edge_accuracy": ev.edge_accuracy, "seconds": ev.seconds, "per_pattern": ev.per_pattern,
+            "reliability": ev.reliability}

@@ -1,0 +1,28 @@
+"""The majority baseline of the Model Atlas paper (App. C.1, Table 2).
+
+Every model is assigned to the parent with the highest out-degree in the known stem (a depth-one
+star around the biggest hub). The hub itself is predicted as a root. Without known edges the hub
+is the oldest model of the component.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
+
+
+@register
+class Majority(ChartMethod):
+    """Attach every model to the stem's most frequent parent."""
+
+    name = "majority"
+
+    def __init__(self):
+        pass
+
+    def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
+        degree = Counter(p for ps in known.values() for p in ps)
+        hub = degree.most_common(1)[0][0] if degree else int(models.time_order()[0])
+        parents = {i: (hub,) for i in range(len(models)) if i != hub}
+        return ChartResult.from_parents(parents, confidence={i: 0.0 for i in parents})

@@ -1,0 +1,165 @@
+"""Growing nearest-neighbour index over fingerprints: exact while small, HNSW (hnswlib) beyond.
+
+Models are added one at a time in the order they are charted, so a query only ever sees the
+models added before it — the same answer whether models arrive one by one (online) or all at
+once. hnswlib is run single-threaded with a fixed seed, so insertion is deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class GrowingIndex:
+    """Nearest earlier models.
+
+    Parameters
+    ----------
+    dim:
+        Vector length.
+    exact_up_to:
+        Brute-force search while the index holds at most this many vectors; switch to HNSW after.
+    capacity:
+        Initial HNSW capacity (grows as needed).
+    ef, M:
+        HNSW search breadth and graph degree.
+    """
+
+    def __init__(self, dim: int, *, exact_up_to: int = 1000, capacity: int = 1024, ef: int = 100,
+                 M: int = 16):
+        self.dim = dim
+        self.exact_up_to = exact_up_to
+        self.ef = ef
+        self.M = M
+        self._vecs = np.zeros((capacity, dim), np.float32)
+        self._sq = np.zeros(capacity, np.float64)
+        self._labels: list[int] = []
+        self._hnsw = None
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def add(self, label: int, vector: np.ndarray) -> None:
+        n = len(self._labels)
+        if n == len(self._vecs):
+            grow = max(1024, n)
+            self._vecs = np.vstack([self._vecs, np.zeros((grow, self.dim), np.float32)])
+            self._sq = np.concatenate([self._sq, np.zeros(grow)])
+        v = np.asarray(vector, np.float32)
+        self._vecs[n] = v
+        self._sq[n] = float(v.astype(np.float64) @ v)
+        self._labels.append(label)
+        if self._hnsw is None and n + 1 > self.exact_up_to:
+            self._build_hnsw(n + 1)
+        elif self._hnsw is not None:
+            self._ensure_capacity(n + 1)
+            self._hnsw.add_items(v[None, :], np.array([n]), num_threads=1)
+
+    def _build_hnsw(self, count: int) -> None:
+        import hnswlib
+
+        self._hnsw = hnswlib.Index(space="l2", dim=self.dim)
+        self._hnsw.init_index(max_elements=max(2 * count, 4096), ef_construction=200, M=self.M,
+                              random_seed=0)
+        self._hnsw.set_ef(self.ef)
+        for s in range(0, count, 1):  # one at a time: the same graph as online insertion
+            self._hnsw.add_items(self._vecs[s:s + 1], np.array([s]), num_threads=1)
+
+    def _ensure_capacity(self, count: int) -> None:
+        if count > self._hnsw.get_max_elements():
+            self._hnsw.resize_index(2 * count)
+
+    def query(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and Euclidean distances of the ``k`` nearest stored vectors, nearest first."""
+        n = len(self._labels)
+        k = min(k, n)
+        if k == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        v = np.asarray(vector, np.float32)
+        if self._hnsw is None:  # float32 BLAS pass, then exact float64 distances of a short list
+            approx = self._sq[:n] - 2.0 * (self._vecs[:n] @ v)
+            short = min(n, max(4 * k, k + 16))
+            idx = np.argpartition(approx, short - 1)[:short] if short < n else np.arange(n)
+        else:
+            self._hnsw.set_ef(max(self.ef, k))
+            idx, _ = self._hnsw.knn_query(v[None, :], k=k, num_threads=1)
+            idx = idx[0].astype(np.int64)
+        diff = self._vecs[idx].astype(np.float64) - v.astype(np.float64)
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        o = np.lexsort((idx, dist))[:k]
+        idx, dist = idx[o], dist[o]
+        return np.array([self._labels[i] for i in idx], np.int64), dist
+
+
+def earlier_neighbors(vectors: np.ndarray, order: np.ndarray, eligible: np.ndarray, k: int, *,
+                      exact_up_to: int = 5000, block: int = 1024, ef: int = 128, M: int = 16,
+                      threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest *earlier* eligible models of every model, all at once.
+
+    "Earlier" means before it in ``order``; only ``eligible`` models can be neighbours. Up to
+    ``exact_up_to`` models the search is exact (blocked float32 products, refined in float64),
+    and gives what :class:`GrowingIndex` gives model by model. Beyond, one HNSW index over the
+    eligible models is queried for ``4k`` neighbours, filtered to earlier ones; a model left with
+    fewer than ``k`` (few earlier models near it) is searched exactly among earlier models.
+
+    Returns
+    -------
+    (labels, distances)
+        ``n x k`` arrays, nearest first, padded with ``-1`` / ``inf``.
+    """
+    x = np.ascontiguousarray(vectors, np.float32)
+    n = len(x)
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    labels = np.full((n, k), -1, np.int64)
+    dists = np.full((n, k), np.inf)
+    elig = np.flatnonzero(eligible)
+    elig = elig[np.argsort(pos[elig], kind="stable")]
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+
+    def exact(queries: np.ndarray) -> None:
+        for s in range(0, len(queries), block):
+            q = queries[s:s + block]
+            last = pos[q].max()
+            c = elig[pos[elig] < last]
+            if not len(c):
+                continue
+            approx = sq[c][None, :] - 2.0 * (x[q] @ x[c].T)
+            approx[pos[c][None, :] >= pos[q][:, None]] = np.inf
+            short = min(len(c), max(4 * k, k + 16))
+            top = np.argpartition(approx, short - 1, axis=1)[:, :short] if short < len(c) else \
+                np.broadcast_to(np.arange(len(c)), (len(q), len(c)))
+            for r, qi in enumerate(q.tolist()):
+                _refine(qi, c[top[r]][np.isfinite(approx[r, top[r]])])
+
+    def _refine(qi: int, cand: np.ndarray) -> None:
+        if not len(cand):
+            return
+        diff = x[cand].astype(np.float64) - x[qi].astype(np.float64)
+        d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        o = np.lexsort((pos[cand], d))[:k]
+        labels[qi, :len(o)] = cand[o]
+        dists[qi, :len(o)] = d[o]
+
+    if n <= exact_up_to or len(elig) <= exact_up_to:
+        exact(np.asarray(order, np.int64))
+        return labels, dists
+    import hnswlib
+
+    index = hnswlib.Index(space="l2", dim=x.shape[1])
+    index.init_index(max_elements=len(elig), ef_construction=200, M=M, random_seed=0)
+    index.set_ef(max(ef, 4 * k))
+    index.add_items(x[elig], elig, num_threads=threads)
+    found, _ = index.knn_query(x, k=min(4 * k, len(elig)), num_threads=threads)
+    short = []
+    for qi in range(n):
+        cand = found[qi].astype(np.int64)
+        cand = cand[pos[cand] < pos[qi]]
+        if len(cand) >= k or pos[qi] == 0:
+            _refine(qi, cand)
+        else:
+            short.append(qi)
+    if short:
+        short_arr = np.array(short, np.int64)
+        exact(short_arr[np.argsort(pos[short_arr])])
+    return labels, dists

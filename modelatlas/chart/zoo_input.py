@@ -1,0 +1,208 @@
+"""From a zoo folder (``manifest.json`` + weights files) to a :class:`ChartInput` and its truth.
+
+Models are grouped by architecture signature and fingerprinted per group
+(:func:`modelatlas.weights.fingerprint.fingerprint_models`, 100 sampled neurons per layer); groups
+are never compared. Problems that concern single models — a weights file that is absent or
+unreadable, a model alone in its architecture, NaN in a fingerprint — are reported as messages
+and the model is left out (its children's truth is then unknown); the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelatlas.chart.base import ChartInput, LayerBlock
+from modelatlas.chart.synthetic import GroundTruth
+from modelatlas.errors import InputError
+
+
+@dataclass
+class ZooInput:
+    """Charting input read from a zoo, with ground truth (``None`` entries where unknown)."""
+
+    models: ChartInput
+    truth: GroundTruth | None
+    records: list[dict]
+    messages: list[str] = field(default_factory=list)
+
+
+def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = "dense",
+                   seed: int = 0) -> ZooInput:
+    """Read a zoo and fingerprint its models.
+
+    Parameters
+    ----------
+    location:
+        The zoo folder (or its ``manifest.json``).
+    n_neurons, layers, seed:
+        Fingerprint parameters (see :func:`modelatlas.weights.fingerprint.fingerprint_models`).
+
+    Raises
+    ------
+    InputError
+        When the manifest itself cannot be read or no model can be fingerprinted.
+    """
+    from modelatlas.weights.fingerprint import fingerprint_models, group_by_signature
+    from modelatlas.zoo.manifest import load_manifest
+
+    zoo = load_manifest(location, check_files=False)
+    messages: list[str] = []
+    present = []
+    for m in zoo.models:
+        if not Path(m.path).is_file():
+            messages.append(f"{m.id}: weights file {m.path} is absent; model left out")
+        else:
+            present.append(m)
+    by_path = {str(Path(m.path)): m for m in present}
+    try:
+        groups = group_by_signature([m.path for m in present])
+    except InputError as exc:  # one unreadable header: read them one by one to name it
+        groups, bad = {}, []
+        for m in present:
+            try:
+                for key, paths in group_by_signature([m.path]).items():
+                    groups.setdefault(key, []).extend(paths)
+            except InputError as one:
+                bad.append(m.id)
+                messages.append(f"{m.id}: {one}; model left out")
+        if not groups:
+            raise exc
+    groups, forced_quant = _regroup_unreadable_quantized(groups, by_path, messages)
+    ids: list[str] = []
+    vecs: list[np.ndarray] = []
+    blocks_by_group: dict[str, list[LayerBlock]] = {}
+    group_of: list[str] = []
+    kurt: list[np.ndarray] = []
+    quant: list[bool] = []
+    hashes: list[str | None] = []
+    for key, paths in groups.items():
+        models = [by_path[str(Path(p))] for p in paths]
+        fp = fingerprint_models([str(p) for p in paths], ids=[m.id for m in models],
+                                n_neurons=n_neurons, layers=layers, seed=seed)
+        offsets = np.asarray(fp.layer_offsets, np.int64)
+        blocks = []
+        for li, name in enumerate(fp.layer_names):
+            size = int(offsets[li + 1] - offsets[li])
+            rows = len(fp.layer_rows[li]) if fp.layer_rows else 1
+            if size and rows:
+                blocks.append(LayerBlock(name, int(offsets[li]), rows, size // rows))
+        blocks_by_group[key] = blocks
+        for r, m in enumerate(models):
+            v = np.asarray(fp.vectors[r], np.float32)
+            if not np.all(np.isfinite(v)):
+                messages.append(f"{m.id}: fingerprint holds NaN or infinite values; model left out")
+                continue
+            ids.append(m.id)
+            vecs.append(v)
+            group_of.append(key)
+            kurt.append(None if fp.kurtosis is None else np.asarray(fp.kurtosis[r], np.float64))
+            quant.append(bool(fp.quantized[r]) or m.id in forced_quant)
+            hashes.append(fp.content_hashes[r])
+    if not ids:
+        raise InputError("no model of the zoo could be fingerprinted", path=str(location))
+    # Rows are grouped by signature; the layout of the first group is the ChartInput's. Other
+    # groups have their own layouts, handled by charting each group with its own blocks.
+    models_input = _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo.models)
+    truth = _truth(ids, zoo.models)
+    records = [_record(m) for m in zoo.models if m.id in set(ids)]
+    return ZooInput(models_input, truth, records, messages)
+
+
+def _regroup_unreadable_quantized(groups, by_path, messages):
+    """Quantised models whose stored tensors the reader cannot dequantise to the logical shapes
+    (their signature is shared only with other such files) are fingerprinted from the
+    de-quantised floats the zoo ships beside them (``dequantized_path``), and flagged quantised."""
+    from modelatlas.weights.fingerprint import group_by_signature
+
+    out: dict[str, list] = {}
+    forced: set[str] = set()
+    for key, paths in groups.items():
+        models = [by_path[str(Path(p))] for p in paths]
+        deq = [(m.extra or {}).get("dequantized_path") for m in models]
+        if not all(deq) or not all(Path(m.path).with_name(Path(d).name).is_file() for m, d in zip(models, deq)):
+            out.setdefault(key, []).extend(paths)
+            continue
+        for m, d in zip(models, deq):
+            real = Path(m.path).with_name(Path(d).name)
+            for k2, p2 in group_by_signature([real]).items():
+                out.setdefault(k2, []).extend(p2)
+                by_path[str(Path(p2[0]))] = m
+            forced.add(m.id)
+            messages.append(f"{m.id}: stored tensors not readable at their logical shape; fingerprinted "
+                            f"from its de-quantised copy {Path(d).name}")
+    return out, forced
+
+
+def _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo_models) -> ChartInput:
+    width = max(len(v) for v in vecs)
+    mat = np.zeros((len(vecs), width), np.float32)
+    for i, v in enumerate(vecs):
+        mat[i, :len(v)] = v
+    index = {m: i for i, m in enumerate(ids)}
+    by_id = {m.id: m for m in zoo_models}
+    times = np.array([by_id[i].created_at.timestamp() if by_id[i].created_at else np.nan for i in ids])
+    documented = {}
+    for i in ids:
+        m = by_id[i]
+        if m.documented_parents and m.parents:
+            ps = tuple(index[p] for p in m.parents if p in index)
+            if len(ps) == len(m.parents):
+                documented[index[i]] = ps
+    n_layers = max((len(k) for k in kurt if k is not None), default=0)
+    kurtosis = None
+    if n_layers and all(k is not None for k in kurt):
+        kurtosis = np.full((len(ids), n_layers), np.nan)
+        for r, k in enumerate(kurt):
+            kurtosis[r, :len(k)] = k
+    return GroupedChartInput(ids=ids, vectors=mat, layers=[], created_at=times, quantized=np.array(quant),
+                             content_hashes=hashes, documented_parents=documented,
+                             groups=np.array(group_of, dtype=object), kurtosis=kurtosis,
+                             layouts=blocks_by_group)
+
+
+@dataclass
+class GroupedChartInput(ChartInput):
+    """A :class:`ChartInput` whose architecture groups each have their own fingerprint layout."""
+
+    layouts: dict[str, list[LayerBlock]] = field(default_factory=dict)
+
+    def subset(self, rows: np.ndarray) -> ChartInput:
+        sub = super().subset(rows)
+        keys = set(map(str, sub.groups))
+        if len(keys) == 1:
+            key = keys.pop()
+            blocks = self.layouts.get(key) or []
+            width = max((b.offset + b.size for b in blocks), default=sub.vectors.shape[1])
+            sub = ChartInput(ids=sub.ids, vectors=sub.vectors[:, :width], layers=list(blocks),
+                             created_at=sub.created_at, quantized=sub.quantized,
+                             content_hashes=sub.content_hashes, documented_parents=sub.documented_parents,
+                             groups=sub.groups, kurtosis=_trim_kurtosis(sub.kurtosis, len(blocks)),
+                             components=sub.components)
+        return sub
+
+
+def _trim_kurtosis(k: np.ndarray | None, n_layers: int) -> np.ndarray | None:
+    return None if k is None else k[:, :max(n_layers, 1)]
+
+
+def _truth(ids: list[str], zoo_models) -> GroundTruth:
+    index = {m: i for i, m in enumerate(ids)}
+    by_id = {m.id: m for m in zoo_models}
+    parents: list[tuple[int, ...] | None] = []
+    for i in ids:
+        m = by_id[i]
+        if m.parents is None or any(p not in index for p in m.parents):
+            parents.append(None)  # unknown lineage, or a parent that was left out
+        else:
+            parents.append(tuple(index[p] for p in m.parents))
+    return GroundTruth(parents=parents, relation=[by_id[i].relation for i in ids],
+                       pattern=[by_id[i].pattern for i in ids],
+                       component=np.array([str(by_id[i].component) for i in ids], dtype=object))
+
+
+def _record(m) -> dict:
+    return {"id": m.id, "created_at": m.created_at, "model_type": m.architecture,
+            "has_weights": True, "placeholder": False}

@@ -1,0 +1,84 @@
+"""``modelatlas zoo build NAME --out DIR``: train a zoo of models with known lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.errors import ModelAtlasError
+
+zoo_app = typer.Typer(help="Zoos of real models with known lineage (ground truth for charting).",
+                      no_args_is_help=True)
+
+#: Zoo name -> (what it holds, approximate model count).
+ZOO_NAMES = {
+    "tiny": "4 components (MLP, CNN, transformer), every pattern, ~84 models, a few MB",
+    "small": "12 components, every pattern, ~460 models",
+    "large": "40 components, every pattern, ~2,400 models",
+    "vthr": "MoTHer's VTHR shape: 5 transformer roots x (4 children x 4 grandchildren) x FT / LoRA-F / LoRA-V",
+    "minilm": "real all-MiniLM-L6-v2 family from PyPI packages: fine-tunes, LoRA, merge, quantisations, "
+              "the real INT8 ONNX child and the L3 cousin",
+}
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401, PLC0415
+    except ImportError:
+        raise ModelAtlasError("building a zoo trains models with PyTorch: pip install 'modelatlas[torch]'") from None
+
+
+@zoo_app.command("build")
+def build(
+    name: Annotated[str, typer.Argument(help="Zoo to build: " + ", ".join(ZOO_NAMES))],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (manifest.json + weights).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of everything random (same seed, same bytes).")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds a zoo.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the zoo NAME on the CPU and write it to --out."""
+    import time  # noqa: PLC0415
+
+    if name not in ZOO_NAMES:
+        raise ModelAtlasError(f"unknown zoo {name!r} (choose one of {', '.join(ZOO_NAMES)})")
+    if (out / "manifest.json").exists() and not force:
+        raise ModelAtlasError(f"{out} already holds a zoo (manifest.json); pass --force to overwrite it")
+    _require_torch()
+    from modelatlas.zoo import recipes  # noqa: PLC0415
+
+    start = time.perf_counter()
+    with progress(f"building zoo {name}", enabled=not as_json) as advance:
+        if name == "minilm":
+            from modelatlas.zoo.minilm import build_minilm  # noqa: PLC0415
+
+            zoo = build_minilm(out, seed, on_model=lambda _id: advance())
+        else:
+            zoo = recipes.RECIPES[name](out, seed, on_model=lambda _id: advance())
+    seconds = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    patterns: dict[str, int] = {}
+    for m in zoo.models:
+        patterns[m.pattern] = patterns.get(m.pattern, 0) + 1
+    summary = {"zoo": name, "out": str(out), "seed": seed, "models": len(zoo.models),
+               "components": len({m.component for m in zoo.models}), "patterns": patterns,
+               "bytes": size, "seconds": round(seconds, 1)}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
+                      f"{size / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
+        console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
+
+
+@zoo_app.command("list")
+def list_zoos() -> None:
+    """The zoos `zoo build` knows."""
+    for key, text in ZOO_NAMES.items():
+        typer.echo(f"{key:8} {text}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(zoo_app, name="zoo")
