@@ -19,6 +19,7 @@ from modelatlas.atlas.components import component_sizes, weakly_connected_compon
 from modelatlas.atlas.depth import depth_from_sources
 from modelatlas.atlas.hubs import sibling_leaf_hubs
 from modelatlas.atlas.subtree import descendant_counts, descendant_sums
+from modelatlas.errors import InputError
 
 
 class AtlasFacts:
@@ -65,7 +66,14 @@ class AtlasFacts:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        return depth_from_sources(self.graph)
+        """Shortest-path depth below a source; raises :class:`InputError` if edges hold a cycle."""
+        depth = depth_from_sources(self.graph)
+        stuck = np.flatnonzero(depth < 0)
+        if stuck.size:
+            names = ", ".join(repr(self.ids[i]) for i in stuck[:5])
+            raise InputError(f"the atlas's edges hold a cycle through {names}; rebuild the atlas "
+                             "(Atlas.build / modelatlas ingest break cycles) before computing statistics")
+        return depth
 
     @cached_property
     def hubs(self) -> np.ndarray:
