@@ -123,13 +123,31 @@ class AtlasFacts:
         return np.asarray(pc.fill_null(self.atlas.nodes[name], False).to_numpy(zero_copy_only=False), dtype=bool)
 
     def text(self, name: str) -> np.ndarray:
-        """A string node column as an object array (None where missing)."""
-        return np.asarray(self.atlas.column(name), dtype=object)
+        """A string node column as an object array (None where missing); cached."""
+        cache = self.__dict__.setdefault("_text", {})
+        if name not in cache:
+            cache[name] = np.asarray(self.atlas.column(name), dtype=object)
+        return cache[name]
 
     # ------------------------------------------------------------------ edges
     @cached_property
     def edge_relation(self) -> np.ndarray:
         return np.asarray(self.atlas.edges["relation"].to_numpy(zero_copy_only=False), dtype=object)
+
+    @cached_property
+    def _edge_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = self.graph.parent * max(self.n, 1) + self.graph.child
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order
+
+    def relation_of(self, parent: int, child: int) -> str | None:
+        """The relation of edge ``parent -> child`` (None if there is no such edge)."""
+        keys, order = self._edge_keys
+        key = parent * max(self.n, 1) + child
+        pos = int(np.searchsorted(keys, key))
+        if pos < keys.size and keys[pos] == key:
+            return str(self.edge_relation[order[pos]])
+        return None
 
     @cached_property
     def quantized(self) -> np.ndarray:

@@ -108,7 +108,93 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
                   f"{summary['method']}; stored in table 'imputations' of {atlas}")
 
 
+def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to examine.")] = None,
+              atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+              licences: Annotated[bool, typer.Option("--licences", help="Licence drift over the whole atlas.")] = False,
+              limit: Annotated[int, typer.Option(help="Rows to list per section.")] = 50) -> None:
+    """Model forensics: ancestry, inherited datasets, licence drift and every descendant an issue in
+    MODEL_ID would reach; or, with --licences, every licence drift in the atlas."""
+    from modelatlas.analytics.facts import AtlasFacts
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.discover.forensics import model_forensics
+    from modelatlas.discover.licence_forensics import licence_drift
+    from modelatlas.errors import InputError
+
+    if not licences and not model_id:
+        raise InputError("name a MODEL_ID, or pass --licences for the whole atlas")
+    facts = AtlasFacts(Atlas.load(atlas))
+    if licences:
+        report = licence_drift(facts, limit=limit)
+        if as_json:
+            emit_json(report)
+            return
+        console.print(f"{report['cases']:,} models declare a licence more permissive than a restrictive ancestor's "
+                      f"({report['models_with_ranked_licence']:,} models have a ranked licence)")
+        _print_rows("drift by licence pair", [{"pair": k, "models": v} for k, v in list(report["by_pair"].items())[:20]])
+        _print_rows("cases (most downloaded first)", report["rows"],
+                    ["child", "child_licence", "ancestor", "ancestor_licence", "distance", "path"])
+        return
+    report = model_forensics(facts, model_id, limit=limit)
+    if as_json:
+        emit_json(report)
+        return
+    console.print(f"[bold]{model_id}[/bold]: {len(report['ancestors'])} ancestors, "
+                  f"{report['issue_propagation']['affected']:,} descendants")
+    _print_rows("ancestry", report["ancestors"])
+    lineage = report["data_lineage"]
+    console.print(f"own datasets: {', '.join(lineage['own']) or '-'}")
+    _print_rows("inherited datasets", lineage["inherited"])
+    _print_rows("licence drift against ancestors", report["licence"])
+    _print_rows("descendants an issue here would reach", report["issue_propagation"]["rows"])
+
+
+def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+           descendants_of: Annotated[Optional[str], typer.Option(help="Only descendants of this model.")] = None,
+           task: Annotated[Optional[str], typer.Option(help="pipeline_tag.")] = None,
+           licence: Annotated[Optional[str], typer.Option("--licence", "--license", help="Licence id.")] = None,
+           library: Annotated[Optional[str], typer.Option(help="library_name.")] = None,
+           max_params: Annotated[Optional[float], typer.Option(help="At most this many parameters.")] = None,
+           min_downloads: Annotated[Optional[float], typer.Option(help="At least this many downloads.")] = None,
+           rank_by: Annotated[str, typer.Option(help="downloads, sub_tree_downloads, descendants, likes, "
+                                                     "descendant_downloads or score:<metric>.")] = "downloads",
+           no_imputed: Annotated[bool, typer.Option("--no-imputed", help="Ignore imputed values.")] = False,
+           transfer_to: Annotated[Optional[str], typer.Option(
+               help="Instead: models likely to transfer to this task (graph branch-and-bound).")] = None,
+           metric: Annotated[Optional[str], typer.Option(help="Seed quality metric for --transfer-to.")] = None,
+           decay: Annotated[float, typer.Option(help="Score decay per step for --transfer-to.")] = 0.5,
+           limit: Annotated[int, typer.Option(help="Results.")] = 20) -> None:
+    """Find models by traits and lineage together, each with the reasons it matched."""
+    from modelatlas.analytics.facts import AtlasFacts
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.discover.search import SearchQuery
+    from modelatlas.discover.search import search as run_search
+    from modelatlas.discover.transfer import transfer_candidates
+
+    facts = AtlasFacts(Atlas.load(atlas))
+    if transfer_to:
+        report = transfer_candidates(facts, transfer_to, limit=limit, decay=decay, metric=metric)
+        if as_json:
+            emit_json(report)
+            return
+        console.print(f"{report['seeds']:,} models do {transfer_to}; explored {report['explored']:,} of "
+                      f"{report['nodes']:,} models")
+        _print_rows(f"models likely to transfer to {transfer_to}", report["rows"],
+                    ["id", "score", "seed", "distance", "pipeline_tag", "reason"])
+        return
+    query = SearchQuery(descendants_of, task, licence, library, max_params, min_downloads, rank_by,
+                        not no_imputed, limit)
+    report = run_search(facts, query)
+    if as_json:
+        emit_json(report)
+        return
+    console.print(f"{report['matches']:,} models match")
+    rows = [{**r, "reasons": "; ".join(r["reasons"])} for r in report["rows"]]
+    _print_rows("search results", rows, ["id", rank_by, "pipeline_tag", "license", "reasons"])
+
+
 def register(app: typer.Typer) -> None:
     app.command("stats")(stats)
     app.command("top")(top)
     app.command("impute")(impute)
+    app.command("forensics")(forensics)
+    app.command("search")(search)

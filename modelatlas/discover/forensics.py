@@ -1,0 +1,34 @@
+"""One model's forensic report (Model Atlas paper, section 3.1): its ancestry with the relation of
+each step, the datasets it inherits, licence drift against its ancestors, and every descendant an
+issue in it would reach."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.discover.data_lineage import data_lineage
+from modelatlas.discover.issue_propagation import affected_descendants
+from modelatlas.discover.licence_forensics import model_licence_findings
+from modelatlas.discover.paths import describe, path_text, upward_tree, walk
+
+
+def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) -> dict:
+    """Everything the atlas says about where ``model_id`` comes from and what it affects.
+
+    Raises
+    ------
+    UnknownModelError
+        For an id not in the atlas (with close matches).
+    """
+    node = int(facts.atlas.index_of([model_id])[0])
+    order, pred = upward_tree(facts, node)
+    ancestors = []
+    for a in order[1:]:
+        chain = walk(pred, node, int(a))
+        ancestors.append({"ancestor": facts.ids[a], "distance": len(chain) - 1,
+                          "source": bool(facts.is_source[a]), "placeholder": not bool(facts.real[a]),
+                          "path": path_text(describe(facts, chain))})
+    return {"id": model_id, "license": facts.text("license")[node], "ancestors": ancestors,
+            "data_lineage": data_lineage(facts, node), "licence": model_licence_findings(facts, node),
+            "issue_propagation": affected_descendants(facts, np.array([node]), limit=limit)}
