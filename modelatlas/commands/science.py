@@ -192,9 +192,25 @@ def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
     _print_rows("search results", rows, ["id", rank_by, "pipeline_tag", "license", "reasons"])
 
 
+def report(out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.html and figures.")],
+           atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+           title: Annotated[str, typer.Option(help="Report title.")] = "Model Atlas report",
+           components: Annotated[int, typer.Option(help="Biggest components shown.")] = 10) -> None:
+    """Write a Markdown + HTML report of the meta-ML statistics with figures."""
+    from modelatlas.analytics.report import write_report
+    from modelatlas.atlas.atlas import Atlas
+
+    written = write_report(Atlas.load(atlas), out, title=title, top_components=components)
+    if as_json:
+        emit_json({k: v for k, v in written.items()})
+        return
+    console.print(f"wrote {written['markdown']}, {written['html']} and {len(written['figures'])} figures")
+
+
 def register(app: typer.Typer) -> None:
     app.command("stats")(stats)
     app.command("top")(top)
     app.command("impute")(impute)
     app.command("forensics")(forensics)
     app.command("search")(search)
+    app.command("report")(report)
