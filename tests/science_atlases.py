@@ -71,3 +71,34 @@ def small_atlas() -> Atlas:
         edge("sd/sd", "y/lora3", "adapter"), edge("sd/sd", "z/sdft"),
     ]
     return build(models, edges)
+
+
+def planted_families(n_families: int = 30, size: int = 24, noise: float = 0.1, seed: int = 0) -> Atlas:
+    """Families (a root, fine-tunes, hubs of quantised / adapter leaves) whose members share their
+    root's licence, task and library except for a ``noise`` share of random values, plus a score
+    that drifts little along edges: the graph carries the signal, the global majority does not."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    licences = ["apache-2.0", "mit", "llama2", "gemma", "cc-by-nc-4.0", "openrail"]
+    tasks = ["text-generation", "text-classification", "text-to-image", "image-classification"]
+    libs = ["transformers", "diffusers", "timm", "peft"]
+    models, edges, metrics = [], [], []
+    for f in range(n_families):
+        lic, task, lib = licences[f % len(licences)], tasks[f % len(tasks)], libs[f % len(libs)]
+        base_score = rng.uniform(20, 80)
+        ids = [f"fam{f}/root"]
+        score = {ids[0]: base_score}
+        for j in range(1, size):
+            parent = ids[int(rng.integers(0, max(1, j // 2)))]
+            ids.append(f"fam{f}/m{j}")
+            score[ids[-1]] = score[parent] + rng.normal(0, 2)
+            rel = ["finetune", "quantized", "adapter"][j % 3]
+            edges.append(edge(parent, ids[-1], rel))
+        for j, i in enumerate(ids):
+            noisy = rng.random() < noise
+            models.append(model(i, downloads=int(rng.integers(1, 1000)), created=ts(1 + j % 12),
+                                license=licences[int(rng.integers(len(licences)))] if noisy else lic,
+                                task=task, library=lib))
+            metrics.append({"id": i, "metric": "score", "value": score[i], "source": "test"})
+    return build(models, edges, metrics)

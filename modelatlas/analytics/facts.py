@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.sparse.csgraph import connected_components
 
 from modelatlas.analytics.modality import node_modality
 from modelatlas.analytics.tables import Grouping
@@ -41,7 +42,20 @@ class AtlasFacts:
     # ------------------------------------------------------------------ graph
     @cached_property
     def graph(self):
-        return self.atlas.graph
+        """The atlas graph, checked to be acyclic (every statistic assumes a DAG)."""
+        graph = self.atlas.graph
+        loops = graph.parent == graph.child
+        n_scc, labels = connected_components(graph.adjacency, directed=True, connection="strong") \
+            if graph.n else (0, np.zeros(0, dtype=np.int64))
+        if loops.any() or n_scc < graph.n:
+            sizes = np.bincount(labels)
+            members = np.flatnonzero(sizes[labels] > 1)
+            if members.size == 0:
+                members = graph.parent[loops]
+            names = ", ".join(repr(str(self.atlas.nodes["id"][int(i)])) for i in members[:5])
+            raise InputError(f"the atlas's edges hold a cycle through {names}; rebuild the atlas "
+                             "(Atlas.build / modelatlas ingest break cycles) before analysing it")
+        return graph
 
     @property
     def n(self) -> int:
@@ -66,14 +80,8 @@ class AtlasFacts:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        """Shortest-path depth below a source; raises :class:`InputError` if edges hold a cycle."""
-        depth = depth_from_sources(self.graph)
-        stuck = np.flatnonzero(depth < 0)
-        if stuck.size:
-            names = ", ".join(repr(self.ids[i]) for i in stuck[:5])
-            raise InputError(f"the atlas's edges hold a cycle through {names}; rebuild the atlas "
-                             "(Atlas.build / modelatlas ingest break cycles) before computing statistics")
-        return depth
+        """Shortest-path depth below a source."""
+        return depth_from_sources(self.graph)
 
     @cached_property
     def hubs(self) -> np.ndarray:
@@ -189,7 +197,15 @@ class AtlasFacts:
                 names.append(f"c{label}")
         return names
 
+    @cached_property
+    def _groupings(self) -> list[Grouping]:
+        return self._make_groupings()
+
     def groupings(self) -> list[Grouping]:
+        """The whole atlas, modalities, the biggest components (with an edge) and months (cached)."""
+        return self._groupings
+
+    def _make_groupings(self) -> list[Grouping]:
         """The whole atlas, modalities, the biggest components (with an edge) and months."""
         n = self.n
         out = [Grouping("all", np.zeros(n, dtype=np.int64), ["all"])]

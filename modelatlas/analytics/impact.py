@@ -64,12 +64,16 @@ def top_models(facts: AtlasFacts, by: str = "sub_tree_downloads", *, task: str |
     if per is None:
         groups = {None: order[:limit]}
     elif per in ("component", "task"):
-        key = facts.components if per == "component" else tasks
+        key = facts.components[order] if per == "component" else tasks[order]
+        _, code = np.unique(key.astype(str), return_inverse=True)
+        grouped = np.argsort(code, kind="stable")  # by group, best first inside each
+        first = np.r_[0, np.flatnonzero(np.diff(code[grouped])) + 1]
+        rank = np.arange(grouped.size) - np.repeat(first, np.diff(np.r_[first, grouped.size]))
+        picked = grouped[rank < limit]
         groups = {}
-        for i in order:
-            bucket = groups.setdefault(key[i], [])
-            if len(bucket) < limit:
-                bucket.append(i)
+        for i in order[picked]:
+            key_i = facts.components[i] if per == "component" else tasks[i]
+            groups.setdefault(key_i, []).append(i)
     else:
         raise InputError(f"--per must be 'component' or 'task', not {per!r}", where="--per")
     rows = []

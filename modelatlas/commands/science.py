@@ -15,7 +15,7 @@ from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, 
 def _print_rows(title: str, rows: list[dict], columns: list[str] | None = None) -> None:
     from modelatlas.analytics.tables import _fmt
 
-    columns = columns or (list(rows[0]) if rows else [])
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
     table = Table(title=title)
     for c in columns:
         table.add_column(c)

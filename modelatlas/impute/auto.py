@@ -153,7 +153,8 @@ class AutoImputer:
         add(g.in_degree[rows])
         add(g.out_degree[rows])
         add(np.log1p(facts.downloads[rows]))
-        add(np.log1p(facts.atlas.column("params").astype(np.float64))[rows])
+        params = facts.atlas.column("params").astype(np.float64)[rows]
+        add(np.log1p(np.where(params > 0, params, np.nan)))
         add(facts.created[rows] / 3.15576e13)  # years since 1970
         return np.column_stack(cols), np.array(cat)
 

@@ -87,7 +87,9 @@ def k_nearest_labelled(graph: AtlasGraph, labelled: np.ndarray, k: int,
     seeds = np.flatnonzero(labelled)
     nodes, srcs, dists = [seeds], [seeds], [np.zeros(seeds.size, dtype=np.int64)]
     count = labelled.astype(np.int64)
-    known_keys = np.sort(seeds * n + seeds)
+    # A pair (v, s) reached at level d was, if ever, reached before at level d-1 or d-2 (neighbours'
+    # distances differ by at most one), so only the last two levels are checked for repeats.
+    recent = [np.zeros(0, dtype=np.int64), np.sort(seeds * n + seeds)]
     f_node, f_src = seeds, seeds
     level = 0
     while f_node.size and (max_distance is None or level < max_distance):
@@ -103,7 +105,7 @@ def k_nearest_labelled(graph: AtlasGraph, labelled: np.ndarray, k: int,
         open_ = count[v] < k
         v, s = v[open_], s[open_]
         keys = np.unique(v * n + s)
-        keys = keys[~_sorted_contains(known_keys, keys)]
+        keys = keys[~(_sorted_contains(recent[0], keys) | _sorted_contains(recent[1], keys))]
         v, s = keys // n, keys % n
         # Keys are sorted by (node, source): keep the first k - count[v] of each node's run.
         run_start = np.r_[0, np.flatnonzero(np.diff(v)) + 1]
@@ -114,7 +116,7 @@ def k_nearest_labelled(graph: AtlasGraph, labelled: np.ndarray, k: int,
         nodes.append(v)
         srcs.append(s)
         dists.append(np.full(v.size, level, dtype=np.int64))
-        known_keys = np.union1d(known_keys, v * n + s)
+        recent = [recent[1], v * n + s]
         f_node, f_src = v, s
     node = np.concatenate(nodes)
     src = np.concatenate(srcs)
