@@ -130,6 +130,32 @@ class AtlasFacts:
         """A boolean node column, missing as False."""
         return np.asarray(pc.fill_null(self.atlas.nodes[name], False).to_numpy(zero_copy_only=False), dtype=bool)
 
+    def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """Integer codes of a text column (also ``modality`` and ``relation_type``), ``-1`` where
+        missing or empty, and the label of each code (sorted). Cached."""
+        cache = self.__dict__.setdefault("_codes", {})
+        if name not in cache:
+            if name == "modality":
+                col = pa.array(self.modality.tolist(), pa.string())
+            elif name == "relation_type":
+                col = pa.array(self.node_relation.tolist(), pa.string())
+            else:
+                col = self.atlas.nodes[name].combine_chunks()
+            if len(col):
+                col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+            encoded = col.dictionary_encode()
+            labels = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+            order = np.argsort(labels.astype(str)) if labels.size else np.zeros(0, dtype=np.int64)
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            idx = encoded.indices.to_numpy(zero_copy_only=False)
+            out = np.full(self.n, -1, dtype=np.int64)
+            if idx.size:
+                known = ~np.isnan(idx.astype(np.float64))
+                out[known] = rank[idx[known].astype(np.int64)]
+            cache[name] = (out, [str(x) for x in labels[order]])
+        return cache[name]
+
     def text(self, name: str) -> np.ndarray:
         """A string node column as an object array (None where missing); cached."""
         cache = self.__dict__.setdefault("_text", {})
@@ -209,8 +235,8 @@ class AtlasFacts:
         """The whole atlas, modalities, the biggest components (with an edge) and months."""
         n = self.n
         out = [Grouping("all", np.zeros(n, dtype=np.int64), ["all"])]
-        mods, mcodes = np.unique(self.modality.astype(str), return_inverse=True) if n else ([], np.zeros(0))
-        out.append(Grouping("modality", np.asarray(mcodes, dtype=np.int64), [str(m) for m in mods]))
+        mcodes, mods = self.codes("modality")
+        out.append(Grouping("modality", mcodes, mods))
         names = self.component_names()
         multi = [i for i in range(len(names)) if self.component_sizes[i] > 1]
         codes = np.where(np.isin(self.components, multi), self.components, -1)

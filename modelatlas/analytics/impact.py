@@ -60,12 +60,11 @@ def top_models(facts: AtlasFacts, by: str = "sub_tree_downloads", *, task: str |
     if component is not None:
         keep &= facts.components == component
     idx = np.flatnonzero(keep)
-    order = idx[np.lexsort((facts.ids[idx].astype(str), -values[idx]))]
+    order = idx[np.argsort(-values[idx], kind="stable")]  # ties by row, i.e. by id
     if per is None:
         groups = {None: order[:limit]}
     elif per in ("component", "task"):
-        key = facts.components[order] if per == "component" else tasks[order]
-        _, code = np.unique(key.astype(str), return_inverse=True)
+        code = facts.components[order] if per == "component" else facts.codes("pipeline_tag")[0][order]
         grouped = np.argsort(code, kind="stable")  # by group, best first inside each
         first = np.r_[0, np.flatnonzero(np.diff(code[grouped])) + 1]
         rank = np.arange(grouped.size) - np.repeat(first, np.diff(np.r_[first, grouped.size]))

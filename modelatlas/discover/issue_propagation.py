@@ -22,7 +22,7 @@ def affected_descendants(facts: AtlasFacts, marked: np.ndarray, limit: int | Non
     marked = np.unique(np.asarray(marked, dtype=np.int64))
     dist, pred, origin = descendant_distances(facts, marked)
     hit = np.flatnonzero(dist > 0)
-    hit = hit[np.lexsort((facts.ids[hit].astype(str), -facts.downloads[hit], dist[hit]))]
+    hit = hit[np.lexsort((hit, -facts.downloads[hit], dist[hit]))]
     out_rows = []
     for i in hit[:limit] if limit else hit:
         chain = chain_to(pred, int(i))

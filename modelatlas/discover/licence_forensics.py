@@ -19,10 +19,9 @@ from modelatlas.discover.paths import describe, path_text
 
 def licence_ranks(facts: AtlasFacts) -> np.ndarray:
     """Rank of every node's licence (``-1`` unranked)."""
-    licences = facts.text("license")
-    uniq, inverse = np.unique(np.where(licences == None, "", licences).astype(str), return_inverse=True)  # noqa: E711
-    return np.array([licence_rank(u) for u in uniq], dtype=np.int64)[inverse] if uniq.size else \
-        np.zeros(0, dtype=np.int64)
+    codes, labels = facts.codes("license")
+    table = np.array([licence_rank(label) for label in labels] + [-1], dtype=np.int64)
+    return table[np.where(codes >= 0, codes, len(labels))]
 
 
 def strictest_ancestor(facts: AtlasFacts, ranks: np.ndarray):
@@ -31,13 +30,19 @@ def strictest_ancestor(facts: AtlasFacts, ranks: np.ndarray):
     g, n = facts.graph, facts.n
     own_key = np.where(ranks >= 0, ranks * n + np.arange(n), -1)
     best = np.full(n, -1, dtype=np.int64)
-    for _ in range(n + 1):
-        cand = np.maximum(own_key[g.parent], best[g.parent])
-        new = best.copy()
-        np.maximum.at(new, g.child, cand)
-        if np.array_equal(new, best):
-            break
-        best = new
+    if g.num_edges:
+        # Group edges by child once; each pass is then one gather and one reduceat.
+        by_child = np.argsort(g.child, kind="stable")
+        parents, kids = g.parent[by_child], g.child[by_child]
+        starts = np.r_[0, np.flatnonzero(np.diff(kids)) + 1]
+        heads = kids[starts]
+        for _ in range(n + 1):
+            cand = np.maximum(own_key[parents], best[parents])
+            new = best.copy()
+            new[heads] = np.maximum(best[heads], np.maximum.reduceat(cand, starts))
+            if np.array_equal(new, best):
+                break
+            best = new
     via = np.full(n, -1, dtype=np.int64)
     cand = np.maximum(own_key[g.parent], best[g.parent])
     hit = (cand == best[g.child]) & (cand >= 0)
@@ -67,7 +72,7 @@ def licence_drift(facts: AtlasFacts, limit: int | None = None) -> dict:
     anc_rank, ancestor, via = strictest_ancestor(facts, ranks)
     drift = (ranks >= 0) & (anc_rank >= RESTRICTED) & (ranks < anc_rank)
     idx = np.flatnonzero(drift)
-    idx = idx[np.lexsort((facts.ids[idx].astype(str), -facts.downloads[idx]))]
+    idx = idx[np.lexsort((idx, -facts.downloads[idx]))]
     licences = facts.text("license")
     pairs: dict[str, int] = {}
     for a, c in zip(licences[ancestor[idx]], licences[idx]):

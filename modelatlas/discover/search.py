@@ -107,7 +107,7 @@ def search(facts: AtlasFacts, query: SearchQuery) -> dict:
         keep &= facts.downloads >= query.min_downloads
     values, rank_note = _rank(facts, query)
     idx = np.flatnonzero(keep & ~np.isnan(values))
-    idx = idx[np.lexsort((facts.ids[idx].astype(str), -values[idx]))][: query.limit]
+    idx = idx[np.lexsort((idx, -values[idx]))][: query.limit]
     rows = []
     for i in idx:
         why = []

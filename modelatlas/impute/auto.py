@@ -105,7 +105,7 @@ class AutoImputer:
         dist = np.where(loo[:, None], shifted.distance[rows], dist_plain)
         has = src >= 0
         add(np.where(has[:, 0], dist[:, 0], np.nan))
-        groups = {"hub": facts.hubs, "component": facts.components, "author": _codes(facts.text("author"))[0]}
+        groups = {"hub": facts.hubs, "component": facts.components, "author": facts.codes("author")[0]}
         parent_of = np.full(facts.n, -1, dtype=np.int64)
         g = facts.graph
         labelled_parent = view.train[g.parent]
@@ -142,9 +142,7 @@ class AutoImputer:
         for name in PAPER_ATTRIBUTES + ("modality",):
             if name == task.what:
                 continue
-            labels = facts.node_relation if name == "relation_type" else (
-                facts.modality if name == "modality" else facts.text(name))
-            codes, _ = _codes(labels)
+            codes = _by_frequency(facts.codes(name)[0])
             capped = np.where(codes < TOP_LABELS, codes, TOP_LABELS)
             add(np.where(codes >= 0, capped, np.nan)[rows], True)
         for name in ("quantized", "card_present"):
@@ -182,14 +180,9 @@ def _cap(codes: np.ndarray, reference: np.ndarray):
     return out, _Rare(keep)
 
 
-def _codes(labels: np.ndarray):
-    """Integer codes of a label array by descending frequency (-1 for None)."""
-    known = np.array([x is not None and x != "" for x in labels], dtype=bool) if labels.size else \
-        np.zeros(0, dtype=bool)
-    codes = np.full(labels.size, -1, dtype=np.int64)
-    if known.any():
-        uniq, inverse, counts = np.unique(labels[known].astype(str), return_inverse=True, return_counts=True)
-        rank = np.empty(uniq.size, dtype=np.int64)
-        rank[np.argsort(-counts, kind="stable")] = np.arange(uniq.size)
-        codes[known] = rank[inverse]
-    return codes, known
+def _by_frequency(codes: np.ndarray) -> np.ndarray:
+    """Recode so that 0 is the most frequent label (-1 stays)."""
+    counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
+    rank = np.empty(counts.size, dtype=np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(counts.size)
+    return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)

@@ -118,21 +118,14 @@ def build_task(facts: AtlasFacts, what: str) -> ImputationTask:
         if np.isnan(values).all():
             raise InputError(f"metric {what!r} has no value on any model of the atlas", where="--what")
         return ImputationTask(facts, what, "metric", values=values)
-    if what == "relation_type":
-        labels = facts.node_relation
-    elif what in atlas.nodes.column_names and what in attribute_names(atlas):
-        labels = facts.text(what)
-    else:
+    if what != "relation_type" and not (what in atlas.nodes.column_names and what in attribute_names(atlas)):
         raise InputError(f"cannot impute {what!r}: it is neither a metric of this atlas "
                          f"({', '.join(metrics[:10]) or 'none'}) nor a text attribute "
                          f"({', '.join(attribute_names(atlas))})", where="--what")
-    known = np.array([x is not None and x != "" for x in labels], dtype=bool) if labels.size else labels
-    if not known.any():
+    codes, classes = facts.codes(what)
+    if not (codes >= 0).any():
         raise InputError(f"attribute {what!r} is absent on every model of the atlas; nothing to learn from",
                          where="--what")
-    classes, inverse = np.unique(labels[known].astype(str), return_inverse=True)
-    codes = np.full(facts.n, -1, dtype=np.int64)
-    codes[known] = inverse
     applicable = facts.graph.in_degree > 0 if what == "relation_type" else None
-    return ImputationTask(facts, what, "attribute", codes=codes, classes=[str(c) for c in classes],
+    return ImputationTask(facts, what, "attribute", codes=codes.copy(), classes=list(classes),
                           applicable=applicable)
