@@ -33,7 +33,7 @@ from modelatlas.discover.licence_forensics import licence_drift
 from modelatlas.impute.nearest_labelled import k_nearest_labelled
 
 MODALITY_TASKS = {"language": ["text-generation", "text-classification", "fill-mask"],
-                  "vision": ["text-to-image", "image-classification"],
+                  "vision": ["image-to-image", "image-classification"],
                   "vision-language": ["image-text-to-text"], "audio": ["automatic-speech-recognition"]}
 LICENCES = ["apache-2.0", "mit", "llama3", "gemma", "openrail", "cc-by-nc-4.0", "other", None]
 

@@ -29,6 +29,7 @@ def _root() -> None:
 #: Modules under modelatlas.commands, each with ``register(app)``.
 COMMAND_MODULES = (
     "atlas",
+    "ingest",
     "science",
 )
 

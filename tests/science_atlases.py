@@ -46,7 +46,7 @@ def small_atlas() -> Atlas:
         sd/sd (1000) ─adapter→ x/lora1 (1), x/lora2 (2), y/lora3 (3);  ─ft→ z/sdft (4, created before sd/sd)
     """
     L = dict(task="text-generation", library="transformers", model_type="llama")
-    V = dict(task="text-to-image", library="diffusers", model_type="sd")
+    V = dict(task="image-to-image", library="diffusers", model_type="sd")
     models = [
         model("meta/llama", downloads=100, created=ts(1), license="llama2", datasets=["web"],
               card_text="---\nmodel-index:\n- name: x\n---", **L),
@@ -81,7 +81,7 @@ def planted_families(n_families: int = 30, size: int = 24, noise: float = 0.1, s
 
     rng = np.random.default_rng(seed)
     licences = ["apache-2.0", "mit", "llama2", "gemma", "cc-by-nc-4.0", "openrail"]
-    tasks = ["text-generation", "text-classification", "text-to-image", "image-classification"]
+    tasks = ["text-generation", "text-classification", "image-to-image", "image-classification"]
     libs = ["transformers", "diffusers", "timm", "peft"]
     models, edges, metrics = [], [], []
     for f in range(n_families):

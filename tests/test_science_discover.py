@@ -92,7 +92,7 @@ def test_search_traits_and_lineage(facts):
     res = search(facts, SearchQuery(descendants_of="meta/llama", licence="apache-2.0", rank_by="sub_tree_downloads"))
     assert [r["id"] for r in res["rows"]] == ["a/ft1", "a/ft2"]
     assert res["rows"][0]["reasons"][0].startswith("descendant of meta/llama at distance 1")
-    res = search(facts, SearchQuery(task="text-to-image", rank_by="downloads", limit=2))
+    res = search(facts, SearchQuery(task="image-to-image", rank_by="downloads", limit=2))
     assert [r["id"] for r in res["rows"]] == ["sd/sd", "z/sdft"] and res["matches"] == 5
     with pytest.raises(InputError, match="cannot rank by"):
         search(facts, SearchQuery(rank_by="stars"))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from modelatlas import Atlas
 from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.impact import top_models
-from modelatlas.analytics.modality import modality_of, node_modality
+from modelatlas.analytics.modality import node_modality
 from modelatlas.analytics.statistics import compute_statistics
 from modelatlas.errors import InputError
 from science_atlases import build, edge, model, small_atlas, ts
@@ -103,10 +103,10 @@ def test_month_grouping(stats):
 
 
 def test_modality_from_task_and_column():
-    assert modality_of("text-to-image") == "vision" and modality_of(None) == "unknown"
-    assert modality_of("made-up") == "other"
-    t = pa.table({"pipeline_tag": ["fill-mask", None, "image-text-to-text"], "modality": [None, "audio", None]})
-    assert node_modality(t).tolist() == ["language", "audio", "vision-language"]
+    t = pa.table({"pipeline_tag": ["fill-mask", None, "image-text-to-text", "made-up", "Image-Classification"],
+                  "modality": [None, "audio", None, None, None]})
+    assert node_modality(t).tolist() == ["language", "audio", "vision-language", "other", "vision"]
+    assert node_modality(t.drop_columns(["modality"])).tolist()[1] == "unknown"
 
 
 def test_top_models():
@@ -115,7 +115,7 @@ def test_top_models():
     assert [r["id"] for r in rows] == ["sd/sd", "meta/llama", "b/q1"]
     assert rows[1]["sub_tree_downloads"] == 985 and rows[1]["descendants"] == 6
     per = top_models(facts, "descendants", per="task", limit=1)
-    assert {r["task"]: r["id"] for r in per} == {"text-generation": "meta/llama", "text-to-image": "sd/sd"}
+    assert {r["task"]: r["id"] for r in per} == {"text-generation": "meta/llama", "image-to-image": "sd/sd"}
     with pytest.raises(InputError, match="no model has task"):
         top_models(facts, task="nope")
     with pytest.raises(InputError, match="cannot rank by"):
@@ -140,7 +140,7 @@ def random_atlases(draw):
                           max_size=2 * n, unique=True))
     rels = draw(st.lists(st.sampled_from(["finetune", "adapter", "quantized", "merge", "unknown"]),
                          min_size=len(pairs), max_size=len(pairs)))
-    tasks = draw(st.lists(st.sampled_from(["text-generation", "text-to-image", None]), min_size=n, max_size=n))
+    tasks = draw(st.lists(st.sampled_from(["text-generation", "image-to-image", None]), min_size=n, max_size=n))
     dl = draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
     models = [model(f"o/m{i:02d}", task=tasks[i], downloads=dl[i], created=ts(1 + i % 12)) for i in range(n)]
     return build(models, [edge(f"o/m{p:02d}", f"o/m{c:02d}", r) for (p, c), r in zip(pairs, rels)])

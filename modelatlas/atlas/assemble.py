@@ -104,6 +104,11 @@ def clean_evidence(evidence: pa.Table) -> tuple[pa.Table, list[dict]]:
         issues.append({"kind": "empty_id", "source": row["source"], "where": row["child"] or row["parent"],
                        "message": "parent claim with an empty model id was ignored"})
     evidence = evidence.filter(pc.invert(bad))
+    if evidence.num_rows:  # exact repeats (a source ingested twice) count once
+        evidence = evidence.group_by(evidence.column_names, use_threads=False).aggregate([]) \
+            .sort_by([("child", "ascending"), ("parent", "ascending"), ("source", "ascending"),
+                      ("provenance", "ascending"), ("relation_rule", "ascending")]) \
+            .select(EVIDENCE_SCHEMA.names)
     unknown = pc.invert(pc.is_in(pc.fill_null(evidence["relation"], "unknown"), pa.array(RELATIONS)))
     if pc.any(unknown).as_py():
         for row in evidence.filter(unknown).to_pylist():

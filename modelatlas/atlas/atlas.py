@@ -24,6 +24,8 @@ from modelatlas.errors import UnknownModelError
 
 #: Tables every atlas has; other rooms may add their own (layouts, imputations, ...) in ``extras``.
 CORE_TABLES = ("nodes", "edges", "evidence", "metrics", "issues")
+CORE_SCHEMAS = {"nodes": NODE_SCHEMA, "edges": EDGE_SCHEMA, "evidence": EVIDENCE_SCHEMA,
+                "metrics": METRIC_SCHEMA, "issues": ISSUE_SCHEMA}
 
 
 @dataclass(eq=False)

@@ -134,7 +134,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s columns, in order, cast to its types.
 
     Columns the table lacks are added as nulls (``False`` for the non-nullable ``placeholder``
-    flag); extra columns are kept after the schema's own, so later stages may add features.
+    flag); fields keep the schema's nullability; extra columns are kept after the schema's own, so later stages may add features.
     """
     n = table.num_rows
     columns, fields = [], []
@@ -148,7 +148,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             col = pa.nulls(n, field.type)
         columns.append(col)
-        fields.append(pa.field(field.name, field.type))
+        fields.append(field)
     for name in table.column_names:
         if name not in schema.names:
             columns.append(table.column(name))

@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from modelatlas.atlas.schema import conform
 from modelatlas.errors import StoreError
 
 #: Where commands look for the atlas when ``--atlas`` is not given.
@@ -73,7 +74,7 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
 
 def load_atlas(path: str | Path):
     """Read every table of an atlas file into an :class:`~modelatlas.atlas.atlas.Atlas`."""
-    from modelatlas.atlas.atlas import CORE_TABLES, Atlas
+    from modelatlas.atlas.atlas import CORE_SCHEMAS, CORE_TABLES, Atlas
 
     con = connect(path)
     try:
@@ -82,7 +83,8 @@ def load_atlas(path: str | Path):
         tables = {n: con.sql(f'SELECT * FROM "{n}"').to_arrow_table() for n in names if n != _META}
     finally:
         con.close()
-    core = {n: tables.pop(n) for n in CORE_TABLES if n in tables}
+    # DuckDB gives back its own spelling of types (time zone "Etc/UTC", nullable fields).
+    core = {n: conform(tables.pop(n), CORE_SCHEMAS[n]) for n in CORE_TABLES if n in tables}
     atlas = Atlas(**core)
     atlas.extras = tables
     return atlas

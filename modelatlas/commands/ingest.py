@@ -1,0 +1,124 @@
+"""Commands that fill and read an atlas: ``ingest``, ``export``, ``lineage``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json, progress
+
+FormatOption = Annotated[str | None, typer.Option(
+    "--format", "-f", help="Reader for every source: hf-trees, hub-stats, card-parents, manual, hub "
+                           "(default: detected per source).")]
+
+
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Files to read, or hub: / hub:QUERY for the live Hub.")],
+    atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+    fmt: FormatOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Read sources into the atlas (created, or extended when it exists); print the ingest summary."""
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.ingest.pipeline import ingest as run_ingest
+    from modelatlas.ingest.pipeline import ingest_summary
+
+    current = Atlas.load(atlas) if Path(atlas).exists() else None
+    with progress("ingesting", total=len(sources), enabled=not as_json) as advance:
+        first = [True]
+
+        def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished source
+            if not first[0]:
+                advance(1)
+            first[0] = False
+
+        merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
+                                     on_progress=lambda n: None, checkpoint_dir=Path(atlas).parent)
+        advance(1)
+    with progress("saving atlas", enabled=not as_json):
+        merged.save(atlas)
+    summary = ingest_summary(merged, batches)
+    summary["atlas_path"] = str(atlas)
+    if as_json:
+        emit_json(summary)
+        return
+    table = Table(title="ingest summary")
+    for col in ("source", "format", "records", "evidence", "metrics", "duplicates", "malformed lines", "issues"):
+        table.add_column(col)
+    for s in summary["sources"]:
+        issues = ", ".join(f"{k} {v:,}" for k, v in s["issues"].items()) or "-"
+        table.add_row(s["source"], s["format"], f"{s['records']:,}", f"{s['evidence']:,}", f"{s['metrics']:,}",
+                      f"{s.get('duplicates', 0):,}", f"{s.get('malformed_lines', 0):,}", issues)
+    console.print(table)
+    a = summary["atlas"]
+    console.print(f"atlas {atlas}: {a['nodes']:,} nodes ({a['placeholders']:,} placeholders), {a['edges']:,} edges; "
+                  f"issues: " + (", ".join(f"{k} {v:,}" for k, v in a["issues_by_kind"].items()) or "none"))
+
+
+def export(
+    atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+    what: Annotated[str, typer.Option("--what", help="edges or nodes (graphml / gexf write both).")] = "edges",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet, graphml or gexf.")] = "csv",
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")] = Path("atlas-export.csv"),
+) -> None:
+    """Write the atlas's nodes or edges as CSV / Parquet, or the whole graph as GraphML / GEXF (Gephi)."""
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.errors import InputError
+
+    if what not in ("edges", "nodes"):
+        raise InputError(f"--what must be edges or nodes, not {what!r}")
+    if fmt not in ("csv", "parquet", "graphml", "gexf"):
+        raise InputError(f"--format must be csv, parquet, graphml or gexf, not {fmt!r}")
+    loaded = Atlas.load(atlas)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with progress(f"writing {out}"):
+        if fmt in ("graphml", "gexf"):
+            from modelatlas.viz.export import write_graph
+            write_graph(loaded, out, fmt)
+        else:
+            table = getattr(loaded, what)
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+                pq.write_table(table, out)
+            else:
+                import pyarrow as pa
+                import pyarrow.compute as pc
+                import pyarrow.csv as pcsv
+                # CSV has no lists: join them with '|'.
+                cols = [pc.binary_join(c, "|") if pa.types.is_list(c.type) else c for c in table.columns]
+                pcsv.write_csv(pa.table(cols, names=table.column_names), out)
+    console.print(f"wrote {out}")
+
+
+def lineage(
+    model_id: Annotated[str, typer.Argument(help="Model id, e.g. meta-llama/Llama-2-7b-hf.")],
+    atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ancestors of a model up to every source (relation of each step), its descendants and sub_tree_downloads."""
+    from modelatlas.atlas.atlas import Atlas
+    from rich.markup import escape
+
+    from modelatlas.discover.lineage import lineage as compute
+
+    result = compute(Atlas.load(atlas), model_id)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    console.print(f"[bold]{result.model}[/bold]{' (placeholder)' if result.placeholder else ''}: "
+                  f"{result.children:,} children, {result.descendants:,} descendants, "
+                  f"sub_tree_downloads {result.sub_tree_downloads:,}")
+    if not result.sources:
+        console.print("no ancestors: this model is a source")
+    for source, path in result.paths.items():
+        chain = source + "".join(f" -[{s['relation']}, {s['provenance']}]-> {s['child']}" for s in path)
+        console.print(escape(chain))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("export")(export)
+    app.command("lineage")(lineage)

@@ -1,0 +1,119 @@
+"""Lineage of one model: its ancestors up to every source, and the size of what descends from it.
+
+Ancestors are found by breadth-first search along the reversed edges (every ancestor once, with
+its distance in steps); each source (an ancestor without parents) gets one shortest path down to
+the model, step by step with the relation and provenance of each edge. Descendants are the nodes
+reachable along the edges, each counted once even when merges give several paths (the rule of
+:mod:`modelatlas.atlas.subtree`; the Model Atlas paper's ``sub_tree_downloads``, section 3.2, is the
+model's own downloads plus its descendants').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modelatlas.atlas.graph import reachable
+
+
+@dataclass
+class Lineage:
+    """Result of :func:`lineage` (plain data; ``as_dict`` for JSON)."""
+
+    model: str
+    placeholder: bool
+    parents: list[dict]
+    ancestors: list[dict]
+    sources: list[str]
+    paths: dict[str, list[dict]]
+    children: int
+    descendants: int
+    downloads: int
+    sub_tree_downloads: int
+    steps: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _bfs_parents(rev_indptr, rev_indices, start: int):
+    """Distance and one BFS predecessor (towards the model) of every ancestor."""
+    dist = {start: 0}
+    towards = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for p in rev_indices[rev_indptr[node]:rev_indptr[node + 1]]:
+                p = int(p)
+                if p not in dist:
+                    dist[p] = dist[node] + 1
+                    towards[p] = node
+                    nxt.append(p)
+        frontier = nxt
+    return dist, towards
+
+
+def lineage(atlas, model_id: str) -> Lineage:
+    """Ancestors, paths to the sources, and descendant statistics of ``model_id``.
+
+    Parameters
+    ----------
+    atlas:
+        A :class:`~modelatlas.atlas.atlas.Atlas`.
+    model_id:
+        The model; an unknown id raises :class:`~modelatlas.errors.UnknownModelError`.
+
+    Returns
+    -------
+    Lineage
+    """
+    i = int(atlas.index_of([model_id])[0])
+    g = atlas.graph
+    ids = atlas.nodes["id"]
+    edges = atlas.edges
+    relation, provenance = edges["relation"], edges["provenance"]
+
+    def step(p: int, c: int) -> dict:
+        k = edge_row[(p, c)]
+        return {"parent": ids[p].as_py(), "child": ids[c].as_py(),
+                "relation": relation[k].as_py(), "provenance": provenance[k].as_py()}
+
+    rev = g.reverse_adjacency
+    dist, towards = _bfs_parents(rev.indptr, rev.indices, i)
+    # Edges among the model and its ancestors; the graph's k-th edge is the edges table's row k.
+    inside = np.fromiter(dist, dtype=np.int64)
+    rows = np.flatnonzero(np.isin(g.child, inside) & np.isin(g.parent, inside))
+    edge_row = {(int(g.parent[k]), int(g.child[k])): int(k) for k in rows}
+    ancestor_idx = sorted((n for n in dist if n != i), key=lambda n: (dist[n], ids[n].as_py()))
+    placeholder = atlas.nodes["placeholder"]
+    in_deg = g.in_degree
+    sources = [n for n in ancestor_idx if in_deg[n] == 0]
+    paths = {}
+    for s in sources:
+        path, node = [], s
+        while node != i:
+            path.append(step(node, towards[node]))
+            node = towards[node]
+        paths[ids[s].as_py()] = path
+
+    start = np.zeros(g.n, dtype=bool)
+    start[i] = True
+    below = reachable(g.adjacency, start)
+    below[i] = False
+    downloads = np.nan_to_num(np.asarray(atlas.column("downloads"), dtype=np.float64))
+    return Lineage(
+        model=model_id,
+        placeholder=bool(placeholder[i].as_py()),
+        parents=[step(int(p), i) for p in rev.indices[rev.indptr[i]:rev.indptr[i + 1]]],
+        ancestors=[{"id": ids[n].as_py(), "distance": dist[n], "placeholder": bool(placeholder[n].as_py())}
+                   for n in ancestor_idx],
+        sources=[ids[s].as_py() for s in sources],
+        paths=paths,
+        children=int(g.out_degree[i]),
+        descendants=int(below.sum()),
+        downloads=int(downloads[i]),
+        sub_tree_downloads=int(round(downloads[i] + downloads[below].sum())),
+        steps=[step(int(g.parent[k]), int(g.child[k])) for k in rows],
+    )

@@ -1,0 +1,141 @@
+"""Readers for the Model Atlas CSV files (``../shared/data/README.md``).
+
+* ``model-atlas-card-parents.csv`` (``id,base_model``): parents the Model Atlas preprocessing
+  mined from card *prose* -> evidence with provenance ``card_text`` and no relation (rule ``none``).
+  Stray trailing ``/`` are stripped; a quoted comma-separated list names several parents.
+* ``model-atlas-manual-annotations.csv`` (``current_model,base_model,base_model_relation``): hand
+  annotations -> provenance ``manual``, rule ``annotation``. ``merge`` rows (quoted comma-separated
+  parents) give merge edges; ``unknown`` / ``unknown_annotated`` rows with parents give edges of
+  relation ``unknown``. Rows without a parent make no edge: ``source`` marks an annotated root,
+  ``unknown`` a model whose parent is unknown; both go to the ``annotations`` table (id,
+  annotation, source) so that nothing is lost and no edge is invented.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+from modelatlas.errors import InputError
+from modelatlas.ingest.batch import SourceBatch, evidence_rows
+from modelatlas.ingest.tags import HUB_URL_PREFIX, MODEL_ID_PATTERN
+from modelatlas.ingest.textfile import open_text
+
+ANNOTATIONS = "annotations"
+ANNOTATION_SCHEMA = pa.schema([("id", pa.string()), ("annotation", pa.string()), ("source", pa.string())])
+#: Manual relation words -> the atlas relation of the edges they give.
+MANUAL_RELATIONS = {"merge": "merge", "unknown": "unknown", "unknown_annotated": "unknown"}
+_ID = re.compile(MODEL_ID_PATTERN)
+
+
+def clean_id(value: str) -> str:
+    """Trim, drop a Hub URL prefix and trailing slashes."""
+    value = value.strip()
+    if value.startswith(HUB_URL_PREFIX):
+        value = value[len(HUB_URL_PREFIX):]
+    return value.rstrip("/").strip()
+
+
+def _rows(path: Path, columns: tuple[str, ...], batch: SourceBatch):
+    """``(line_number, row dict)`` of a CSV file whose header must hold ``columns``."""
+    with open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"not a CSV file: {exc}", path=str(path)) from None
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise InputError(f"missing column(s) {', '.join(missing)} (header: {','.join(header)})", path=str(path))
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                batch.issue("malformed_csv", f"{path.name}:{reader.line_num}", f"{path.name} line {reader.line_num}: "
+                                                                               f"{exc}; line skipped")
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                batch.stats["malformed_lines"] = batch.stats.get("malformed_lines", 0) + 1
+                batch.issue("malformed_csv", f"{path.name}:{reader.line_num}",
+                            f"{path.name} line {reader.line_num} has {len(row)} fields, the header {len(header)}: "
+                            f"{','.join(row)[:120]!r}; line skipped")
+                continue
+            yield reader.line_num, dict(zip(header, row))
+
+
+def _parents(value: str, child: str, where: str, batch: SourceBatch) -> list[str]:
+    out = []
+    for part in value.split(","):
+        parent = clean_id(part)
+        if not parent:
+            continue
+        if not _ID.match(parent):
+            batch.issue("invalid_model_id", child, f"{where}: parent {part.strip()!r} of {child!r} is not a valid "
+                                                   f"model id; ignored")
+            continue
+        out.append(parent)
+    return out
+
+
+def _child(value: str, where: str, batch: SourceBatch) -> str | None:
+    child = clean_id(value)
+    if not child or not _ID.match(child):
+        batch.issue("invalid_model_id", where, f"{where}: model id {value!r} is not valid; row skipped")
+        return None
+    return child
+
+
+def read_card_parents(path: str | Path, *, source: str | None = None) -> SourceBatch:
+    """Read ``model-atlas-card-parents.csv`` (see module docstring)."""
+    path = Path(path)
+    batch = SourceBatch(source or path.name, "card-parents")
+    claims = []
+    for line, row in _rows(path, ("id", "base_model"), batch):
+        where = f"{path.name}:{line}"
+        child = _child(row["id"], where, batch)
+        if child is None:
+            continue
+        claims += [(parent, child, None, "none", "card_text") for parent in _parents(row["base_model"], child, where, batch)]
+    batch.evidence = evidence_rows(claims, batch.source)
+    batch.stats["claims"] = len(claims)
+    return batch
+
+
+def read_manual_annotations(path: str | Path, *, source: str | None = None) -> SourceBatch:
+    """Read ``model-atlas-manual-annotations.csv`` (see module docstring)."""
+    path = Path(path)
+    batch = SourceBatch(source or path.name, "manual")
+    claims, notes = [], []
+    for line, row in _rows(path, ("current_model", "base_model", "base_model_relation"), batch):
+        where = f"{path.name}:{line}"
+        child = _child(row["current_model"], where, batch)
+        if child is None:
+            continue
+        word = row["base_model_relation"].strip().lower()
+        parents = _parents(row["base_model"], child, where, batch)
+        if word == "source":
+            notes.append((child, "source"))
+            if parents:
+                batch.issue("annotation_conflict", child, f"{where}: {child!r} is annotated as a source but names "
+                                                          f"parents {parents}; parents ignored")
+            continue
+        if not parents:
+            notes.append((child, "parent_unknown"))
+            continue
+        relation = MANUAL_RELATIONS.get(word, word or None)  # unknown words are reported by the atlas build
+        claims += [(parent, child, relation, "annotation", "manual") for parent in parents]
+    batch.evidence = evidence_rows(claims, batch.source)
+    if notes:
+        ids, kinds = zip(*notes)
+        batch.extras[ANNOTATIONS] = pa.table({"id": list(ids), "annotation": list(kinds),
+                                              "source": [batch.source] * len(ids)}, schema=ANNOTATION_SCHEMA)
+    return batch

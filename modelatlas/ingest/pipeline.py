@@ -1,0 +1,156 @@
+"""Ingest: read sources, merge them into an atlas by the provenance order, log what happened.
+
+The merge itself is :meth:`modelatlas.atlas.atlas.Atlas.merged_with` (one edge per pair, its
+strongest provenance and relation rule; records merged per id). Re-ingesting a source adds
+nothing new: evidence and records are deduplicated there, reader issues here. Every run appends one
+row per source to the ``ingest_log`` table (:data:`INGEST_LOG_SCHEMA`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modelatlas.atlas.atlas import Atlas
+from modelatlas.atlas.schema import EVIDENCE_SCHEMA, METRIC_SCHEMA, NODE_SCHEMA
+from modelatlas.errors import InputError
+from modelatlas.ingest.batch import SourceBatch
+from modelatlas.ingest.detect import FORMATS, HUB_PREFIX, detect_format, is_empty
+
+INGEST_LOG = "ingest_log"
+INGEST_LOG_SCHEMA = pa.schema([
+    ("run_at", pa.timestamp("us", tz="UTC")), ("source", pa.string()), ("format", pa.string()),
+    ("records", pa.int64()), ("evidence", pa.int64()), ("metrics", pa.int64()),
+    ("duplicates", pa.int64()), ("malformed_lines", pa.int64()), ("issues", pa.int64()),
+    ("issues_by_kind", pa.string()),
+])
+
+
+def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkpoint_dir=None) -> SourceBatch:
+    """Read one source with the reader its format names (detected when ``fmt`` is ``None``).
+
+    ``on_progress(n)`` is told of each page a Hub crawl fetches; ``checkpoint_dir`` holds its
+    checkpoint (see :mod:`modelatlas.ingest.hub_api`).
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", path=source)
+    if not source.startswith(HUB_PREFIX):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError("no such file", path=source)
+        if is_empty(path):
+            batch = SourceBatch(path.name, fmt or "empty")
+            batch.issue("empty_source", path.name, f"{path} is empty; nothing was read from it")
+            return batch
+    fmt = fmt or detect_format(source)
+    if fmt == "hf-trees":
+        from modelatlas.ingest.anatomy import read_hf_trees
+        return read_hf_trees(source)
+    if fmt == "hub-stats":
+        from modelatlas.ingest.hubstats import read_hub_stats
+        return read_hub_stats(source)
+    if fmt == "card-parents":
+        from modelatlas.ingest.atlas_csv import read_card_parents
+        return read_card_parents(source)
+    if fmt == "manual":
+        from modelatlas.ingest.atlas_csv import read_manual_annotations
+        return read_manual_annotations(source)
+    from modelatlas.ingest.hub_api import read_hub
+    return read_hub(source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source,
+                    on_progress=on_progress, checkpoint_dir=checkpoint_dir)
+
+
+def _reader_issues(atlas: Atlas) -> list[dict]:
+    """Issues a reader reported (they carry a source); the atlas's own are recomputed on merge."""
+    issues = atlas.issues.filter(pc.is_valid(atlas.issues["source"]))
+    return issues.to_pylist()
+
+
+def _unique(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for row in rows:
+        key = (row["kind"], row["source"], row["where"], row["message"])
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def merge_batches(atlas: Atlas | None, batches: list[SourceBatch]) -> Atlas:
+    """``atlas`` (or an empty one) with every batch added (see module docstring)."""
+    base = atlas if atlas is not None else Atlas.empty()
+
+    def cat(tables, schema):
+        parts = [t for t in tables if t.num_rows]
+        return pa.concat_tables(parts, promote_options="permissive") if parts else schema.empty_table()
+
+    issues = _unique(_reader_issues(base) + [i for b in batches for i in b.issues])
+    merged = base.merged_with(cat([b.records for b in batches], NODE_SCHEMA),
+                              cat([b.evidence for b in batches], EVIDENCE_SCHEMA),
+                              metrics=cat([b.metrics for b in batches], METRIC_SCHEMA),
+                              issues=issues)
+    for b in batches:
+        for name, table in b.extras.items():
+            old = merged.extras.get(name)
+            both = pa.concat_tables([old, table]) if old is not None else table
+            merged.extras[name] = both.group_by(both.column_names, use_threads=False).aggregate([]) \
+                .sort_by([(c, "ascending") for c in both.column_names])
+    return merged
+
+
+def log_rows(batches: list[SourceBatch], run_at: datetime | None = None) -> pa.Table:
+    """The ``ingest_log`` rows of one run."""
+    run_at = run_at or datetime.now(timezone.utc)
+    rows = []
+    for b in batches:
+        kinds = Counter(i["kind"] for i in b.issues)
+        rows.append({"run_at": run_at, "source": b.source, "format": b.format, "records": b.records.num_rows,
+                     "evidence": b.evidence.num_rows, "metrics": b.metrics.num_rows,
+                     "duplicates": b.stats.get("duplicates", 0), "malformed_lines": b.stats.get("malformed_lines", 0),
+                     "issues": len(b.issues), "issues_by_kind": json.dumps(dict(sorted(kinds.items())))})
+    return pa.Table.from_pylist(rows, schema=INGEST_LOG_SCHEMA)
+
+
+def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = None,
+           on_source=None, on_progress=None, checkpoint_dir=None) -> tuple[Atlas, list[SourceBatch]]:
+    """Read ``sources`` and merge them into ``atlas`` (a new one when ``None``).
+
+    Parameters
+    ----------
+    sources:
+        File paths, or ``hub:`` / ``hub:QUERY`` for the live Hub.
+    fmt:
+        Reader for every source (default: detected per source).
+    on_source:
+        Called with each source name before it is read (progress display).
+    on_progress, checkpoint_dir:
+        Passed to the Hub reader (pages fetched; where its checkpoint lives).
+
+    Returns
+    -------
+    atlas, batches:
+        The merged atlas (its ``ingest_log`` extra table extended) and one batch per source.
+    """
+    batches = []
+    for source in sources:
+        if on_source:
+            on_source(source)
+        batches.append(read_source(source, fmt, on_progress=on_progress, checkpoint_dir=checkpoint_dir))
+    merged = merge_batches(atlas, batches)
+    log = log_rows(batches)
+    old = merged.extras.get(INGEST_LOG)
+    merged.extras[INGEST_LOG] = pa.concat_tables([old, log]) if old is not None else log
+    return merged, batches
+
+
+def ingest_summary(atlas: Atlas, batches: list[SourceBatch]) -> dict:
+    """The ingest report: per-source counts and the atlas's issue counts by kind."""
+    from modelatlas.atlas.summary import summarize
+
+    summary = summarize(atlas)
+    return {"sources": [b.summary() for b in batches], "atlas": summary}

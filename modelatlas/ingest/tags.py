@@ -1,0 +1,92 @@
+"""Hub tags: plain tags and ``key:value`` tags, and the ``base_model`` lineage tags.
+
+A Hub tag is either plain (``text-generation``, ``en``) or ``key:value`` where the key is a lower-case
+word (``license:mit``, ``dataset:squad``, ``arxiv:2106.09685``, ``region:us``). Lineage tags are
+``base_model:<id>`` (a parent, relation not stated) and ``base_model:<relation>:<id>`` (typed; the
+Hub writes ``finetune``, ``adapter``, ``quantized``, ``merge``). Model Atlas preprocessing splits
+tags the same way (ANCHORS.md, "Model Atlas").
+
+The parsing is written as DuckDB expressions so that the hub-stats reader applies it to millions
+of rows without a Python loop; :func:`parse_tag` runs the very same expressions on one tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from modelatlas.ingest.normalize import ISO639_1, sql_list
+
+#: ``key:value`` when the text before the first colon is a lower-case key word.
+KEY_PATTERN = r"(?s)^([a-z][a-z0-9_-]*):(.*)$"
+#: What a Hub model id looks like: ``name`` or ``author/name`` (letters, digits, ``-_.``).
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)?$"
+HUB_URL_PREFIX = "https://huggingface.co/"
+
+
+def model_id_sql(expr: str) -> str:
+    """Clean a referenced model id: trim, drop a Hub URL prefix and trailing slashes."""
+    return (f"nullif(rtrim(regexp_replace(trim({expr}), '^https?://(www\\.)?huggingface\\.co/', ''), '/'), '')")
+
+
+def tag_key_sql(tag: str) -> str:
+    return f"CASE WHEN regexp_matches({tag}, '{KEY_PATTERN}') THEN regexp_extract({tag}, '{KEY_PATTERN}', 1) END"
+
+
+def tag_value_sql(tag: str) -> str:
+    return f"CASE WHEN regexp_matches({tag}, '{KEY_PATTERN}') THEN regexp_extract({tag}, '{KEY_PATTERN}', 2) END"
+
+
+def values_with_key_sql(tags: str, key: str) -> str:
+    """The values of every ``key:value`` tag with this key, as a list."""
+    prefix = key + ":"
+    return (f"list_transform(list_filter(coalesce({tags}, []), lambda t: starts_with(t, '{prefix}')), "
+            f"lambda t: substr(t, {len(prefix) + 1}))")
+
+
+def plain_tags_sql(tags: str) -> str:
+    """The plain tags (no ``key:`` prefix), as a list."""
+    return f"list_filter({tags}, lambda t: NOT regexp_matches(t, '{KEY_PATTERN}'))"
+
+
+def language_tags_sql(tags: str) -> str:
+    """Plain tags that are ISO 639-1 language codes."""
+    return f"list_filter(coalesce({tags}, []), lambda t: list_contains({sql_list(sorted(ISO639_1))}, t))"
+
+
+def base_model_sql(tag: str) -> dict[str, str]:
+    """Expressions over one ``base_model:...`` tag: ``relation``, ``parent`` and ``problem``."""
+    rest = f"substr({tag}, 12)"
+    typed = f"contains({rest}, ':')"
+    relation = f"CASE WHEN {typed} THEN nullif(lower(trim(split_part({rest}, ':', 1))), '') END"
+    raw_parent = f"CASE WHEN {typed} THEN substr({rest}, strpos({rest}, ':') + 1) ELSE {rest} END"
+    parent = model_id_sql(raw_parent)
+    problem = (f"CASE WHEN {parent} IS NULL THEN 'names no model id' "
+               f"WHEN {typed} AND {relation} IS NULL THEN 'has an empty relation word' "
+               f"WHEN NOT regexp_matches({parent}, '{MODEL_ID_PATTERN}') THEN 'names an invalid model id' END")
+    return {"relation": relation, "parent": parent, "problem": problem}
+
+
+@dataclass(frozen=True)
+class TagParts:
+    """One tag, parsed (see module docstring)."""
+
+    tag: str
+    key: str | None
+    value: str | None
+    relation: str | None = None
+    parent: str | None = None
+    problem: str | None = None
+
+
+def parse_tag(tag: str) -> TagParts:
+    """Parse one tag with the same expressions the vectorised readers use."""
+    bm = base_model_sql("t")
+    row = duckdb.execute(
+        f"SELECT {tag_key_sql('t')}, {tag_value_sql('t')}, "
+        f"CASE WHEN starts_with(t, 'base_model:') THEN {bm['relation']} END, "
+        f"CASE WHEN starts_with(t, 'base_model:') THEN {bm['parent']} END, "
+        f"CASE WHEN starts_with(t, 'base_model:') THEN {bm['problem']} END FROM (SELECT ?::VARCHAR AS t)",
+        [tag]).fetchone()
+    return TagParts(tag, *row)

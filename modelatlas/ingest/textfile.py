@@ -1,0 +1,24 @@
+"""Opening input files: gzip or plain, with clear errors naming the file."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+from modelatlas.errors import InputError
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """A text stream over ``path`` (gzip detected by its magic bytes); a missing file is an :class:`InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=str(path))
+    if is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")

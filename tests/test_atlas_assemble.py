@@ -1,0 +1,153 @@
+"""Assembly rules: provenance order, relation rules, placeholders, record merging, idempotence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelatlas import Atlas
+from modelatlas.atlas.schema import PROVENANCE_ORDER, RELATION_RULES
+
+
+def ts(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=timezone.utc)
+
+
+def records(*rows: dict) -> pa.Table:
+    return pa.Table.from_pylist([{"id": r} if isinstance(r, str) else r for r in rows])
+
+
+def evidence(*claims: tuple) -> pa.Table:
+    """claims: (parent, child, relation, relation_rule, provenance)"""
+    return pa.Table.from_pylist([
+        {"parent": p, "child": c, "relation": r, "relation_rule": rule, "provenance": prov,
+         "confidence": 1.0, "source": "test"} for p, c, r, rule, prov in claims])
+
+
+def edge(atlas: Atlas, parent: str, child: str) -> dict:
+    rows = [e for e in atlas.edges.to_pylist() if e["parent"] == parent and e["child"] == child]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_strongest_provenance_and_relation_rule_win():
+    a = Atlas.build(records("p", "c"), evidence(
+        ("p", "c", None, "none", "card_text"),
+        ("p", "c", "merge", "card_multi_base", "hub_card"),
+        ("p", "c", "adapter", "tree_list", "hub_tree"),
+        ("p", "c", None, "none", "hub_tag"),
+    ))
+    e = edge(a, "p", "c")
+    assert e["provenance"] == "hub_tag"
+    assert e["relation"] == "adapter"  # the tree list outranks the card
+    assert e["relations_claimed"] == ["adapter", "merge"]
+    assert e["provenances"] == ["card_text", "hub_card", "hub_tag", "hub_tree"]
+
+
+def test_typed_tag_beats_tree_list_and_ties_follow_anatomy_order():
+    a = Atlas.build(records("p", "c", "d"), evidence(
+        ("p", "c", "adapter", "tree_list", "hub_tree"),
+        ("p", "c", "quantized", "typed_tag", "hub_tag"),
+        ("p", "d", "finetune", "typed_tag", "hub_tag"),
+        ("p", "d", "quantized", "typed_tag", "hub_tag"),
+    ))
+    assert edge(a, "p", "c")["relation"] == "quantized"
+    assert edge(a, "p", "d")["relation"] == "quantized"  # last of finetune -> quantized -> adapter -> merge
+
+
+def test_predicted_edges_rank_after_every_recorded_provenance():
+    a = Atlas.build(records("p", "c"), evidence(
+        ("p", "c", "finetune", "predicted", "predicted:auto"),
+        ("p", "c", None, "none", "card_text"),
+    ))
+    assert edge(a, "p", "c")["provenance"] == "card_text"
+    assert edge(a, "p", "c")["relation"] == "finetune"
+
+
+def test_referenced_models_become_placeholders_and_nothing_is_lost():
+    a = Atlas.build(records("kid"), evidence(("gone/base", "kid", "finetune", "typed_tag", "hub_tag")))
+    nodes = {r["id"]: r for r in a.nodes.to_pylist()}
+    assert nodes["gone/base"]["placeholder"] is True
+    assert nodes["gone/base"]["author"] == "gone"
+    assert nodes["kid"]["placeholder"] is False
+    assert a.num_edges == 1
+
+
+def test_duplicate_records_keep_newest_snapshot_and_fill_gaps_from_older():
+    a = Atlas.build(records(
+        {"id": "m", "snapshot": "20250101_000000", "license": "mit", "downloads": 5, "sources": ["a"]},
+        {"id": "m", "snapshot": "20250301_000000", "license": "apache-2.0", "downloads": None, "sources": ["b"]},
+    ))
+    (row,) = a.nodes.to_pylist()
+    assert row["license"] == "apache-2.0" and row["downloads"] == 5
+    assert row["sources"] == ["a", "b"]
+
+
+def test_unknown_relation_words_are_reported_and_kept_as_unknown():
+    a = Atlas.build(records("p", "c"), evidence(("p", "c", "distilled", "typed_tag", "hub_tag")))
+    assert edge(a, "p", "c")["relation"] == "unknown"
+    assert a.issues.column("kind").to_pylist() == ["unknown_relation"]
+
+
+def test_backfilled_created_at_is_kept_and_flagged():
+    a = Atlas.build(records({"id": "old", "created_at": ts("2021-05-01")},
+                            {"id": "new", "created_at": ts("2023-05-01")}))
+    flags = dict(zip(a.nodes["id"].to_pylist(), a.nodes["created_at_backfilled"].to_pylist()))
+    assert flags == {"new": False, "old": True}
+    assert a.nodes["created_at"].null_count == 0
+
+
+def test_merge_children_keep_all_parents():
+    a = Atlas.build(records("a", "b", "m"), evidence(
+        ("a", "m", "merge", "typed_tag", "hub_tag"), ("b", "m", "merge", "typed_tag", "hub_tag")))
+    assert sorted(e["parent"] for e in a.edges.to_pylist() if e["child"] == "m") == ["a", "b"]
+
+
+ids = st.sampled_from(["a", "b", "c", "d", "org/e", "f"])
+claims = st.tuples(ids, ids, st.sampled_from(["finetune", "adapter", "quantized", "merge", None]),
+                   st.sampled_from(RELATION_RULES), st.sampled_from(PROVENANCE_ORDER + ("predicted:x",)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(claims, max_size=25), st.lists(claims, max_size=10))
+def test_ingest_is_idempotent_and_every_pair_is_one_acyclic_edge(first, second):
+    recs = records("a", "b", "c")
+    once = Atlas.build(recs, evidence(*first)).merged_with(records("d"), evidence(*second))
+    twice = once.merged_with(records("d"), evidence(*second))
+    assert once.edges.equals(twice.edges)
+    assert once.nodes.select(["id", "placeholder"]).equals(twice.nodes.select(["id", "placeholder"]))
+    pairs = [(e["parent"], e["child"]) for e in once.edges.to_pylist()]
+    assert len(pairs) == len(set(pairs))
+    assert all(p != c for p, c in pairs)
+    import networkx as nx
+    assert nx.is_directed_acyclic_graph(nx.DiGraph(pairs))
+    claimed = {(p, c) for p, c, *_ in first + second if p != c}
+    dropped = [i for i in once.issues.to_pylist() if i["kind"] == "cycle"]
+    assert set(pairs) <= claimed
+    assert len(claimed - set(pairs)) == len(dropped)
+
+
+def test_store_round_trip(tmp_path):
+    a = Atlas.build(records({"id": "p", "downloads": 3}, "c"),
+                    evidence(("p", "c", "adapter", "typed_tag", "hub_tag")))
+    a.extras["layout"] = pa.table({"id": ["p", "c"], "x": [0.0, 1.0]})
+    path = a.save(tmp_path / "a.duckdb")
+    b = Atlas.load(path)
+    assert b.nodes.equals(a.nodes) and b.edges.equals(a.edges)
+    assert b.extras["layout"].equals(a.extras["layout"])
+
+
+def test_failed_save_leaves_previous_atlas_intact(tmp_path):
+    a = Atlas.build(records("p"))
+    path = a.save(tmp_path / "a.duckdb")
+
+    broken = Atlas.build(records("q", "r"))
+    broken.extras["bad"] = "not a table"  # fails half-way through writing
+    with pytest.raises(Exception):
+        broken.save(path)
+    assert Atlas.load(path).nodes["id"].to_pylist() == ["p"]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.duckdb"]
