@@ -82,7 +82,8 @@ def test_issue_propagation(facts):
 
 def test_model_forensics_and_unknown_id(facts):
     rep = model_forensics(facts, "e/ft3")
-    assert {a["ancestor"] for a in rep["ancestors"]} == {"d/merge", "a/ft1", "meta/llama"}
+    assert {a["id"] for a in rep["ancestors"]} == {"d/merge", "a/ft1", "meta/llama"}
+    assert rep["paths"] == {"meta/llama": "meta/llama -merge-> d/merge -finetune-> e/ft3"}
     assert rep["licence"][0]["ancestor"] == "meta/llama"
     with pytest.raises(UnknownModelError, match="did you mean 'meta/llama'"):
         model_forensics(facts, "meta/lama")

@@ -141,6 +141,7 @@ def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to e
     console.print(f"[bold]{model_id}[/bold]: {len(report['ancestors'])} ancestors, "
                   f"{report['issue_propagation']['affected']:,} descendants")
     _print_rows("ancestry", report["ancestors"])
+    _print_rows("paths to the sources", [{"source": k, "path": v} for k, v in report["paths"].items()])
     lineage = report["data_lineage"]
     console.print(f"own datasets: {', '.join(lineage['own']) or '-'}")
     _print_rows("inherited datasets", lineage["inherited"])

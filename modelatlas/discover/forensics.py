@@ -1,5 +1,5 @@
-"""One model's forensic report (Model Atlas paper, section 3.1): its ancestry with the relation of
-each step, the datasets it inherits, licence drift against its ancestors, and every descendant an
+"""One model's forensic report (Model Atlas paper, section 3.1): its ancestry
+(:func:`modelatlas.discover.lineage.lineage`, with the path to every source), the datasets it inherits, licence drift against its ancestors, and every descendant an
 issue in it would reach."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.discover.data_lineage import data_lineage
 from modelatlas.discover.issue_propagation import affected_descendants
 from modelatlas.discover.licence_forensics import model_licence_findings
-from modelatlas.discover.paths import describe, path_text, upward_tree, walk
+from modelatlas.discover.lineage import lineage
+from modelatlas.discover.paths import path_text
 
 
 def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) -> dict:
@@ -22,13 +23,8 @@ def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) ->
         For an id not in the atlas (with close matches).
     """
     node = int(facts.atlas.index_of([model_id])[0])
-    order, pred = upward_tree(facts, node)
-    ancestors = []
-    for a in order[1:]:
-        chain = walk(pred, node, int(a))
-        ancestors.append({"ancestor": facts.ids[a], "distance": len(chain) - 1,
-                          "source": bool(facts.is_source[a]), "placeholder": not bool(facts.real[a]),
-                          "path": path_text(describe(facts, chain))})
-    return {"id": model_id, "license": facts.text("license")[node], "ancestors": ancestors,
-            "data_lineage": data_lineage(facts, node), "licence": model_licence_findings(facts, node),
+    ancestry = lineage(facts.atlas, model_id)
+    return {"id": model_id, "license": facts.text("license")[node], "ancestors": ancestry.ancestors,
+            "sources": ancestry.sources, "paths": {s: path_text(p) for s, p in ancestry.paths.items()},
+            "sub_tree_downloads": ancestry.sub_tree_downloads, "data_lineage": data_lineage(facts, node), "licence": model_licence_findings(facts, node),
             "issue_propagation": affected_descendants(facts, np.array([node]), limit=limit)}
