@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse.csgraph import connected_components
 
-from modelatlas.analytics.modality import node_modality
+from modelatlas.analytics.modality import UNKNOWN_MODALITY, node_modality
 from modelatlas.analytics.tables import Grouping
 from modelatlas.atlas.components import component_sizes, weakly_connected_components
 from modelatlas.atlas.depth import depth_from_sources
@@ -117,7 +117,20 @@ class AtlasFacts:
 
     @cached_property
     def modality(self) -> np.ndarray:
-        return node_modality(self.atlas.nodes)
+        """Modality per node (:func:`node_modality`); a model without a task (e.g. a placeholder
+        child listed on the Hub tree) takes its nearest ancestor's, so that a family's adapters and
+        quantisations are counted with the family's modality. ``unknown`` only where no ancestor
+        has a task either."""
+        mod = node_modality(self.atlas.nodes).copy()
+        g = self.graph
+        unknown = mod == UNKNOWN_MODALITY
+        while unknown.any():
+            take = unknown[g.child] & ~unknown[g.parent]
+            if not take.any():
+                break
+            mod[g.child[take]] = mod[g.parent[take]]
+            unknown = mod == UNKNOWN_MODALITY
+        return mod
 
     @cached_property
     def created(self) -> np.ndarray:
