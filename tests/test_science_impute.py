@@ -23,7 +23,7 @@ from modelatlas.impute.view import TrainView
 from science_atlases import build, edge, model, planted_families, small_atlas
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 25), st.data())
 def test_k_nearest_labelled_matches_networkx(n, data):
     pairs = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] < p[1]),
@@ -43,7 +43,7 @@ def test_k_nearest_labelled_matches_networkx(n, data):
         assert len({s for s, _ in mine}) == len(mine) and all(labelled[s] and dist[s] == d for s, d in mine)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data())
 def test_group_vote_and_mean_match_brute_force(data):
     n = data.draw(st.integers(1, 30))
@@ -103,7 +103,7 @@ def test_hub_majority_known_answer():
 
 
 def test_evaluate_names_methods_and_graph_beats_global():
-    facts = AtlasFacts(planted_families())
+    facts = AtlasFacts(planted_families(n_families=24, size=20))
     res = evaluate(build_task(facts, "license"), hide=0.3, seeds=(0, 1))
     acc = {r["method"]: r["accuracy"] for r in res["results"]}
     assert {"global_majority", "component_majority", "hub_majority", "graph_knn", "auto"} <= set(acc)

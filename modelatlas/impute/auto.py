@@ -41,16 +41,26 @@ class AutoImputer:
         Seed of the training sample and of the learner.
     max_iter:
         Boosting iterations.
+    n_threads:
+        OpenMP threads for the learner. One by default: on a shared, oversubscribed machine
+        OpenMP's spinning threads made a 12-second fit take ten minutes.
     """
 
-    def __init__(self, random_state: int = 0, max_iter: int = 80):
+    def __init__(self, random_state: int = 0, max_iter: int = 80, n_threads: int = 1):
         self.random_state = random_state
         self.max_iter = max_iter
+        self.n_threads = n_threads
 
     def name_for(self, kind: str) -> str:
         return "auto"
 
     def predict(self, view: TrainView, query: np.ndarray) -> Prediction:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            return self._predict(view, query)
+
+    def _predict(self, view: TrainView, query: np.ndarray) -> Prediction:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         task = view.task
@@ -183,6 +193,8 @@ def _cap(codes: np.ndarray, reference: np.ndarray):
 def _by_frequency(codes: np.ndarray) -> np.ndarray:
     """Recode so that 0 is the most frequent label (-1 stays)."""
     counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
+    if counts.size == 0:
+        return codes
     rank = np.empty(counts.size, dtype=np.int64)
     rank[np.argsort(-counts, kind="stable")] = np.arange(counts.size)
     return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
