@@ -30,6 +30,10 @@ def _root() -> None:
 COMMAND_MODULES = (
     "atlas",
     "ingest",
+    "weights",
+    "synth",
+    "ecosystem",
+    "viz",
     "science",
 )
 

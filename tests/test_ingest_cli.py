@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 import pytest
 
 from modelatlas.cli import main as cli_main
@@ -37,15 +38,60 @@ def test_ingest_and_info(atlas_file, capsys):
     assert info["edges_by_provenance"]["hub_tag"] + info["edges_by_provenance"]["hub_tree"] == 6570
 
 
-def test_export_formats(atlas_file, tmp_path):
-    for what, fmt in [("edges", "csv"), ("nodes", "parquet"), ("edges", "gexf"), ("edges", "graphml")]:
+def test_reingest_into_the_stored_atlas_changes_nothing(atlas_file, hf_trees_path, shared_data, tmp_path, capsys):
+    from modelatlas.atlas.atlas import Atlas
+
+    copy = tmp_path / "again.duckdb"
+    copy.write_bytes(atlas_file.read_bytes())
+    before = Atlas.load(copy)
+    assert main(["ingest", str(shared_data / "model-atlas-manual-annotations.csv"), str(hf_trees_path),
+                 "--atlas", str(copy), "--json"]) == 0
+    after = Atlas.load(copy)
+    assert after.nodes.equals(before.nodes) and after.edges.equals(before.edges)
+    assert after.evidence.num_rows == before.evidence.num_rows and after.issues.num_rows == before.issues.num_rows
+    assert after.extras["annotations"].num_rows == before.extras["annotations"].num_rows > 0
+    assert after.extras["ingest_log"].num_rows == 4
+
+
+def test_export_tables(atlas_file, tmp_path):
+    for what, fmt in [("edges", "csv"), ("nodes", "parquet")]:
         out = tmp_path / f"{what}.{fmt}"
         assert main(["export", "--atlas", str(atlas_file), "--what", what, "--format", fmt, "--out", str(out)]) == 0
-        assert out.stat().st_size > 0
     edges = pcsv.read_csv(tmp_path / "edges.csv")
     assert {"parent", "child", "relation", "provenance", "confidence"} <= set(edges.column_names)
-    root = ET.parse(tmp_path / "edges.gexf").getroot()
-    assert "viz" in ET.tostring(root, encoding="unicode")
+    assert edges.num_rows == json.loads(_info(atlas_file))["edges"]
+    assert pq.read_table(tmp_path / "nodes.parquet").num_rows == json.loads(_info(atlas_file))["nodes"]
+
+
+def _info(atlas_file) -> str:
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        main(["info", "--atlas", str(atlas_file), "--json"])
+    return buf.getvalue()
+
+
+def test_export_graph_files_for_gephi(hf_trees_path, tmp_path):
+    import gzip
+
+    import networkx as nx
+
+    small = tmp_path / "small.jsonl"
+    with gzip.open(hf_trees_path, "rt") as fh, open(small, "w") as out:
+        out.writelines(line for _, line in zip(range(150), fh))
+    atlas = tmp_path / "small.duckdb"
+    assert main(["ingest", str(small), "--atlas", str(atlas), "--json"]) == 0
+    for fmt in ("gexf", "graphml"):
+        out = tmp_path / f"g.{fmt}"
+        assert main(["export", "--atlas", str(atlas), "--what", "edges", "--format", fmt, "--out", str(out)]) == 0
+        g = nx.read_gexf(out) if fmt == "gexf" else nx.read_graphml(out)
+        info = json.loads(_info(atlas))
+        assert g.number_of_nodes() == info["nodes"] and g.number_of_edges() == info["edges"]
+    root = ET.parse(tmp_path / "g.gexf").getroot()
+    text = ET.tostring(root, encoding="unicode")
+    assert "viz" in text and "size" in text and "color" in text
 
 
 def test_lineage(atlas_file, capsys):
@@ -60,3 +106,15 @@ def test_lineage(atlas_file, capsys):
     assert root["descendants"] >= root["children"] > 1000 and root["sub_tree_downloads"] >= root["downloads"]
     assert main(["lineage", "meta-llama/Llama-2-7b-chatt", "--atlas", str(atlas_file)]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_ingest_prints_a_summary(hf_trees_path, tmp_path, capsys):
+    import gzip
+
+    small = tmp_path / "small.jsonl"
+    with gzip.open(hf_trees_path, "rt") as fh, open(small, "w") as out:
+        out.writelines(line for _, line in zip(range(40), fh))
+        out.write("{not json\n")
+    assert main(["ingest", str(small), "--atlas", str(tmp_path / "s.duckdb")]) == 0
+    err = capsys.readouterr().err
+    assert "ingest summary" in err and "malformed_json 1" in err and "small" in err

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from modelatlas.atlas.atlas import Atlas
 from modelatlas.ingest.pipeline import ingest
 
 pytestmark = pytest.mark.shared_data
@@ -95,3 +94,22 @@ def test_reingest_is_idempotent(hf_atlas, hf_trees_path):
     assert again.evidence.num_rows == atlas.evidence.num_rows
     assert again.issues.num_rows == atlas.issues.num_rows
     assert again.extras["ingest_log"].num_rows == 2
+
+
+def test_sources_merge_by_provenance_order(hf_atlas, shared_data):
+    """Adding the card-text and manual CSVs keeps every hub edge and its provenance."""
+    atlas, _ = hf_atlas
+    more, batches = ingest([str(shared_data / "model-atlas-card-parents.csv"),
+                            str(shared_data / "model-atlas-manual-annotations.csv")], atlas)
+    hub = pa.array(["hub_tag", "hub_tree"])
+    before = atlas.edges.filter(pc.is_in(atlas.edges["provenance"], hub))
+    after = more.edges.filter(pc.is_in(more.edges["provenance"], hub))
+    assert after.select(["parent", "child", "relation", "provenance"]).equals(
+        before.select(["parent", "child", "relation", "provenance"]))
+    weaker = more.edges.filter(pc.invert(pc.is_in(more.edges["provenance"], hub))).to_pylist()
+    assert weaker and all(not {"hub_tag", "hub_tree"} & set(e["provenances"]) for e in weaker)
+    # a pair claimed by the card text and by the hub keeps the hub's provenance and relation
+    both = [e for e in after.to_pylist() if "card_text" in e["provenances"]]
+    assert both
+    assert more.extras["annotations"].num_rows > 0
+    assert [b.format for b in batches] == ["card-parents", "manual"]

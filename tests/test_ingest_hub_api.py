@@ -126,7 +126,25 @@ def test_query_limit_and_parsing(records, tmp_path):
     assert parse_query("author=meta-llama&limit=5") == {"author": "meta-llama", "limit": "5"}
     with pytest.raises(InputError, match="unknown hub query key"):
         parse_query("colour=red")
+    with pytest.raises(InputError, match="limit must be a positive whole number"):
+        parse_query("limit=ten")
     with FakeHub([api_json(r) for r in records]) as hub:
         batch = read_hub("limit=6", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01)
     assert batch.records.num_rows == 6
     assert HubCrawl("x", checkpoint_dir=tmp_path, endpoint="http://h").checkpoint.parent == tmp_path
+
+
+def test_cli_ingest_from_the_hub(records, tmp_path, monkeypatch, capsys):
+    from modelatlas.cli import main
+
+    with FakeHub([api_json(r) for r in records]) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        atlas = tmp_path / "hub.duckdb"
+        try:
+            code = main(["ingest", "hub:limit=5", "--atlas", str(atlas), "--json"])
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["source"] == "hub:limit=5" and out["sources"][0]["records"] == 5
+    assert out["atlas"]["models"] == 5

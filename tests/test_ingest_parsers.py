@@ -76,7 +76,7 @@ def test_card_yaml_parser_never_crashes(text):
 def test_card_parts():
     assert split_front_matter("---\na: 1\n---\nbody") == ("a: 1\n", "body")
     assert card_fields("base_model: A/B/\nlicense: [MIT]\nlanguage: EN\ndatasets: d/x")["base_models"] == ["A/B"]
-    with pytest.raises(CardDataError, match="line 1"):
+    with pytest.raises(CardDataError, match=r"broken YAML at line \d+, column \d+"):
         load_card_data("a: [b")
     index = {"model-index": [{"results": [{"dataset": {"name": "arc"}, "metrics": [
         {"type": "acc", "value": "61.5"}, {"type": "f1", "value": "n/a"}]}]}]}
@@ -84,7 +84,7 @@ def test_card_parts():
 
 
 def test_vocabularies():
-    assert modality("text-generation") == "language" and modality("text-to-image") == "vision-language"
+    assert modality("text-generation") == "language" and modality("text-to-image") == "vision" and modality("image-text-to-text") == "vision-language"
     assert modality("something-new") == "other" and modality(None) is None
     assert normalize_license("Apache 2.0") == "apache-2.0"
     assert len(WEIGHT_EXTENSIONS) == 26 and has_weights(["x/MODEL.SafeTensors"]) and not has_weights(["a.txt"])

@@ -14,7 +14,7 @@ Rules (issue 2, DESIGN.md "The atlas"):
 * **Placeholders.** Ids referenced by evidence without a record become flagged placeholder nodes.
 * **Self-loops and cycles** are removed by :func:`modelatlas.atlas.cycles.break_cycles` and
   reported; the evidence itself is kept.
-* ``created_at`` before 2022-03-02 is kept and flagged ``created_at_backfilled``.
+* ``created_at`` on or before 2022-03-02 (the back-fill date) is kept and flagged ``created_at_backfilled``.
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     """
     issues = list(issues or [])
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # it would print into a command's --json output
     try:
         nodes = merge_records(records, con)
         evidence, ev_issues = clean_evidence(evidence)

@@ -48,12 +48,13 @@ class AtlasGraph:
     def from_ids(cls, node_ids: pa.Array | pa.ChunkedArray, parents, children) -> "AtlasGraph":
         """Build the view from id columns; every edge endpoint must be a node id."""
         node_ids = _as_array(node_ids)
-        p = pc.index_in(_as_array(parents), value_set=node_ids)
-        c = pc.index_in(_as_array(children), value_set=node_ids)
-        if p.null_count or c.null_count:
+        parents, children = _as_array(parents), _as_array(children)
+        # One lookup for both ends: the hash table of the node ids is built once.
+        both = pc.index_in(pa.concat_arrays([parents, children.cast(parents.type)]), value_set=node_ids)
+        if both.null_count:
             raise ValueError("an edge names a model that is not a node")
-        return cls(len(node_ids), p.to_numpy(zero_copy_only=False),
-                   c.to_numpy(zero_copy_only=False), node_ids)
+        both = both.to_numpy(zero_copy_only=False)
+        return cls(len(node_ids), both[:len(parents)], both[len(parents):], node_ids)
 
     @property
     def num_edges(self) -> int:

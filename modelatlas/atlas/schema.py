@@ -30,8 +30,10 @@ PREDICTED_PREFIX = "predicted:"
 RELATION_RULES: tuple[str, ...] = ("typed_tag", "tree_list", "card_relation", "card_multi_base",
                                    "annotation", "predicted", "none")
 
-#: ``created_at`` values before this instant were back-filled by the Hub (Model Atlas paper, Fig. 4).
-BACKFILL_CUTOFF = "2022-03-02T00:00:00+00:00"
+#: ``created_at`` values before this instant were back-filled by the Hub (Model Atlas paper, Fig. 4):
+#: creation times are tracked from 2022-03-02 and older models carry that date itself (Anatomy §2.2,
+#: footnote 3; real records read ``2022-03-02T23:29:05Z``), so the cut-off is the end of that day.
+BACKFILL_CUTOFF = "2022-03-03T00:00:00+00:00"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())

@@ -8,8 +8,8 @@ exactly once:
 * nodes with no merge (in-degree > 1) among themselves or their ancestors form a forest: each has
   one ancestor chain, so a level-by-level bottom-up ``np.add.at`` is exact;
 * the remaining "merge-tainted" nodes (merges and their descendants, a small share of a real hub)
-  get their full ancestor sets as rows of a sparse boolean matrix ``R`` (closure by repeated
-  sparse products), and add their weight to each ancestor once: ``R.T @ w``.
+  get their full ancestor sets as rows of a sparse boolean matrix ``R`` (one sparse product per
+  generation, from the frontier only), and add their weight to each ancestor once: ``R.T @ w``.
 """
 
 from __future__ import annotations
@@ -59,17 +59,32 @@ def descendant_sums(graph: AtlasGraph, weights: np.ndarray | None = None) -> np.
     # Merge-tainted part: full ancestor sets, each ancestor credited once.
     t_idx = np.flatnonzero(tainted)
     if t_idx.size:
-        parents_of = graph.reverse_adjacency.astype(np.int32)  # row c lists c's parents
-        ancestors = parents_of[t_idx]
-        while True:
-            grown = ancestors + ancestors @ parents_of
-            grown.data[:] = 1
-            if grown.nnz == ancestors.nnz:
-                break
-            ancestors = grown
-        ancestors = sp.csr_matrix(ancestors, dtype=np.float64)
-        result += ancestors.T @ w[t_idx]
+        result += _ancestor_sets(graph, t_idx).T @ w[t_idx]
     return result
+
+
+def _ancestor_sets(graph: AtlasGraph, rows: np.ndarray) -> sp.csr_matrix:
+    """Row ``i``: indicator of the ancestors of node ``rows[i]`` (acyclic graph).
+
+    Walks one generation per step from the current frontier only (the nodes at exactly ``k``
+    steps), so the work is the sum of the frontiers rather than depth × the growing ancestor sets;
+    the generations are unioned once at the end.
+    """
+    parents_of = graph.reverse_adjacency.astype(np.int32)  # row c lists c's parents
+    frontier = parents_of[rows]
+    parts_r, parts_c = [], []
+    while frontier.nnz:
+        coo = frontier.tocoo()
+        parts_r.append(coo.row)
+        parts_c.append(coo.col)
+        frontier = frontier @ parents_of
+        frontier.data[:] = 1  # path counts can grow exponentially; only reachability matters
+    r = np.concatenate(parts_r) if parts_r else np.zeros(0, np.int64)
+    c = np.concatenate(parts_c) if parts_c else np.zeros(0, np.int64)
+    ancestors = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(rows.size, graph.n))
+    ancestors.sum_duplicates()
+    ancestors.data[:] = 1.0
+    return ancestors
 
 
 def sub_tree_downloads(graph: AtlasGraph, downloads: np.ndarray) -> np.ndarray:

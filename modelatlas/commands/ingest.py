@@ -27,17 +27,21 @@ def ingest(
     from modelatlas.ingest.pipeline import ingest_summary
 
     current = Atlas.load(atlas) if Path(atlas).exists() else None
-    with progress("ingesting", total=len(sources), enabled=not as_json) as advance:
-        first = [True]
+    hub = any(s.startswith("hub:") for s in sources)
+    # One bar (Rich allows one live display): sources read, or models fetched when a Hub crawl runs.
+    with progress("models fetched from the Hub" if hub else "sources read", total=None if hub else len(sources),
+                  enabled=not as_json) as advance:
+        started = [False]
 
-        def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished source
-            if not first[0]:
+        def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished file source
+            if started[0] and not hub:
                 advance(1)
-            first[0] = False
+            started[0] = True
 
         merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
-                                     on_progress=lambda n: None, checkpoint_dir=Path(atlas).parent)
-        advance(1)
+                                     on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent)
+        if not hub:
+            advance(1)
     with progress("saving atlas", enabled=not as_json):
         merged.save(atlas)
     summary = ingest_summary(merged, batches)
@@ -47,7 +51,7 @@ def ingest(
         return
     table = Table(title="ingest summary")
     for col in ("source", "format", "records", "evidence", "metrics", "duplicates", "malformed lines", "issues"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in summary["sources"]:
         issues = ", ".join(f"{k} {v:,}" for k, v in s["issues"].items()) or "-"
         table.add_row(s["source"], s["format"], f"{s['records']:,}", f"{s['evidence']:,}", f"{s['metrics']:,}",

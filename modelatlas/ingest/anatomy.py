@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+
 from modelatlas.errors import InputError
 from modelatlas.ingest import pyvalue
 from modelatlas.ingest.batch import SourceBatch, evidence_rows
@@ -158,6 +160,5 @@ def read_hf_trees(path: str | Path, *, source: str | None = None) -> SourceBatch
                           for info in infos for name, relation in TREE_LISTS.items()
                           for child in info.tree.get(name, [])], batch.source)
     if tree.num_rows:
-        import pyarrow as pa
         batch.evidence = pa.concat_tables([batch.evidence, tree])
     return batch

@@ -46,6 +46,8 @@ def parse_query(query: str) -> dict[str, str]:
     if unknown:
         raise InputError(f"unknown hub query key(s) {', '.join(unknown)}; use {', '.join(QUERY_KEYS)}",
                          path=f"hub:{query}")
+    if "limit" in params and not (params["limit"].isdigit() and int(params["limit"]) > 0):
+        raise InputError(f"limit must be a positive whole number, not {params['limit']!r}", path=f"hub:{query}")
     return params
 
 

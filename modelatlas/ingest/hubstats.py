@@ -21,7 +21,8 @@ import duckdb
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
-from modelatlas.ingest.records import records_from_wire
+from modelatlas.ingest.records import records_from_table
+from modelatlas.ingest.textfile import quiet_connection
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
 FORMAT = "hub-stats"
@@ -29,6 +30,16 @@ _NUMERIC = {"downloads": ("downloads", "BIGINT"), "downloads_all_time": ("downlo
             "likes": ("likes", "BIGINT"), "trending_score": ("trendingScore", "DOUBLE")}
 _TIMES = {"created_at": "createdAt", "last_modified": "lastModified"}
 _JSON = {"card_data": "cardData", "config": "config", "safetensors": "safetensors", "gguf": "gguf"}
+#: DuckDB type of each wire column (:data:`~modelatlas.ingest.wire.WIRE_SCHEMA`).
+_WIRE_TYPES = {
+    "id": "VARCHAR", "author": "VARCHAR", "created_at": "TIMESTAMPTZ", "last_modified": "TIMESTAMPTZ",
+    "downloads": "BIGINT", "downloads_all_time": "BIGINT", "likes": "BIGINT", "trending_score": "DOUBLE",
+    "tags": "VARCHAR[]", "pipeline_tag": "VARCHAR", "library_name": "VARCHAR", "card_data": "VARCHAR",
+    "config": "VARCHAR", "siblings": "VARCHAR[]", "safetensors": "VARCHAR", "gguf": "VARCHAR", "card": "VARCHAR",
+    "card_present": "BOOLEAN", "gated": "BOOLEAN", "snapshot": "VARCHAR", "crawl_root": "VARCHAR",
+}
+assert list(_WIRE_TYPES) == WIRE_SCHEMA.names
+
 #: Problems reported per row are capped per kind; the summary still counts every row.
 MAX_ROW_MESSAGES = 1000
 
@@ -109,7 +120,7 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
     """
     path = Path(path)
     batch = SourceBatch(source or path.name, FORMAT)
-    con = duckdb.connect()
+    con = quiet_connection()
     try:
         try:
             con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet({_sql_str(str(path))})")
@@ -131,29 +142,31 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
                 if len(rows) > MAX_ROW_MESSAGES:
                     batch.issue(kind, None, f"{path.name}: {len(rows) - MAX_ROW_MESSAGES:,} more unreadable "
                                             f"{col} values not listed")
-            select = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
-            con.execute(f"CREATE TEMP TABLE wire_all AS SELECT {select} FROM raw")
-            missing = con.execute("SELECT count(*) FROM wire_all WHERE id IS NULL OR id = ''").fetchone()[0]
+            select = ", ".join(f"CAST({exprs[name]} AS {sql_type}) AS {name}" for name, sql_type in _WIRE_TYPES.items())
+            # A view, not a table: the queries below stream the file instead of holding a copy of it.
+            con.execute(f"CREATE TEMP VIEW wire_all AS SELECT {select} FROM raw")
+            missing = con.execute("SELECT count(*) FROM raw WHERE id IS NULL OR trim(CAST(id AS VARCHAR)) = ''"
+                                  ).fetchone()[0]
             if missing:
                 batch.issue("missing_id", path.name, f"{path.name}: {missing:,} rows without a model id; skipped")
-            dups = con.execute("""SELECT id, count(*) FROM wire_all WHERE id <> '' GROUP BY id HAVING count(*) > 1
-                                  ORDER BY id""").fetchall()
+            dups = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw WHERE i <> ''
+                                  GROUP BY i HAVING count(*) > 1 ORDER BY i""").fetchall()
             for model_id, n in dups:
                 batch.issue("duplicate_record", model_id, f"{path.name}: {model_id!r} has {n} rows; kept the one "
                                                           f"modified last")
             batch.stats["duplicates"] = sum(n - 1 for _, n in dups)
-            wire = con.sql(f"""
-                SELECT {', '.join(WIRE_SCHEMA.names)} FROM wire_all WHERE id IS NOT NULL AND id <> ''
-                QUALIFY row_number() OVER (PARTITION BY id ORDER BY last_modified DESC NULLS LAST,
-                                           created_at DESC NULLS LAST) = 1""").to_arrow_table()
+            keep_newest = """QUALIFY row_number() OVER (PARTITION BY id ORDER BY last_modified DESC NULLS LAST,
+                                                          created_at DESC NULLS LAST) = 1""" if dups else ""
+            con.execute(f"CREATE TEMP VIEW wire AS SELECT * FROM wire_all WHERE id IS NOT NULL AND id <> '' "
+                        f"{keep_newest}")
+            batch.stats["lines"] = int(total)
+            if total == 0:
+                batch.issue("empty_source", path.name, f"{path.name} holds no rows")
+            return records_from_table(con, batch)
         except duckdb.Error as exc:
             raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
     finally:
         con.close()
-    batch.stats["lines"] = int(total)
-    if total == 0:
-        batch.issue("empty_source", path.name, f"{path.name} holds no rows")
-    return records_from_wire(wire.cast(WIRE_SCHEMA), batch)
 
 
 def _sql_str(text: str) -> str:

@@ -7,9 +7,11 @@ reads the same in Python. docs/ingest.md gives the tables in prose.
 
 from __future__ import annotations
 
-#: Hub ``pipeline_tag`` -> modality. Tasks that take or produce images/video and text are
-#: ``vision-language``; audio with anything is ``audio``; ``any-to-any`` is ``multimodal``.
-#: Unknown or missing tasks give ``other`` / NULL (see :func:`modality_sql`).
+#: Hub ``pipeline_tag`` -> modality. Image / video *generation* from text (Stable Diffusion, Flux,
+#: CogVideoX) is ``vision``: the Model Atlas paper counts it as generative computer vision
+#: (section 3, "Quantization", "Fine-tuning vs. adapters"). Tasks that read images or video and
+#: answer in text are ``vision-language``; audio with anything is ``audio``; ``any-to-any`` is
+#: ``multimodal``. Unknown tasks give ``other``, a missing task NULL (see :func:`modality_sql`).
 MODALITY: dict[str, str] = {
     # vision
     "image-classification": "vision", "object-detection": "vision", "image-segmentation": "vision",
@@ -17,11 +19,12 @@ MODALITY: dict[str, str] = {
     "video-classification": "vision", "zero-shot-image-classification": "vision-language",
     "zero-shot-object-detection": "vision-language", "mask-generation": "vision",
     "image-feature-extraction": "vision", "keypoint-detection": "vision", "image-to-3d": "vision",
-    "image-to-video": "vision", "text-to-3d": "vision-language", "video-to-video": "vision",
+    "image-to-video": "vision", "text-to-3d": "vision", "video-to-video": "vision",
+    "text-to-image": "vision", "text-to-video": "vision",
     # vision + language
-    "text-to-image": "vision-language", "image-to-text": "vision-language",
+    "image-to-text": "vision-language",
     "image-text-to-text": "vision-language", "visual-question-answering": "vision-language",
-    "document-question-answering": "vision-language", "text-to-video": "vision-language",
+    "document-question-answering": "vision-language",
     "video-text-to-text": "vision-language", "visual-document-retrieval": "vision-language",
     # language
     "text-generation": "language", "text2text-generation": "language", "text-classification": "language",

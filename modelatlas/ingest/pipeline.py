@@ -97,7 +97,7 @@ def merge_batches(atlas: Atlas | None, batches: list[SourceBatch]) -> Atlas:
     for b in batches:
         for name, table in b.extras.items():
             old = merged.extras.get(name)
-            both = pa.concat_tables([old, table]) if old is not None else table
+            both = pa.concat_tables([old.cast(table.schema), table]) if old is not None else table
             merged.extras[name] = both.group_by(both.column_names, use_threads=False).aggregate([]) \
                 .sort_by([(c, "ascending") for c in both.column_names])
     return merged
@@ -144,7 +144,8 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
     merged = merge_batches(atlas, batches)
     log = log_rows(batches)
     old = merged.extras.get(INGEST_LOG)
-    merged.extras[INGEST_LOG] = pa.concat_tables([old, log]) if old is not None else log
+    # a stored log comes back with DuckDB's spelling of the time zone; cast it to ours
+    merged.extras[INGEST_LOG] = pa.concat_tables([old.cast(INGEST_LOG_SCHEMA), log]) if old is not None else log
     return merged, batches
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from modelatlas.ingest.normalize import ISO639_1, sql_list
+from modelatlas.ingest.normalize import ISO639_1
 
 #: ``key:value`` when the text before the first colon is a lower-case key word.
 KEY_PATTERN = r"(?s)^([a-z][a-z0-9_-]*):(.*)$"
@@ -52,7 +52,8 @@ def plain_tags_sql(tags: str) -> str:
 
 def language_tags_sql(tags: str) -> str:
     """Plain tags that are ISO 639-1 language codes."""
-    return f"list_filter(coalesce({tags}, []), lambda t: list_contains({sql_list(sorted(ISO639_1))}, t))"
+    codes = "^(" + "|".join(sorted(ISO639_1)) + ")$"
+    return f"list_filter(coalesce({tags}, []), lambda t: length(t) = 2 AND regexp_matches(t, '{codes}'))"
 
 
 def base_model_sql(tag: str) -> dict[str, str]:

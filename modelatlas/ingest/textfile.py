@@ -1,10 +1,12 @@
-"""Opening input files: gzip or plain, with clear errors naming the file."""
+"""Opening input files (gzip or plain, with clear errors naming the file) and DuckDB connections."""
 
 from __future__ import annotations
 
 import gzip
 import io
 from pathlib import Path
+
+import duckdb
 
 from modelatlas.errors import InputError
 
@@ -22,3 +24,10 @@ def open_text(path: str | Path) -> io.TextIOBase:
     if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+def quiet_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that prints no progress bar (it would spoil ``--json`` output)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con

@@ -26,7 +26,10 @@ def has_weights(filenames: list[str] | None) -> bool | None:
 
 
 def has_weights_sql(column: str) -> str:
-    """The same test as a DuckDB expression over a ``VARCHAR[]`` column (NULL stays NULL)."""
-    pattern = "(" + "|".join(ext.replace(".", r"\.") for ext in WEIGHT_EXTENSIONS) + ")$"
-    test = f"list_bool_or(list_transform({column}, lambda f: regexp_matches(lower(f), '{pattern}')))"
-    return f"CASE WHEN {column} IS NULL THEN NULL ELSE coalesce({test}, false) END"
+    """The same test as a DuckDB expression over a ``VARCHAR[]`` column (NULL stays NULL).
+
+    One regular expression over the joined file list (one line per file) instead of one per file.
+    """
+    pattern = r"(?m)\.(" + "|".join(ext[1:] for ext in WEIGHT_EXTENSIONS) + r")$"
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE regexp_matches(lower(array_to_string({column}, chr(10))), " \
+           f"'{pattern}') END"

@@ -37,8 +37,6 @@ def _scalar_columns(table: pa.Table) -> list[str]:
 
 
 def _plain(value):
-    if value is None:
-        return ""  # GraphML / GEXF have no null
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
@@ -52,7 +50,8 @@ def to_networkx(atlas, *, viz: bool = False):
     columns = _scalar_columns(atlas.nodes)
     classes = relation_to_parents(atlas)
     for row in atlas.nodes.select(columns).to_pylist():
-        attrs = {k: _plain(v) for k, v in row.items() if k != "id"}
+        # GraphML / GEXF have no null: a missing value is a missing attribute
+        attrs = {k: _plain(v) for k, v in row.items() if k != "id" and v is not None}
         cls = classes.get(row["id"], "root")
         attrs["relation_to_parent"] = cls
         if viz:

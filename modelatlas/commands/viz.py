@@ -1,0 +1,85 @@
+"""Commands that draw the atlas: ``layout``, ``serve`` (the web atlas) and ``figure``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json
+
+
+def _load_with_layout(atlas_path: Path, *, save: bool = True):
+    """Load the atlas and make sure it caches a current layout (computed once, then saved)."""
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.viz.layout import ensure_layout, layout_is_current
+
+    atlas = Atlas.load(atlas_path)
+    if not layout_is_current(atlas):
+        with console.status("laying out the atlas (once; cached in the atlas file)"):
+            ensure_layout(atlas)
+        if save:
+            atlas.save(atlas_path)
+    return atlas
+
+
+def layout(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+           recompute: Annotated[bool, typer.Option(help="Lay out from scratch instead of extending the "
+                                                        "cached layout to new models.")] = False,
+           as_json: JsonFlag = False) -> None:
+    """Compute the atlas layout (radial trees per family, packed by size) and cache it in the atlas."""
+    from modelatlas.atlas.atlas import Atlas
+    from modelatlas.viz.layout import LAYOUT_TABLE, compute_layout, ensure_layout
+
+    data = Atlas.load(atlas)
+    before = data.extras.get(LAYOUT_TABLE)
+    table = compute_layout(data) if recompute else ensure_layout(data)
+    data.extras[LAYOUT_TABLE] = table
+    data.save(atlas)
+    kept = 0 if recompute or before is None else min(before.num_rows, table.num_rows)
+    summary = {"atlas": str(atlas), "nodes": table.num_rows, "kept_from_cache": kept}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"layout of {table.num_rows:,} models cached in {atlas}")
+
+
+def serve(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+          host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000) -> None:
+    """Serve the web atlas: a read-only page and JSON API over ATLAS."""
+    import uvicorn
+
+    from modelatlas.viz.data import AtlasView
+    from modelatlas.viz.server import create_app
+
+    view = AtlasView(_load_with_layout(atlas))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can browse the atlas")
+    console.print(f"web atlas of {view.n:,} models at http://{host}:{port}/")
+    uvicorn.run(create_app(view), host=host, port=port, log_level="warning")
+
+
+def figure(kind: Annotated[str, typer.Argument(help="galaxy or component")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .png or .svg.")],
+           atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+           color: Annotated[str, typer.Option(help="Node colour: relation, license, pipeline_tag, modality, "
+                                                   "library_name, model_type or author.")] = "relation",
+           size: Annotated[str, typer.Option(help="Node size: downloads, sub_tree_downloads, likes, "
+                                                  "downloads_all_time or descendants.")] = "downloads",
+           component: Annotated[int | None, typer.Option(help="Component to draw (component kind).")] = None,
+           model: Annotated[str | None, typer.Option(help="Draw this model's component.")] = None) -> None:
+    """Draw a figure of the atlas (the paper's galaxy and component plots) with matplotlib."""
+    from modelatlas.viz.data import AtlasView
+    from modelatlas.viz.figure import draw_figure
+
+    view = AtlasView(_load_with_layout(atlas))
+    path = draw_figure(view, kind, out, color=color, size=size, component=component, model=model)
+    console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("layout")(layout)
+    app.command("serve")(serve)
+    app.command("figure")(figure)

@@ -1,0 +1,309 @@
+"""What the web atlas serves, computed once per atlas: the :class:`AtlasView`.
+
+Every answer of the JSON API (:mod:`modelatlas.viz.server`) is a bounded slice of arrays held here:
+positions from the cached layout, component labels, sub-tree downloads, the spanning forest used
+for lineage, and categorical columns encoded once as small integer codes for colouring and
+filtering. No request reads the disk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modelatlas.atlas.components import component_sizes
+from modelatlas.atlas.depth import depth_from_sources
+from modelatlas.atlas.schema import PREDICTED_PREFIX
+from modelatlas.atlas.subtree import sub_tree_downloads
+from modelatlas.errors import ModelAtlasError, UnknownModelError
+from modelatlas.viz.layout import ensure_layout, layout_parents
+
+#: Node columns the page may colour or filter by ("relation" is the relation to the layout parent).
+CATEGORICAL = ("relation", "license", "pipeline_tag", "modality", "library_name", "model_type", "author")
+#: Numeric node columns the page may size by.
+SIZES = ("downloads", "sub_tree_downloads", "likes", "downloads_all_time", "descendants")
+#: Categories beyond this many (by count) are pooled as :data:`OTHER`.
+MAX_CATEGORIES = 16
+UNKNOWN = "unknown"
+#: Label of the pooled rare values (distinct from a real value "other", e.g. the Hub licence).
+OTHER = "(other values)"
+#: Values that mean "not known" (drawn light blue); the Hub uses licence "unknown" itself.
+MISSING = ("", UNKNOWN)
+#: Hub model ids: ``name`` or ``owner/name`` of letters, digits, ``-``, ``_`` and ``.``.
+MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}(/[A-Za-z0-9_.\-]{1,96})?$")
+
+
+class ViewError(ModelAtlasError):
+    """A request the atlas cannot answer; ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Categories:
+    """One categorical column as codes: ``labels[codes[i]]`` is node ``i``'s value.
+
+    Code 0 is always ``unknown`` (missing values) and the last code :data:`OTHER` when the column has
+    more than :data:`MAX_CATEGORIES` values; the rest are the most frequent values, commonest first.
+    """
+
+    labels: list[str]
+    codes: np.ndarray
+    counts: list[int]
+
+
+@dataclass(eq=False)
+class AtlasView:
+    """Arrays behind the web atlas; build with :meth:`from_atlas`.
+
+    Parameters
+    ----------
+    atlas:
+        The atlas to show (its ``layout`` extras table is computed if absent).
+    """
+
+    atlas: object
+    xy: np.ndarray = field(init=False)
+    component: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        layout = ensure_layout(self.atlas)
+        self.xy = np.column_stack([layout["x"].to_numpy(), layout["y"].to_numpy()])
+        self.component = layout["component"].to_numpy().astype(np.int64)
+
+    @classmethod
+    def from_atlas(cls, atlas) -> "AtlasView":
+        return cls(atlas)
+
+    # ------------------------------------------------------------------ cached arrays
+    @property
+    def n(self) -> int:
+        return self.atlas.num_nodes
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        return np.asarray(self.atlas.nodes["id"].to_pylist(), dtype=object)
+
+    @cached_property
+    def graph(self):
+        return self.atlas.graph
+
+    @cached_property
+    def parent(self) -> np.ndarray:
+        """Layout parent (shallowest parent) of each node, ``-1`` for sources."""
+        return layout_parents(self.graph)
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        return depth_from_sources(self.graph)
+
+    @cached_property
+    def downloads(self) -> np.ndarray:
+        return np.nan_to_num(self.atlas.column("downloads").astype(np.float64))
+
+    @cached_property
+    def numeric(self) -> dict[str, np.ndarray]:
+        from modelatlas.atlas.subtree import descendant_counts
+
+        out = {"downloads": self.downloads,
+               "sub_tree_downloads": sub_tree_downloads(self.graph, self.downloads).astype(np.float64),
+               "descendants": descendant_counts(self.graph).astype(np.float64)}
+        for name in ("likes", "downloads_all_time"):
+            out[name] = np.nan_to_num(self.atlas.column(name).astype(np.float64))
+        return out
+
+    @cached_property
+    def created_at(self) -> np.ndarray:
+        """Creation time in epoch seconds (NaN when unknown)."""
+        col = self.atlas.nodes["created_at"]
+        secs = pc.divide(pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()), 1_000_000)
+        return pc.cast(secs, pa.float64()).to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def edges_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Edge rows sorted by (parent, child), and where each parent's run starts (CSR)."""
+        g = self.graph
+        order = np.lexsort((g.child, g.parent))
+        return order, np.searchsorted(g.parent[order], np.arange(self.n + 1))
+
+    def out_edges(self, nodes: np.ndarray) -> np.ndarray:
+        """Rows of ``atlas.edges`` leaving any of ``nodes``."""
+        order, start = self.edges_by_parent
+        lo, hi = start[nodes], start[nodes + 1]
+        lengths = hi - lo
+        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return order[offsets]
+
+    def edge_id(self, parent: int, child: int) -> int | None:
+        """Row of the edge ``parent -> child`` in ``atlas.edges`` (``None`` if absent)."""
+        order, start = self.edges_by_parent
+        run = order[start[parent]:start[parent + 1]]
+        k = np.searchsorted(self.graph.child[run], child)
+        return int(run[k]) if k < run.size and self.graph.child[run[k]] == child else None
+
+    @cached_property
+    def edge_relation(self) -> np.ndarray:
+        """Relation of each edge (rows of ``atlas.edges``), as an object array."""
+        return np.asarray(self.atlas.edges["relation"].to_pylist(), dtype=object)
+
+    @cached_property
+    def edge_provenance(self) -> np.ndarray:
+        return np.asarray(self.atlas.edges["provenance"].to_pylist(), dtype=object)
+
+    @cached_property
+    def edge_confidence(self) -> np.ndarray:
+        return self.atlas.edges["confidence"].to_numpy()
+
+    @cached_property
+    def edge_predicted(self) -> np.ndarray:
+        """Whether each edge was predicted (provenance ``predicted:<method>``)."""
+        prov = self.atlas.edges["provenance"]
+        return pc.starts_with(prov, PREDICTED_PREFIX).to_numpy(zero_copy_only=False).astype(bool) \
+            if len(prov) else np.zeros(0, dtype=bool)
+
+    @cached_property
+    def parent_relation(self) -> np.ndarray:
+        """Relation of each node's layout-parent edge (``source`` for roots)."""
+        rel = self.edge_relation
+        out = np.full(self.n, "source", dtype=object)
+        g = self.graph
+        if g.num_edges:
+            chosen = self.parent[g.child] == g.parent
+            out[g.child[chosen]] = rel[chosen]
+        return out
+
+    @cached_property
+    def component_sizes(self) -> np.ndarray:
+        return component_sizes(self.component)
+
+    @cached_property
+    def component_order(self) -> np.ndarray:
+        """Node indices sorted by component (``component_starts`` slices it)."""
+        return np.argsort(self.component, kind="stable")
+
+    @cached_property
+    def component_starts(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.component_sizes)])
+
+    def members(self, component: int) -> np.ndarray:
+        if not 0 <= component < self.component_sizes.size:
+            raise ViewError(f"component {component} does not exist (the atlas has "
+                            f"{self.component_sizes.size} components)", 404)
+        s = self.component_starts
+        return self.component_order[s[component]:s[component + 1]]
+
+    def categories(self, name: str) -> Categories:
+        if name not in CATEGORICAL:
+            raise ViewError(f"cannot colour by {name!r}; choose one of {', '.join(CATEGORICAL)}", 422)
+        return self._categories[name]
+
+    @cached_property
+    def _categories(self) -> dict[str, Categories]:
+        out = {}
+        for name in CATEGORICAL:
+            values = self.parent_relation if name == "relation" else \
+                np.asarray(self.atlas.nodes[name].to_pylist(), dtype=object)
+            out[name] = _encode(values)
+        return out
+
+    def warm(self) -> None:
+        """Compute every cached array now, so that no request pays for it (or races to)."""
+        for name in ("ids", "parent", "depth", "numeric", "created_at", "edges_by_parent", "edge_relation",
+                     "edge_provenance", "edge_confidence", "edge_predicted", "component_order",
+                     "component_starts", "_categories", "_search_keys", "_id_order"):
+            getattr(self, name)
+
+    # ------------------------------------------------------------------ lookups
+    @cached_property
+    def _id_order(self) -> np.ndarray | None:
+        """``None`` when node ids are sorted (the atlas keeps them so), else their sort order."""
+        ids = self.ids
+        if ids.size < 2 or bool(np.all(ids[:-1] < ids[1:])):
+            return None
+        return np.argsort(ids)
+
+    def index(self, model_id: str) -> int:
+        """Node index of ``model_id`` by binary search (no per-request hash of every id)."""
+        if not MODEL_ID.match(model_id or ""):
+            raise ViewError("not a model id: expected 'owner/name' of letters, digits, '-', '_', '.'", 422)
+        order = self._id_order
+        keys = self.ids if order is None else self.ids[order]
+        k = int(np.searchsorted(keys, model_id))
+        if k < keys.size and keys[k] == model_id:
+            return k if order is None else int(order[k])
+        raise ViewError(str(UnknownModelError(model_id, self.atlas.suggest(model_id))), 404)
+
+    @cached_property
+    def _search_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        lower = np.char.lower(self.ids.astype(str))
+        names = np.array([s.rsplit("/", 1)[-1] for s in lower.tolist()], dtype=lower.dtype) \
+            if lower.size else lower
+        by_id, by_name = np.argsort(lower), np.argsort(names)
+        return lower[by_id], by_id, names[by_name], by_name
+
+    def search(self, query: str, limit: int) -> list[int]:
+        """Ids starting with ``query`` (whole id or the part after ``/``), then ids containing it;
+        each group by downloads, most first."""
+        q = query.strip().lower()
+        if not q:
+            return []
+        keys_id, order_id, keys_name, order_name = self._search_keys
+        hits = []
+        for keys, order in ((keys_id, order_id), (keys_name, order_name)):
+            lo = np.searchsorted(keys, q, side="left")
+            hi = np.searchsorted(keys, q + "\U0010ffff", side="left")
+            hits.append(order[lo:hi])
+        prefix = np.unique(np.concatenate(hits))
+        prefix = prefix[np.argsort(-self.downloads[prefix], kind="stable")][:limit]
+        if prefix.size >= limit:
+            return prefix.tolist()
+        mask = pc.match_substring(self.atlas.nodes["id"], q, ignore_case=True).to_numpy(zero_copy_only=False)
+        mask[prefix] = False
+        extra = np.flatnonzero(mask)
+        extra = extra[np.argsort(-self.downloads[extra], kind="stable")][:limit - prefix.size]
+        return prefix.tolist() + extra.tolist()
+
+    def lineage(self, i: int) -> list[int]:
+        """Node ``i`` and its layout ancestors up to a source (``i`` first)."""
+        path = [i]
+        while self.parent[path[-1]] >= 0 and len(path) <= self.n:
+            path.append(int(self.parent[path[-1]]))
+        return path
+
+    def edge_row(self, parent: int, child: int) -> dict | None:
+        k = self.edge_id(parent, child)
+        if k is None:
+            return None
+        return {"relation": self.edge_relation[k], "provenance": self.edge_provenance[k],
+                "confidence": float(self.edge_confidence[k]), "predicted": bool(self.edge_predicted[k])}
+
+    def node_row(self, i: int) -> dict:
+        return self.atlas.nodes.slice(i, 1).to_pylist()[0]
+
+
+def _encode(values: np.ndarray) -> Categories:
+    missing = np.array([v is None or v in MISSING for v in values], dtype=bool)
+    present = values[~missing].astype(str)
+    uniq, inverse, counts = np.unique(present, return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    keep = order[:MAX_CATEGORIES]
+    rank = np.full(uniq.size, -1, dtype=np.int64)
+    rank[keep] = np.arange(keep.size) + 1
+    labels = [UNKNOWN] + uniq[keep].tolist()
+    cat_counts = [int(missing.sum())] + counts[keep].astype(int).tolist()
+    other = uniq.size > MAX_CATEGORIES
+    if other:
+        labels.append(OTHER)
+        cat_counts.append(int(counts[order[MAX_CATEGORIES:]].sum()))
+        rank[rank < 0] = len(labels) - 1
+    codes = np.zeros(values.size, dtype=np.uint8)
+    codes[~missing] = rank[inverse]
+    return Categories(labels, codes, cat_counts)
+

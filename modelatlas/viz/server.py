@@ -1,0 +1,337 @@
+"""The web atlas: a read-only JSON API over one atlas, and the page that draws it.
+
+``create_app(view)`` returns a FastAPI application. Every answer is bounded (page sizes and node
+counts have hard caps), every input is validated (model ids against the Hub's id grammar, numbers
+against ranges), no request names a file, and errors are JSON objects ``{"error": ...}`` with a
+status code, never tracebacks. The page's assets are served from the package
+(``modelatlas/viz/static``) and a Content-Security-Policy forbids the page any other origin.
+
+Endpoints (all ``GET``):
+
+``/api/meta``
+    Counts, the colour and size features with their legends, the created_at range.
+``/api/components?offset=&limit=``
+    Components, largest first, paged (``limit`` at most 500).
+``/api/components/{c}/graph?max_nodes=``
+    One component's nodes (layout, attributes, colour codes) and edges; beyond ``max_nodes``
+    (at most 100,000) only the models with the largest sub-tree downloads and their ancestors.
+``/api/models/{owner}/{name}``
+    A model's metadata, lineage path to its source with the relation of each step, parents,
+    children by relation, sub-tree downloads, licence and data inheritance, Hub link.
+``/api/search?q=&limit=``
+    Completion over model ids (prefix of the id or of its name, then substring; by downloads).
+``/api/overview?color=&size=&max_points=&...filters``
+    Every (filtered) model as five little-endian float32 per point: x, y, colour code, size in
+    [0, 1], component — the galaxy overview drawn with WebGL points; beyond ``max_points`` only
+    the models with the largest sub-tree downloads (level of detail).
+"""
+
+# No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+
+from modelatlas.viz.data import CATEGORICAL, SIZES, AtlasView, ViewError
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_PAGE = 500
+MAX_GRAPH_NODES = 100_000
+DEFAULT_GRAPH_NODES = 30_000
+MAX_SEARCH = 50
+MAX_OVERVIEW_POINTS = 3_000_000
+MAX_CHILDREN_LISTED = 50
+HUB_URL = "https://huggingface.co/"
+#: The page may talk to this server only. regl (under regl-scatterplot) compiles its draw calls
+#: with ``Function``, hence 'unsafe-eval'; scripts still load from this origin only.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+#: Fields of a node shown in the model panel (the card text itself is not served).
+DETAIL_FIELDS = ("author", "placeholder", "created_at", "created_at_backfilled", "last_modified", "downloads",
+                 "downloads_all_time", "likes", "license", "pipeline_tag", "modality", "library_name",
+                 "model_type", "architectures", "languages", "datasets", "arxiv", "params", "quantized",
+                 "gated", "card_present", "card_length", "sources")
+
+
+def create_app(view: AtlasView):
+    """The FastAPI application serving ``view`` (see the module docstring for the endpoints)."""
+    view.warm()
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app = FastAPI(title="modelatlas", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(ViewError)
+    async def _view_error(request: Request, exc: ViewError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        page = STATIC / "index.html"
+        if not page.exists():
+            raise ViewError("the web page is not built (run 'npm run build' in web/)", 503)
+        return FileResponse(page, media_type="text/html")
+
+    if (STATIC / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
+
+    answers: dict[str, dict] = {}
+
+    @app.get("/api/meta")
+    def meta():
+        if "meta" not in answers:  # the atlas is read-only: compute once
+            answers["meta"] = _meta(view)
+        return answers["meta"]
+
+    @app.get("/api/components")
+    def components(offset: Annotated[int, Query(ge=0)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
+        return _components(view, offset, limit)
+
+    @app.get("/api/components/{component}/graph")
+    def component_graph(component: int,
+                        max_nodes: Annotated[int, Query(ge=1, le=MAX_GRAPH_NODES)] = DEFAULT_GRAPH_NODES):
+        # Large answers skip FastAPI's per-item encoder: the arrays are plain already.
+        return JSONResponse(_component_graph(view, component, max_nodes))
+
+    @app.get("/api/models/{model_id:path}")
+    def model(model_id: str):
+        return _model(view, view.index(model_id))
+
+    @app.get("/api/search")
+    def search(q: Annotated[str, Query(min_length=1, max_length=200)],
+               limit: Annotated[int, Query(ge=1, le=MAX_SEARCH)] = 10):
+        hits = view.search(q, limit)
+        return {"query": q, "results": [{"id": view.ids[i], "downloads": int(view.downloads[i]),
+                                         "component": int(view.component[i])} for i in hits]}
+
+    @app.get("/api/overview")
+    def overview(color: Annotated[str, Query(max_length=40)] = "relation",
+                 size: Annotated[str, Query(max_length=40)] = "downloads",
+                 license: Annotated[str | None, Query(max_length=200)] = None,
+                 pipeline_tag: Annotated[str | None, Query(max_length=200)] = None,
+                 relation: Annotated[str | None, Query(max_length=200)] = None,
+                 library_name: Annotated[str | None, Query(max_length=200)] = None,
+                 created_from: Annotated[str | None, Query(max_length=40)] = None,
+                 created_to: Annotated[str | None, Query(max_length=40)] = None,
+                 max_points: Annotated[int, Query(ge=1, le=MAX_OVERVIEW_POINTS)] = MAX_OVERVIEW_POINTS):
+        filters = {"license": license, "pipeline_tag": pipeline_tag, "relation": relation,
+                   "library_name": library_name}
+        body, count, total = _overview(view, color, size, filters, created_from, created_to, max_points)
+        return Response(body, media_type="application/octet-stream",
+                        headers={"X-Point-Count": str(count), "X-Total-Points": str(total),
+                                 "Cache-Control": "no-store"})
+
+    return app
+
+
+# ---------------------------------------------------------------------- answers
+def _meta(view: AtlasView) -> dict:
+    created = view.created_at[np.isfinite(view.created_at)]
+    return {
+        "nodes": view.n,
+        "edges": view.graph.num_edges,
+        "components": int(view.component_sizes.size),
+        "predicted_edges": int(view.edge_predicted.sum()),
+        "colors": {name: {"labels": c.labels, "counts": c.counts}
+                   for name, c in ((n, view.categories(n)) for n in CATEGORICAL)},
+        "sizes": list(SIZES),
+        "created_at": [_iso(created.min()), _iso(created.max())] if created.size else None,
+        "bounds": [float(view.xy[:, 0].min()), float(view.xy[:, 1].min()),
+                   float(view.xy[:, 0].max()), float(view.xy[:, 1].max())] if view.n else None,
+    }
+
+
+def _components(view: AtlasView, offset: int, limit: int) -> dict:
+    sizes = view.component_sizes
+    stop = min(offset + limit, sizes.size)
+    rows = []
+    stdl = view.numeric["sub_tree_downloads"]
+    for c in range(offset, stop):
+        members = view.members(c)
+        roots = members[view.parent[members] < 0]
+        top = roots[np.argsort(-stdl[roots], kind="stable")][:5]
+        rows.append({"component": c, "size": int(sizes[c]),
+                     "roots": [view.ids[i] for i in top], "root_count": int(roots.size),
+                     "downloads": int(view.downloads[members].sum())})
+    return {"total": int(sizes.size), "offset": offset, "limit": limit, "components": rows}
+
+
+def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
+    members = view.members(component)
+    total = members.size
+    stdl = view.numeric["sub_tree_downloads"]
+    if total > max_nodes:
+        # Level of detail: the heaviest sub-trees, closed under layout parents so every shown
+        # model still hangs from its source.
+        keep = np.zeros(view.n, dtype=bool)
+        keep[members[np.argsort(-stdl[members], kind="stable")[:max_nodes]]] = True
+        frontier = np.flatnonzero(keep)
+        while frontier.size:
+            up = view.parent[frontier]
+            up = up[(up >= 0)]
+            up = up[~keep[up]]
+            keep[up] = True
+            frontier = up
+        members = np.flatnonzero(keep)
+    members = np.sort(members)
+    # A component is closed under edges, so its edges are its members' out-edges.
+    g = view.graph
+    k = np.sort(view.out_edges(members))
+    target = np.searchsorted(members, g.child[k])
+    target = np.minimum(target, members.size - 1)
+    k = k[members[target] == g.child[k]]  # drop edges to models the level of detail left out
+    source, target = np.searchsorted(members, g.parent[k]), np.searchsorted(members, g.child[k])
+    confidence = view.edge_confidence[k]
+    created = view.created_at[members]
+    return {
+        "component": component,
+        "total_nodes": int(total),
+        "shown_nodes": int(members.size),
+        "truncated": bool(members.size < total),
+        "nodes": {
+            "id": view.ids[members].tolist(),
+            "x": np.round(view.xy[members, 0], 4).tolist(),
+            "y": np.round(view.xy[members, 1], 4).tolist(),
+            **{name: view.numeric[name][members].astype(np.int64).tolist() for name in SIZES},
+            "created_at": [None if not np.isfinite(t) else int(t) for t in created],
+            "colors": {name: view.categories(name).codes[members].tolist() for name in CATEGORICAL},
+        },
+        "edges": {
+            "source": source.tolist(),
+            "target": target.tolist(),
+            "relation": view.edge_relation[k].tolist(),
+            "provenance": view.edge_provenance[k].tolist(),
+            "confidence": np.round(confidence, 4).tolist(),
+        },
+    }
+
+
+def _model(view: AtlasView, i: int) -> dict:
+    row = view.node_row(i)
+    details = {k: _plain(row.get(k)) for k in DETAIL_FIELDS}
+    tags = row.get("tags") or []
+    details["tags"] = tags[:50]
+    rev = view.graph.reverse_adjacency
+    parents = [{"id": view.ids[p], **(view.edge_row(int(p), i) or {})}
+               for p in rev.indices[rev.indptr[i]:rev.indptr[i + 1]]]
+    path = view.lineage(i)
+    lineage = []
+    for step, node in enumerate(path):
+        r = view.node_row(node) if node != i else row
+        entry = {"id": view.ids[node], "license": r.get("license"), "datasets": r.get("datasets") or [],
+                 "depth": int(view.depth[node])}
+        if step + 1 < len(path):
+            entry.update(view.edge_row(path[step + 1], node) or {})
+        lineage.append(entry)
+    # Children by relation, most downloaded first (vectorised: a base model may have 10^4 children).
+    out = view.out_edges(np.array([i]))
+    out = out[np.argsort(-view.downloads[view.graph.child[out]], kind="stable")]
+    children: dict[str, dict] = {}
+    for relation in dict.fromkeys(view.edge_relation[out]):
+        group = out[view.edge_relation[out] == relation]
+        children[relation] = {"count": int(group.size), "models": [
+            {"id": view.ids[view.graph.child[k]], "downloads": int(view.downloads[view.graph.child[k]]),
+             "predicted": bool(view.edge_predicted[k])} for k in group[:MAX_CHILDREN_LISTED]]}
+    own_license = row.get("license")
+    ancestor_license = next((e["license"] for e in lineage[1:] if e["license"]), None)
+    inherited_data = sorted({d for e in lineage[1:] for d in e["datasets"]})
+    return {
+        "id": view.ids[i],
+        "hub_url": HUB_URL + view.ids[i],
+        "metadata": details,
+        "component": int(view.component[i]),
+        "component_size": int(view.component_sizes[view.component[i]]),
+        "depth": int(view.depth[i]),
+        "sub_tree_downloads": int(view.numeric["sub_tree_downloads"][i]),
+        "descendants": int(view.numeric["descendants"][i]),
+        "position": [float(view.xy[i, 0]), float(view.xy[i, 1])],
+        "parents": parents,
+        "lineage": lineage,
+        "children": children,
+        "inheritance": {
+            "license": {"own": own_license, "nearest_ancestor": ancestor_license,
+                        "differs": bool(own_license and ancestor_license and own_license != ancestor_license),
+                        "effective": own_license or ancestor_license},
+            "datasets": {"own": row.get("datasets") or [], "from_ancestors": inherited_data},
+        },
+    }
+
+
+def _overview(view: AtlasView, color: str, size: str, filters: dict, created_from, created_to,
+              max_points: int = MAX_OVERVIEW_POINTS):
+    """Points of the galaxy; beyond ``max_points`` (level of detail) the models with the largest
+    sub-tree downloads, which keeps each family's upper tree. Returns (bytes, shown, matching)."""
+    cats = view.categories(color)
+    if size not in SIZES:
+        raise ViewError(f"cannot size by {size!r}; choose one of {', '.join(SIZES)}", 422)
+    keep = np.ones(view.n, dtype=bool)
+    for name, value in filters.items():
+        if value is None:
+            continue
+        c = view.categories(name)
+        wanted = [c.labels.index(v) for v in value.split(",") if v in c.labels]
+        if not wanted:
+            raise ViewError(f"no {name} value {value!r} in this atlas", 422)
+        keep &= np.isin(c.codes, wanted)
+    for bound, op in ((created_from, np.greater_equal), (created_to, np.less_equal)):
+        if bound is not None:
+            keep &= op(view.created_at, _epoch(bound))
+    idx = np.flatnonzero(keep)
+    total = int(idx.size)
+    if total > max_points:
+        heavy = np.argsort(-view.numeric["sub_tree_downloads"][idx], kind="stable")[:max_points]
+        idx = np.sort(idx[heavy])
+    weight = np.log1p(view.numeric[size][idx])
+    top = weight.max() if weight.size else 0.0
+    points = np.empty((idx.size, 5), dtype="<f4")
+    points[:, 0:2] = view.xy[idx]
+    points[:, 2] = cats.codes[idx]
+    points[:, 3] = weight / top if top > 0 else 0.0
+    points[:, 4] = view.component[idx]
+    return points.tobytes(), int(idx.size), total
+
+
+def _epoch(text: str) -> float:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ViewError(f"not a date: {text!r} (use YYYY-MM-DD)", 422) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(float(seconds), tz=timezone.utc).isoformat()
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

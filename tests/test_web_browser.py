@@ -1,0 +1,232 @@
+"""End-to-end tests of the web atlas in headless Chromium (Debian's ``chromium``, driven by
+Playwright; ``scripts/test-setup.sh`` installs it). The server runs in a thread on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from modelatlas.viz.data import AtlasView
+from modelatlas.viz.server import create_app
+from web_atlas import hand_made_atlas
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving ``view`` in a background thread, on a free loopback port."""
+
+    def __init__(self, view: AtlasView):
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(create_app(view), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("web atlas server did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def launch_chromium(playwright):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium): run scripts/test-setup.sh")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    with LiveServer(AtlasView(hand_made_atlas())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def real_site(hf_trees_path):
+    """The atlas of the real Hub records in ../shared/data/hf-trees.jsonl.gz, via the ingest readers."""
+    from modelatlas.ingest.pipeline import ingest
+
+    atlas, _ = ingest([str(hf_trees_path)])
+    view = AtlasView(atlas)
+    with LiveServer(view) as url:
+        yield url, view
+
+
+def watch(pg, site: str) -> list[str]:
+    """Collect page errors, CSP violations and requests to any other origin."""
+    problems = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("request", lambda r: None if r.url.startswith(site) or r.url.startswith("data:")
+          else problems.append(f"external request: {r.url}"))
+    pg.add_init_script("document.addEventListener('securitypolicyviolation', "
+                       "e => console.error('CSP violation ' + e.violatedDirective))")
+    pg.on("console", lambda m: problems.append(m.text) if "CSP violation" in m.text else None)
+    return problems
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1400, "height": 850})
+    pg = context.new_page()
+    problems = watch(pg, site)
+    yield pg
+    context.close()
+    assert not problems, problems
+
+
+def wait_rendered(page, what: str):
+    page.wait_for_selector(f"body[data-rendered='{what}']", state="attached", timeout=30_000)
+
+
+def legend(page) -> list[str]:
+    return page.locator("[data-testid=legend] [data-label]").evaluate_all("els => els.map(e => e.dataset.label)")
+
+
+def test_galaxy_search_lineage_and_licence_legend(page, site):
+    page.goto(site + "/")
+    wait_rendered(page, "overview")
+    assert "40 models" in page.inner_text("[data-testid=status]")
+    assert set(legend(page)) == {"source", "finetune", "quantized", "adapter", "merge"}
+
+    page.fill("[data-testid=search]", "vicu")
+    page.wait_for_selector("[data-testid=suggestions] li")
+    options = page.locator("[data-testid=suggestions] li").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert options[:2] == ["lmsys/vicuna-7b", "TheBloke/vicuna-7B-GGUF"]
+    page.click("[data-testid=suggestions] li >> nth=0")
+    wait_rendered(page, "component-0")
+    page.wait_for_selector("[data-testid=lineage] li")
+    assert page.inner_text("[data-testid=model-id]") == "lmsys/vicuna-7b"
+    steps = page.locator("[data-testid=lineage] li").all_inner_texts()
+    assert steps[0].startswith("lmsys/vicuna-7b") and "finetune" in steps[0]
+    assert steps[-1].startswith("meta-llama/Llama-2-7b-hf")
+
+    before = legend(page)
+    page.select_option("[data-testid=color]", "license")
+    page.wait_for_function("() => document.querySelector('[data-testid=legend] b').textContent === 'license'")
+    after = legend(page)
+    assert after != before and {"llama2", "mit", "apache-2.0", "unknown"} <= set(after)
+    assert "color=license" in page.url and "m=lmsys%2Fvicuna-7b" in page.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-atlas-component.png"))
+
+
+def test_click_a_node_opens_its_panel_and_url_is_shareable(page, site):
+    page.goto(site + "/#c=0&color=license")
+    wait_rendered(page, "component-0")
+    assert page.locator("[data-testid=color]").input_value() == "license"
+    page.wait_for_timeout(300)  # sigma's first frame
+    pos = page.evaluate("() => window.__atlas.component.screenPosition('bob/merged-7b')")
+    box = page.locator("[data-testid=graph]").bounding_box()
+    page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+    page.wait_for_selector("[data-testid=model-id]")
+    assert page.inner_text("[data-testid=model-id]") == "bob/merged-7b"
+    assert "merge" in page.inner_text("[data-testid=lineage]")
+    shared = page.url
+    other = page.context.new_page()
+    other.goto(shared)
+    wait_rendered(other, "component-0")
+    other.wait_for_selector("[data-testid=model-id]")
+    assert other.inner_text("[data-testid=model-id]") == "bob/merged-7b"
+    other.close()
+
+
+def test_filters_and_time_slider_hide_models(page, site):
+    page.goto(site + "/#c=0")
+    wait_rendered(page, "component-0")
+    total = sum(int(t.split("(")[-1].rstrip(")")) for t in page.locator("[data-testid=legend] [data-label]").all_inner_texts())
+    page.select_option("#f-license", "mit")
+    page.wait_for_function("() => location.hash.includes('license=mit')")
+    counts = page.locator("[data-testid=legend] [data-label]").all_inner_texts()
+    assert 0 < sum(int(t.split("(")[-1].rstrip(")")) for t in counts) < total
+    page.select_option("#f-license", "")
+    page.locator("[data-testid=time]").fill("0")
+    page.wait_for_function("() => location.hash.includes('t=')")
+    label = page.inner_text("#time-label")
+    assert label.startswith("2023-01-01") and " 1 models" in label
+
+
+def test_overview_click_opens_a_family(page, site):
+    page.goto(site + "/")
+    wait_rendered(page, "overview")
+    page.click("[data-testid=families] li >> nth=1")
+    wait_rendered(page, "component-1")
+    assert "family 1" in page.inner_text("[data-testid=status]")
+    page.click("[data-testid=home]")
+    wait_rendered(page, "overview")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-atlas-galaxy.png"))
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_hub_records(browser, real_site):
+    """On the real crawl: the galaxy loads, search finds a model, its lineage panel reaches a
+    source, colouring by licence changes the legend."""
+    import numpy as np
+
+    site, view = real_site
+    # The most downloaded model two or more generations below a source.
+    deep = np.flatnonzero(view.depth >= 2)
+    target = deep[np.argmax(view.downloads[deep])]
+    model_id = view.ids[target]
+    path = [view.ids[i] for i in view.lineage(int(target))]
+    context = browser.new_context(viewport={"width": 1400, "height": 850})
+    pg = context.new_page()
+    problems = watch(pg, site)
+    pg.goto(site + "/")
+    wait_rendered(pg, "overview")
+    assert f"{view.n:,} models" in pg.inner_text("[data-testid=status]")
+    pg.fill("[data-testid=search]", model_id.split("/")[1])
+    pg.wait_for_selector(f"[data-testid=suggestions] li[data-id='{model_id}']")
+    pg.click(f"[data-testid=suggestions] li[data-id='{model_id}']")
+    wait_rendered(pg, f"component-{int(view.component[target])}")
+    pg.wait_for_selector("[data-testid=lineage] li")
+    assert pg.inner_text("[data-testid=model-id]") == model_id
+    steps = [t.split()[0] for t in pg.locator("[data-testid=lineage] li").all_inner_texts()]
+    assert steps == path and len(steps) >= 3
+    assert view.graph.in_degree[view.index(steps[-1])] == 0
+    before = legend(pg)
+    pg.select_option("[data-testid=color]", "license")
+    pg.wait_for_function("() => document.querySelector('[data-testid=legend] b').textContent === 'license'")
+    after = legend(pg)
+    assert after != before and "unknown" in after
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "web-atlas-real.png"))
+    pg.click("[data-testid=home]")
+    wait_rendered(pg, "overview")
+    pg.screenshot(path=str(ARTIFACTS / "web-atlas-real-galaxy.png"))
+    context.close()
+    assert not problems, problems

@@ -1,0 +1,209 @@
+// One family in detail: sigma.js + graphology on the server's cached tree layout (no layout runs
+// in the browser). Filters, the time slider and colouring are node/edge reducers, so changing
+// them never rebuilds the graph.
+import Graph from 'graphology';
+import Sigma from 'sigma';
+import { NodePointProgram } from 'sigma/rendering';
+import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
+
+const LARGE = 20000;
+const SKELETON = 5000;
+
+export class ComponentView {
+  constructor(container, tooltip, { onModel, onTime }) {
+    this.container = container;
+    this.tooltip = tooltip;
+    this.onModel = onModel;
+    this.onTime = onTime;
+    this.data = null;
+    this.selected = null;
+    this.renderer = null;
+    this.timer = null;
+    this.slider = document.getElementById('time');
+    this.slider.addEventListener('input', () => this.setTime(this.sliderTime()));
+    document.getElementById('play').addEventListener('click', () => this.play());
+  }
+
+  /** Build the graph of `data` and draw it once, already styled with `style` at `time`. */
+  load(data, style, time) {
+    this.container.hidden = false;
+    this.data = data;
+    this.selected = null;
+    const n = data.nodes.id.length;
+    const graph = new Graph({ type: 'directed', multi: false, allowSelfLoops: false });
+    for (let i = 0; i < n; i++) {
+      graph.addNode(data.nodes.id[i], { x: data.nodes.x[i], y: data.nodes.y[i], i, label: data.nodes.id[i], size: 2, color: UNKNOWN });
+    }
+    const e = data.edges;
+    // Above LARGE models only the skeleton's edges are in the first frame: the SKELETON edges into
+    // the largest sub-trees (edges are most of graphology's and sigma's work; a leaf already sits
+    // next to its parent in the radial layout). The selected model gets all its edges; predicted
+    // edges are always drawn.
+    const large = n > LARGE;
+    this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
+    let cut = 0;
+    if (large) {
+      const weights = Float64Array.from(e.target, (t) => data.nodes.descendants[t]).sort().reverse();
+      cut = Math.max(1, weights[Math.min(SKELETON, weights.length) - 1]);
+    }
+    for (let k = 0; k < e.source.length; k++) {
+      if (!large || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
+    }
+    this.skeletonOnly = large;
+    this.graph = graph;
+    window.__atlas.marks.built = performance.now();
+    this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
+    this.tmin = Infinity; this.tmax = -Infinity;
+    for (const t of data.nodes.created_at) {
+      if (t === null) continue;
+      if (t < this.tmin) this.tmin = t;
+      if (t > this.tmax) this.tmax = t;
+    }
+    if (this.tmin === Infinity) { this.tmin = 0; this.tmax = 0; }
+    this.renderer?.kill();
+    this.renderer = null;
+    this.computeStyle(style, time);
+    // Reducers are given at construction so the first frame is already styled (one pass).
+    // Large families: square GL points instead of shaded discs, and labels only on hover/selection
+    // (both cost per node on every frame; with software WebGL that is most of the first frame).
+    this.renderer = new Sigma(graph, this.container, {
+      hideEdgesOnMove: large, hideLabelsOnMove: large, labelRenderedSizeThreshold: large ? 1e9 : 9,
+      defaultNodeType: large ? 'point' : 'circle', nodeProgramClasses: { point: NodePointProgram },
+      defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
+      nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
+      edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
+    });
+    this.renderer.on('clickNode', ({ node }) => this.onModel(node));
+    this.renderer.on('enterNode', ({ node }) => {
+      this.tooltip.hidden = false;
+      this.tooltip.textContent = node;
+    });
+    this.renderer.on('leaveNode', () => { this.tooltip.hidden = true; });
+    this.container.onmousemove = (ev) => {
+      this.tooltip.style.left = `${ev.offsetX + 12}px`;
+      this.tooltip.style.top = `${ev.offsetY + 12}px`;
+    };
+  }
+
+  /** Apply colour, size, filters and the time cut-off (epoch seconds or null for "now"). */
+  style(s, time) {
+    this.computeStyle(s, time);
+    this.renderer.refresh();
+  }
+
+  computeStyle(s, time) {
+    const d = this.data.nodes;
+    const sizes = d[s.size];
+    const wanted = {};
+    for (const [f, v] of Object.entries(s.filters)) if (v) wanted[f] = s.labels[f].indexOf(v);
+    const from = s.from ? Date.parse(s.from) / 1000 : -Infinity;
+    const to = s.to ? Date.parse(s.to) / 1000 + 86400 : Infinity;
+    const cut = time ?? Infinity;
+    this.time = time;
+    this.slider.value = time === null || time === undefined || this.tmax === this.tmin ? 1000
+      : Math.round(1000 * (time - this.tmin) / (this.tmax - this.tmin));
+    this.updateTimeLabel();
+    this.visible = new Uint8Array(d.id.length);
+    for (let i = 0; i < d.id.length; i++) {
+      let ok = true;
+      for (const [f, code] of Object.entries(wanted)) if (d.colors[f][i] !== code) { ok = false; break; }
+      const t = d.created_at[i];
+      if (t !== null && (t < from || t > to || t > cut)) ok = false;
+      this.visible[i] = ok ? 1 : 0;
+    }
+    this.s = { ...s, codes: d.colors[s.color], sizes, top: Math.log1p(sizes.reduce((m, v) => (v > m ? v : m), 1)) };
+  }
+
+  nodeStyle(node, attrs) {
+    const { codes, sizes, top, colors } = this.s;
+    const i = attrs.i;
+    const out = { ...attrs, color: colors[codes[i]], size: 1.5 + 10 * Math.log1p(sizes[i]) / top };
+    if (!this.visible[i]) out.hidden = true;
+    if (node === this.selected) { out.highlighted = true; out.forceLabel = true; }
+    return out;
+  }
+
+  edgeStyle(edge, attrs) {
+    const k = attrs.k;
+    if (this.predicted[k]) {
+      if (!this.s.predicted || this.data.edges.confidence[k] < this.s.confidence) return { ...attrs, hidden: true };
+      return { ...attrs, color: PREDICTED, size: 1.2 };
+    }
+    return attrs;
+  }
+
+  colorCounts(color, nLabels) {
+    const counts = new Array(nLabels).fill(0);
+    const codes = this.data.nodes.colors[color];
+    for (let i = 0; i < codes.length; i++) if (!this.visible || this.visible[i]) counts[codes[i]] += 1;
+    return counts;
+  }
+
+  addEdge(graph, k) {
+    const e = this.data.edges;
+    const key = String(k);
+    if (graph.hasEdge(key)) return;
+    graph.addDirectedEdgeWithKey(key, this.data.nodes.id[e.source[k]], this.data.nodes.id[e.target[k]], {
+      k, color: RELATION_COLORS[e.relation[k]] || UNKNOWN, size: 0.6,
+    });
+  }
+
+  highlight(id) {
+    this.selected = this.graph?.hasNode(id) ? id : null;
+    if (this.selected && this.skeletonOnly) {
+      // Draw every edge of the selected model.
+      const i = this.graph.getNodeAttribute(id, 'i');
+      const e = this.data.edges;
+      for (let k = 0; k < e.source.length; k++) if (e.source[k] === i || e.target[k] === i) this.addEdge(this.graph, k);
+    }
+    this.renderer?.refresh();
+  }
+
+  focus(id) {
+    if (!this.graph?.hasNode(id)) return;
+    this.highlight(id);
+    const pos = this.renderer.getNodeDisplayData(id);
+    if (pos) this.renderer.getCamera().animate({ x: pos.x, y: pos.y, ratio: 0.5 }, { duration: 300 });
+  }
+
+  /** Screen position of a node in CSS pixels of the container (for tests). */
+  screenPosition(id) {
+    const a = this.graph.getNodeAttributes(id);
+    return this.renderer.graphToViewport({ x: a.x, y: a.y });
+  }
+
+  sliderTime() {
+    return this.tmin + (this.tmax - this.tmin) * Number(this.slider.value) / 1000;
+  }
+
+  setTime(t) {
+    const full = t >= this.tmax;
+    this.onTime(full ? null : Math.round(t));
+    window.dispatchEvent(new CustomEvent('atlas-restyle'));
+  }
+
+  updateTimeLabel() {
+    const t = this.time ?? this.tmax;
+    const shown = this.data.nodes.created_at.filter((c) => c === null || c <= t).length;
+    document.getElementById('time-label').textContent = this.tmax
+      ? `${new Date(t * 1000).toISOString().slice(0, 10)} · ${shown.toLocaleString()} models` : 'no dates';
+  }
+
+  // Replay the family's growth: 60 steps from the first model's creation to the last.
+  play() {
+    clearInterval(this.timer);
+    let step = 0;
+    this.timer = setInterval(() => {
+      step += 1;
+      this.slider.value = Math.round((1000 * step) / 60);
+      this.setTime(this.sliderTime());
+      if (step >= 60) clearInterval(this.timer);
+    }, 80);
+  }
+
+  hide() {
+    clearInterval(this.timer);
+    this.container.hidden = true;
+    this.tooltip.hidden = true;
+  }
+}

@@ -1,0 +1,336 @@
+// The web atlas: a galaxy overview of every family (regl-scatterplot, WebGL points) and one family
+// at a time in detail (sigma.js + graphology). All data comes from the JSON API of `modelatlas serve`;
+// the page loads nothing from any other origin.
+import './style.css';
+import { api, apiBytes } from './api.js';
+import { categoryColors, OTHER_VALUES, PREDICTED, RELATION_COLORS } from './palette.js';
+import { Overview } from './overview.js';
+import { ComponentView } from './component.js';
+import { showModel } from './panel.js';
+
+const $ = (id) => document.getElementById(id);
+const FILTERS = ['pipeline_tag', 'license', 'relation', 'library_name'];
+
+// Everything the URL hash records: the shareable view.
+const state = {
+  component: null, model: null, color: 'relation', size: 'downloads',
+  filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000, points: 300000,
+};
+const atlas = { meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {} };
+const mark = (name) => { atlas.marks[name] = performance.now(); };
+window.__atlas = atlas; // inspected by the end-to-end tests and the render benchmark
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  state.component = p.has('c') ? Number(p.get('c')) : null;
+  state.model = p.get('m');
+  state.color = p.get('color') || 'relation';
+  state.size = p.get('size') || 'downloads';
+  state.filters = {};
+  for (const f of FILTERS) if (p.get(f)) state.filters[f] = p.get(f);
+  state.from = p.get('from') || '';
+  state.to = p.get('to') || '';
+  state.predicted = p.get('predicted') !== '0';
+  state.confidence = Number(p.get('conf') || 0);
+  state.time = p.has('t') ? Number(p.get('t')) : null;
+  state.lod = Math.min(Math.max(Number(p.get('lod')) || 50000, 1), 100000);
+  state.points = Math.min(Math.max(Number(p.get('pts')) || 300000, 1), 3000000);
+}
+
+function writeHash() {
+  const p = new URLSearchParams();
+  if (state.component !== null) p.set('c', state.component);
+  if (state.model) p.set('m', state.model);
+  if (state.color !== 'relation') p.set('color', state.color);
+  if (state.size !== 'downloads') p.set('size', state.size);
+  for (const [k, v] of Object.entries(state.filters)) if (v) p.set(k, v);
+  if (state.from) p.set('from', state.from);
+  if (state.to) p.set('to', state.to);
+  if (!state.predicted) p.set('predicted', '0');
+  if (state.confidence) p.set('conf', state.confidence);
+  if (state.time !== null) p.set('t', state.time);
+  if (state.lod !== 50000) p.set('lod', state.lod);
+  if (state.points !== 300000) p.set('pts', state.points);
+  history.replaceState(null, '', '#' + p.toString());
+}
+
+function status(text) { $('status').textContent = text; }
+
+function option(select, value, label) {
+  const o = document.createElement('option');
+  o.value = value; o.textContent = label;
+  select.append(o);
+}
+
+function setupControls(meta) {
+  for (const name of Object.keys(meta.colors)) option($('color'), name, name.replace('_', ' '));
+  for (const name of meta.sizes) option($('size'), name, name.replaceAll('_', ' '));
+  for (const f of FILTERS) {
+    const sel = $('f-' + f);
+    option(sel, '', 'all');
+    meta.colors[f].labels.forEach((label, k) => {
+      if (label !== OTHER_VALUES) option(sel, label, `${label} (${meta.colors[f].counts[k].toLocaleString()})`);
+    });
+    sel.addEventListener('change', () => { state.filters[f] = sel.value; refresh(); });
+  }
+  $('color').addEventListener('change', () => { state.color = $('color').value; refresh(); });
+  $('size').addEventListener('change', () => { state.size = $('size').value; refresh(); });
+  $('f-from').addEventListener('change', () => { state.from = $('f-from').value; refresh(); });
+  $('f-to').addEventListener('change', () => { state.to = $('f-to').value; refresh(); });
+  $('f-predicted').addEventListener('change', () => { state.predicted = $('f-predicted').checked; refresh(); });
+  $('f-confidence').addEventListener('input', () => {
+    state.confidence = Number($('f-confidence').value);
+    $('f-confidence-out').textContent = state.confidence;
+    refresh();
+  });
+  $('home').addEventListener('click', () => { state.component = null; state.model = null; state.time = null; route(); });
+  setupSearch();
+}
+
+function syncControls() {
+  $('color').value = state.color;
+  $('size').value = state.size;
+  for (const f of FILTERS) $('f-' + f).value = state.filters[f] || '';
+  $('f-from').value = state.from;
+  $('f-to').value = state.to;
+  $('f-predicted').checked = state.predicted;
+  $('f-confidence').value = state.confidence;
+  $('f-confidence-out').textContent = state.confidence;
+}
+
+// Legend of the current colour feature; counts are those of what is on screen.
+function renderLegend(counts) {
+  const c = atlas.meta.colors[state.color];
+  const colors = categoryColors(state.color, c.labels);
+  const box = $('legend');
+  box.replaceChildren();
+  const title = document.createElement('div');
+  title.innerHTML = `<b>${state.color.replace('_', ' ')}</b>`;
+  box.append(title);
+  c.labels.forEach((label, k) => {
+    const n = counts ? counts[k] : c.counts[k];
+    if (!n) return;
+    const row = document.createElement('div');
+    row.dataset.label = label;
+    row.innerHTML = `<span class="swatch" style="background:${colors[k]}"></span><span></span>`;
+    row.lastChild.textContent = `${label} (${n.toLocaleString()})`;
+    box.append(row);
+  });
+  const edges = $('edge-legend');
+  edges.replaceChildren();
+  if (state.component === null) return;
+  const head = document.createElement('div');
+  head.innerHTML = '<b>edges</b>';
+  edges.append(head);
+  for (const [rel, col] of Object.entries(RELATION_COLORS)) {
+    if (rel === 'source') continue;
+    const row = document.createElement('div');
+    row.innerHTML = `<span class="line" style="background:${col}"></span>${rel}`;
+    edges.append(row);
+  }
+  const pred = document.createElement('div');
+  pred.innerHTML = `<span class="line dashed" style="color:${PREDICTED}"></span>predicted`;
+  edges.append(pred);
+}
+
+function markRendered() {
+  atlas.rendered = true;
+  atlas.renderedAt = performance.now();
+  document.body.dataset.rendered = state.component === null ? 'overview' : `component-${state.component}`;
+}
+
+// The big request of the first view starts with the page, alongside /api/meta and WebGL set-up.
+const pending = new Map();
+function fetchOnce(url, binary) {
+  if (!pending.has(url)) pending.set(url, binary ? apiBytes(url) : api(url));
+  const p = pending.get(url);
+  pending.delete(url);
+  return p;
+}
+
+function overviewUrl() {
+  const params = new URLSearchParams({ color: state.color, size: state.size, max_points: state.points });
+  for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
+  if (state.from) params.set('created_from', state.from);
+  if (state.to) params.set('created_to', state.to);
+  return '/api/overview?' + params;
+}
+
+const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}`;
+
+async function showOverview() {
+  atlas.component?.hide();
+  $('timeline').hidden = true;
+  $('banner').hidden = true;
+  const request = fetchOnce(overviewUrl(), true);
+  if (!atlas.overview) {
+    atlas.overview = new Overview($('overview'), $('tooltip'), (component) => {
+      state.component = component; state.model = null; state.time = null; route();
+    });
+  }
+  status('loading galaxy…');
+  const { buffer: buf, total } = await request;
+  mark('fetched');
+  const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
+  const counts = await atlas.overview.show(buf, colors);
+  renderLegend(counts);
+  const shown = buf.byteLength / 20;
+  status(shown < total
+    ? `level of detail: ${shown.toLocaleString()} of ${total.toLocaleString()} models (largest sub-trees) · ${atlas.meta.components.toLocaleString()} families`
+    : `${shown.toLocaleString()} models · ${atlas.meta.components.toLocaleString()} families`);
+  markRendered();
+}
+
+async function showComponent() {
+  atlas.overview?.hide();
+  if (!atlas.component) {
+    atlas.component = new ComponentView($('graph'), $('tooltip'), {
+      onModel: (id) => { state.model = id; writeHash(); openModel(id); },
+      onTime: (t) => { state.time = t; writeHash(); },
+    });
+  }
+  status(`loading family ${state.component}…`);
+  const data = await fetchOnce(graphUrl(), false);
+  mark('fetched');
+  atlas.component.load(data, currentStyle(), state.time);
+  const notes = [];
+  if (data.truncated) {
+    notes.push(`level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)`);
+  }
+  if (atlas.component.skeletonOnly) notes.push('edges: the largest sub-trees, and all of the selected model');
+  $('banner').hidden = notes.length === 0;
+  $('banner').textContent = notes.join(' · ');
+  renderLegend(atlas.component.colorCounts(state.color, atlas.meta.colors[state.color].labels.length));
+  $('timeline').hidden = false;
+  status(`family ${state.component} · ${data.total_nodes.toLocaleString()} models`);
+  markRendered();
+}
+
+function currentStyle() {
+  return {
+    color: state.color,
+    colors: categoryColors(state.color, atlas.meta.colors[state.color].labels),
+    labels: Object.fromEntries(FILTERS.map((f) => [f, atlas.meta.colors[f].labels])),
+    size: state.size, filters: state.filters, from: state.from, to: state.to,
+    predicted: state.predicted, confidence: state.confidence,
+  };
+}
+
+async function openModel(id) {
+  try {
+    const detail = await api('/api/models/' + id.split('/').map(encodeURIComponent).join('/'));
+    showModel($('panel'), detail, (other) => selectModel(other));
+    atlas.component?.highlight(id);
+  } catch (err) {
+    status(err.message);
+  }
+}
+
+// Open a model from anywhere: switch to its family if needed, then select it.
+async function selectModel(id) {
+  const detail = await api('/api/models/' + id.split('/').map(encodeURIComponent).join('/'));
+  state.model = id;
+  if (state.component !== detail.component) {
+    state.component = detail.component;
+    state.time = null;
+    await route();
+  } else {
+    writeHash();
+    await openModel(id);
+  }
+  atlas.component?.focus(id);
+}
+
+async function refresh() {
+  writeHash();
+  if (state.component === null) await showOverview();
+  else {
+    atlas.component.style(currentStyle(), state.time);
+    renderLegend(atlas.component.colorCounts(state.color, atlas.meta.colors[state.color].labels.length));
+  }
+}
+
+async function route() {
+  writeHash();
+  syncControls();
+  try {
+    if (state.component === null) {
+      $('panel').hidden = true;
+      await showOverview();
+    } else {
+      await showComponent();
+      if (state.model) await openModel(state.model);
+      else $('panel').hidden = true;
+    }
+  } catch (err) {
+    status(err.message);
+  }
+}
+
+function setupSearch() {
+  const input = $('search');
+  const list = $('suggestions');
+  let seq = 0;
+  let active = -1;
+  const choose = (id) => { list.hidden = true; input.value = id; selectModel(id).catch((e) => status(e.message)); };
+  input.addEventListener('input', async () => {
+    const q = input.value.trim();
+    const mine = ++seq;
+    if (!q) { list.hidden = true; return; }
+    const res = await api('/api/search?' + new URLSearchParams({ q, limit: 12 })).catch(() => ({ results: [] }));
+    if (mine !== seq) return; // a newer keystroke won
+    list.replaceChildren();
+    active = -1;
+    for (const hit of res.results) {
+      const li = document.createElement('li');
+      li.setAttribute('role', 'option');
+      li.dataset.id = hit.id;
+      li.innerHTML = '<span></span><small></small>';
+      li.firstChild.textContent = hit.id;
+      li.lastChild.textContent = `${hit.downloads.toLocaleString()} ↓`;
+      li.addEventListener('mousedown', (e) => { e.preventDefault(); choose(hit.id); });
+      list.append(li);
+    }
+    list.hidden = res.results.length === 0;
+  });
+  input.addEventListener('keydown', (e) => {
+    const items = [...list.children];
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      active = (active + (e.key === 'ArrowDown' ? 1 : -1) + items.length) % Math.max(items.length, 1);
+      items.forEach((li, k) => li.classList.toggle('active', k === active));
+      e.preventDefault();
+    } else if (e.key === 'Enter' && items.length) {
+      choose(items[Math.max(active, 0)].dataset.id);
+    } else if (e.key === 'Escape') {
+      list.hidden = true;
+    }
+  });
+  input.addEventListener('blur', () => { setTimeout(() => { list.hidden = true; }, 150); });
+}
+
+async function loadFamilies() {
+  const res = await api('/api/components?limit=15');
+  const list = $('families');
+  for (const c of res.components) {
+    const li = document.createElement('li');
+    li.textContent = `${c.roots[0] || 'family ' + c.component} (${c.size.toLocaleString()})`;
+    li.dataset.component = c.component;
+    li.addEventListener('click', () => { state.component = c.component; state.model = null; state.time = null; route(); });
+    list.append(li);
+  }
+}
+
+async function main() {
+  mark('script');
+  readHash();
+  if (state.component === null) pending.set(overviewUrl(), apiBytes(overviewUrl()));
+  else pending.set(graphUrl(), api(graphUrl()));
+  atlas.meta = await api('/api/meta');
+  mark('meta');
+  setupControls(atlas.meta);
+  window.addEventListener('hashchange', () => { readHash(); route(); });
+  window.addEventListener('atlas-restyle', () => { refresh(); });
+  await Promise.all([route(), loadFamilies()]);
+}
+
+main().catch((err) => status(err.message));
