@@ -71,13 +71,19 @@ def evaluate(task: ImputationTask, *, hide: float = 0.2, seeds=(0, 1, 2), scope:
         for method in (methods if methods is not None else default_methods(task.kind, seed)):
             pred = method.predict(view, hidden)
             key = (method.name_for(task.kind), getattr(method, "k", None))
-            per_method.setdefault(key, []).append(_score(task, hidden, pred))
+            score = _score(task, hidden, pred)
+            if hasattr(method, "chosen_"):
+                score["chosen"] = method.chosen_
+            per_method.setdefault(key, []).append(score)
     results = []
     for (name, k), scores in per_method.items():
         row = {"method": name}
         if k is not None:
             row["k"] = k
         row["n"] = int(sum(s["n"] for s in scores))
+        chosen = [s.pop("chosen") for s in scores if "chosen" in s]
+        if chosen:
+            row["chosen"] = chosen
         for metric in scores[0]:
             if metric == "n":
                 continue
