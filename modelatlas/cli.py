@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "chart",
     "ecosystem",
     "viz",
+    "science",
 )
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,20 @@
+"""Quantised models are leaves (Model Atlas paper, section 4.2, "Duplication assumption":
+99.41% of quantised models on the Hub have no child)."""
+
+from __future__ import annotations
+
+from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.analytics.tables import StatTable, share
+
+
+def quantized_leaves(facts: AtlasFacts) -> StatTable:
+    """Share of quantised models (flagged, or children of a ``quantized`` edge) with no child."""
+    q = facts.quantized
+    rows = q.nonzero()[0]
+    table = StatTable("quantized_leaves", "Quantised models that are leaves", "99.41% of quantised models are leaves",
+                      ["group_by", "group", "quantized", "leaves", "share_leaves"])
+    for grouping in facts.groupings():
+        for row in grouping.sums(rows, {"leaves": facts.is_leaf[rows]}):
+            table.rows.append({"group_by": row["group_by"], "group": row["group"], "quantized": row["n"],
+                               "leaves": int(row["leaves"]), "share_leaves": share(row["leaves"], row["n"])})
+    return table
