@@ -8,7 +8,7 @@ from modelatlas.errors import InputError
 from modelatlas.ingest.textfile import is_gzip, open_text
 
 #: Reader names accepted by ``--format``.
-FORMATS: tuple[str, ...] = ("hf-trees", "hub-stats", "card-parents", "manual", "hub")
+FORMATS: tuple[str, ...] = ("hf-trees", "hub-stats", "card-parents", "manual", "leaderboard", "hub")
 
 HUB_PREFIX = "hub:"
 
@@ -51,6 +51,8 @@ def detect_format(source: str) -> str:
         return "manual"
     if header.startswith("id,base_model") or header.startswith("model_id,base_model"):
         return "card-parents"
+    if "model_name" in header.split(",") and "metadata_base_model" in header.split(","):
+        return "leaderboard"
     kind = "gzip " if is_gzip(path) else ""
     raise InputError(f"cannot tell the format of this {kind}file (give --format, one of {', '.join(FORMATS)})",
                      path=source)

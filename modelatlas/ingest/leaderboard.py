@@ -164,6 +164,22 @@ def root_hint_evidence(hints: pa.Table, known_children: pa.Array | pa.ChunkedArr
     }).cast(EVIDENCE_SCHEMA)
 
 
+def read_leaderboard_batch(path: str | Path):
+    """The leaderboard as one ingest source (``modelatlas ingest``).
+
+    Records, scores and the generation-1 parent claims enter the atlas; the deeper root hints
+    name an *ancestor*, not a parent, so they are kept as the ``leaderboard_hints`` table instead
+    of being turned into edges (:func:`leaderboard_atlas` uses them where no lineage is known).
+    """
+    from modelatlas.ingest.batch import SourceBatch
+
+    data = read_leaderboard(path)
+    batch = SourceBatch(Path(path).name, "leaderboard", records=data.records, evidence=data.evidence,
+                        metrics=data.metrics, extras={"leaderboard_hints": data.hints})
+    batch.stats["models_with_root_hint"] = data.hints.num_rows
+    return batch
+
+
 def leaderboard_atlas(path: str | Path, lineage=None):
     """An atlas of the leaderboard's models and scores, combined with a lineage atlas when given.
 

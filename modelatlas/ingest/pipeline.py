@@ -60,6 +60,9 @@ def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkp
     if fmt == "manual":
         from modelatlas.ingest.atlas_csv import read_manual_annotations
         return read_manual_annotations(source)
+    if fmt == "leaderboard":
+        from modelatlas.ingest.leaderboard import read_leaderboard_batch
+        return read_leaderboard_batch(source)
     from modelatlas.ingest.hub_api import read_hub
     return read_hub(source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source,
                     on_progress=on_progress, checkpoint_dir=checkpoint_dir)
