@@ -70,6 +70,7 @@ class ZooBuilder:
     rng: np.random.Generator = field(init=False)
     states: dict[str, State] = field(init=False, default_factory=dict)
     records: list[_Record] = field(init=False, default_factory=list)
+    _by_id: dict[str, _Record] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         import torch  # noqa: PLC0415 - optional dependency
@@ -83,10 +84,6 @@ class ZooBuilder:
     # ----------------------------------------------------------------- helpers
     def _model(self, model_id: str) -> ZooModel:
         return self._by_id[model_id].model
-
-    @property
-    def _by_id(self) -> dict[str, _Record]:
-        return {r.model.id: r for r in self.records}
 
     def new_seed(self) -> int:
         """A fresh training seed from the zoo's generator."""
@@ -117,6 +114,7 @@ class ZooBuilder:
                          documented_parents=documented, component=component, architecture=architecture,
                          pattern=pattern, extra=extra)
         self.records.append(_Record(model, group, delay))
+        self._by_id[model_id] = self.records[-1]
         if self.on_model is not None:
             self.on_model(model_id)
         return model_id
