@@ -1,6 +1,6 @@
 """Time the zoo builders: models, bytes and seconds per zoo, and models per second.
 
-Usage: python benchmarks/zoo_build.py [NAME ...] [--seed S] [--keep DIR]
+Usage (from the repository root): PYTHONPATH=. python benchmarks/zoo_build.py [NAME ...] [--seed S] [--keep DIR]
 
 Builds each named zoo (default: tiny) into a temporary folder (or DIR/NAME with --keep), once —
 builds are deterministic and take minutes, so there is no repetition to take a median of — and

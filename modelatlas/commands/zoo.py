@@ -15,9 +15,9 @@ zoo_app = typer.Typer(help="Zoos of real models with known lineage (ground truth
 
 #: Zoo name -> (what it holds, approximate model count).
 ZOO_NAMES = {
-    "tiny": "4 components (MLP, CNN, transformer), every pattern, ~84 models, a few MB",
-    "small": "12 components, every pattern, ~460 models",
-    "large": "40 components, every pattern, ~2,400 models",
+    "tiny": "4 components (MLP, CNN, transformer), every pattern, 84 models, ~6 MB",
+    "small": "12 components, every pattern, 576 models",
+    "large": "40 components, every pattern, 2,880 models",
     "vthr": "MoTHer's VTHR shape: 5 transformer roots x (4 children x 4 grandchildren) x FT / LoRA-F / LoRA-V",
     "minilm": "real all-MiniLM-L6-v2 family from PyPI packages: fine-tunes, LoRA, merge, quantisations, "
               "the real INT8 ONNX child and the L3 cousin",

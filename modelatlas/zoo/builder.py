@@ -70,6 +70,7 @@ class ZooBuilder:
     rng: np.random.Generator = field(init=False)
     states: dict[str, State] = field(init=False, default_factory=dict)
     records: list[_Record] = field(init=False, default_factory=list)
+    _by_id: dict[str, _Record] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         import torch  # noqa: PLC0415 - optional dependency
@@ -84,10 +85,6 @@ class ZooBuilder:
     def _model(self, model_id: str) -> ZooModel:
         return self._by_id[model_id].model
 
-    @property
-    def _by_id(self) -> dict[str, _Record]:
-        return {r.model.id: r for r in self.records}
-
     def new_seed(self) -> int:
         """A fresh training seed from the zoo's generator."""
         return int(self.rng.integers(0, 2**31 - 1))
@@ -97,10 +94,14 @@ class ZooBuilder:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _save(self, tensors: State, path: Path) -> None:
+    def _save(self, tensors: State, path: Path, metadata: dict[str, str] | None = None) -> None:
+        """Write safetensors with sorted names; ``metadata`` must have at most one key, because the
+        Rust writer orders metadata keys at random and the zoo must be byte-reproducible."""
         from safetensors.numpy import save_file  # noqa: PLC0415
 
-        save_file({k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}, str(path))
+        if metadata is not None and len(metadata) > 1:
+            raise ValueError("safetensors metadata of a zoo file takes one key (reproducible bytes)")
+        save_file({k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}, str(path), metadata=metadata)
 
     def _add(self, component: str, name: str, state: State | None, *, parents: Sequence[str], relation: str | None,
              pattern: str, architecture: str, extra: dict[str, Any], documented: bool = False,
@@ -117,6 +118,7 @@ class ZooBuilder:
                          documented_parents=documented, component=component, architecture=architecture,
                          pattern=pattern, extra=extra)
         self.records.append(_Record(model, group, delay))
+        self._by_id[model_id] = self.records[-1]
         if self.on_model is not None:
             self.on_model(model_id)
         return model_id
@@ -167,11 +169,9 @@ class ZooBuilder:
         cfg = RunConfig(task, steps, lr, self.new_seed(), self.batch)
         adapter, acc = lora_finetune(build(p.architecture, self.states[parent]), cfg, targets, rank, alpha)
         adapter_path = self._path(p.component, name, ".adapter")
-        from safetensors.numpy import save_file  # noqa: PLC0415
-
-        save_file({f"base_model.model.{k}": v for k, v in sorted(adapter.items())}, str(adapter_path),
-                  metadata={"lora_config": json.dumps({"r": rank, "lora_alpha": alpha,  # one key: the Rust
-                                                        "target_modules": list(targets)})})  # map is unordered
+        config = {"r": rank, "lora_alpha": alpha, "target_modules": list(targets)}
+        self._save({f"base_model.model.{k}": v for k, v in adapter.items()}, adapter_path,
+                   metadata={"lora_config": json.dumps(config)})
         return self._add(p.component, name, merge_lora(self.states[parent], adapter, alpha), parents=[parent],
                          relation="adapter", pattern="lora", architecture=p.architecture,
                          extra={**cfg.describe(), "accuracy": acc, "lora_rank": rank, "lora_alpha": alpha,
