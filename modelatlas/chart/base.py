@@ -281,6 +281,7 @@ class ChartMethod:
                          for c, ps in known.items() if c in inv}
             result = result.concat(self.chart_group(models.subset(rows), sub_known), rows)
         keep = ~np.isin(result.child, np.fromiter(known, np.int64, len(known)))
+        keep &= ~_edges_closing_cycles(result, known, keep, messages)
         given = ChartResult.from_parents(known, confidence={c: 1.0 for c in known})
         result = ChartResult(result.parent[keep], result.child[keep], result.relation[keep],
                              result.confidence[keep], result.messages).concat(given)
@@ -325,6 +326,33 @@ def check_known_edges(known: KnownEdges, n: int) -> dict[int, tuple[int, ...]]:
         raise InputError("known edges contain a cycle: " + " -> ".join(map(str, cycle)),
                          where="known_edges")
     return out
+
+
+def _edges_closing_cycles(result: "ChartResult", known: Mapping[int, tuple[int, ...]], keep: np.ndarray,
+                          messages: list[str]) -> np.ndarray:
+    """Predicted edges to drop so that predictions plus known edges stay acyclic.
+
+    A method may constrain only part of the stem (e.g. one parent of a known merge, or a tree
+    cluster that holds only one end of a known edge), so a prediction can close a cycle through
+    known edges. Each such cycle loses its least confident predicted edge; known edges are
+    acyclic on their own (:func:`check_known_edges`), so every cycle has a predicted edge.
+    """
+    drop = np.zeros(len(result.child), dtype=bool)
+    while True:
+        parents: dict[int, list[int]] = {c: list(ps) for c, ps in known.items()}
+        edge_of: dict[tuple[int, int], int] = {}
+        for e in np.flatnonzero(keep & ~drop):
+            p, c = int(result.parent[e]), int(result.child[e])
+            parents.setdefault(c, []).append(p)
+            edge_of[(p, c)] = int(e)
+        cycle = find_cycle({c: tuple(ps) for c, ps in parents.items()})
+        if not cycle:
+            return drop
+        on_cycle = [edge_of[(a, b)] for a, b in zip(cycle, cycle[1:]) if (a, b) in edge_of]
+        worst = min(on_cycle, key=lambda e: result.confidence[e])
+        drop[worst] = True
+        messages.append(f"predicted edge {int(result.parent[worst])} -> {int(result.child[worst])} "
+                        "closed a cycle with known edges and was dropped")
 
 
 def find_cycle(parents: Mapping[int, tuple[int, ...]]) -> list[int]:

@@ -70,7 +70,6 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
                 messages.append(f"{m.id}: {one}; model left out")
         if not groups:
             raise exc
-    groups, forced_quant = _regroup_unreadable_quantized(groups, by_path, messages)
     ids: list[str] = []
     vecs: list[np.ndarray] = []
     blocks_by_group: dict[str, list[LayerBlock]] = {}
@@ -99,7 +98,7 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
             vecs.append(v)
             group_of.append(key)
             kurt.append(None if fp.kurtosis is None else np.asarray(fp.kurtosis[r], np.float64))
-            quant.append(bool(fp.quantized[r]) or m.id in forced_quant)
+            quant.append(bool(fp.quantized[r]))
             hashes.append(fp.content_hashes[r])
     if not ids:
         raise InputError("no model of the zoo could be fingerprinted", path=str(location))
@@ -109,31 +108,6 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     truth = _truth(ids, zoo.models)
     records = [_record(m) for m in zoo.models if m.id in set(ids)]
     return ZooInput(models_input, truth, records, messages)
-
-
-def _regroup_unreadable_quantized(groups, by_path, messages):
-    """Quantised models whose stored tensors the reader cannot dequantise to the logical shapes
-    (their signature is shared only with other such files) are fingerprinted from the
-    de-quantised floats the zoo ships beside them (``dequantized_path``), and flagged quantised."""
-    from modelatlas.weights.fingerprint import group_by_signature
-
-    out: dict[str, list] = {}
-    forced: set[str] = set()
-    for key, paths in groups.items():
-        models = [by_path[str(Path(p))] for p in paths]
-        deq = [(m.extra or {}).get("dequantized_path") for m in models]
-        if not all(deq) or not all(Path(m.path).with_name(Path(d).name).is_file() for m, d in zip(models, deq)):
-            out.setdefault(key, []).extend(paths)
-            continue
-        for m, d in zip(models, deq):
-            real = Path(m.path).with_name(Path(d).name)
-            for k2, p2 in group_by_signature([real]).items():
-                out.setdefault(k2, []).extend(p2)
-                by_path[str(Path(p2[0]))] = m
-            forced.add(m.id)
-            messages.append(f"{m.id}: stored tensors not readable at their logical shape; fingerprinted "
-                            f"from its de-quantised copy {Path(d).name}")
-    return out, forced
 
 
 def _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo_models) -> ChartInput:
