@@ -28,10 +28,12 @@ Endpoints (all ``GET``):
 
 # No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import orjson
 
 from modelatlas.viz.data import CATEGORICAL, SIZES, AtlasView, ViewError
 
@@ -39,6 +41,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE = 500
 MAX_GRAPH_NODES = 100_000
 DEFAULT_GRAPH_NODES = 30_000
+#: Component answers kept in memory (each up to ~11 MB for a 100,000-model family).
+GRAPH_ANSWERS_KEPT = 16
 MAX_SEARCH = 50
 MAX_OVERVIEW_POINTS = 3_000_000
 MAX_CHILDREN_LISTED = 50
@@ -113,11 +117,16 @@ def create_app(view: AtlasView):
                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
         return _components(view, offset, limit)
 
+    @lru_cache(maxsize=GRAPH_ANSWERS_KEPT)
+    def graph_body(component: int, max_nodes: int) -> bytes:
+        # The atlas is read-only, so an answer can be kept; orjson encodes a 100,000-model family
+        # in ~40 ms where the standard library takes ~220 ms.
+        return orjson.dumps(_component_graph(view, component, max_nodes))
+
     @app.get("/api/components/{component}/graph")
     def component_graph(component: int,
                         max_nodes: Annotated[int, Query(ge=1, le=MAX_GRAPH_NODES)] = DEFAULT_GRAPH_NODES):
-        # Large answers skip FastAPI's per-item encoder: the arrays are plain already.
-        return JSONResponse(_component_graph(view, component, max_nodes))
+        return Response(graph_body(component, max_nodes), media_type="application/json")
 
     @app.get("/api/models/{model_id:path}")
     def model(model_id: str):
