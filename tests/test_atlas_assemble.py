@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -151,3 +152,20 @@ def test_failed_save_leaves_previous_atlas_intact(tmp_path):
         broken.save(path)
     assert Atlas.load(path).nodes["id"].to_pylist() == ["p"]
     assert [p.name for p in tmp_path.iterdir()] == ["a.duckdb"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=5), st.one_of(st.none(), st.integers(-5, 5))), max_size=60),
+       st.lists(st.integers(0, 60), max_size=4), st.integers(1, 16), st.data())
+def test_take_rows_matches_arrow_take_on_any_chunking(rows, cuts, batch_rows, data):
+    from modelatlas.atlas.assemble import take_rows
+
+    table = pa.table({"id": [r[0] for r in rows], "v": pa.array([r[1] for r in rows], pa.int64()),
+                      "l": pa.array([[r[0]] * (i % 3) for i, r in enumerate(rows)], pa.list_(pa.string()))})
+    n = table.num_rows
+    bounds = sorted({min(c, n) for c in cuts})
+    table = pa.concat_tables([table.slice(a, b - a) for a, b in zip([0] + bounds, bounds + [n])])
+    # a second column chunked differently from the first
+    table = table.set_column(1, "v", pa.chunked_array([table["v"].combine_chunks()]))
+    idx = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=80 if n else 0)), dtype=np.int64)
+    assert take_rows(table, idx, batch_rows).to_pylist() == table.take(pa.array(idx, pa.int64())).to_pylist()

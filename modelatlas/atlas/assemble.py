@@ -161,7 +161,7 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
             "sources": pa.array([["referenced"]] * len(missing), pa.list_(pa.string())),
         }), NODE_SCHEMA)
         nodes = pa.concat_tables([nodes, placeholders.select(nodes.column_names)], promote_options="permissive")
-    nodes = nodes.sort_by("id")
+    nodes = take_rows(nodes, pc.sort_indices(nodes["id"]).to_numpy())
     nodes = _flag_backfilled(nodes)
 
     # Self-loops and cycles.
@@ -181,6 +181,46 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
         edges = edges.filter(pa.array(keep))
     issue_table = pa.Table.from_pylist(issues, schema=ISSUE_SCHEMA) if issues else ISSUE_SCHEMA.empty_table()
     return nodes, edges, evidence, issue_table
+
+
+def take_rows(table: pa.Table, indices: np.ndarray, batch_rows: int = 1 << 18) -> pa.Table:
+    """``table.take(indices)``, chunk by chunk.
+
+    Arrow's ``take`` on a chunked column first concatenates its chunks: one more copy of every
+    column (a Hub's card texts are gigabytes), and past 2 GiB of text a 32-bit ``string`` column
+    overflows. Here each output batch gathers its rows from the input chunks they live in, so
+    only the result is allocated and no array grows past one input chunk or one output batch.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    plans: dict[tuple[int, ...], list] = {}
+    columns = []
+    for col in table.columns:
+        lengths = tuple(len(c) for c in col.chunks)
+        if lengths not in plans:  # columns of one table may be chunked differently
+            plans[lengths] = _gather_plan(lengths, indices, batch_rows)
+        out = []
+        for groups, inverse in plans[lengths]:
+            pieces = [col.chunk(c).take(rows) for c, rows in groups]
+            out.append((pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]).take(inverse))
+        columns.append(pa.chunked_array(out, col.type))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _gather_plan(lengths: tuple[int, ...], indices: np.ndarray, batch_rows: int) -> list:
+    """Per output batch: which rows to take from which chunk, and how to reorder the pieces."""
+    starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    which = np.searchsorted(starts, indices, side="right") - 1
+    local = indices - starts[which]
+    plan = []
+    for b in range(0, indices.size, batch_rows):
+        w, loc = which[b:b + batch_rows], local[b:b + batch_rows]
+        order = np.argsort(w, kind="stable")
+        bounds = np.flatnonzero(np.diff(w[order])) + 1
+        groups = [(int(w[g[0]]), pa.array(loc[g])) for g in np.split(order, bounds) if g.size]
+        inverse = np.empty(order.size, dtype=np.int64)
+        inverse[order] = np.arange(order.size)
+        plan.append((groups, pa.array(inverse)))
+    return plan
 
 
 def _flag_backfilled(nodes: pa.Table) -> pa.Table:
