@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,6 +287,17 @@ def test_build_is_deterministic_for_a_seed(tmp_path):
 
     ZooBuilder(tmp_path / "three", "micro", 6).root("a", "mlp-3x64", Task("vector", 1), steps=20)
     assert (tmp_path / "three/models/a/root.safetensors").read_bytes() != one["models/a/root.safetensors"]
+
+
+def test_a_zoo_written_to_a_relative_folder_loads_from_anywhere(tmp_path, monkeypatch):
+    """Manifest paths are relative to the manifest, whatever the working folder was."""
+    monkeypatch.chdir(tmp_path)
+    _micro(Path("rel") / "zoo", 5)
+    entries = json.loads((tmp_path / "rel/zoo/manifest.json").read_text())["models"]
+    assert all(not e["path"].startswith("rel/") for e in entries)
+    monkeypatch.chdir(tmp_path / "rel")
+    zoo = load_manifest("zoo")
+    assert all(m.path.is_file() for m in zoo.models)
 
 
 def test_vthr_shape(tmp_path):

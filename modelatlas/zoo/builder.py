@@ -77,7 +77,7 @@ class ZooBuilder:
 
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
-        self.out = Path(self.out)
+        self.out = Path(self.out).resolve()  # models' paths are absolute (ZooModel.path)
         self.out.mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng([self.seed, 2024])
 
