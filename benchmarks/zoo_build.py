@@ -51,7 +51,7 @@ def main() -> None:
             r = rows[-1]
             print(f"built {name}: {r['models']} models in {r['wall_s']:.1f} s", flush=True)
     base_rate = rows[0]["wall_s"] / rows[0]["models"]
-    print(f"\n| zoo | models | components | MB | wall s | CPU s | s / model | vs tiny |")
+    print("\n| zoo | models | components | MB | wall s | CPU s | s / model | vs tiny |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         per = r["wall_s"] / r["models"]

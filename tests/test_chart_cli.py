@@ -44,7 +44,7 @@ def _write_zoo(root: Path, *, absent: tuple[str, ...] = (), same_time: bool = Fa
                 save_file(w, str(root / rel))
             t = 0 if same_time else k * 24 * HOUR + (0 if arch == "mlp-a" else 1000 * HOUR)
             models.append({"id": mid, "path": rel,
-                           "created_at": f"2024-01-01T00:00:00Z" if same_time else
+                           "created_at": "2024-01-01T00:00:00Z" if same_time else
                            np.datetime_as_string(np.datetime64("2024-01-01T00:00:00") + np.timedelta64(t, "s")) + "Z",
                            "parents": [] if parent is None else [f"{arch}/{parent}"],
                            "relation": None if parent is None else "finetune", "documented_parents": False,

@@ -70,7 +70,6 @@ def shape_of(nodes: tuple, parent: list) -> str | None:
     if len(roots) != 1:
         return None
     kids = {v: [c for c in s if parent[c] == v] for v in s}
-    degs = sorted((len(kids[v]) for v in s), reverse=True)
     depth = {roots[0]: 0}
     stack = [roots[0]]
     while stack:

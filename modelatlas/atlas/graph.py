@@ -85,10 +85,6 @@ class AtlasGraph:
         """Indices of nodes without parents."""
         return np.flatnonzero(self.in_degree == 0)
 
-    def leaves(self) -> np.ndarray:
-        """Indices of nodes without children."""
-        return np.flatnonzero(self.out_degree == 0)
-
     def subgraph_mask(self, keep_edges: np.ndarray) -> "AtlasGraph":
         """The same nodes with only the edges where ``keep_edges`` is true."""
         return AtlasGraph(self.n, self.parent[keep_edges], self.child[keep_edges], self.ids)

@@ -111,27 +111,6 @@ ISSUE_SCHEMA = pa.schema([
 ])
 
 
-def provenance_rank(provenance: str) -> int:
-    """Rank of a provenance value; lower is stronger.
-
-    ``predicted:<method>`` ranks after every recorded provenance; unknown words rank last.
-    """
-    try:
-        return PROVENANCE_ORDER.index(provenance)
-    except ValueError:
-        if provenance.startswith(PREDICTED_PREFIX):
-            return len(PROVENANCE_ORDER)
-        return len(PROVENANCE_ORDER) + 1
-
-
-def relation_rule_rank(rule: str) -> int:
-    """Rank of a relation rule; lower is stronger (see :data:`RELATION_RULES`)."""
-    try:
-        return RELATION_RULES.index(rule)
-    except ValueError:
-        return len(RELATION_RULES)
-
-
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s columns, in order, cast to its types.
 

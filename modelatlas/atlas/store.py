@@ -1,4 +1,4 @@
-"""The atlas store: one embedded DuckDB file, written atomically, with Parquet export.
+"""The atlas store: one embedded DuckDB file, written atomically.
 
 A save writes a complete new database next to the target and renames it over the target only
 when it is whole, so an interrupted ingest leaves the previous atlas intact. Every table of the
@@ -14,8 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from modelatlas.atlas.schema import conform
 from modelatlas.errors import StoreError
@@ -88,26 +86,3 @@ def load_atlas(path: str | Path):
     atlas = Atlas(**core)
     atlas.extras = tables
     return atlas
-
-
-def export_parquet(atlas, directory: str | Path) -> list[Path]:
-    """Write each table of ``atlas`` as ``<directory>/<name>.parquet``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, table in atlas.tables().items():
-        out = directory / f"{name}.parquet"
-        pq.write_table(table, out)
-        written.append(out)
-    return written
-
-
-def table_names(path: str | Path) -> list[str]:
-    """Names of the tables stored in an atlas file."""
-    con = connect(path)
-    try:
-        return [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-                if r[0] != _META]
-    finally:
-        con.close()
-

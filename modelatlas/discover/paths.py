@@ -20,11 +20,6 @@ def upward_tree(facts: AtlasFacts, node: int) -> tuple[np.ndarray, np.ndarray]:
     return breadth_first_order(facts.graph.reverse_adjacency, node, directed=True, return_predecessors=True)
 
 
-def downward_tree(facts: AtlasFacts, node: int) -> tuple[np.ndarray, np.ndarray]:
-    """Breadth-first search from ``node`` towards its descendants (see :func:`upward_tree`)."""
-    return breadth_first_order(facts.graph.adjacency, node, directed=True, return_predecessors=True)
-
-
 def walk(predecessors: np.ndarray, start: int, target: int) -> list[int]:
     """Nodes from ``target`` back to ``start`` following ``predecessors`` (``start`` last)."""
     path = [target]

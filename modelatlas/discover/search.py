@@ -81,7 +81,6 @@ def search(facts: AtlasFacts, query: SearchQuery) -> dict:
         An unknown ranking key or metric.
     """
     keep = facts.real.copy()
-    reasons: dict[int, list[str]] = {}
     dist = pred = None
     if query.descendants_of:
         root = int(facts.atlas.index_of([query.descendants_of])[0])

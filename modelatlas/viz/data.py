@@ -78,10 +78,6 @@ class AtlasView:
         self.xy = np.column_stack([layout["x"].to_numpy(), layout["y"].to_numpy()])
         self.component = layout["component"].to_numpy().astype(np.int64)
 
-    @classmethod
-    def from_atlas(cls, atlas) -> "AtlasView":
-        return cls(atlas)
-
     # ------------------------------------------------------------------ cached arrays
     @property
     def n(self) -> int:

@@ -24,7 +24,6 @@ dequantised: reading it is a clear error.
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 import numpy as np
