@@ -124,6 +124,30 @@ def api_load(site: str, view: AtlasView, requests: int, clients: int, seed: int 
     return out
 
 
+def answer_costs(view: AtlasView, max_nodes: int, repeats: int = 3) -> None:
+    """Server side of the family answer: building it, and encoding it with the standard library
+    (the baseline) against orjson, which the server uses."""
+    import json
+
+    import orjson
+
+    from modelatlas.viz.server import _component_graph
+
+    build, std, fast = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        answer = _component_graph(view, 0, max_nodes)
+        t1 = time.perf_counter()
+        body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        t2 = time.perf_counter()
+        orjson.dumps(answer)
+        t3 = time.perf_counter()
+        build.append(t1 - t0), std.append(t2 - t1), fast.append(t3 - t2)
+    b, j, o = (statistics.median(v) * 1000 for v in (build, std, fast))
+    print(f"family answer ({len(body) / 1e6:.1f} MB): build {b:.0f} ms, json {j:.0f} ms, "
+          f"orjson {o:.0f} ms ({j / o:.1f}x)", flush=True)
+
+
 def p95(values) -> float:
     return float(np.percentile(values, 95))
 
@@ -146,6 +170,7 @@ def main() -> None:
         t = time.perf_counter()
         family = AtlasView(synthetic_atlas(args.component_nodes, root_share=0.0, seed=1))
         print(f"built {family.n:,}-model family and its layout in {time.perf_counter() - t:.1f} s", flush=True)
+        answer_costs(family, args.component_nodes)
         with LiveServer(family) as site:
             lod = args.component_nodes
             drawn, marks = first_render(browser, f"{site}/#c=0&lod={lod}", "component-0", args.repeats)
