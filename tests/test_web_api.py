@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pytest
 from fastapi.testclient import TestClient
 
@@ -106,7 +108,41 @@ def test_component_graph_level_of_detail(client, view):
         assert p < 0 or view.ids[p] in shown
 
 
+def _arrow_family(client, **params):
+    response = client.get("/api/components/0/graph", params={**params, "format": "arrow"})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    return pa.ipc.open_stream(response.content).read_all()
+
+
+@pytest.mark.parametrize("max_nodes", [5, 36])
+def test_component_graph_arrow_is_the_json_answer(client, max_nodes):
+    """The page reads the Arrow form; it must say exactly what the JSON form says."""
+    data = client.get("/api/components/0/graph", params={"max_nodes": max_nodes}).json()
+    table = _arrow_family(client, max_nodes=max_nodes)
+    meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+    assert meta == {"component": "0", "total_nodes": str(data["total_nodes"]),
+                    "shown_nodes": str(data["shown_nodes"]), "truncated": str(data["truncated"]).lower()}
+    assert table.num_rows == data["shown_nodes"] and table.to_batches()[0].num_rows == table.num_rows
+    nodes = data["nodes"]
+    assert table["id"].to_pylist() == nodes["id"]
+    for axis in "xy":
+        assert table[axis].to_numpy() == pytest.approx(np.array(nodes[axis]), abs=1e-3)
+    for name in ("downloads", "sub_tree_downloads", "likes", "downloads_all_time", "descendants"):
+        assert table[name].to_pylist() == nodes[name]
+    created = table["created_at"].to_numpy()
+    assert [None if np.isnan(t) else int(t) for t in created] == nodes["created_at"]
+    for name, codes in nodes["colors"].items():
+        assert table[f"color_{name}"].to_pylist() == codes
+    arrow_edges = {(i, e["target"], e["relation"], e["provenance"], round(e["confidence"], 4))
+                   for i, out in enumerate(table["out_edges"].to_pylist()) for e in out}
+    e = data["edges"]
+    json_edges = set(zip(e["source"], e["target"], e["relation"], e["provenance"], e["confidence"]))
+    assert arrow_edges == json_edges and len(json_edges) == len(e["source"])
+
+
 @pytest.mark.parametrize("path,status", [
+    ("/api/components/0/graph?format=pickle", 422),
+    ("/api/components/99/graph?format=arrow", 404),
     ("/api/components/99/graph", 404),
     ("/api/components/-1/graph", 404),
     ("/api/components/abc/graph", 422),

@@ -190,6 +190,56 @@ def test_overview_click_opens_a_family(page, site):
     page.screenshot(path=str(ARTIFACTS / "web-atlas-galaxy.png"))
 
 
+def non_ascii_atlas():
+    """A family whose ids are not all ASCII (UTF-8 byte offsets differ from character offsets)."""
+    import pyarrow as pa
+
+    from modelatlas import Atlas
+
+    ids = ["zoë/base", "ascii/child", "müller/ft-ü", "plain/leaf"]
+    records = pa.table({"id": ids, "downloads": [10, 5, 3, 1], "license": ["mit", None, "mit", "apache-2.0"]})
+    evidence = pa.table({"parent": ["zoë/base", "zoë/base", "müller/ft-ü"], "child": ids[1:],
+                         "relation": ["finetune", "finetune", "quantized"], "relation_rule": ["typed_tag"] * 3,
+                         "provenance": ["hub_tag", "hub_tag", "predicted:auto"], "confidence": [1.0, 1.0, 0.5],
+                         "source": ["test"] * 3})
+    return Atlas.build(records, evidence)
+
+
+@pytest.mark.parametrize("make_atlas", [hand_made_atlas, non_ascii_atlas], ids=["hand-made", "non-ascii"])
+def test_page_reads_the_family_answer_exactly(browser, make_atlas):
+    """The page reads the Arrow form of /api/components/{c}/graph (web/src/family.js); what it
+    decodes must be the JSON answer, field by field."""
+    import httpx
+
+    with LiveServer(AtlasView(make_atlas())) as url:
+        expected = httpx.get(f"{url}/api/components/0/graph").json()
+        pg = browser.new_page()
+        pg.goto(url + "/#c=0")
+        wait_rendered(pg, "component-0")
+        got = pg.evaluate("""() => {
+            const d = window.__atlas.component.data, e = d.edges, plain = (a) => Array.from(a);
+            const nodes = Object.fromEntries(Object.entries(d.nodes).filter(([k]) => k !== 'colors')
+                .map(([k, v]) => [k, k === 'created_at' ? plain(v).map((t) => (Number.isNaN(t) ? null : t)) : plain(v)]));
+            nodes.colors = Object.fromEntries(Object.entries(d.nodes.colors).map(([k, v]) => [k, plain(v)]));
+            const edges = plain(e.source).map((s, k) => [s, e.target[k], e.relationLabels[e.relation[k]],
+                e.provenanceLabels[e.provenance[k]], Math.round(e.confidence[k] * 1e4) / 1e4]);
+            return { total: d.total_nodes, shown: d.shown_nodes, truncated: d.truncated, nodes, edges };
+        }""")
+        pg.close()
+    assert (got["total"], got["shown"], got["truncated"]) == \
+        (expected["total_nodes"], expected["shown_nodes"], expected["truncated"])
+    nodes = expected["nodes"]
+    assert got["nodes"]["id"] == nodes["id"]
+    for name, values in nodes.items():
+        if name in ("x", "y"):
+            assert got["nodes"][name] == pytest.approx(values, abs=1e-3)
+        elif name != "id":
+            assert got["nodes"][name] == values, name
+    e = expected["edges"]
+    assert sorted(map(tuple, got["edges"])) == sorted(zip(e["source"], e["target"], e["relation"], e["provenance"],
+                                                          e["confidence"]))
+
+
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_real_hub_records(browser, real_site):

@@ -154,6 +154,15 @@ class AtlasView:
         return np.asarray(self.atlas.edges["provenance"].to_pylist(), dtype=object)
 
     @cached_property
+    def edge_relation_codes(self) -> pa.DictionaryArray:
+        """:attr:`edge_relation` dictionary-encoded (for the Arrow answers)."""
+        return self.atlas.edges["relation"].combine_chunks().dictionary_encode()
+
+    @cached_property
+    def edge_provenance_codes(self) -> pa.DictionaryArray:
+        return self.atlas.edges["provenance"].combine_chunks().dictionary_encode()
+
+    @cached_property
     def edge_confidence(self) -> np.ndarray:
         return self.atlas.edges["confidence"].to_numpy()
 
@@ -212,8 +221,9 @@ class AtlasView:
     def warm(self) -> None:
         """Compute every cached array now, so that no request pays for it (or races to)."""
         for name in ("ids", "parent", "depth", "numeric", "created_at", "edges_by_parent", "edge_relation",
-                     "edge_provenance", "edge_confidence", "edge_predicted", "component_order",
-                     "component_starts", "_categories", "_search_keys", "_id_order"):
+                     "edge_provenance", "edge_relation_codes", "edge_provenance_codes", "edge_confidence",
+                     "edge_predicted", "component_order", "component_starts", "_categories", "_search_keys",
+                     "_id_order"):
             getattr(self, name)
 
     # ------------------------------------------------------------------ lookups

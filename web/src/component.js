@@ -24,23 +24,29 @@ export class ComponentView {
     document.getElementById('play').addEventListener('click', () => this.play());
   }
 
-  /** Build the graph of `data` and draw it once, already styled with `style` at `time`. */
+  /** Build the graph of `data` (see family.js) and draw it once, already styled with `style` at `time`. */
   load(data, style, time) {
     this.container.hidden = false;
     this.data = data;
     this.selected = null;
     const n = data.nodes.id.length;
+    const large = n > LARGE;
     const graph = new Graph({ type: 'directed', multi: false, allowSelfLoops: false });
-    for (let i = 0; i < n; i++) {
-      graph.addNode(data.nodes.id[i], { x: data.nodes.x[i], y: data.nodes.y[i], i, label: data.nodes.id[i], size: 2, color: UNKNOWN });
-    }
+    // Node keys are row numbers, not model ids: sigma keeps per-node caches in plain objects,
+    // and integer keys are array elements there, not hashed property names. Large families carry
+    // no labels (sigma would place each on its label grid); the hovered model is named by the
+    // tooltip and the selected one gets its label in nodeStyle.
+    const { id, x, y } = data.nodes;
+    for (let i = 0; i < n; i++) graph.addNode(i, large ? { x: x[i], y: y[i] } : { x: x[i], y: y[i], label: id[i] });
     const e = data.edges;
+    // Per edge, from its dictionary codes: whether it was predicted, and its relation's colour.
+    const predictedCode = e.provenanceLabels.map((p) => p.startsWith('predicted:'));
+    this.predicted = Uint8Array.from(e.provenance, (code) => predictedCode[code]);
+    this.relationColor = e.relationLabels.map((r) => RELATION_COLORS[r] || UNKNOWN);
     // Above LARGE models only the skeleton's edges are in the first frame: the SKELETON edges into
     // the largest sub-trees (edges are most of graphology's and sigma's work; a leaf already sits
     // next to its parent in the radial layout). The selected model gets all its edges; predicted
     // edges are always drawn.
-    const large = n > LARGE;
-    this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
     let cut = 0;
     if (large) {
       const weights = Float64Array.from(e.target, (t) => data.nodes.descendants[t]).sort().reverse();
@@ -52,11 +58,9 @@ export class ComponentView {
     this.skeletonOnly = large;
     this.graph = graph;
     window.__atlas.marks.built = performance.now();
-    this.predicted = e.provenance.map((p) => p.startsWith('predicted:'));
     this.tmin = Infinity; this.tmax = -Infinity;
     for (const t of data.nodes.created_at) {
-      if (t === null) continue;
-      if (t < this.tmin) this.tmin = t;
+      if (t < this.tmin) this.tmin = t; // NaN (unknown) compares false
       if (t > this.tmax) this.tmax = t;
     }
     if (this.tmin === Infinity) { this.tmin = 0; this.tmax = 0; }
@@ -73,10 +77,10 @@ export class ComponentView {
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
     });
-    this.renderer.on('clickNode', ({ node }) => this.onModel(node));
+    this.renderer.on('clickNode', ({ node }) => this.onModel(data.nodes.id[node]));
     this.renderer.on('enterNode', ({ node }) => {
       this.tooltip.hidden = false;
-      this.tooltip.textContent = node;
+      this.tooltip.textContent = data.nodes.id[node];
     });
     this.renderer.on('leaveNode', () => { this.tooltip.hidden = true; });
     this.container.onmousemove = (ev) => {
@@ -107,27 +111,29 @@ export class ComponentView {
     for (let i = 0; i < d.id.length; i++) {
       let ok = true;
       for (const [f, code] of Object.entries(wanted)) if (d.colors[f][i] !== code) { ok = false; break; }
-      const t = d.created_at[i];
-      if (t !== null && (t < from || t > to || t > cut)) ok = false;
+      const t = d.created_at[i]; // NaN (unknown) passes every time bound
+      if (t < from || t > to || t > cut) ok = false;
       this.visible[i] = ok ? 1 : 0;
     }
     this.s = { ...s, codes: d.colors[s.color], sizes, top: Math.log1p(sizes.reduce((m, v) => (v > m ? v : m), 1)) };
   }
 
+  // Sigma hands the reducer its own copy of the attributes, so they are styled in place.
   nodeStyle(node, attrs) {
     const { codes, sizes, top, colors } = this.s;
-    const i = attrs.i;
-    const out = { ...attrs, color: colors[codes[i]], size: 1.5 + 10 * Math.log1p(sizes[i]) / top };
-    if (!this.visible[i]) out.hidden = true;
-    if (node === this.selected) { out.highlighted = true; out.forceLabel = true; }
-    return out;
+    const i = Number(node);
+    attrs.color = colors[codes[i]];
+    attrs.size = 1.5 + 10 * Math.log1p(sizes[i]) / top;
+    if (!this.visible[i]) attrs.hidden = true;
+    if (i === this.selected) { attrs.highlighted = true; attrs.forceLabel = true; attrs.label = this.data.nodes.id[i]; }
+    return attrs;
   }
 
   edgeStyle(edge, attrs) {
     const k = attrs.k;
     if (this.predicted[k]) {
-      if (!this.s.predicted || this.data.edges.confidence[k] < this.s.confidence) return { ...attrs, hidden: true };
-      return { ...attrs, color: PREDICTED, size: 1.2 };
+      if (!this.s.predicted || this.data.edges.confidence[k] < this.s.confidence) attrs.hidden = true;
+      else { attrs.color = PREDICTED; attrs.size = 1.2; }
     }
     return attrs;
   }
@@ -143,16 +149,19 @@ export class ComponentView {
     const e = this.data.edges;
     const key = String(k);
     if (graph.hasEdge(key)) return;
-    graph.addDirectedEdgeWithKey(key, this.data.nodes.id[e.source[k]], this.data.nodes.id[e.target[k]], {
-      k, color: RELATION_COLORS[e.relation[k]] || UNKNOWN, size: 0.6,
-    });
+    graph.addDirectedEdgeWithKey(key, e.source[k], e.target[k], { k, color: this.relationColor[e.relation[k]], size: 0.6 });
+  }
+
+  /** Row of model `id` in this family, or -1 (a linear scan: only on a click or a search). */
+  row(id) {
+    return this.data ? this.data.nodes.id.indexOf(id) : -1;
   }
 
   highlight(id) {
-    this.selected = this.graph?.hasNode(id) ? id : null;
-    if (this.selected && this.skeletonOnly) {
+    const i = this.row(id);
+    this.selected = i >= 0 ? i : null;
+    if (this.selected !== null && this.skeletonOnly) {
       // Draw every edge of the selected model.
-      const i = this.graph.getNodeAttribute(id, 'i');
       const e = this.data.edges;
       for (let k = 0; k < e.source.length; k++) if (e.source[k] === i || e.target[k] === i) this.addEdge(this.graph, k);
     }
@@ -160,15 +169,16 @@ export class ComponentView {
   }
 
   focus(id) {
-    if (!this.graph?.hasNode(id)) return;
+    const i = this.row(id);
+    if (i < 0) return;
     this.highlight(id);
-    const pos = this.renderer.getNodeDisplayData(id);
+    const pos = this.renderer.getNodeDisplayData(i);
     if (pos) this.renderer.getCamera().animate({ x: pos.x, y: pos.y, ratio: 0.5 }, { duration: 300 });
   }
 
-  /** Screen position of a node in CSS pixels of the container (for tests). */
+  /** Screen position of a model in CSS pixels of the container (for tests). */
   screenPosition(id) {
-    const a = this.graph.getNodeAttributes(id);
+    const a = this.graph.getNodeAttributes(this.row(id));
     return this.renderer.graphToViewport({ x: a.x, y: a.y });
   }
 
@@ -184,7 +194,8 @@ export class ComponentView {
 
   updateTimeLabel() {
     const t = this.time ?? this.tmax;
-    const shown = this.data.nodes.created_at.filter((c) => c === null || c <= t).length;
+    let shown = 0;
+    for (const c of this.data.nodes.created_at) if (!(c > t)) shown += 1; // unknown dates always count
     document.getElementById('time-label').textContent = this.tmax
       ? `${new Date(t * 1000).toISOString().slice(0, 10)} · ${shown.toLocaleString()} models` : 'no dates';
   }

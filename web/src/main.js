@@ -2,7 +2,8 @@
 // at a time in detail (sigma.js + graphology). All data comes from the JSON API of `modelatlas serve`;
 // the page loads nothing from any other origin.
 import './style.css';
-import { api, apiBytes } from './api.js';
+import { api, apiBytes, apiTable } from './api.js';
+import { familyFromTable } from './family.js';
 import { categoryColors, OTHER_VALUES, PREDICTED, RELATION_COLORS } from './palette.js';
 import { Overview } from './overview.js';
 import { ComponentView } from './component.js';
@@ -141,8 +142,8 @@ function markRendered() {
 
 // The big request of the first view starts with the page, alongside /api/meta and WebGL set-up.
 const pending = new Map();
-function fetchOnce(url, binary) {
-  if (!pending.has(url)) pending.set(url, binary ? apiBytes(url) : api(url));
+function fetchOnce(url, get) {
+  if (!pending.has(url)) pending.set(url, get(url));
   const p = pending.get(url);
   pending.delete(url);
   return p;
@@ -156,13 +157,13 @@ function overviewUrl() {
   return '/api/overview?' + params;
 }
 
-const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}`;
+const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}&format=arrow`;
 
 async function showOverview() {
   atlas.component?.hide();
   $('timeline').hidden = true;
   $('banner').hidden = true;
-  const request = fetchOnce(overviewUrl(), true);
+  const request = fetchOnce(overviewUrl(), apiBytes);
   if (!atlas.overview) {
     atlas.overview = new Overview($('overview'), $('tooltip'), (component) => {
       state.component = component; state.model = null; state.time = null; route();
@@ -190,7 +191,7 @@ async function showComponent() {
     });
   }
   status(`loading family ${state.component}…`);
-  const data = await fetchOnce(graphUrl(), false);
+  const data = familyFromTable(await fetchOnce(graphUrl(), apiTable));
   mark('fetched');
   atlas.component.load(data, currentStyle(), state.time);
   const notes = [];
@@ -324,7 +325,7 @@ async function main() {
   mark('script');
   readHash();
   if (state.component === null) pending.set(overviewUrl(), apiBytes(overviewUrl()));
-  else pending.set(graphUrl(), api(graphUrl()));
+  else pending.set(graphUrl(), apiTable(graphUrl()));
   atlas.meta = await api('/api/meta');
   mark('meta');
   setupControls(atlas.meta);
