@@ -238,8 +238,28 @@ def test_overview_points(client, view):
     assert int(late.headers["x-point-count"]) == int(np.sum(view.created_at >= 1685577600))
 
 
+def test_overview_bbox_follows_the_view(client, view):
+    """Zoomed in, the level of detail is taken among the models inside the view only."""
+    x, y = view.xy[:, 0], view.xy[:, 1]
+    x0, x1 = np.quantile(x, [0.1, 0.6])
+    y0, y1 = float(y.min()), float(y.max())
+    inside = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+    assert 2 < inside.size < view.n
+    r = client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}"})
+    assert int(r.headers["x-point-count"]) == int(r.headers["x-total-points"]) == inside.size
+    pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
+    np.testing.assert_allclose(pts[:, :2], view.xy[inside], rtol=1e-5, atol=1e-3)
+    r = client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}", "max_points": 2})
+    heaviest = inside[np.argsort(-view.numeric["sub_tree_downloads"][inside], kind="stable")[:2]]
+    pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
+    np.testing.assert_allclose(pts[:, :2], view.xy[np.sort(heaviest)], rtol=1e-5, atol=1e-3)
+    assert int(r.headers["x-total-points"]) == inside.size
+
+
 @pytest.mark.parametrize("params", [{"color": "card_text"}, {"size": "params"}, {"license": "no-such-licence"},
-                                   {"created_from": "yesterday"}, {"color": "x" * 41}])
+                                   {"created_from": "yesterday"}, {"color": "x" * 41}, {"bbox": "1,2,3"},
+                                   {"bbox": "0,0,nan,1"}, {"bbox": "1,0,0,1"}, {"bbox": "a,b,c,d"},
+                                   {"bbox": "0,0,inf,1"}])
 def test_overview_bad(client, params):
     _error(client.get("/api/overview", params=params), 422)
 

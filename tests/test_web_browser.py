@@ -190,6 +190,33 @@ def test_overview_click_opens_a_family(page, site):
     page.screenshot(path=str(ARTIFACTS / "web-atlas-galaxy.png"))
 
 
+def test_galaxy_level_of_detail_follows_zoom(page, site):
+    """With 5 of 40 models drawn, zooming in fetches the heaviest models inside the view."""
+    import httpx
+
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "bbox=" in r.url else None)
+    page.goto(site + "/#pts=5")
+    wait_rendered(page, "overview")
+    assert "level of detail: 5 of 40 models" in page.inner_text("[data-testid=status]")
+    box = page.locator("[data-testid=overview]").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(50)
+    page.wait_for_function("() => document.querySelector('[data-testid=status]').textContent.includes('in view')")
+    bbox = page.evaluate("() => window.__atlas.bbox")
+    x0, y0, x1, y1 = page.evaluate("() => window.__atlas.meta.bounds")
+    assert x0 < bbox[2] and bbox[0] < x1 and y0 < bbox[3] and bbox[1] < y1  # overlaps the atlas
+    assert (bbox[2] - bbox[0]) < (x1 - x0) or (bbox[3] - bbox[1]) < (y1 - y0)  # and is smaller
+    assert asked and all("max_points=5" in u for u in asked)
+    answer = httpx.get(asked[-1])
+    shown, total = int(answer.headers["x-point-count"]), int(answer.headers["x-total-points"])
+    assert total < 40
+    text = page.inner_text("[data-testid=status]")
+    assert (f"{shown} of {total} models in view" if shown < total else f"{shown} models in view") in text
+
+
 def non_ascii_atlas():
     """A family whose ids are not all ASCII (UTF-8 byte offsets differ from character offsets)."""
     import pyarrow as pa

@@ -22,10 +22,12 @@ Endpoints (all ``GET``):
     children by relation, sub-tree downloads, licence and data inheritance, Hub link.
 ``/api/search?q=&limit=``
     Completion over model ids (prefix of the id or of its name, then substring; by downloads).
-``/api/overview?color=&size=&max_points=&...filters``
+``/api/overview?color=&size=&max_points=&bbox=&...filters``
     Every (filtered) model as five little-endian float32 per point: x, y, colour code, size in
     [0, 1], component — the galaxy overview drawn with WebGL points; beyond ``max_points`` only
-    the models with the largest sub-tree downloads (level of detail).
+    the models with the largest sub-tree downloads (level of detail). ``bbox=x0,y0,x1,y1`` (layout
+    coordinates) keeps the models inside that rectangle: the page asks for it as the user zooms in,
+    so the level of detail follows the view.
 """
 
 # No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
@@ -157,10 +159,12 @@ def create_app(view: AtlasView):
                  library_name: Annotated[str | None, Query(max_length=200)] = None,
                  created_from: Annotated[str | None, Query(max_length=40)] = None,
                  created_to: Annotated[str | None, Query(max_length=40)] = None,
-                 max_points: Annotated[int, Query(ge=1, le=MAX_OVERVIEW_POINTS)] = MAX_OVERVIEW_POINTS):
+                 max_points: Annotated[int, Query(ge=1, le=MAX_OVERVIEW_POINTS)] = MAX_OVERVIEW_POINTS,
+                 bbox: Annotated[str | None, Query(max_length=200)] = None):
         filters = {"license": license, "pipeline_tag": pipeline_tag, "relation": relation,
                    "library_name": library_name}
-        body, count, total = _overview(view, color, size, filters, created_from, created_to, max_points)
+        body, count, total = _overview(view, color, size, filters, created_from, created_to, max_points,
+                                       _bbox(bbox) if bbox is not None else None)
         return Response(body, media_type="application/octet-stream",
                         headers={"X-Point-Count": str(count), "X-Total-Points": str(total),
                                  "Cache-Control": "no-store"})
@@ -356,9 +360,10 @@ def _model(view: AtlasView, i: int) -> dict:
 
 
 def _overview(view: AtlasView, color: str, size: str, filters: dict, created_from, created_to,
-              max_points: int = MAX_OVERVIEW_POINTS):
-    """Points of the galaxy; beyond ``max_points`` (level of detail) the models with the largest
-    sub-tree downloads, which keeps each family's upper tree. Returns (bytes, shown, matching)."""
+              max_points: int = MAX_OVERVIEW_POINTS, bbox: tuple[float, float, float, float] | None = None):
+    """Points of the galaxy (inside ``bbox`` when given); beyond ``max_points`` (level of detail) the
+    models with the largest sub-tree downloads, which keeps each family's upper tree.
+    Returns (bytes, shown, matching)."""
     cats = view.categories(color)
     if size not in SIZES:
         raise ViewError(f"cannot size by {size!r}; choose one of {', '.join(SIZES)}", 422)
@@ -374,6 +379,10 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
     for bound, op in ((created_from, np.greater_equal), (created_to, np.less_equal)):
         if bound is not None:
             keep &= op(view.created_at, _epoch(bound))
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        x, y = view.xy[:, 0], view.xy[:, 1]
+        keep &= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     idx = np.flatnonzero(keep)
     total = int(idx.size)
     if total > max_points:
@@ -387,6 +396,16 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
     points[:, 3] = weight / top if top > 0 else 0.0
     points[:, 4] = view.component[idx]
     return points.tobytes(), int(idx.size), total
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(np.isfinite(values)) or values[0] > values[2] or values[1] > values[3]:
+        raise ViewError(f"not a bounding box: {text!r} (use x0,y0,x1,y1 with x0 <= x1 and y0 <= y1)", 422)
+    return values
 
 
 def _epoch(text: str) -> float:

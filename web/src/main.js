@@ -17,7 +17,12 @@ const state = {
   component: null, model: null, color: 'relation', size: 'downloads',
   filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000, points: 300000,
 };
-const atlas = { meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {} };
+const atlas = {
+  meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {},
+  // Galaxy level of detail: the zoomed view's rectangle (null: the whole atlas), and whether any
+  // answer left models out (only then can zooming in show more).
+  bbox: null, truncated: false,
+};
 const mark = (name) => { atlas.marks[name] = performance.now(); };
 window.__atlas = atlas; // inspected by the end-to-end tests and the render benchmark
 
@@ -154,31 +159,52 @@ function overviewUrl() {
   for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
   if (state.from) params.set('created_from', state.from);
   if (state.to) params.set('created_to', state.to);
+  if (atlas.bbox) params.set('bbox', atlas.bbox.join(','));
   return '/api/overview?' + params;
+}
+
+// Zooming settled on `rect`: fetch the models inside it (their own level of detail), unless every
+// model is already drawn, or the rectangle holds the whole atlas and the whole atlas is drawn.
+function onView(rect) {
+  const [x0, y0, x1, y1] = atlas.meta.bounds;
+  const whole = rect[0] <= x0 && rect[1] <= y0 && rect[2] >= x1 && rect[3] >= y1;
+  if (!atlas.truncated || (whole && atlas.bbox === null)) return;
+  atlas.bbox = whole ? null : rect;
+  showOverview(false).catch((err) => status(err.message));
 }
 
 const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}&format=arrow`;
 
-async function showOverview() {
+let overviewSeq = 0;
+
+/** Fetch and draw the galaxy; `reset`: back to the whole atlas (else keep the camera and bbox). */
+async function showOverview(reset) {
   atlas.component?.hide();
   $('timeline').hidden = true;
   $('banner').hidden = true;
+  if (reset) atlas.bbox = null;
+  const mine = ++overviewSeq;
   const request = fetchOnce(overviewUrl(), apiBytes);
   if (!atlas.overview) {
-    atlas.overview = new Overview($('overview'), $('tooltip'), (component) => {
-      state.component = component; state.model = null; state.time = null; route();
+    atlas.overview = new Overview($('overview'), $('tooltip'), atlas.meta.bounds, {
+      onComponent: (component) => { state.component = component; state.model = null; state.time = null; route(); },
+      onView,
     });
   }
   status('loading galaxy…');
   const { buffer: buf, total } = await request;
+  if (mine !== overviewSeq) return; // a newer view or filter won
   mark('fetched');
   const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
-  const counts = await atlas.overview.show(buf, colors);
+  const counts = await atlas.overview.show(buf, colors, reset);
   renderLegend(counts);
   const shown = buf.byteLength / 20;
+  if (atlas.bbox) atlas.truncated ||= shown < total;
+  else atlas.truncated = shown < total;
+  const where = atlas.bbox ? ' in view' : '';
   status(shown < total
-    ? `level of detail: ${shown.toLocaleString()} of ${total.toLocaleString()} models (largest sub-trees) · ${atlas.meta.components.toLocaleString()} families`
-    : `${shown.toLocaleString()} models · ${atlas.meta.components.toLocaleString()} families`);
+    ? `level of detail: ${shown.toLocaleString()} of ${total.toLocaleString()} models${where} (largest sub-trees) · ${atlas.meta.components.toLocaleString()} families`
+    : `${shown.toLocaleString()} models${where} · ${atlas.meta.components.toLocaleString()} families`);
   markRendered();
 }
 
@@ -244,7 +270,7 @@ async function selectModel(id) {
 
 async function refresh() {
   writeHash();
-  if (state.component === null) await showOverview();
+  if (state.component === null) await showOverview(false);
   else {
     atlas.component.style(currentStyle(), state.time);
     renderLegend(atlas.component.colorCounts(state.color, atlas.meta.colors[state.color].labels.length));
@@ -257,7 +283,7 @@ async function route() {
   try {
     if (state.component === null) {
       $('panel').hidden = true;
-      await showOverview();
+      await showOverview(true);
     } else {
       await showComponent();
       if (state.model) await openModel(state.model);
