@@ -216,6 +216,17 @@ def test_galaxy_level_of_detail_follows_zoom(page, site):
     text = page.inner_text("[data-testid=status]")
     assert (f"{shown} of {total} models in view" if shown < total else f"{shown} models in view") in text
 
+    # The view is in the URL: opening it shows the same rectangle, at its own level of detail.
+    page.wait_for_function("() => location.hash.includes('v=')")
+    saved = [float(v) for v in page.evaluate("() => new URLSearchParams(location.hash.slice(1)).get('v')").split(",")]
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_rendered(other, "overview")
+    other.wait_for_function("() => document.querySelector('[data-testid=status]').textContent.includes('in view')")
+    restored = other.evaluate("() => window.__atlas.bbox")
+    assert restored == pytest.approx(saved, rel=0.02, abs=0.02 * (x1 - x0))
+    other.close()
+
 
 def non_ascii_atlas():
     """A family whose ids are not all ASCII (UTF-8 byte offsets differ from character offsets)."""

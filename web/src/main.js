@@ -16,6 +16,7 @@ const FILTERS = ['pipeline_tag', 'license', 'relation', 'library_name'];
 const state = {
   component: null, model: null, color: 'relation', size: 'downloads',
   filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000, points: 300000,
+  view: null, // the galaxy's visible rectangle [x0, y0, x1, y1] in layout coordinates (null: all)
 };
 const atlas = {
   meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {},
@@ -41,6 +42,8 @@ function readHash() {
   state.time = p.has('t') ? Number(p.get('t')) : null;
   state.lod = Math.min(Math.max(Number(p.get('lod')) || 50000, 1), 100000);
   state.points = Math.min(Math.max(Number(p.get('pts')) || 300000, 1), 3000000);
+  const view = (p.get('v') || '').split(',').map(Number);
+  state.view = view.length === 4 && view.every(Number.isFinite) && view[0] < view[2] && view[1] < view[3] ? view : null;
 }
 
 function writeHash() {
@@ -57,6 +60,7 @@ function writeHash() {
   if (state.time !== null) p.set('t', state.time);
   if (state.lod !== 50000) p.set('lod', state.lod);
   if (state.points !== 300000) p.set('pts', state.points);
+  if (state.component === null && state.view) p.set('v', state.view.map((v) => +v.toPrecision(6)).join(','));
   history.replaceState(null, '', '#' + p.toString());
 }
 
@@ -89,7 +93,10 @@ function setupControls(meta) {
     $('f-confidence-out').textContent = state.confidence;
     refresh();
   });
-  $('home').addEventListener('click', () => { state.component = null; state.model = null; state.time = null; route(); });
+  $('home').addEventListener('click', () => {
+    Object.assign(state, { component: null, model: null, time: null, view: null });
+    route();
+  });
   setupSearch();
 }
 
@@ -168,6 +175,8 @@ function overviewUrl() {
 function onView(rect) {
   const [x0, y0, x1, y1] = atlas.meta.bounds;
   const whole = rect[0] <= x0 && rect[1] <= y0 && rect[2] >= x1 && rect[3] >= y1;
+  state.view = whole ? null : rect;
+  writeHash();
   if (!atlas.truncated || (whole && atlas.bbox === null)) return;
   atlas.bbox = whole ? null : rect;
   showOverview(false).catch((err) => status(err.message));
@@ -196,7 +205,7 @@ async function showOverview(reset) {
   if (mine !== overviewSeq) return; // a newer view or filter won
   mark('fetched');
   const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
-  const counts = await atlas.overview.show(buf, colors, reset);
+  const counts = await atlas.overview.show(buf, colors, reset, state.view);
   renderLegend(counts);
   const shown = buf.byteLength / 20;
   if (atlas.bbox) atlas.truncated ||= shown < total;

@@ -58,9 +58,9 @@ export class Overview {
     return [Math.min(a, b), Math.min(c, d), Math.max(a, b), Math.max(c, d)];
   }
 
-  /** Draw the points in `buffer` (the whole view again when `reset`); returns the number of points
-   * per colour code (for the legend). */
-  async show(buffer, colors, reset) {
+  /** Draw the points in `buffer`; when `reset`, move the camera to `view` ([x0, y0, x1, y1] in
+   * layout coordinates) or to the whole atlas. Returns the number of points per colour code. */
+  async show(buffer, colors, reset, view) {
     this.canvas.hidden = false;
     const data = new Float32Array(buffer);
     const n = data.length / FIELDS;
@@ -75,7 +75,12 @@ export class Overview {
     }
     this.plot.set({ pointColor: colors, pointColorActive: colors });
     await this.plot.draw({ x, y, valueA: a, valueB: b }, { zDataType: 'categorical', wDataType: 'continuous' });
-    if (reset) this.plot.zoomToOrigin?.();
+    if (reset && view) {
+      const [x0, y0, x1, y1] = view.map((v, k) => (v - (k % 2 ? this.cy : this.cx)) / this.half);
+      await this.plot.zoomToArea({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+    } else if (reset) {
+      this.plot.zoomToOrigin();
+    }
     return counts;
   }
 
