@@ -169,3 +169,25 @@ def test_take_rows_matches_arrow_take_on_any_chunking(rows, cuts, batch_rows, da
     table = table.set_column(1, "v", pa.chunked_array([table["v"].combine_chunks()]))
     idx = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=80 if n else 0)), dtype=np.int64)
     assert take_rows(table, idx, batch_rows).to_pylist() == table.take(pa.array(idx, pa.int64())).to_pylist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=4), min_size=1, max_size=60), st.lists(st.integers(1, 59), max_size=3),
+       st.lists(st.tuples(st.integers(0, 59), st.integers(0, 8)), max_size=6))
+def test_take_rows_slices_runs_of_consecutive_rows(ids, cuts, runs):
+    """Runs of consecutive rows (a sorted reader plus a few placeholders) give the same table as
+    Arrow's take, and the text column's output shares the input's character data (no copy)."""
+    from modelatlas.atlas.assemble import take_rows
+
+    n = len(ids)
+    bounds = sorted({min(c, n) for c in cuts})
+    table = pa.table({"id": ids, "v": pa.array(range(n), pa.int64())})
+    table = pa.concat_tables([table.slice(a, b - a) for a, b in zip([0] + bounds, bounds + [n])])
+    idx = np.concatenate([np.arange(s % n, min(s % n + k, n)) for s, k in runs] or [np.zeros(0)]).astype(np.int64)
+    out = take_rows(table, idx)
+    assert out.to_pylist() == table.take(pa.array(idx, pa.int64())).to_pylist()
+    data = {table["id"].chunk(c).buffers()[2].address for c in range(table["id"].num_chunks)
+            if table["id"].chunk(c).buffers()[2] is not None}
+    for chunk in out["id"].chunks:
+        if len(chunk) and chunk.buffers()[2] is not None:
+            assert chunk.buffers()[2].address in data

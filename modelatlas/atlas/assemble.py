@@ -152,6 +152,7 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     # Placeholders for referenced models without a record.
     referenced = pc.unique(pa.concat_arrays([edges["parent"].combine_chunks(), edges["child"].combine_chunks()]))
     missing = pc.filter(referenced, pc.invert(pc.is_in(referenced, nodes["id"])))
+    missing = missing.take(pc.sort_indices(missing))  # sorted, so records sorted by id stay in runs
     if len(missing):
         placeholders = conform(pa.table({
             "id": missing,
@@ -183,6 +184,11 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     return nodes, edges, evidence, issue_table
 
 
+#: A variable-width column is sliced instead of gathered when at most this share of the rows
+#: start a new run of consecutive input rows.
+MAX_RUN_SHARE = 1 / 256
+
+
 def take_rows(table: pa.Table, indices: np.ndarray, batch_rows: int = 1 << 18) -> pa.Table:
     """``table.take(indices)``, chunk by chunk.
 
@@ -190,12 +196,24 @@ def take_rows(table: pa.Table, indices: np.ndarray, batch_rows: int = 1 << 18) -
     column (a Hub's card texts are gigabytes), and past 2 GiB of text a 32-bit ``string`` column
     overflows. Here each output batch gathers its rows from the input chunks they live in, so
     only the result is allocated and no array grows past one input chunk or one output batch.
+
+    When ``indices`` are runs of consecutive rows (a reader that already sorted its records by id,
+    with a few placeholders merged in), variable-width columns (strings, lists) are not copied at
+    all: their output chunks are zero-copy slices of the input, one per run.
     """
     indices = np.asarray(indices, dtype=np.int64)
     plans: dict[tuple[int, ...], list] = {}
+    runs: dict[tuple[int, ...], list | None] = {}
     columns = []
     for col in table.columns:
         lengths = tuple(len(c) for c in col.chunks)
+        if _variable_width(col.type):
+            if lengths not in runs:
+                runs[lengths] = _runs(lengths, indices)
+            if runs[lengths] is not None:
+                columns.append(pa.chunked_array([col.chunk(c).slice(start, k) for c, start, k in runs[lengths]],
+                                                col.type))
+                continue
         if lengths not in plans:  # columns of one table may be chunked differently
             plans[lengths] = _gather_plan(lengths, indices, batch_rows)
         out = []
@@ -204,6 +222,26 @@ def take_rows(table: pa.Table, indices: np.ndarray, batch_rows: int = 1 << 18) -
             out.append((pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]).take(inverse))
         columns.append(pa.chunked_array(out, col.type))
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _variable_width(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind))
+
+
+def _runs(lengths: tuple[int, ...], indices: np.ndarray) -> list[tuple[int, int, int]] | None:
+    """``indices`` as (chunk, first row, length) runs of consecutive rows within one chunk, or
+    ``None`` when there are too many runs for slicing to pay (see :data:`MAX_RUN_SHARE`)."""
+    if indices.size == 0:
+        return []
+    starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    which = np.searchsorted(starts, indices, side="right") - 1
+    new = np.flatnonzero((np.diff(indices) != 1) | (np.diff(which) != 0)) + 1
+    if new.size + 1 > max(16, indices.size * MAX_RUN_SHARE):
+        return None
+    first = np.concatenate([[0], new])
+    sizes = np.diff(np.concatenate([first, [indices.size]]))
+    return [(int(which[f]), int(indices[f] - starts[which[f]]), int(k)) for f, k in zip(first, sizes)]
 
 
 def _gather_plan(lengths: tuple[int, ...], indices: np.ndarray, batch_rows: int) -> list:

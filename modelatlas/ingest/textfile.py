@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -27,7 +29,11 @@ def open_text(path: str | Path) -> io.TextIOBase:
 
 
 def quiet_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that prints no progress bar (it would spoil ``--json`` output)."""
+    """An in-memory DuckDB connection that prints no progress bar (it would spoil ``--json``
+    output) and spills, when it must, under the system's temporary folder (DuckDB's default for
+    in-memory databases is ``.tmp`` in the current directory)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
+    folder = Path(tempfile.gettempdir()) / f"modelatlas-duckdb-{os.getpid()}"
+    con.execute("SET temp_directory = ?", [str(folder)])
     return con
