@@ -10,7 +10,7 @@ from modelatlas.errors import InputError
 from modelatlas.weights import open_weights, signature
 
 gguf = pytest.importorskip("gguf")
-from gguf import quants  # noqa: E402
+from gguf import quants
 
 N_HEAD, N_KV, HEAD_DIM, HIDDEN, FFN, VOCAB = 4, 2, 8, 32, 48, 40
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from modelatlas.errors import InputError
 from modelatlas.weights.bnb4bit import COMPANIONS as BNB4_COMPANIONS
-from modelatlas.weights.bnb4bit import STATE_PREFIX, QUANT_TYPES, Blockwise4BitRows, parse_quant_state
+from modelatlas.weights.bnb4bit import QUANT_TYPES, STATE_PREFIX, Blockwise4BitRows, parse_quant_state
 from modelatlas.weights.gptq import PackedIntRows
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, Unpacked4Bit)
