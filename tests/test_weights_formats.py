@@ -287,3 +287,14 @@ def test_truncated_gguf_and_onnx_are_clear_errors(tmp_path, kind):
         cut_path.write_bytes(blob[:cut])
         with pytest.raises(InputError, match=rf"cut{cut}\.{kind}: not a readable"):
             open_weights(cut_path)
+
+
+def test_gguf_one_dimensional_tensors_are_columns_as_in_safetensors(tmp_path):
+    """A 1-D tensor is ``shape[0]`` rows of one value, whatever its GGUF type."""
+    v = np.linspace(-1, 1, 64, dtype=np.float32)
+    path = _gguf(tmp_path / "v.gguf", {"a.weight": v, "q.weight": v.copy()}, {"q.weight": "Q8_0"})
+    with open_weights(path) as wf:
+        for name in ("a.weight", "q.weight"):
+            full = wf.read(name)
+            assert full.shape == (64,) and np.abs(full - v).max() < 0.01
+            np.testing.assert_array_equal(wf.read_rows(name, np.array([63, 0])), full[[63, 0]][:, None])

@@ -213,16 +213,6 @@ def test_gptq_without_scales_is_a_clear_error(tmp_path):
         open_weights(tmp_path / "g.safetensors")
 
 
-def test_bitsandbytes_4bit_is_flagged_not_dequantised(tmp_path):
-    save_file({"l.weight": np.zeros((32, 1), np.uint8), "l.weight.absmax": np.ones(1, np.float32),
-               "l.weight.quant_map": np.zeros(16, np.float32)}, tmp_path / "b.safetensors")
-    with open_weights(tmp_path / "b.safetensors") as wf:
-        assert set(wf.tensors) == {"l.weight"}
-        assert "bitsandbytes-4bit" in detect_quantization(wf).schemes
-        with pytest.raises(InputError, match="bitsandbytes-4bit packed layout is recognised but not dequantised"):
-            wf.read_rows("l.weight", np.array([0]))
-
-
 def test_config_quantization_config(tmp_path):
     save_file({"w": np.ones((4, 4), np.float16)}, tmp_path / "model.safetensors")
     (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "awq"}}))

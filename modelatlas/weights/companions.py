@@ -18,8 +18,10 @@ Conventions recognised in safetensors files (names relative to the quantised ten
 - **GPTQ / AWQ**: ``P.qweight`` + ``P.qzeros`` + ``P.scales`` (+ ``P.g_idx`` for GPTQ) become
   ``P.weight`` (see :mod:`modelatlas.weights.gptq`).
 
-bitsandbytes NF4 / FP4 (``weight.absmax``, ``weight.quant_map``) is listed with its scheme but not
-dequantised: reading it is a clear error.
+- **bitsandbytes NF4 / FP4** (``Linear4bit``): ``P.weight`` with ``P.weight.absmax``,
+  ``P.weight.quant_map``, ``P.weight.quant_state.bitsandbytes__nf4`` / ``__fp4`` (and, double
+  quantised, ``P.weight.nested_absmax`` / ``P.weight.nested_quant_map``) becomes ``P.weight`` in its
+  original shape (see :mod:`modelatlas.weights.bnb4bit`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Callable
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.bnb4bit import COMPANIONS as BNB4_COMPANIONS
+from modelatlas.weights.bnb4bit import QUANT_TYPES, STATE_PREFIX, Blockwise4BitRows, parse_quant_state
 from modelatlas.weights.gptq import PackedIntRows
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, Unpacked4Bit)
@@ -43,7 +47,7 @@ def _first(names: set[str], base: str, suffixes: tuple[str, ...]) -> str | None:
 
 
 def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], path: str
-            ) -> list[tuple[TensorInfo, RowSource | None]]:
+            ) -> list[tuple[TensorInfo, RowSource]]:
     """Group stored tensors into logical tensors with their row sources.
 
     Parameters
@@ -58,11 +62,10 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
     Returns
     -------
     list of (TensorInfo, source)
-        ``source`` is ``None`` for tensors whose packed layout is recognised but not dequantised.
     """
     names = set(stored)
     used: set[str] = set()
-    out: list[tuple[TensorInfo, RowSource | None]] = []
+    out: list[tuple[TensorInfo, RowSource]] = []
 
     gptq_bases = {n[: -len("qweight")] for n in names if n.endswith("qweight") and stored[n].dtype == "I32"}
     for base in sorted(gptq_bases):
@@ -78,6 +81,13 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         companions = tuple(parts[p] for p in ("qzeros", "scales", "g_idx") if p in parts)
         out.append((TensorInfo(base + "weight", (src.n_rows, src.n_cols), "I32",
                                QuantInfo(scheme, src.bits, "group", group, companions)), src))
+
+    bnb_owners = {n for n in names if any(n + s in names for s in BNB4_COMPANIONS)}
+    for name in sorted(bnb_owners):
+        src, parts = _bitsandbytes_4bit(name, names, raw, path)
+        used.update(parts + (name,))
+        out.append((TensorInfo(name, src.shape, stored[name].dtype,
+                               QuantInfo(f"bitsandbytes-{src.quant_type}", 4, "block", src.blocksize, parts)), src))
 
     for name in sorted(names):
         if name in used:
@@ -111,12 +121,6 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         if info.dtype not in ("I8", "U8"):
             continue
         stem = name[: -len(".weight")] if name.endswith(".weight") else None
-        if stem is not None and (name + ".absmax" in names or name + ".quant_map" in names):
-            parts = tuple(sorted(n for n in names if n.startswith(name + ".")))
-            used.update(parts + (name,))
-            out.append((TensorInfo(name, info.shape, info.dtype,
-                                   QuantInfo("bitsandbytes-4bit", 4, "block", None, parts)), None))
-            continue
         scb = stem + ".SCB" if stem is not None and stem + ".SCB" in names else None
         scale_name = scb or _first(names, name, SCALE_SUFFIXES)
         if scale_name is None:
@@ -145,6 +149,24 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         info = stored[name]
         out.append((TensorInfo(name, info.shape, info.dtype), FloatRows(raw(name))))
     return out
+
+
+def _bitsandbytes_4bit(name: str, names: set[str], raw: Callable[[str], ArrayRows], path: str
+                       ) -> tuple[Blockwise4BitRows, tuple[str, ...]]:
+    """The row source of a bitsandbytes 4-bit weight ``name`` and the stored names it uses."""
+    states = [name + STATE_PREFIX + t for t in QUANT_TYPES if name + STATE_PREFIX + t in names]
+    if len(states) > 1:
+        raise InputError("bitsandbytes 4-bit weight with both an nf4 and an fp4 quant state", path=path, where=name)
+    missing = [name + s for s in (".absmax", ".quant_map") if name + s not in names]
+    missing += [] if states else [name + STATE_PREFIX + "nf4 (or fp4)"]
+    if missing:
+        raise InputError(f"bitsandbytes 4-bit weight without {', '.join(missing)} beside it", path=path, where=name)
+    state = parse_quant_state(raw(states[0]).full(), path=path, name=states[0])
+    nested = {s: raw(name + s) if name + s in names else None for s in (".nested_absmax", ".nested_quant_map")}
+    src = Blockwise4BitRows(raw(name), raw(name + ".absmax"), raw(name + ".quant_map"), state,
+                            nested[".nested_absmax"], nested[".nested_quant_map"], path=path, name=name)
+    parts = tuple(sorted(name + s for s in BNB4_COMPANIONS if name + s in names))
+    return src, parts
 
 
 class _Constant:

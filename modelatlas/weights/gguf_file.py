@@ -3,20 +3,22 @@
 ``GGUFReader`` memory-maps the file and exposes each tensor's raw bytes; quantised types store
 blocks along rows, so any set of rows dequantises on its own (``gguf.quants.dequantize``). GGUF
 lists dimensions fastest-first (ggml order); we reverse them into PyTorch's row-major order.
-Tensor names stay GGUF's (``blk.0.attn_q.weight``): GGUF models compare with GGUF models (mapping
-them to a checkpoint's names would need each architecture's name table; llama.cpp also permutes
-the query / key rows of Llama-style models on conversion, see ``docs/weights.md``).
+Tensor names stay GGUF's (``blk.0.attn_q.weight``) unless Hugging Face names are given: then the
+tensors they map to (:mod:`modelatlas.weights.gguf_names`) are exposed under those names, query /
+key rows put back in checkpoint order, so the model compares with safetensors models.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from modelatlas.errors import InputError
-from modelatlas.weights.tensors import ArrayRows, FloatRows, QuantInfo, StoredTensor, TensorInfo
+from modelatlas.weights.gguf_names import hf_name_map, hf_row_order
+from modelatlas.weights.tensors import (ArrayRows, FloatRows, QuantInfo, ReorderedRows, StoredTensor, TensorInfo,
+                                        TransposedRows)
 from modelatlas.weights.weightfile import WeightFile, chunked
 
 FLOAT_TYPES = {"F32": "F32", "F16": "F16", "BF16": "BF16", "F64": "F64"}
@@ -43,11 +45,22 @@ class GGUFRows:
 
 
 class GGUFFile(WeightFile):
-    """The tensors of a GGUF file, shapes in PyTorch order, quantised types dequantised."""
+    """The tensors of a GGUF file, shapes in PyTorch order, quantised types dequantised.
+
+    Parameters
+    ----------
+    path:
+        The ``.gguf`` file.
+    hf_names:
+        Hugging Face tensor names (e.g. the parent checkpoint's) to expose the GGUF tensors under;
+        tensors none of them maps to keep their GGUF names. Needs an architecture whose conversion
+        is known (:data:`modelatlas.weights.gguf_names.CONVERTER_ROW_PERMUTATIONS`); otherwise an
+        :class:`InputError` says so.
+    """
 
     format = "gguf"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, hf_names: Iterable[str] | None = None):
         import gguf
 
         super().__init__(path)
@@ -72,16 +85,32 @@ class GGUFFile(WeightFile):
             label = qtype.name
             self.stored[t.name] = StoredTensor(t.name, label, shape, int(t.n_bytes))
             self._data[t.name] = t.data
-            rows = shape[0] if len(shape) > 1 else 1
-            cols = int(np.prod(shape[1:])) if len(shape) > 1 else int(np.prod(shape))
-            raw = ArrayRows(np.asarray(t.data).reshape(rows, -1), self._count)
             if label in FLOAT_TYPES or label in INT_TYPES:
+                raw = ArrayRows(np.asarray(t.data).reshape(shape[0], -1), self._count)
                 self._add(TensorInfo(t.name, shape, label), FloatRows(raw))
             else:
                 block, _ = gguf.GGML_QUANT_SIZES[qtype]
                 bits = round(8 * gguf.GGML_QUANT_SIZES[qtype][1] / block)
+                # blocks run along GGUF rows: a 1-D tensor is one block row, read as a column
+                rows = shape[0] if len(shape) > 1 else 1
+                raw = ArrayRows(np.asarray(t.data).reshape(rows, -1), self._count)
+                source = GGUFRows(raw, qtype, int(np.prod(shape)) // rows)
                 self._add(TensorInfo(t.name, shape, label, QuantInfo(f"gguf:{label}", bits, "block", block)),
-                          GGUFRows(raw, qtype, cols))
+                          source if len(shape) > 1 else TransposedRows(source))
+        if hf_names is not None:
+            self._rename(hf_name_map(self.metadata, self.tensors, hf_names, path=str(self.path)))
+
+    def _rename(self, names: dict[str, str]) -> None:
+        """Expose tensors under the names given, rows in the checkpoint's order."""
+        tensors, sources = {}, {}
+        for name, info in self.tensors.items():
+            new, source = names.get(name, name), self._sources[name]
+            order = hf_row_order(self.metadata, name, info.shape[0], path=str(self.path)) if new != name else None
+            if order is not None:
+                source = ReorderedRows(source, order)
+            tensors[new] = TensorInfo(new, info.shape, info.dtype, info.quantization)
+            sources[new] = source
+        self.tensors, self._sources = tensors, sources
 
     def raw_chunks(self, stored_name: str, chunk_bytes: int = 1 << 24) -> Iterator[memoryview]:
         for chunk in chunked(np.asarray(self._data[stored_name]), chunk_bytes):

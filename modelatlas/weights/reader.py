@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from modelatlas.errors import InputError
 from modelatlas.weights.weightfile import WeightFile
@@ -14,7 +15,7 @@ FOLDER_CANDIDATES = ("model.safetensors.index.json", "model.safetensors", "*.saf
                      "*.safetensors", "*.gguf", "*.onnx", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
 
 
-def open_weights(path: str | Path) -> WeightFile:
+def open_weights(path: str | Path, *, hf_names: Iterable[str] | None = None) -> WeightFile:
     """Open a model's weights without reading tensor data.
 
     Parameters
@@ -23,6 +24,9 @@ def open_weights(path: str | Path) -> WeightFile:
         A ``.safetensors`` file, a ``*.safetensors.index.json`` shard index, a ``.onnx``, ``.gguf``
         or PyTorch ``.bin`` / ``.pt`` / ``.pth`` file, or a folder holding one of them (a shard
         index first, then ``model.safetensors``, then any single weights file).
+    hf_names:
+        GGUF files only (other formats already use checkpoint names): Hugging Face tensor names to
+        expose the GGUF tensors under (see :class:`modelatlas.weights.gguf_file.GGUFFile`).
 
     Returns
     -------
@@ -46,7 +50,7 @@ def open_weights(path: str | Path) -> WeightFile:
     magic = _magic(path)
     if name.endswith(".gguf") or magic == b"GGUF":
         from modelatlas.weights.gguf_file import GGUFFile
-        return GGUFFile(path)
+        return GGUFFile(path, hf_names)
     if name.endswith(".onnx"):
         from modelatlas.weights.onnx_file import ONNXFile
         return ONNXFile(path)

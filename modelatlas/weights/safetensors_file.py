@@ -60,9 +60,7 @@ class SafetensorsFile(WeightFile):
                 raise InputError(f"weight_map places tensor {name!r} in {shard}, which does not hold it",
                                  path=str(self.path), where=name)
         for info, source in resolve(self.stored, self._raw, str(self.path)):
-            self.tensors[info.name] = info
-            if source is not None:
-                self._sources[info.name] = source
+            self._add(info, source)
 
     def _memmap(self, shard: Path) -> np.ndarray:
         """The shard as a read-only uint8 array over a memory map (plain ndarray: cheap slicing)."""
@@ -82,18 +80,6 @@ class SafetensorsFile(WeightFile):
 
     def _raw(self, name: str) -> ArrayRows:
         return ArrayRows(self._array(name), self._count)
-
-    def read(self, name: str) -> np.ndarray:
-        if name in self.tensors and name not in self._sources:
-            q = self.tensors[name].quantization
-            raise InputError(f"{q.scheme if q else 'this'} packed layout is recognised but not "
-                             "dequantised by modelatlas", path=str(self.path), where=name)
-        return super().read(name)
-
-    def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
-        if name in self.tensors and name not in self._sources:
-            self.read(name)  # raises the same clear error
-        return super().read_rows(name, rows)
 
     def raw_chunks(self, stored_name: str, chunk_bytes: int = 1 << 24) -> Iterator[memoryview]:
         shard, entry = self._where[stored_name]

@@ -162,6 +162,21 @@ class TransposedRows:
         return np.ascontiguousarray(self.inner.full().T)
 
 
+class ReorderedRows:
+    """Another source's rows in the order ``order``: row ``i`` is ``inner``'s row ``order[i]``
+    (GGUF query / key rows put back in checkpoint order)."""
+
+    def __init__(self, inner: RowSource, order: np.ndarray):
+        self.inner, self.order = inner, order
+        self.n_rows, self.n_cols = inner.n_rows, inner.n_cols
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        return self.inner.rows(self.order[idx])
+
+    def full(self) -> np.ndarray:
+        return self.inner.full()[self.order]
+
+
 class Unpacked4Bit:
     """Unsigned 4-bit values packed two per byte along columns, low nibble first."""
 
