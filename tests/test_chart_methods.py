@@ -233,3 +233,36 @@ def test_every_method_predicts_an_acyclic_graph_within_families(seed, n, compone
         assert all(0 <= c < n and c not in p for c, p in ps.items()), name
         if components_known:
             assert all(z.truth.component[c] == z.truth.component[q] for c, p in ps.items() for q in p), name
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 1000))
+def test_without_times_keeps_every_lineage_and_hides_the_order(seed):
+    """The no-times benchmark variant: same models, same true parents (by id), no times, and the
+    input order is no longer the upload order."""
+    from modelatlas.chart.bench import BenchZoo, without_times
+
+    z = synthetic_zoo(60, n_components=2, seed=5)
+    zoo = BenchZoo("z", z.models, z.truth)
+    bare = without_times(zoo, seed=seed)
+    ids, new_ids = z.models.ids, bare.models.ids
+    assert sorted(new_ids) == sorted(ids) and not np.isfinite(bare.models.created_at).any()
+    def lineage(models, truth):
+        return {models.ids[i]: (None if ps is None else sorted(models.ids[p] for p in ps), truth.pattern[i],
+                                truth.relation[i]) for i, ps in enumerate(truth.parents)}
+    assert lineage(bare.models, bare.truth) == lineage(z.models, z.truth)
+    old_row = {m: i for i, m in enumerate(ids)}
+    assert [z.truth.component[old_row[m]] for m in new_ids] == list(bare.truth.component)
+    assert new_ids != ids  # 60 models: the shuffle moves something
+
+
+def test_without_times_takes_away_what_input_order_told():
+    """Zoos list models in upload order: without times but unshuffled, ``atlas`` (input order)
+    would still read it; shuffled, it cannot."""
+    from modelatlas.chart.bench import BenchZoo, without_times
+
+    z = synthetic_zoo(60, n_components=2, seed=5)
+    bare = without_times(BenchZoo("z", z.models, z.truth))
+    unshuffled = replace(z.models, created_at=np.full(60, np.nan))
+    atlas = get_method("atlas")
+    assert evaluate(atlas, bare.models, bare.truth).accuracy < evaluate(atlas, unshuffled, z.truth).accuracy

@@ -1,7 +1,8 @@
 """``auto``: our charting method (the recommended default).
 
-Models are charted one at a time in upload order (or, without usable times, in kurtosis order —
-MoTHer's direction score, in the training stage the known edges show); each model only looks at models charted before it,
+Models are charted one at a time in upload order (or, without usable times, breadth-first over the
+fingerprints' minimum spanning forest from roots chosen by MoTHer's kurtosis score,
+:mod:`modelatlas.chart.tree_order`); each model only looks at models charted before it,
 so adding models one by one gives the same graph as charting them all at once
 (:class:`OnlineCharter`). For each model, the first rule that applies decides:
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
+from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
 from modelatlas.chart.neighbors import GrowingIndex
 
 
@@ -62,7 +64,9 @@ class Auto(ChartMethod):
         Thresholds of the sibling test: ``p``'s sibling when the Pythagorean ratio is below
         ``sibling_angle`` or the cosine of ``x - q`` and ``p - q`` is below ``sibling_cos``.
     order:
-        ``"auto"`` (time when usable, else kurtosis), ``"time"`` or ``"kurtosis"``.
+        ``"auto"`` (time when usable, else the spanning-forest order of
+        :mod:`modelatlas.chart.tree_order`), ``"time"``, ``"tree"`` or ``"kurtosis"`` (MoTHer's score
+        alone; the order ``auto`` used before the forest).
     exact_up_to:
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
@@ -74,6 +78,7 @@ class Auto(ChartMethod):
 
     name = "auto"
     RULES = ("known", "duplicates", "roots", "quantized", "lora", "merges", "siblings")
+    ORDERS = ("auto", "time", "tree", "kurtosis")
 
     def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
                  rank_rtol: float = 1e-3, lora_candidates: int = 8, merge_residual: float = 0.1,
@@ -98,8 +103,9 @@ class Auto(ChartMethod):
     def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
         result = self.charter(models, known).result()
         if self.order == "auto" and not models.has_times:
-            result.messages.append(f"{len(models)} models without distinct upload times: edge direction "
-                                   "from the kurtosis score (parents first)")
+            result.messages.append(f"{len(models)} models without distinct upload times: models are decided "
+                                   "breadth-first over the fingerprints' spanning forest, from roots chosen "
+                                   "by the kurtosis score")
         return result
 
     def charter(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> "OnlineCharter":
@@ -125,14 +131,25 @@ class Auto(ChartMethod):
         return charter
 
     def processing_order(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> np.ndarray:
-        """Upload order, or without usable times the kurtosis order of the training stage that the
-        known edges show (parents first: falling kurtosis in specialisation)."""
+        """Upload order; without usable times, breadth-first over the fingerprints' spanning forest
+        from each tree's root (:mod:`modelatlas.chart.tree_order`), or (``order="kurtosis"``) the
+        kurtosis order of the training stage that the known edges show (parents first: falling
+        kurtosis in specialisation). The kurtosis order also picks the trees' roots."""
+        if self.order not in self.ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; use one of {', '.join(self.ORDERS)}")
         use_time = self.order == "time" or (self.order == "auto" and models.has_times)
         if use_time:
             return models.time_order()
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
-        return np.argsort(sign * score, kind="stable")
+        by_kurtosis = np.argsort(sign * score, kind="stable")
+        if self.order == "kurtosis":
+            return known_parents_first(by_kurtosis, known or {})
+        rank = np.empty(len(models), np.int64)
+        rank[by_kurtosis] = np.arange(len(models))
+        order = spanning_tree_order(models.vectors, rank, known or {}, root_distance=self.root_distance,
+                                    exact_up_to=self.exact_up_to)
+        return known_parents_first(order, known or {})
 
 
 class OnlineCharter:

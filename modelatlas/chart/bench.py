@@ -6,7 +6,9 @@ Used by ``modelatlas bench chart`` and ``benchmarks/chart_*.py``; every number c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from modelatlas.chart.base import ChartInput, get_method, method_names
 from modelatlas.chart.evaluate import Evaluation, evaluate
@@ -23,6 +25,24 @@ class BenchZoo:
     truth: GroundTruth
 
 
+def without_times(zoo: BenchZoo, seed: int = 0) -> BenchZoo:
+    """``zoo`` with every upload time unknown and its rows shuffled.
+
+    The shuffle matters: zoos list models in the order they were made, and a method that falls
+    back to input order without times would otherwise still be reading the upload order.
+    """
+    order = np.random.default_rng(seed).permutation(len(zoo.models))  # new row r is old row order[r]
+    new_row = np.argsort(order)
+    t = zoo.truth
+    truth = replace(t, parents=[None if t.parents[o] is None else tuple(int(new_row[p]) for p in t.parents[o])
+                                for o in order],
+                    relation=[t.relation[o] for o in order], pattern=[t.pattern[o] for o in order],
+                    component=t.component[order])
+    models = zoo.models.subset(order)
+    models = replace(models, created_at=np.full(len(models), np.nan))
+    return BenchZoo(f"{zoo.name} (no times)", models, truth)
+
+
 def ablations() -> list[tuple[str, str, dict]]:
     """(method, label, parameters) for every ablation row of ``atlas`` and ``auto``."""
     from modelatlas.chart.auto import Auto
@@ -30,6 +50,8 @@ def ablations() -> list[tuple[str, str, dict]]:
     rows = [("atlas", f"atlas - {rule}", {rule: False}) for rule in ATLAS_ABLATIONS]
     rows += [("auto", f"auto - {rule}", {"rules": tuple(r for r in Auto.RULES if r != rule)})
              for rule in Auto.RULES]
+    # without upload times: the kurtosis order alone instead of the spanning-forest order
+    rows.append(("auto", "auto - tree order", {"order": "kurtosis"}))
     return rows
 
 

@@ -92,9 +92,11 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
                 seeds: Annotated[int, typer.Option("--seeds", help="Number of stem seeds.")] = 3,
                 ablations: Annotated[bool, typer.Option("--ablations/--no-ablations")] = True,
                 components_known: ComponentsOpt = True,
+                no_times: Annotated[bool, typer.Option("--no-times", help="Also every zoo without upload "
+                                                       "times (rows shuffled, so input order says nothing).")] = False,
                 as_json: JsonFlag = False) -> None:
     """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy."""
-    from modelatlas.chart.bench import BenchZoo, run_bench
+    from modelatlas.chart.bench import BenchZoo, run_bench, without_times
     from modelatlas.chart.synthetic import synthetic_zoo
     from modelatlas.chart.zoo_input import load_zoo_input
     from modelatlas.errors import InputError
@@ -113,6 +115,8 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
         zoos.append(BenchZoo(f"synthetic-{synthetic}", z.models, z.truth))
     if not zoos:
         raise InputError("give at least one --zoo with ground truth, or --synthetic N")
+    if no_times:
+        zoos += [without_times(z) for z in zoos]
     report = run_bench(zoos, seeds=tuple(range(seeds)), with_ablations=ablations,
                        components_known=components_known)
     if as_json:

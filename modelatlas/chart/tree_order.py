@@ -1,0 +1,139 @@
+"""Processing order without upload times: breadth-first over a minimum spanning forest.
+
+``auto`` decides each model from the models decided before it, so without upload times it needs
+another order in which parents come first. Ordering all models by MoTHer's kurtosis score asks the
+score to be right for every parent-child pair, and on our zoos it is not (a fine-tune's kurtosis is
+often above its parent's). Here it only has to pick one model per tree: fingerprints are joined by
+a minimum spanning forest (the undirected shape of a lineage: a model is closest to its parent or
+its children), edges between models as far apart as unrelated initialisations are cut, and each
+tree is walked breadth-first from its root — a root the known edges name, else the tree's first
+model in kurtosis order. When the forest has the shape of the true lineage and the root is right,
+every parent precedes its children.
+
+References
+----------
+Horwitz et al., "Unsupervised Model Tree Heritage Recovery" (MoTHer, ICLR 2025), Sec. 4 (minimum
+spanning structure over weight distances, kurtosis for direction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+#: Neighbours per model in the graph the forest is taken from, beyond ``exact_up_to`` models.
+NEIGHBOURS = 10
+
+
+def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
+    """Squared-distance edges: all pairs up to ``exact_up_to`` models, else each model's nearest
+    ``NEIGHBOURS`` (HNSW). Squared distances give the same spanning tree as distances."""
+    x = np.asarray(vectors, np.float64)
+    n = len(x)
+    if n <= exact_up_to:
+        sq = (x * x).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+        rows, cols = np.triu_indices(n, 1)
+        weights = d2[rows, cols]
+    else:
+        import hnswlib
+
+        index = hnswlib.Index(space="l2", dim=x.shape[1])
+        index.init_index(max_elements=n, ef_construction=200, M=16, random_seed=0)
+        index.add_items(x.astype(np.float32), np.arange(n))
+        k = min(NEIGHBOURS + 1, n)
+        index.set_ef(max(2 * k, 50))
+        labels, d2 = index.knn_query(x.astype(np.float32), k=k)
+        rows, cols, weights = np.repeat(np.arange(n), k), labels.reshape(-1), d2.reshape(-1).astype(np.float64)
+        keep = rows != cols
+        rows, cols, weights = rows[keep], cols[keep], weights[keep]
+    # Identical fingerprints are 0 apart, and a sparse matrix would drop a 0 weight as "no edge".
+    return coo_matrix((weights + 1e-12, (rows, cols)), shape=(n, n))
+
+
+def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, tuple[int, ...]], *,
+                        root_distance: float, exact_up_to: int = 1000) -> np.ndarray:
+    """Every model once, parents first as far as the fingerprints' spanning forest shows.
+
+    Parameters
+    ----------
+    vectors:
+        Fingerprints, one row per model.
+    rank:
+        Each model's position in the fallback order (kurtosis, parents first): it picks a tree's
+        root when no known edge does, and the order of siblings.
+    known:
+        Known parents (``child -> parents``; ``()`` marks a known root).
+    root_distance:
+        Edges longer than this relative distance, ``|x - y| / max(|x|, |y|)``, join unrelated
+        models and are cut (``auto``'s root rule).
+    exact_up_to:
+        All pairs up to this many models, nearest neighbours beyond.
+
+    Returns
+    -------
+    numpy.ndarray
+        A permutation of ``range(len(vectors))``.
+    """
+    n = len(vectors)
+    if n < 2:
+        return np.arange(n)
+    forest = minimum_spanning_tree(_neighbour_graph(vectors, exact_up_to)).tocoo()
+    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
+    length = np.sqrt(np.maximum(forest.data - 1e-12, 0.0))
+    related = length <= root_distance * np.maximum(np.maximum(norms[forest.row], norms[forest.col]), 1e-300)
+    row, col = forest.row[related], forest.col[related]
+    adjacency = coo_matrix((np.ones(row.size), (row, col)), shape=(n, n)).tocsr()
+    adjacency = adjacency + adjacency.T
+    n_trees, tree = connected_components(adjacency, directed=False)
+    # A tree's root: its first known root by rank, else the top of the known chain above its first
+    # model by rank (within the tree).
+    top = np.full(n_trees, -1)
+    for i in np.argsort(rank, kind="stable").tolist():
+        t = tree[i]
+        if known.get(i) == ():
+            if top[t] < 0 or known.get(int(top[t])) != ():
+                top[t] = i
+        elif top[t] < 0:
+            seen = {i}
+            while known.get(i) and tree[known[i][0]] == t and known[i][0] not in seen:
+                i = known[i][0]
+                seen.add(i)
+            top[t] = i
+    # Breadth-first from each root, neighbours visited by rank: relabel rows so that the traversal,
+    # which follows index order, follows rank order.
+    by_rank = np.argsort(rank, kind="stable")
+    position = np.empty(n, np.int64)
+    position[by_rank] = np.arange(n)
+    permuted = adjacency[by_rank][:, by_rank].tocsr().sorted_indices()
+    out = []
+    for t in np.argsort(position[top], kind="stable").tolist():
+        visit = breadth_first_order(permuted, int(position[top[t]]), directed=False, return_predecessors=False)
+        out.append(by_rank[visit])
+    return np.concatenate(out)
+
+
+def known_parents_first(order: np.ndarray, known: dict[int, tuple[int, ...]]) -> np.ndarray:
+    """``order`` with each model moved, if need be, to just after the last of its known parents
+    (a model is decided from models decided before it, its known parents included)."""
+    placed: set[int] = set()
+    waiting: dict[int, list[int]] = {}
+    out: list[int] = []
+
+    def place(i: int) -> None:
+        todo = [i]
+        while todo:
+            j = todo.pop()
+            missing = next((p for p in known.get(j, ()) if p not in placed), None)
+            if missing is not None:
+                waiting.setdefault(missing, []).append(j)
+                continue
+            out.append(j)
+            placed.add(j)
+            todo.extend(reversed(waiting.pop(j, [])))
+
+    for i in np.asarray(order).tolist():
+        place(int(i))
+    out += [j for j in np.asarray(order).tolist() if j not in placed]  # only if known edges had a cycle
+    return np.asarray(out, dtype=np.int64)
