@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import (
+    breadth_first_order,
+    connected_components,
+    minimum_spanning_tree,
+)
 
 #: Neighbours per model in the graph the forest is taken from, beyond ``exact_up_to`` models.
 NEIGHBOURS = 10
