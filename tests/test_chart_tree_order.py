@@ -77,3 +77,15 @@ def test_known_parents_first_moves_only_what_it_must(n, seed):
     assert all(where[p] < where[c] for c, ps in known.items() for p in ps)
     if not known:
         assert out.tolist() == order.tolist()
+
+
+def test_auto_refuses_an_unknown_order():
+    import pytest
+
+    from modelatlas.chart.base import get_method
+    from modelatlas.chart.synthetic import synthetic_zoo
+
+    z = synthetic_zoo(20, n_components=1, seed=1)
+    for params in ({"order": "alphabetical"}, {"fallback": "time"}):
+        with pytest.raises(ValueError, match="unknown order"):
+            get_method("auto", **params).chart(z.models)

@@ -64,9 +64,11 @@ class Auto(ChartMethod):
         Thresholds of the sibling test: ``p``'s sibling when the Pythagorean ratio is below
         ``sibling_angle`` or the cosine of ``x - q`` and ``p - q`` is below ``sibling_cos``.
     order:
-        ``"auto"`` (time when usable, else the spanning-forest order of
-        :mod:`modelatlas.chart.tree_order`), ``"time"``, ``"tree"`` or ``"kurtosis"`` (MoTHer's score
-        alone; the order ``auto`` used before the forest).
+        ``"auto"`` (time when usable, else ``fallback``), ``"time"``, ``"tree"`` (the spanning-forest
+        order of :mod:`modelatlas.chart.tree_order`) or ``"kurtosis"`` (MoTHer's score alone).
+    fallback:
+        The order without usable times when ``order="auto"``: ``"tree"`` or ``"kurtosis"`` (the
+        order ``auto`` used before the forest; kept for the ablation).
     exact_up_to:
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
@@ -84,7 +86,8 @@ class Auto(ChartMethod):
                  rank_rtol: float = 1e-3, lora_candidates: int = 8, merge_residual: float = 0.1,
                  merge_candidates: int = 24,
                  sibling_angle: float = 0.5, sibling_cos: float = 0.45,
-                 order: str = "auto", exact_up_to: int = 1000, rules: tuple[str, ...] = RULES,
+                 order: str = "auto", fallback: str = "tree", exact_up_to: int = 1000,
+                 rules: tuple[str, ...] = RULES,
                  calibrate: bool = True):
         self.n_candidates = n_candidates
         self.root_distance = root_distance
@@ -96,6 +99,7 @@ class Auto(ChartMethod):
         self.sibling_angle = sibling_angle
         self.sibling_cos = sibling_cos
         self.order = order
+        self.fallback = fallback
         self.exact_up_to = exact_up_to
         self.rules = tuple(rules)
         self.calibrate = calibrate
@@ -103,9 +107,9 @@ class Auto(ChartMethod):
     def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
         result = self.charter(models, known).result()
         if self.order == "auto" and not models.has_times:
-            result.messages.append(f"{len(models)} models without distinct upload times: models are decided "
-                                   "breadth-first over the fingerprints' spanning forest, from roots chosen "
-                                   "by the kurtosis score")
+            how = ("breadth-first over the fingerprints' spanning forest, from roots chosen by the kurtosis score"
+                   if self.fallback == "tree" else "in kurtosis order (parents first)")
+            result.messages.append(f"{len(models)} models without distinct upload times: models are decided {how}")
         return result
 
     def charter(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> "OnlineCharter":
@@ -135,15 +139,18 @@ class Auto(ChartMethod):
         from each tree's root (:mod:`modelatlas.chart.tree_order`), or (``order="kurtosis"``) the
         kurtosis order of the training stage that the known edges show (parents first: falling
         kurtosis in specialisation). The kurtosis order also picks the trees' roots."""
-        if self.order not in self.ORDERS:
-            raise ValueError(f"unknown order {self.order!r}; use one of {', '.join(self.ORDERS)}")
-        use_time = self.order == "time" or (self.order == "auto" and models.has_times)
-        if use_time:
+        if self.order not in self.ORDERS or self.fallback not in ("tree", "kurtosis"):
+            raise ValueError(f"unknown order {self.order!r} / fallback {self.fallback!r}; use one of "
+                             f"{', '.join(self.ORDERS)} / tree, kurtosis")
+        order = self.order
+        if order == "auto":
+            order = "time" if models.has_times else self.fallback
+        if order == "time":
             return models.time_order()
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
         by_kurtosis = np.argsort(sign * score, kind="stable")
-        if self.order == "kurtosis":
+        if order == "kurtosis":
             return known_parents_first(by_kurtosis, known or {})
         rank = np.empty(len(models), np.int64)
         rank[by_kurtosis] = np.arange(len(models))
