@@ -25,7 +25,7 @@ so adding models one by one gives the same graph as charting them all at once
    as in sweeps) or a small cosine (different tasks from one parent). Then the parent is ``q``.
 
 Each edge gets a raw score (the margin of its rule) turned into a probability by isotonic
-regression per rule, fitted on held-out synthetic zoos (:mod:`modelatlas.chart.calibration`).
+regression per rule, fitted on held-out synthetic and trained zoos (:mod:`modelatlas.chart.calibration`).
 """
 
 from __future__ import annotations

@@ -2,49 +2,96 @@
 
 Each rule of :mod:`modelatlas.chart.auto` emits a raw score (its margin). For every rule an
 isotonic regression (scikit-learn) maps the score to the probability that the predicted parent set
-is right, fitted on held-out synthetic zoos (seeds disjoint from the evaluation's) the first time
-a confidence is asked for. Rules that are exact by construction (``known``, ``duplicate``) map to 1.
+is right. The fitted maps ship with the package (``calibration.json``, read once) and are
+reproduced by :func:`fit_calibration` from held-out zoos, none of which is used for evaluation:
+synthetic zoos alone made every rule look right 99% of the time, and confidences were then
+over-confident on trained zoos (0.99 said for 88% right on ``small``), so trained zoos are pooled
+in (``scripts/fit_calibration.py``). Rules that are exact by construction (``known``,
+``duplicate``) map to 1.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-#: Seeds of the synthetic zoos used for fitting (never used for evaluation).
+#: The shipped maps: per rule, isotonic breakpoints ``x`` (scores) and ``y`` (probabilities).
+TABLE = Path(__file__).with_name("calibration.json")
+#: Seeds of the synthetic zoos pooled into the fit (never used for evaluation).
 CALIBRATION_SEEDS = (1001, 1002, 1003)
 _EXACT = {"known": 1.0, "duplicate": 1.0}
 
 
-@lru_cache(maxsize=1)
-def _models() -> dict:
+def rule_outcomes(models, truth) -> dict[str, list[tuple[float, float]]]:
+    """(raw score, right or not) of every edge ``auto`` predicts on one zoo, by rule.
+
+    ``auto`` runs without calibration, without a stem and without known families, one
+    architecture at a time (as :meth:`ChartMethod.chart` does).
+    """
+    from modelatlas.chart.auto import Auto
+    from modelatlas.chart.base import architecture_groups
+    from modelatlas.chart.evaluate import correct_mask
+    from modelatlas.chart.synthetic import GroundTruth
+
+    out: dict[str, list[tuple[float, float]]] = {}
+    for rows in architecture_groups(models):
+        if len(rows) < 2:
+            continue
+        sub = models.subset(rows)
+        new_row = {int(r): i for i, r in enumerate(rows)}
+        sub_truth = GroundTruth(
+            parents=[None if truth.parents[r] is None else tuple(new_row[p] for p in truth.parents[r] if p in new_row)
+                     for r in rows],
+            relation=[truth.relation[r] for r in rows], pattern=[truth.pattern[r] for r in rows],
+            component=np.asarray(truth.component)[rows])
+        charter = Auto(calibrate=False).charter(sub)
+        ok = correct_mask(charter.result(), sub_truth)
+        for c in charter.parents:
+            if sub_truth.parents[c] is not None:
+                out.setdefault(charter.kind[c], []).append((float(charter.score[c]), float(ok[c])))
+    return out
+
+
+def fit_calibration(zoos: list[tuple[str, object, object]]) -> dict:
+    """Isotonic maps per rule from ``(name, models, truth)`` zoos pooled together.
+
+    Returns
+    -------
+    dict
+        ``{"fitted_on": [names], "rules": {rule: {"x": [...], "y": [...], "n": count}}}``, the form
+        of ``calibration.json``.
+    """
     from sklearn.isotonic import IsotonicRegression
 
-    from modelatlas.chart.auto import Auto
-    from modelatlas.chart.evaluate import correct_mask
-    from modelatlas.chart.synthetic import synthetic_zoo
-
-    scores: dict[str, list[tuple[float, float]]] = {}
-    for seed in CALIBRATION_SEEDS:
-        zoo = synthetic_zoo(300, n_components=3, seed=seed)
-        method = Auto(calibrate=False)
-        charter = method.charter(zoo.models)
-        ok = correct_mask(charter.result(), zoo.truth)
-        for c in charter.parents:
-            scores.setdefault(charter.kind[c], []).append((charter.score[c], float(ok[c])))
-    fitted = {}
-    for kind, pairs in scores.items():
+    pooled: dict[str, list[tuple[float, float]]] = {}
+    for _, models, truth in zoos:
+        for kind, pairs in rule_outcomes(models, truth).items():
+            pooled.setdefault(kind, []).extend(pairs)
+    rules = {}
+    for kind, pairs in sorted(pooled.items()):
+        if kind in _EXACT:
+            continue
         s, y = np.array(pairs).T
-        fitted[kind] = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
-    return fitted
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
+        rules[kind] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "n": int(len(pairs))}
+    return {"fitted_on": [name for name, _, _ in zoos], "rules": rules}
 
 
-def calibrated(kind: str, score: float) -> float:
-    """Probability that an edge chosen by rule ``kind`` with raw ``score`` is right."""
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return json.loads(TABLE.read_text())["rules"]
+
+
+def calibrated(kind: str, score: float, rules: dict | None = None) -> float:
+    """Probability that an edge chosen by rule ``kind`` with raw ``score`` is right, by the shipped
+    maps or by ``rules`` (the ``"rules"`` of a :func:`fit_calibration` table)."""
     if kind in _EXACT:
         return _EXACT[kind]
-    model = _models().get(kind)
-    if model is None:
+    rule = (_table() if rules is None else rules).get(kind)
+    if rule is None:
         return float(np.clip(score, 0.0, 1.0))
-    return float(model.predict([score])[0])
+    # isotonic prediction: linear between breakpoints, clipped beyond them (as scikit-learn's)
+    return float(np.interp(score, rule["x"], rule["y"]))
