@@ -163,6 +163,24 @@ def test_click_a_node_opens_its_panel_and_url_is_shareable(page, site):
     other.close()
 
 
+def test_family_camera_is_in_the_shareable_url(page, site):
+    page.goto(site + "/#c=0")
+    wait_rendered(page, "component-0")
+    page.evaluate("() => window.__atlas.component.renderer.getCamera().setState({x: 0.3, y: 0.6, ratio: 0.4})")
+    page.wait_for_function("() => location.hash.includes('cam=')")
+    assert "cam=0.3%2C0.6%2C0.4" in page.url
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_rendered(other, "component-0")
+    camera = other.evaluate("() => window.__atlas.component.renderer.getCamera().getState()")
+    assert (camera["x"], camera["y"], camera["ratio"]) == pytest.approx((0.3, 0.6, 0.4))
+    other.click("[data-testid=families] li >> nth=1")  # another family starts from its whole view
+    wait_rendered(other, "component-1")
+    assert "cam=" not in other.url
+    assert other.evaluate("() => window.__atlas.component.renderer.getCamera().getState().ratio") == pytest.approx(1.0)
+    other.close()
+
+
 def test_filters_and_time_slider_hide_models(page, site):
     page.goto(site + "/#c=0")
     wait_rendered(page, "component-0")

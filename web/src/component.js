@@ -7,13 +7,15 @@ import { NodePointProgram } from 'sigma/rendering';
 import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
 
 const LARGE = 20000;
+const CAMERA_SETTLES_MS = 250; // report the camera once panning and zooming pause this long
 const SKELETON = 5000;
 
 export class ComponentView {
-  constructor(container, tooltip, { onModel, onTime }) {
+  constructor(container, tooltip, { onModel, onTime, onCamera }) {
     this.container = container;
     this.tooltip = tooltip;
     this.onModel = onModel;
+    this.onCamera = onCamera;
     this.onTime = onTime;
     this.data = null;
     this.selected = null;
@@ -24,8 +26,9 @@ export class ComponentView {
     document.getElementById('play').addEventListener('click', () => this.play());
   }
 
-  /** Build the graph of `data` (see family.js) and draw it once, already styled with `style` at `time`. */
-  load(data, style, time) {
+  /** Build the graph of `data` (see family.js) and draw it once, already styled with `style` at
+   * `time`, seen through `camera` ({x, y, ratio} of sigma's camera; null: the whole family). */
+  load(data, style, time, camera) {
     this.container.hidden = false;
     this.data = data;
     this.selected = null;
@@ -76,6 +79,12 @@ export class ComponentView {
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
+    });
+    if (camera) this.renderer.getCamera().setState(camera);
+    let settle = null;
+    this.renderer.getCamera().on('updated', (c) => {
+      clearTimeout(settle);
+      settle = setTimeout(() => this.onCamera({ x: c.x, y: c.y, ratio: c.ratio }), CAMERA_SETTLES_MS);
     });
     this.renderer.on('clickNode', ({ node }) => this.onModel(data.nodes.id[node]));
     this.renderer.on('enterNode', ({ node }) => {

@@ -17,6 +17,7 @@ const state = {
   component: null, model: null, color: 'relation', size: 'downloads',
   filters: {}, from: '', to: '', predicted: true, confidence: 0, time: null, lod: 50000, points: 300000,
   view: null, // the galaxy's visible rectangle [x0, y0, x1, y1] in layout coordinates (null: all)
+  camera: null, cameraOf: null, // a family's camera {x, y, ratio}, and which family it belongs to
 };
 const atlas = {
   meta: null, overview: null, component: null, rendered: false, renderedAt: null, marks: {},
@@ -44,6 +45,10 @@ function readHash() {
   state.points = Math.min(Math.max(Number(p.get('pts')) || 300000, 1), 3000000);
   const view = (p.get('v') || '').split(',').map(Number);
   state.view = view.length === 4 && view.every(Number.isFinite) && view[0] < view[2] && view[1] < view[3] ? view : null;
+  const [x, y, ratio] = (p.get('cam') || '').split(',').map(Number);
+  const camera = [x, y, ratio].every(Number.isFinite) && ratio > 0 ? { x, y, ratio } : null;
+  state.camera = camera;
+  state.cameraOf = camera ? state.component : null;
 }
 
 function writeHash() {
@@ -61,6 +66,10 @@ function writeHash() {
   if (state.lod !== 50000) p.set('lod', state.lod);
   if (state.points !== 300000) p.set('pts', state.points);
   if (state.component === null && state.view) p.set('v', state.view.map((v) => +v.toPrecision(6)).join(','));
+  if (state.component !== null && state.camera && state.cameraOf === state.component) {
+    const { x, y, ratio } = state.camera;
+    p.set('cam', [x, y, ratio].map((v) => +v.toPrecision(6)).join(','));
+  }
   history.replaceState(null, '', '#' + p.toString());
 }
 
@@ -223,12 +232,13 @@ async function showComponent() {
     atlas.component = new ComponentView($('graph'), $('tooltip'), {
       onModel: (id) => { state.model = id; writeHash(); openModel(id); },
       onTime: (t) => { state.time = t; writeHash(); },
+      onCamera: (camera) => { state.camera = camera; state.cameraOf = state.component; writeHash(); },
     });
   }
   status(`loading family ${state.component}…`);
   const data = familyFromTable(await fetchOnce(graphUrl(), apiTable));
   mark('fetched');
-  atlas.component.load(data, currentStyle(), state.time);
+  atlas.component.load(data, currentStyle(), state.time, state.cameraOf === state.component ? state.camera : null);
   const notes = [];
   if (data.truncated) {
     notes.push(`level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)`);
