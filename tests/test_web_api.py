@@ -120,7 +120,9 @@ def test_component_graph_arrow_is_the_json_answer(client, max_nodes):
     data = client.get("/api/components/0/graph", params={"max_nodes": max_nodes}).json()
     table = _arrow_family(client, max_nodes=max_nodes)
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
-    assert meta == {"component": "0", "total_nodes": str(data["total_nodes"]),
+    bounds = [float(v) for v in meta.pop("bounds").split(",")]
+    assert bounds == data["bounds"]
+    assert meta == {"component": "0", "total_nodes": str(data["total_nodes"]), "candidates": str(data["candidates"]),
                     "shown_nodes": str(data["shown_nodes"]), "truncated": str(data["truncated"]).lower()}
     assert table.num_rows == data["shown_nodes"] and table.to_batches()[0].num_rows == table.num_rows
     nodes = data["nodes"]
@@ -140,7 +142,36 @@ def test_component_graph_arrow_is_the_json_answer(client, max_nodes):
     assert arrow_edges == json_edges and len(json_edges) == len(e["source"])
 
 
+def test_component_graph_bbox_follows_the_view(client, view):
+    """Zoomed into a family, the level of detail is taken among the models inside the view; their
+    layout ancestors come along so every shown model still hangs from its source."""
+    members = np.flatnonzero(view.component == 0)
+    x, y = view.xy[members, 0], view.xy[members, 1]
+    whole = client.get("/api/components/0/graph").json()
+    assert whole["bounds"] == pytest.approx([x.min(), y.min(), x.max(), y.max()])
+    assert whole["candidates"] == whole["total_nodes"] == members.size
+    x0, x1 = np.quantile(x, [0.5, 1.0])
+    inside = members[(x >= x0) & (x <= x1)]
+    box = f"{x0},{y.min()},{x1},{y.max()}"
+    part = client.get("/api/components/0/graph", params={"bbox": box, "max_nodes": 3}).json()
+    assert part["candidates"] == inside.size > 3 and part["truncated"]
+    assert part["bounds"] == whole["bounds"] and part["total_nodes"] == whole["total_nodes"]
+    stdl = view.numeric["sub_tree_downloads"]
+    heaviest = inside[np.argsort(-stdl[inside], kind="stable")[:3]]
+    shown = set(part["nodes"]["id"])
+    assert set(view.ids[heaviest]) <= shown
+    for mid in shown:
+        p = view.parent[view.index(mid)]
+        assert p < 0 or view.ids[p] in shown
+        assert view.index(mid) in set(heaviest.tolist()) or any(  # otherwise an ancestor of a chosen one
+            mid in [view.ids[a] for a in view.lineage(int(h))] for h in heaviest)
+    everything = client.get("/api/components/0/graph", params={"bbox": box}).json()
+    assert not everything["truncated"] and set(view.ids[inside]) <= set(everything["nodes"]["id"])
+
+
 @pytest.mark.parametrize("path,status", [
+    ("/api/components/0/graph?bbox=0,0,1", 422),
+    ("/api/components/0/graph?format=arrow&bbox=2,0,1,1", 422),
     ("/api/components/0/graph?format=pickle", 422),
     ("/api/components/99/graph?format=arrow", 404),
     ("/api/components/99/graph", 404),

@@ -181,6 +181,27 @@ def test_family_camera_is_in_the_shareable_url(page, site):
     other.close()
 
 
+def test_family_level_of_detail_follows_zoom(page, site):
+    """A family drawn 5 models of 36: zooming in fetches the heaviest models inside the view."""
+    import httpx
+
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/graph?" in r.url and "bbox=" in r.url else None)
+    page.goto(site + "/#c=0&lod=5")
+    wait_rendered(page, "component-0")
+    assert "level of detail: 5 of 36 models (largest sub-trees)" in page.inner_text("#banner")
+    page.evaluate("() => window.__atlas.component.renderer.getCamera().setState({x: 0.75, y: 0.5, ratio: 0.3})")
+    page.wait_for_function("() => document.querySelector('#banner').textContent.includes('in view')")
+    assert asked and all("max_nodes=5" in u for u in asked)
+    answer = httpx.get(asked[-1].replace("format=arrow", "format=json")).json()
+    assert answer["candidates"] < 36 and answer["bounds"] == page.evaluate("() => window.__atlas.component.data.bounds")
+    drawn = page.evaluate("() => window.__atlas.component.data.nodes.id")
+    assert sorted(drawn) == sorted(answer["nodes"]["id"])
+    # the camera is where it was: the two hidden corners keep sigma's normalisation fixed
+    camera = page.evaluate("() => window.__atlas.component.renderer.getCamera().getState()")
+    assert (camera["x"], camera["y"], camera["ratio"]) == pytest.approx((0.75, 0.5, 0.3))
+
+
 def test_filters_and_time_slider_hide_models(page, site):
     page.goto(site + "/#c=0")
     wait_rendered(page, "component-0")

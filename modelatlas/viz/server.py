@@ -12,9 +12,12 @@ Endpoints (all ``GET``):
     Counts, the colour and size features with their legends, the created_at range.
 ``/api/components?offset=&limit=``
     Components, largest first, paged (``limit`` at most 500).
-``/api/components/{c}/graph?max_nodes=&format=json|arrow``
+``/api/components/{c}/graph?max_nodes=&format=json|arrow&bbox=``
     One component's nodes (layout, attributes, colour codes) and edges; beyond ``max_nodes``
-    (at most 100,000) only the models with the largest sub-tree downloads and their ancestors.
+    (at most 100,000) only the models with the largest sub-tree downloads and their ancestors;
+    with ``bbox=x0,y0,x1,y1`` the heaviest among the models inside that rectangle (the page asks
+    for it as the user zooms into a family too large to draw whole). ``bounds`` is the whole
+    component's layout rectangle, ``candidates`` how many models the level of detail chose from.
     ``format=arrow`` gives the same answer as an Arrow IPC stream (what the page reads: no text
     to parse); JSON is the default.
 ``/api/models/{owner}/{name}``
@@ -126,18 +129,20 @@ def create_app(view: AtlasView):
         return _components(view, offset, limit)
 
     @lru_cache(maxsize=GRAPH_ANSWERS_KEPT)
-    def graph_body(component: int, max_nodes: int, form: str) -> bytes:
+    def graph_body(component: int, max_nodes: int, form: str, bbox: tuple | None) -> bytes:
         # The atlas is read-only, so an answer can be kept; orjson encodes a 100,000-model family
         # about 7x faster than the standard library (benchmarks/web_render.py).
         if form == "arrow":
-            return _component_graph_arrow(view, component, max_nodes)
-        return orjson.dumps(_component_graph(view, component, max_nodes))
+            return _component_graph_arrow(view, component, max_nodes, bbox)
+        return orjson.dumps(_component_graph(view, component, max_nodes, bbox))
 
     @app.get("/api/components/{component}/graph")
     def component_graph(component: int,
                         max_nodes: Annotated[int, Query(ge=1, le=MAX_GRAPH_NODES)] = DEFAULT_GRAPH_NODES,
-                        format: Literal["json", "arrow"] = "json"):
-        return Response(graph_body(component, max_nodes, format), media_type=GRAPH_MEDIA_TYPES[format])
+                        format: Literal["json", "arrow"] = "json",
+                        bbox: Annotated[str | None, Query(max_length=200)] = None):
+        body = graph_body(component, max_nodes, format, _bbox(bbox) if bbox is not None else None)
+        return Response(body, media_type=GRAPH_MEDIA_TYPES[format])
 
     @app.get("/api/models/{model_id:path}")
     def model(model_id: str):
@@ -211,21 +216,32 @@ class _Family:
 
     component: int
     total: int
+    candidates: int
+    bounds: tuple[float, float, float, float]
     members: np.ndarray
     k: np.ndarray
     source: np.ndarray
     target: np.ndarray
 
 
-def _family(view: AtlasView, component: int, max_nodes: int) -> _Family:
+def _family(view: AtlasView, component: int, max_nodes: int, bbox=None) -> _Family:
+    """The models of ``component`` to show: all of them, or beyond ``max_nodes`` the heaviest
+    sub-trees; with ``bbox`` (layout coordinates) the heaviest among the models inside it."""
     members = view.members(component)
     total = members.size
+    xy = view.xy[members]
+    bounds = tuple(float(v) for v in (*xy.min(0), *xy.max(0)))
+    candidates = members
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        candidates = members[inside]
     stdl = view.numeric["sub_tree_downloads"]
-    if total > max_nodes:
+    if candidates.size > max_nodes or bbox is not None:
         # Level of detail: the heaviest sub-trees, closed under layout parents so every shown
         # model still hangs from its source.
         keep = np.zeros(view.n, dtype=bool)
-        keep[members[np.argsort(-stdl[members], kind="stable")[:max_nodes]]] = True
+        keep[candidates[np.argsort(-stdl[candidates], kind="stable")[:max_nodes]]] = True
         frontier = np.flatnonzero(keep)
         while frontier.size:
             up = view.parent[frontier]
@@ -241,19 +257,21 @@ def _family(view: AtlasView, component: int, max_nodes: int) -> _Family:
     target = np.searchsorted(members, g.child[k])
     target = np.minimum(target, members.size - 1)
     k = k[members[target] == g.child[k]]  # drop edges to models the level of detail left out
-    return _Family(component, int(total), members, k,
+    return _Family(component, int(total), int(candidates.size), bounds, members, k,
                    np.searchsorted(members, g.parent[k]), np.searchsorted(members, g.child[k]))
 
 
-def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
-    f = _family(view, component, max_nodes)
+def _component_graph(view: AtlasView, component: int, max_nodes: int, bbox=None) -> dict:
+    f = _family(view, component, max_nodes, bbox)
     members, k = f.members, f.k
     created = view.created_at[members]
     return {
         "component": component,
         "total_nodes": f.total,
         "shown_nodes": int(members.size),
-        "truncated": bool(members.size < f.total),
+        "candidates": f.candidates,
+        "truncated": bool(f.candidates > max_nodes),
+        "bounds": list(f.bounds),
         "nodes": {
             "id": view.ids[members].tolist(),
             "x": np.round(view.xy[members, 0], 4).tolist(),
@@ -272,7 +290,7 @@ def _component_graph(view: AtlasView, component: int, max_nodes: int) -> dict:
     }
 
 
-def _component_graph_arrow(view: AtlasView, component: int, max_nodes: int) -> bytes:
+def _component_graph_arrow(view: AtlasView, component: int, max_nodes: int, bbox=None) -> bytes:
     """The same answer as :func:`_component_graph` as one Arrow IPC stream: a row per shown model
     (ascending id), its out-edges as a list column (CSR adjacency), the counts as schema metadata.
 
@@ -280,7 +298,7 @@ def _component_graph_arrow(view: AtlasView, component: int, max_nodes: int) -> b
     is the difference between about 11 MB of JSON to parse and a few milliseconds
     (``benchmarks/web_render.py``).
     """
-    f = _family(view, component, max_nodes)
+    f = _family(view, component, max_nodes, bbox)
     members = f.members
     by_source = np.argsort(f.source, kind="stable")
     k = f.k[by_source]
@@ -301,7 +319,8 @@ def _component_graph_arrow(view: AtlasView, component: int, max_nodes: int) -> b
     # One record batch: the page reads each column as a single typed array.
     table = pa.table(columns).combine_chunks().replace_schema_metadata({
         "component": str(component), "total_nodes": str(f.total), "shown_nodes": str(members.size),
-        "truncated": "true" if members.size < f.total else "false"})
+        "candidates": str(f.candidates), "truncated": "true" if f.candidates > max_nodes else "false",
+        "bounds": ",".join(repr(v) for v in f.bounds)})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

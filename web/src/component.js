@@ -8,6 +8,7 @@ import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
 
 const LARGE = 20000;
 const CAMERA_SETTLES_MS = 250; // report the camera once panning and zooming pause this long
+const CORNERS = ['bounds-min', 'bounds-max'];
 const SKELETON = 5000;
 
 export class ComponentView {
@@ -41,6 +42,11 @@ export class ComponentView {
     // tooltip and the selected one gets its label in nodeStyle.
     const { id, x, y } = data.nodes;
     for (let i = 0; i < n; i++) graph.addNode(i, large ? { x: x[i], y: y[i] } : { x: x[i], y: y[i], label: id[i] });
+    // Two hidden nodes at the corners of the whole family's layout pin sigma's normalisation to
+    // it, so a camera means the same place whichever level-of-detail answer is drawn.
+    const [x0, y0, x1, y1] = data.bounds;
+    graph.addNode(CORNERS[0], { x: x0, y: y0, hidden: true });
+    graph.addNode(CORNERS[1], { x: x1, y: y1, hidden: true });
     const e = data.edges;
     // Per edge, from its dictionary codes: whether it was predicted, and its relation's colour.
     const predictedCode = e.provenanceLabels.map((p) => p.startsWith('predicted:'));
@@ -131,6 +137,7 @@ export class ComponentView {
   nodeStyle(node, attrs) {
     const { codes, sizes, top, colors } = this.s;
     const i = Number(node);
+    if (Number.isNaN(i)) return attrs; // a hidden corner
     attrs.color = colors[codes[i]];
     attrs.size = 1.5 + 10 * Math.log1p(sizes[i]) / top;
     if (!this.visible[i]) attrs.hidden = true;
@@ -183,6 +190,14 @@ export class ComponentView {
     this.highlight(id);
     const pos = this.renderer.getNodeDisplayData(i);
     if (pos) this.renderer.getCamera().animate({ x: pos.x, y: pos.y, ratio: 0.5 }, { duration: 300 });
+  }
+
+  /** The visible rectangle [x0, y0, x1, y1] in layout coordinates. */
+  visibleRect() {
+    const { width, height } = this.renderer.getDimensions();
+    const a = this.renderer.viewportToGraph({ x: 0, y: 0 });
+    const b = this.renderer.viewportToGraph({ x: width, y: height });
+    return [Math.min(a.x, b.x), Math.min(a.y, b.y), Math.max(a.x, b.x), Math.max(a.y, b.y)];
   }
 
   /** Screen position of a model in CSS pixels of the container (for tests). */

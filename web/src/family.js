@@ -37,7 +37,7 @@ function dictionary(data) {
   return { codes: values(data), labels: data.dictionary.toArray() };
 }
 
-/** `{component, total_nodes, shown_nodes, truncated, nodes, edges}` from the Arrow table. */
+/** `{component, total_nodes, shown_nodes, truncated, candidates, bounds, nodes, edges}` from the Arrow table. */
 export function familyFromTable(table) {
   const meta = table.schema.metadata;
   const nodes = { colors: {} };
@@ -63,6 +63,8 @@ export function familyFromTable(table) {
     total_nodes: Number(meta.get('total_nodes')),
     shown_nodes: Number(meta.get('shown_nodes')),
     truncated: meta.get('truncated') === 'true',
+    candidates: Number(meta.get('candidates')),
+    bounds: meta.get('bounds').split(',').map(Number),
     nodes,
     edges: {
       source, target: values(child.target), confidence: values(child.confidence),

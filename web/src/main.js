@@ -24,6 +24,9 @@ const atlas = {
   // Galaxy level of detail: the zoomed view's rectangle (null: the whole atlas), and whether any
   // answer left models out (only then can zooming in show more).
   bbox: null, truncated: false,
+  // The same for the family on screen: the rectangle its answer was asked for, whether any answer
+  // for it left models out, and which family that is.
+  family: { of: null, bbox: null, truncated: false },
 };
 const mark = (name) => { atlas.marks[name] = performance.now(); };
 window.__atlas = atlas; // inspected by the end-to-end tests and the render benchmark
@@ -191,7 +194,29 @@ function onView(rect) {
   showOverview(false).catch((err) => status(err.message));
 }
 
-const graphUrl = () => `/api/components/${state.component}/graph?max_nodes=${state.lod}&format=arrow`;
+function graphUrl() {
+  const box = atlas.family.of === state.component && atlas.family.bbox ? `&bbox=${atlas.family.bbox.join(',')}` : '';
+  return `/api/components/${state.component}/graph?max_nodes=${state.lod}&format=arrow${box}`;
+}
+
+// The family's camera settled: fetch the models in view (their own level of detail) when an
+// answer for this family left models out, as the galaxy does.
+let familySeq = 0;
+function onFamilyCamera(camera) {
+  state.camera = camera; state.cameraOf = state.component; writeHash();
+  const f = atlas.family;
+  if (f.of !== state.component || !f.truncated || !atlas.component?.data) return;
+  const [x0, y0, x1, y1] = atlas.component.data.bounds;
+  const rect = atlas.component.visibleRect();
+  const whole = rect[0] <= x0 && rect[1] <= y0 && rect[2] >= x1 && rect[3] >= y1;
+  if (whole && f.bbox === null) return;
+  const next = whole ? null : rect;
+  if (next && f.bbox && next.every((v, k) => Math.abs(v - f.bbox[k]) <= 1e-9 * (1 + Math.abs(v)))) return;
+  f.bbox = next;
+  showComponent()
+    .then(() => { if (state.model) atlas.component.highlight(state.model); })
+    .catch((err) => status(err.message));
+}
 
 let overviewSeq = 0;
 
@@ -232,16 +257,23 @@ async function showComponent() {
     atlas.component = new ComponentView($('graph'), $('tooltip'), {
       onModel: (id) => { state.model = id; writeHash(); openModel(id); },
       onTime: (t) => { state.time = t; writeHash(); },
-      onCamera: (camera) => { state.camera = camera; state.cameraOf = state.component; writeHash(); },
+      onCamera: onFamilyCamera,
     });
   }
+  if (atlas.family.of !== state.component) atlas.family = { of: state.component, bbox: null, truncated: false };
+  const mine = ++familySeq;
   status(`loading family ${state.component}…`);
   const data = familyFromTable(await fetchOnce(graphUrl(), apiTable));
+  if (mine !== familySeq) return; // a newer view won
   mark('fetched');
+  atlas.family.truncated ||= data.truncated;
   atlas.component.load(data, currentStyle(), state.time, state.cameraOf === state.component ? state.camera : null);
   const notes = [];
+  const where = atlas.family.bbox ? ' in view' : '';
   if (data.truncated) {
-    notes.push(`level of detail: ${data.shown_nodes.toLocaleString()} of ${data.total_nodes.toLocaleString()} models (largest sub-trees)`);
+    notes.push(`level of detail: ${data.shown_nodes.toLocaleString()} of ${data.candidates.toLocaleString()} models${where} (largest sub-trees)`);
+  } else if (atlas.family.bbox) {
+    notes.push(`all ${data.candidates.toLocaleString()} models in view`);
   }
   if (atlas.component.skeletonOnly) notes.push('edges: the largest sub-trees, and all of the selected model');
   $('banner').hidden = notes.length === 0;
