@@ -184,9 +184,11 @@ function overviewUrl() {
 
 // Zooming settled on `rect`: fetch the models inside it (their own level of detail), unless every
 // model is already drawn, or the rectangle holds the whole atlas and the whole atlas is drawn.
+/** Whether rectangle `rect` ([x0, y0, x1, y1]) holds all of `bounds`. */
+const covers = (rect, bounds) => rect[0] <= bounds[0] && rect[1] <= bounds[1] && rect[2] >= bounds[2] && rect[3] >= bounds[3];
+
 function onView(rect) {
-  const [x0, y0, x1, y1] = atlas.meta.bounds;
-  const whole = rect[0] <= x0 && rect[1] <= y0 && rect[2] >= x1 && rect[3] >= y1;
+  const whole = covers(rect, atlas.meta.bounds);
   state.view = whole ? null : rect;
   writeHash();
   if (!atlas.truncated || (whole && atlas.bbox === null)) return;
@@ -206,9 +208,8 @@ function onFamilyCamera(camera) {
   state.camera = camera; state.cameraOf = state.component; writeHash();
   const f = atlas.family;
   if (f.of !== state.component || !f.truncated || !atlas.component?.data) return;
-  const [x0, y0, x1, y1] = atlas.component.data.bounds;
   const rect = atlas.component.visibleRect();
-  const whole = rect[0] <= x0 && rect[1] <= y0 && rect[2] >= x1 && rect[3] >= y1;
+  const whole = covers(rect, atlas.component.data.bounds);
   if (whole && f.bbox === null) return;
   const next = whole ? null : rect;
   if (next && f.bbox && next.every((v, k) => Math.abs(v - f.bbox[k]) <= 1e-9 * (1 + Math.abs(v)))) return;
