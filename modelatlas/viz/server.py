@@ -233,9 +233,7 @@ def _family(view: AtlasView, component: int, max_nodes: int, bbox=None) -> _Fami
     bounds = tuple(float(v) for v in (*xy.min(0), *xy.max(0)))
     candidates = members
     if bbox is not None:
-        x0, y0, x1, y1 = bbox
-        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-        candidates = members[inside]
+        candidates = members[_inside(xy, bbox)]
     stdl = view.numeric["sub_tree_downloads"]
     if candidates.size > max_nodes or bbox is not None:
         # Level of detail: the heaviest sub-trees, closed under layout parents so every shown
@@ -399,9 +397,7 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
         if bound is not None:
             keep &= op(view.created_at, _epoch(bound))
     if bbox is not None:
-        x0, y0, x1, y1 = bbox
-        x, y = view.xy[:, 0], view.xy[:, 1]
-        keep &= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        keep &= _inside(view.xy, bbox)
     idx = np.flatnonzero(keep)
     total = int(idx.size)
     if total > max_points:
@@ -415,6 +411,12 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
     points[:, 3] = weight / top if top > 0 else 0.0
     points[:, 4] = view.component[idx]
     return points.tobytes(), int(idx.size), total
+
+
+def _inside(xy: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    """Which points (rows of ``xy``) lie in the rectangle ``bbox`` = (x0, y0, x1, y1), edges included."""
+    x0, y0, x1, y1 = bbox
+    return (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:
