@@ -89,3 +89,23 @@ def test_auto_refuses_an_unknown_order():
     for params in ({"order": "alphabetical"}, {"fallback": "time"}):
         with pytest.raises(ValueError, match="unknown order"):
             get_method("auto", **params).chart(z.models)
+
+
+def test_auto_charts_when_known_parents_are_newer_than_their_children():
+    """Upload times can be noisy: a known parent uploaded after its child must still be decided
+    first (it used to stop charting with a KeyError)."""
+    from dataclasses import replace
+
+    from modelatlas.chart.base import get_method
+    from modelatlas.chart.evaluate import sample_stem
+    from modelatlas.chart.synthetic import synthetic_zoo
+
+    z = synthetic_zoo(80, n_components=2, seed=0)
+    stem = sample_stem(z.truth, seed=0)
+    t = z.models.created_at.copy()
+    for ps in stem.values():
+        for p in ps:
+            t[p] = t.max() + 1.0  # every known parent is the newest model
+    result = get_method("auto").chart(replace(z.models, created_at=t), known_edges=stem)
+    assert {c: tuple(sorted(ps)) for c, ps in result.parent_sets().items() if c in stem} == \
+        {c: tuple(sorted(ps)) for c, ps in stem.items() if ps}

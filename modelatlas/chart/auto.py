@@ -138,7 +138,8 @@ class Auto(ChartMethod):
         """Upload order; without usable times, breadth-first over the fingerprints' spanning forest
         from each tree's root (:mod:`modelatlas.chart.tree_order`), or (``order="kurtosis"``) the
         kurtosis order of the training stage that the known edges show (parents first: falling
-        kurtosis in specialisation). The kurtosis order also picks the trees' roots."""
+        kurtosis in specialisation). The kurtosis order also picks the trees' roots. In every
+        order known parents come before their children (upload times can be noisy)."""
         if self.order not in self.ORDERS or self.fallback not in ("tree", "kurtosis"):
             raise ValueError(f"unknown order {self.order!r} / fallback {self.fallback!r}; use one of "
                              f"{', '.join(self.ORDERS)} / tree, kurtosis")
@@ -146,7 +147,7 @@ class Auto(ChartMethod):
         if order == "auto":
             order = "time" if models.has_times else self.fallback
         if order == "time":
-            return models.time_order()
+            return known_parents_first(models.time_order(), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
         by_kurtosis = np.argsort(sign * score, kind="stable")
