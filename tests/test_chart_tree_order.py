@@ -109,3 +109,14 @@ def test_auto_charts_when_known_parents_are_newer_than_their_children():
     result = get_method("auto").chart(replace(z.models, created_at=t), known_edges=stem)
     assert {c: tuple(sorted(ps)) for c, ps in result.parent_sets().items() if c in stem} == \
         {c: tuple(sorted(ps)) for c, ps in stem.items() if ps}
+
+
+def test_ground_truth_subset_renumbers_and_drops_parents_outside():
+    from modelatlas.chart.synthetic import GroundTruth
+
+    t = GroundTruth(parents=[(), (0,), (0, 1), None], relation=[None, "finetune", "merge", None],
+                    pattern=["root", "finetune", "merge", None], component=np.array([0, 0, 0, 1]))
+    s = t.subset(np.array([2, 1, 3]))
+    assert s.parents == [(1,), (), None]  # 0 is outside: dropped; 1 is now row 1
+    assert s.relation == ["merge", "finetune", None] and s.pattern == ["merge", "finetune", None]
+    assert s.component.tolist() == [0, 0, 1]

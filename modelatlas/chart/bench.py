@@ -32,14 +32,9 @@ def without_times(zoo: BenchZoo, seed: int = 0) -> BenchZoo:
     back to input order without times would otherwise still be reading the upload order.
     """
     order = np.random.default_rng(seed).permutation(len(zoo.models))  # new row r is old row order[r]
-    new_row = np.argsort(order)
-    t = zoo.truth
-    truth = replace(t, parents=[None if t.parents[o] is None else tuple(int(new_row[p]) for p in t.parents[o])
-                                for o in order],
-                    relation=[t.relation[o] for o in order], pattern=[t.pattern[o] for o in order],
-                    component=t.component[order])
     models = zoo.models.subset(order)
     models = replace(models, created_at=np.full(len(models), np.nan))
+    truth = zoo.truth.subset(order)
     return BenchZoo(f"{zoo.name} (no times)", models, truth)
 
 

@@ -34,19 +34,12 @@ def rule_outcomes(models, truth) -> dict[str, list[tuple[float, float]]]:
     from modelatlas.chart.auto import Auto
     from modelatlas.chart.base import architecture_groups
     from modelatlas.chart.evaluate import correct_mask
-    from modelatlas.chart.synthetic import GroundTruth
 
     out: dict[str, list[tuple[float, float]]] = {}
     for rows in architecture_groups(models):
         if len(rows) < 2:
             continue
-        sub = models.subset(rows)
-        new_row = {int(r): i for i, r in enumerate(rows)}
-        sub_truth = GroundTruth(
-            parents=[None if truth.parents[r] is None else tuple(new_row[p] for p in truth.parents[r] if p in new_row)
-                     for r in rows],
-            relation=[truth.relation[r] for r in rows], pattern=[truth.pattern[r] for r in rows],
-            component=np.asarray(truth.component)[rows])
+        sub, sub_truth = models.subset(rows), truth.subset(rows)
         charter = Auto(calibrate=False).charter(sub)
         ok = correct_mask(charter.result(), sub_truth)
         for c in charter.parents:

@@ -35,6 +35,17 @@ class GroundTruth:
     pattern: list[str | None]
     component: np.ndarray
 
+    def subset(self, rows: np.ndarray) -> "GroundTruth":
+        """The truth of the models at ``rows``, renumbered like :meth:`ChartInput.subset` (parents
+        outside the subset are dropped; a permutation of every row keeps every parent)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        new_row = {int(r): i for i, r in enumerate(rows)}
+        return GroundTruth(
+            parents=[None if self.parents[r] is None else tuple(new_row[q] for q in self.parents[r] if q in new_row)
+                     for r in rows.tolist()],
+            relation=[self.relation[r] for r in rows.tolist()], pattern=[self.pattern[r] for r in rows.tolist()],
+            component=np.asarray(self.component)[rows])
+
 
 @dataclass
 class SyntheticZoo:
