@@ -90,3 +90,20 @@ def test_vocabularies():
     assert len(WEIGHT_EXTENSIONS) == 26 and has_weights(["x/MODEL.SafeTensors"]) and not has_weights(["a.txt"])
     assert has_weights(None) is None
     assert sibling_names("[\"RepoSibling(rfilename='a b.bin', size=None)\", {'rfilename': 'c'}]") == ["a b.bin", "c"]
+
+
+def test_ingest_connections_spill_under_the_system_temp_folder(tmp_path, monkeypatch):
+    """DuckDB's default spill folder for an in-memory database is ``.tmp`` in the current
+    directory; an ingest must never write there."""
+    import tempfile
+    from pathlib import Path
+
+    from modelatlas.ingest.textfile import quiet_connection
+
+    monkeypatch.chdir(tmp_path)
+    con = quiet_connection()
+    try:
+        folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    finally:
+        con.close()
+    assert folder.parent == Path(tempfile.gettempdir()) and not (tmp_path / ".tmp").exists()
