@@ -9,6 +9,12 @@ from hypothesis import strategies as st
 from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
 
 
+def _within(x: np.ndarray, share: float):
+    """``related`` for the forest: pairs closer than ``share`` of the larger norm."""
+    norms = np.linalg.norm(x, axis=1)
+    return lambda a, b: np.linalg.norm(x[a] - x[b], axis=1) <= share * np.maximum(norms[a], norms[b])
+
+
 def _line(n: int) -> np.ndarray:
     """Models 0..n-1 on a line far from the origin: each one's nearest models are its neighbours."""
     x = np.zeros((n, 3))
@@ -19,11 +25,11 @@ def _line(n: int) -> np.ndarray:
 def test_a_chain_is_walked_from_its_root():
     x = _line(6)
     rank = np.array([3, 1, 0, 2, 4, 5])  # kurtosis would start at model 2
-    assert spanning_tree_order(x, rank, {}, root_distance=0.6).tolist()[0] == 2
+    assert spanning_tree_order(x, rank, {}, related=_within(x, 0.6)).tolist()[0] == 2
     # a known root wins over the kurtosis order, and the chain then comes out parents first
-    assert spanning_tree_order(x, rank, {0: ()}, root_distance=0.6).tolist() == [0, 1, 2, 3, 4, 5]
+    assert spanning_tree_order(x, rank, {0: ()}, related=_within(x, 0.6)).tolist() == [0, 1, 2, 3, 4, 5]
     # a known edge into the first model by rank: the root is the top of the known chain
-    assert spanning_tree_order(x, rank, {2: (1,), 1: (0,)}, root_distance=0.6).tolist() == [0, 1, 2, 3, 4, 5]
+    assert spanning_tree_order(x, rank, {2: (1,), 1: (0,)}, related=_within(x, 0.6)).tolist() == [0, 1, 2, 3, 4, 5]
 
 
 def test_unrelated_models_make_separate_trees():
@@ -31,18 +37,18 @@ def test_unrelated_models_make_separate_trees():
     far = -_line(3)  # as far from the first three as from the origin: unrelated
     x = np.vstack([near, far])
     rank = np.array([5, 4, 3, 0, 1, 2])
-    order = spanning_tree_order(x, rank, {}, root_distance=0.6).tolist()
+    order = spanning_tree_order(x, rank, {}, related=_within(x, 0.6)).tolist()
     # each tree from its own first model by rank: the far one (3) first, then the near one from 2
     assert order == [3, 4, 5, 2, 1, 0]
     # with a large enough threshold the two are one tree (joined between models 0 and 3), walked
     # breadth-first from model 3, neighbours by rank
-    assert spanning_tree_order(x, rank, {}, root_distance=10.0).tolist() == [3, 4, 0, 5, 1, 2]
+    assert spanning_tree_order(x, rank, {}, related=_within(x, 10.0)).tolist() == [3, 4, 0, 5, 1, 2]
 
 
 def test_neighbour_graph_beyond_exact_search_gives_the_same_chain():
     x = _line(40)
     rank = np.arange(40)
-    assert spanning_tree_order(x, rank, {}, root_distance=0.6, exact_up_to=10).tolist() == list(range(40))
+    assert spanning_tree_order(x, rank, {}, related=_within(x, 0.6), exact_up_to=10).tolist() == list(range(40))
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,7 +64,7 @@ def test_order_is_a_permutation_with_known_parents_first(n, seed, root_distance)
             known[child] = (int(rng.integers(0, child)),)
         elif rng.random() < 0.1:
             known[child] = ()
-    order = known_parents_first(spanning_tree_order(x, rank, known, root_distance=root_distance), known)
+    order = known_parents_first(spanning_tree_order(x, rank, known, related=_within(x, root_distance)), known)
     assert sorted(order.tolist()) == list(range(n))
     where = {int(m): k for k, m in enumerate(order)}
     assert all(where[p] < where[c] for c, ps in known.items() for p in ps)
@@ -84,10 +90,11 @@ def test_auto_refuses_an_unknown_order():
 
     from modelatlas.chart.base import get_method
     from modelatlas.chart.synthetic import synthetic_zoo
+    from modelatlas.errors import InputError
 
     z = synthetic_zoo(20, n_components=1, seed=1)
     for params in ({"order": "alphabetical"}, {"fallback": "time"}):
-        with pytest.raises(ValueError, match="unknown order"):
+        with pytest.raises(InputError, match="unknown order"):
             get_method("auto", **params).chart(z.models)
 
 

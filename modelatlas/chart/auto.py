@@ -4,28 +4,33 @@ Models are charted one at a time in upload order (or, without usable times, brea
 fingerprints' minimum spanning forest from roots chosen by MoTHer's kurtosis score,
 :mod:`modelatlas.chart.tree_order`); each model only looks at models charted before it,
 so adding models one by one gives the same graph as charting them all at once
-(:class:`OnlineCharter`). For each model, the first rule that applies decides:
+(:class:`OnlineCharter`). The default parent is the **nearest earlier related model**; only strong
+evidence overrides it. For each model, the first rule that applies decides:
 
 1. **known** parents (stem, documented merges) are kept;
-2. **duplicate**: an earlier model with the same content hash (or distance 0) is the parent;
+2. **duplicate**: an earlier model with the same content hash (or the same fingerprint) is the parent;
 3. candidates: the ``n_candidates`` nearest earlier models that are not quantised
    (:class:`~modelatlas.chart.neighbors.GrowingIndex`, exact then HNSW);
-4. **root**: the nearest candidate is as far as an unrelated initialisation (relative distance
-   ``|x - p| / max(|x|, |p|)`` above ``root_distance``);
-5. **quantised** (flag, or few distinct values): the nearest candidate, relation ``quantized``;
-6. **LoRA**: one of the ``lora_candidates`` nearest candidates whose per-layer difference has low rank (at most ``lora_rank_share`` of
-   the full rank) — the lowest-rank one, nearest on ties — relation ``adapter``;
+4. **LoRA**: one of the ``lora_candidates`` nearest candidates whose difference is low-rank in the
+   adapted layers, with the noise floor set by the storage dtype and rank judged against the
+   adapter's own rank (:mod:`modelatlas.chart.low_rank`) — the lowest-rank one, nearest on ties —
+   relation ``adapter``. A low-rank difference is itself proof of kinship, so it comes before
+   the root decision;
+5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
+   model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
+   far training moved the weights. Unrelated candidates are dropped from the rules below;
+6. **quantised** (flag, or few distinct values): the nearest related candidate, relation ``quantized``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
-   ``merge_candidates`` nearest earlier models (simplex-constrained least squares), residual below
-   ``merge_residual`` × the nearest distance;
-8. **fine-tune**: the nearest candidate ``p`` — unless the model is a *sibling* of ``p``: with
-   ``q`` the parent of ``p``, a child of ``p`` continues ``p``'s update, so
-   ``|x-q|² - |p-q|² ≈ |x-p|²`` (independent increments meet at a right angle) and
-   ``x - q`` points along ``p - q``; a sibling gives a ratio near 0 (a shared update direction,
-   as in sweeps) or a small cosine (different tasks from one parent). Then the parent is ``q``.
+   ``merge_candidates`` nearest related earlier models (simplex-constrained least squares),
+   residual below ``merge_residual`` × the nearest distance;
+8. **fine-tune**: the nearest related candidate.
+
+There is no rule on the sign of successive updates, on step-size ratios or on time gaps: each of
+those was read off one zoo generator and inverted on others (docs/chart.md, "What generalises").
 
 Each edge gets a raw score (the margin of its rule) turned into a probability by isotonic
-regression per rule, fitted on held-out synthetic and trained zoos (:mod:`modelatlas.chart.calibration`).
+regression per rule (:mod:`modelatlas.chart.calibration`); the benchmark fits those maps without
+the family it scores (:mod:`modelatlas.chart.families`).
 """
 
 from __future__ import annotations
@@ -34,75 +39,76 @@ import hashlib
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
+from modelatlas.chart.alignment import alignment_testable, alignment_z
+from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, LayerBlock, register
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
-from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
+from modelatlas.chart.low_rank import adapter_evidence
 from modelatlas.chart.neighbors import GrowingIndex
+from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
+from modelatlas.errors import InputError
 
 
 @register
 class Auto(ChartMethod):
-    """Rule cascade over nearest earlier models; see the module docstring.
+    """Nearest earlier related model, overridden on strong evidence; see the module docstring.
 
     Parameters
     ----------
     n_candidates:
         Earlier neighbours examined per model.
+    align_z:
+        Neuron-alignment statistic above which a candidate counts as related (a significance level:
+        the statistic is about standard normal for unrelated models).
     root_distance:
-        Relative distance above which a model starts a new tree.
-    lora_rank_share:
-        Largest difference rank, as a share of the full rank, that counts as a LoRA update.
+        Relative distance above which a candidate counts as unrelated, used only for fingerprint
+        layouts that alignment cannot test (fewer than four sampled rows per layer).
     lora_candidates:
         Nearest candidates given the low-rank test.
-    rank_rtol:
-        Singular-value threshold for ranks (relative to the layer's largest singular value).
     merge_residual:
         Largest residual of the convex fit, relative to the nearest distance, for a merge.
     merge_candidates:
         Earlier neighbours offered to the convex fit (merge parents can be far apart).
-    sibling_angle, sibling_cos:
-        Thresholds of the sibling test: ``p``'s sibling when the Pythagorean ratio is below
-        ``sibling_angle`` or the cosine of ``x - q`` and ``p - q`` is below ``sibling_cos``.
+    merge_min_weight:
+        Smallest weight of a merge parent in the convex fit.
     order:
         ``"auto"`` (time when usable, else ``fallback``), ``"time"``, ``"tree"`` (the spanning-forest
         order of :mod:`modelatlas.chart.tree_order`) or ``"kurtosis"`` (MoTHer's score alone).
     fallback:
-        The order without usable times when ``order="auto"``: ``"tree"`` or ``"kurtosis"`` (the
-        order ``auto`` used before the forest; kept for the ablation).
+        The order without usable times when ``order="auto"``: ``"tree"`` or ``"kurtosis"``.
     exact_up_to:
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
-        Rules switched on (for the ablation table): any of ``duplicates``, ``roots``,
-        ``quantized``, ``lora``, ``merges``, ``siblings``, ``known``.
+        Rules switched on (for the ablation table): any of ``known``, ``duplicates``, ``lora``,
+        ``roots``, ``quantized``, ``merges``.
     calibrate:
         Turn raw scores into calibrated probabilities.
+    calibration:
+        Isotonic maps to use (the ``"rules"`` of a :func:`~modelatlas.chart.calibration.fit_calibration`
+        table); ``None``: the maps shipped with the package.
     """
 
     name = "auto"
-    RULES = ("known", "duplicates", "roots", "quantized", "lora", "merges", "siblings")
+    RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges")
     ORDERS = ("auto", "time", "tree", "kurtosis")
 
-    def __init__(self, n_candidates: int = 8, root_distance: float = 0.6, lora_rank_share: float = 0.25,
-                 rank_rtol: float = 1e-3, lora_candidates: int = 8, merge_residual: float = 0.1,
-                 merge_candidates: int = 24,
-                 sibling_angle: float = 0.5, sibling_cos: float = 0.45,
-                 order: str = "auto", fallback: str = "tree", exact_up_to: int = 1000,
-                 rules: tuple[str, ...] = RULES,
-                 calibrate: bool = True):
+    def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
+                 lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
+                 merge_min_weight: float = 0.05, order: str = "auto", fallback: str = "tree",
+                 exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
+                 calibration: dict | None = None):
         self.n_candidates = n_candidates
+        self.align_z = align_z
         self.root_distance = root_distance
-        self.lora_rank_share = lora_rank_share
-        self.rank_rtol = rank_rtol
         self.lora_candidates = lora_candidates
         self.merge_residual = merge_residual
         self.merge_candidates = merge_candidates
-        self.sibling_angle = sibling_angle
-        self.sibling_cos = sibling_cos
+        self.merge_min_weight = merge_min_weight
         self.order = order
         self.fallback = fallback
         self.exact_up_to = exact_up_to
         self.rules = tuple(rules)
         self.calibrate = calibrate
+        self.calibration = calibration
 
     def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
         result = self.charter(models, known).result()
@@ -134,6 +140,18 @@ class Auto(ChartMethod):
                         neighbors=(near[i][ok], near_d[i][ok]))
         return charter
 
+    def related(self, vectors: np.ndarray, layers: list[LayerBlock], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether each pair of models ``a[i], b[i]`` is related (the root rule's test)."""
+        if "roots" not in self.rules:
+            return np.ones(len(a), bool)
+        v = np.asarray(vectors, np.float64)
+        if alignment_testable(layers):
+            return np.array([alignment_z(v[i], v[j][None], layers)[0] >= self.align_z for i, j in zip(a, b)],
+                            dtype=bool)
+        d = np.linalg.norm(v[a] - v[b], axis=1)
+        return d <= self.root_distance * np.maximum(np.maximum(np.linalg.norm(v[a], axis=1),
+                                                               np.linalg.norm(v[b], axis=1)), 1e-300)
+
     def processing_order(self, models: ChartInput, known: dict[int, tuple[int, ...]] | None = None) -> np.ndarray:
         """Upload order; without usable times, breadth-first over the fingerprints' spanning forest
         from each tree's root (:mod:`modelatlas.chart.tree_order`), or (``order="kurtosis"``) the
@@ -141,8 +159,8 @@ class Auto(ChartMethod):
         kurtosis in specialisation). The kurtosis order also picks the trees' roots. In every
         order known parents come before their children (upload times can be noisy)."""
         if self.order not in self.ORDERS or self.fallback not in ("tree", "kurtosis"):
-            raise ValueError(f"unknown order {self.order!r} / fallback {self.fallback!r}; use one of "
-                             f"{', '.join(self.ORDERS)} / tree, kurtosis")
+            raise InputError(f"unknown order {self.order!r} / fallback {self.fallback!r}; use one of "
+                             f"{', '.join(self.ORDERS)} / tree, kurtosis", where="order")
         order = self.order
         if order == "auto":
             order = "time" if models.has_times else self.fallback
@@ -155,7 +173,8 @@ class Auto(ChartMethod):
             return known_parents_first(by_kurtosis, known or {})
         rank = np.empty(len(models), np.int64)
         rank[by_kurtosis] = np.arange(len(models))
-        order = spanning_tree_order(models.vectors, rank, known or {}, root_distance=self.root_distance,
+        order = spanning_tree_order(models.vectors, rank, known or {},
+                                    related=lambda a, b: self.related(models.vectors, models.layers, a, b),
                                     exact_up_to=self.exact_up_to)
         return known_parents_first(order, known or {})
 
@@ -171,17 +190,16 @@ class OnlineCharter:
     def __init__(self, method: Auto, dim: int, layers, *, capacity: int = 1024, bulk: bool = False):
         self.m = method
         self.layers = layers
+        self.alignment_testable = alignment_testable(layers)
         self.index = None if bulk else GrowingIndex(dim, exact_up_to=method.exact_up_to)
         self.vecs = np.zeros((max(capacity, 1), dim))
         self.row: dict[int, int] = {}
         self.norm: dict[int, float] = {}
-        self.spectral: dict[int, np.ndarray] = {}
         self.parents: dict[int, tuple[int, ...]] = {}
         self.relation: dict[int, str] = {}
         self.kind: dict[int, str] = {}
         self.score: dict[int, float] = {}
         self.hashes: dict[str, int] = {}
-        self.full_rank = min(min(b.rows, b.cols) for b in layers)
 
     def _is_quantized(self, v: np.ndarray, flagged: bool) -> bool:
         return flagged or ("quantized" in self.m.rules and looks_quantized(v))
@@ -233,15 +251,12 @@ class OnlineCharter:
         self.score[label] = score
         for k in keys:
             self.hashes.setdefault(k, label)
-        if not quantized and duplicate_of is None:
-            if "lora" in self.m.rules:
-                self.spectral[label] = np.array([s[0] for s in self._singular_values([label], None)])
-            if self.index is not None:
-                self.index.add(label, v)
+        if not quantized and duplicate_of is None and self.index is not None:
+            self.index.add(label, v)
         return ps
 
-    def _mat(self, label: int, b) -> np.ndarray:
-        return self.vecs[self.row[label], b.offset:b.offset + b.size].reshape(b.rows, b.cols)
+    def _rows(self, labels) -> np.ndarray:
+        return self.vecs[[self.row[int(j)] for j in labels]]
 
     def _decide(self, label, v, quantized, duplicate_of, parents, neighbors):
         m, rules = self.m, self.m.rules
@@ -251,116 +266,61 @@ class OnlineCharter:
         if duplicate_of is not None:
             return (duplicate_of,), "finetune", "duplicate", 1.0
         wide, wide_d = neighbors
-        cand, dist = wide[:m.n_candidates], wide_d[:m.n_candidates]
-        if not len(cand):
+        if not len(wide):
             return (), None, "first", 1.0
-        rel_d = dist[0] / max(self.norm[label], self.norm[int(cand[0])], 1e-30)
-        if "roots" in rules and rel_d > m.root_distance:
-            return (), None, "root", float(rel_d - m.root_distance)
+        if "lora" in rules and not quantized:
+            hit = self._lora(v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
+            if hit is not None:
+                return hit
+        related, strength = self._related(label, v, wide, wide_d)
+        if "roots" in rules and not related.any():
+            return (), None, "root", strength
+        wide, wide_d = wide[related], wide_d[related]
+        cand, dist = wide[:m.n_candidates], wide_d[:m.n_candidates]
         margin = float(dist[1] / dist[0]) if len(dist) > 1 and dist[0] > 0 else 10.0
         if quantized:
             return (int(cand[0]),), "quantized", "quantized", margin
-        if "lora" in rules:
-            hit = self._lora(label, cand[:m.lora_candidates], dist[:m.lora_candidates])
-            if hit is not None:
-                return hit
-        if "merges" in rules and len(cand) >= 2:
+        if "merges" in rules and len(wide) >= 2:
             hit = self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
             if hit is not None:
                 return hit
-        p = int(cand[0])
-        if "siblings" in rules:
-            return self._climb(v, p, float(dist[0]), margin)
-        return (p,), "finetune", "nearest", margin
+        return (int(cand[0]),), "finetune", "nearest", margin
 
-    def _climb(self, v, p: int, d_xp: float, margin: float):
-        """Walk up from the nearest candidate while the model looks like a sibling, not a child.
-
-        With ``q`` the parent of ``p``: a child of ``p`` continues ``p``'s update
-        (``x - q ≈ (p - q) + step``, the step at a right angle to ``p - q``), so the Pythagorean
-        ratio ``(|x-q|² - |p-q|²) / |x-p|²`` is near 1 and ``x - q`` points along ``p - q``. A
-        sibling gives a ratio near 0 (a shared update, as in sweeps) or a small cosine (another
-        task from the same parent): then ``q`` becomes the candidate, and the test repeats (a
-        cousin climbs two levels).
-        """
+    def _related(self, label, v, cand, dist) -> tuple[np.ndarray, float]:
+        """Which candidates are related to the model, and the root rule's margin (how far the most
+        related candidate is below the threshold; negative when some candidate is related)."""
         m = self.m
-        kind, score = "nearest", margin
-        seen = {p}
-        while p in self.parents and len(self.parents[p]) == 1:
-            q = self.parents[p][0]
-            if q in seen:
-                break
-            vq = self.vecs[self.row[q]]
-            xq, pq = v - vq, self.vecs[self.row[p]] - vq
-            d_xq, d_pq = float(xq @ xq), float(pq @ pq)
-            angle = (d_xq - d_pq) / max(d_xp ** 2, 1e-300)
-            cos = float(xq @ pq) / max(np.sqrt(d_xq * d_pq), 1e-300)
-            gap = min(angle - m.sibling_angle, cos - m.sibling_cos)
-            if gap >= 0:
-                score = min(gap, margin) if kind == "nearest" else min(score, gap)
-                break
-            kind, score = "sibling", -gap
-            seen.add(q)
-            p, d_xp = q, float(np.sqrt(d_xq))
-        return (p,), "finetune", kind, float(score)
+        if "roots" not in m.rules:
+            return np.ones(len(cand), bool), 0.0
+        if self.alignment_testable:
+            z = alignment_z(v, self._rows(cand), self.layers)
+            z = np.where(np.isfinite(z), z, -np.inf)
+            return z >= m.align_z, float((m.align_z - z.max()) / m.align_z)
+        rel_d = dist / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
+        return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
 
-    def _singular_values(self, labels, minus: int | None) -> list[np.ndarray]:
-        """Singular values of every layer of each model in ``labels`` (minus model ``minus``),
-        one array per (model, layer), computed in one stacked call per layer shape."""
-        out: list[np.ndarray | None] = [None] * (len(labels) * len(self.layers))
-        shapes: dict[tuple[int, int], list[int]] = {}
-        for li, b in enumerate(self.layers):
-            shapes.setdefault((b.rows, b.cols), []).append(li)
-        for lis in shapes.values():
-            mats = []
-            for j in labels:
-                for li in lis:
-                    x = self._mat(int(j), self.layers[li])
-                    mats.append(x - self._mat(minus, self.layers[li]) if minus is not None else x)
-            sv = np.linalg.svd(np.stack(mats), compute_uv=False)
-            k = 0
-            for a in range(len(labels)):
-                for li in lis:
-                    out[a * len(self.layers) + li] = sv[k]
-                    k += 1
-        return out
-
-    def _lora(self, label, cand, dist):
-        """The candidate whose difference is low-rank in the adapted layers, if any.
-
-        Per layer: rank 0 (untouched), low (at most ``lora_rank_share`` of the layer's full rank)
-        or full. LoRA trains a few layers and often a new head at full rank, so a candidate
-        qualifies when at least one layer is low-rank and low-rank layers outnumber full ones;
-        the best has the fewest full layers, then the smallest total low rank, then is nearest.
-        """
-        m = self.m
-        sv = self._singular_values(cand, label)
-        L = len(self.layers)
-        full_rank = np.array([min(b.rows, b.cols) for b in self.layers])
-        n_full = np.zeros(len(cand))
-        low_sum = np.zeros(len(cand))
-        n_low = np.zeros(len(cand))
-        for a, j in enumerate(cand):
-            scale = self.spectral[int(j)]
-            ranks = np.array([(sv[a * L + li] > m.rank_rtol * max(scale[li], 1e-30)).sum() for li in range(L)])
-            low = (ranks > 0) & (ranks <= m.lora_rank_share * full_rank)
-            n_low[a] = low.sum()
-            n_full[a] = ((ranks > 0) & ~low).sum()
-            low_sum[a] = ranks[low].sum()
-        qualifies = (n_low >= 1) & (n_low >= n_full)
-        if not qualifies.any():
+    def _lora(self, v, cand, dist):
+        """The candidate whose difference is a low-rank adapter update, if any: fewest full-rank
+        layers, then the smallest total rank, then the nearest; the score is the relative rank gap
+        to the next best candidate."""
+        if not len(cand):
             return None
-        idx = np.flatnonzero(qualifies)
-        best = idx[np.lexsort((dist[idx], low_sum[idx], n_full[idx]))[0]]
-        others = np.delete(low_sum + 1000 * n_full + 1000 * ~qualifies, best)
-        gap = float(min((others.min() - low_sum[best]) / max(low_sum[best], 1), 1.0)) if len(others) else 1.0
+        ev = adapter_evidence(v, self._rows(cand), self.layers)
+        ok = np.array([e.is_adapter for e in ev])
+        if not ok.any():
+            return None
+        n_full = np.array([e.n_full for e in ev])
+        total = np.array([e.total_rank for e in ev])
+        idx = np.flatnonzero(ok)
+        best = idx[np.lexsort((dist[idx], total[idx], n_full[idx]))[0]]
+        others = np.delete(total + 1000 * n_full + 1000 * ~ok, best)
+        gap = float(min((others.min() - total[best]) / max(total[best], 1), 1.0)) if len(others) else 1.0
         return (int(cand[best]),), "adapter", "lora", gap
 
     def _merge(self, v, cand, dist):
         m = self.m
-        x = self.vecs[[self.row[int(j)] for j in cand]]
-        w, resid = simplex_least_squares(x.T, v, residual=True)
-        support = np.flatnonzero(w > 0.05)
+        w, resid = simplex_least_squares(self._rows(cand).T, v, residual=True)
+        support = np.flatnonzero(w > m.merge_min_weight)
         if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * dist[0]:
             return None
         ps = tuple(sorted(int(cand[j]) for j in support))
@@ -369,7 +329,7 @@ class OnlineCharter:
     def result(self) -> ChartResult:
         from modelatlas.chart.calibration import calibrated
 
-        conf = {c: (calibrated(self.kind[c], self.score[c]) if self.m.calibrate
+        conf = {c: (calibrated(self.kind[c], self.score[c], self.m.calibration) if self.m.calibrate
                     else float(np.clip(self.score[c], 0.0, 1.0))) for c in self.parents}
         return ChartResult.from_parents(self.parents, self.relation, conf)
 

@@ -5,7 +5,8 @@ another order in which parents come first. Ordering all models by MoTHer's kurto
 score to be right for every parent-child pair, and on our zoos it is not (a fine-tune's kurtosis is
 often above its parent's). Here it only has to pick one model per tree: fingerprints are joined by
 a minimum spanning forest (the undirected shape of a lineage: a model is closest to its parent or
-its children), edges between models as far apart as unrelated initialisations are cut, and each
+its children), edges between unrelated models (neuron alignment, :mod:`modelatlas.chart.alignment`)
+are cut, and each
 tree is walked breadth-first from its root — a root the known edges name, else the tree's first
 model in kurtosis order. When the forest has the shape of the true lineage and the root is right,
 every parent precedes its children.
@@ -17,6 +18,8 @@ spanning structure over weight distances, kurtosis for direction).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -57,7 +60,8 @@ def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
 
 
 def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, tuple[int, ...]], *,
-                        root_distance: float, exact_up_to: int = 1000) -> np.ndarray:
+                        related: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                        exact_up_to: int = 1000) -> np.ndarray:
     """Every model once, parents first as far as the fingerprints' spanning forest shows.
 
     Parameters
@@ -69,9 +73,9 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
         root when no known edge does, and the order of siblings.
     known:
         Known parents (``child -> parents``; ``()`` marks a known root).
-    root_distance:
-        Edges longer than this relative distance, ``|x - y| / max(|x|, |y|)``, join unrelated
-        models and are cut (``auto``'s root rule).
+    related:
+        ``related(a, b)``: for arrays of model indices, whether each pair ``a[i], b[i]`` is related
+        (``auto``'s root rule); forest edges between unrelated models are cut.
     exact_up_to:
         All pairs up to this many models, nearest neighbours beyond.
 
@@ -84,10 +88,8 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     if n < 2:
         return np.arange(n)
     forest = minimum_spanning_tree(_neighbour_graph(vectors, exact_up_to)).tocoo()
-    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
-    length = np.sqrt(np.maximum(forest.data - 1e-12, 0.0))
-    related = length <= root_distance * np.maximum(np.maximum(norms[forest.row], norms[forest.col]), 1e-300)
-    row, col = forest.row[related], forest.col[related]
+    keep = np.asarray(related(forest.row.astype(np.int64), forest.col.astype(np.int64)), bool)
+    row, col = forest.row[keep], forest.col[keep]
     adjacency = coo_matrix((np.ones(row.size), (row, col)), shape=(n, n)).tocsr()
     adjacency = adjacency + adjacency.T
     n_trees, tree = connected_components(adjacency, directed=False)

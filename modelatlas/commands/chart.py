@@ -52,7 +52,7 @@ def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, s
            "seconds": round(seconds, 4), "accuracy": None, "edge_accuracy": None, "messages": messages}
     if has_truth:
         out["accuracy"] = accuracy(result, truth, known)
-        out["edge_accuracy"] = edge_accuracy(result, truth)
+        out["edge_accuracy"] = edge_accuracy(result, truth, known)
     if atlas is not None:
         from modelatlas.atlas.atlas import Atlas
 
@@ -94,22 +94,21 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
                 components_known: ComponentsOpt = True,
                 no_times: Annotated[bool, typer.Option("--no-times", help="Also every zoo without upload "
                                                        "times (rows shuffled, so input order says nothing).")] = False,
+                families: Annotated[list[str], typer.Option(
+                    "--families", help="Score leave-one-family-out: a zoo folder, or FAMILY=DIR (repeatable); "
+                    "the family is the manifest's 'family' (else its 'name'). --synthetic N adds a "
+                    "'synthetic' family.")] = [],
                 as_json: JsonFlag = False) -> None:
-    """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy."""
+    """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy;
+    with --families, leave-one-family-out (mean and worst family, calibration error, rule sign test)."""
     from modelatlas.chart.bench import BenchZoo, run_bench, without_times
     from modelatlas.chart.synthetic import synthetic_zoo
-    from modelatlas.chart.zoo_input import load_zoo_input
     from modelatlas.errors import InputError
 
-    zoos = []
-    for path in zoo:
-        data = load_zoo_input(path)
-        for msg in data.messages:
-            console.print(f"[yellow]note:[/] {path}: {msg}")
-        if data.truth is None or all(p is None for p in data.truth.parents):
-            console.print(f"[yellow]note:[/] {path}: no ground truth; skipped")
-            continue
-        zoos.append(BenchZoo(Path(path).name, data.models, data.truth))
+    if families:
+        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, as_json)
+        return
+    zoos = [z for _, z in (_bench_zoo(path) for path in zoo) if z is not None]
     if synthetic:
         z = synthetic_zoo(synthetic, seed=7)
         zoos.append(BenchZoo(f"synthetic-{synthetic}", z.models, z.truth))
@@ -135,6 +134,83 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
             if r["zoo"] == z.name:
                 t.add_row(r["method"], *(f"{100 * r['per_pattern'][p]:.1f}" if p in r["per_pattern"] else "-"
                                          for p in patterns))
+        console.print(t)
+
+
+def _bench_zoo(spec: str | Path):
+    """``(family, BenchZoo)`` from ``DIR`` or ``FAMILY=DIR``; ``(family, None)`` without ground truth."""
+    import json
+
+    from modelatlas.chart.bench import BenchZoo
+    from modelatlas.chart.zoo_input import load_zoo_input
+    from modelatlas.zoo.manifest import load_manifest
+
+    family, _, path = str(spec).rpartition("=")
+    data = load_zoo_input(path)
+    for msg in data.messages:
+        console.print(f"[yellow]note:[/] {path}: {msg}")
+    zoo = load_manifest(path, check_files=False)
+    if not family:
+        doc = json.loads((zoo.root / "manifest.json").read_text(encoding="utf-8"))
+        family = doc.get("family") if isinstance(doc.get("family"), str) else zoo.name
+    if data.truth is None or all(p is None for p in data.truth.parents):
+        console.print(f"[yellow]note:[/] {path}: no ground truth; skipped")
+        return family, None
+    return family, BenchZoo(f"{zoo.name} ({Path(path).name})", data.models, data.truth)
+
+
+def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: bool, components_known: bool,
+                    no_times: bool, as_json: bool) -> None:
+    """``bench chart --families``: leave-one-family-out tables."""
+    from modelatlas.chart.bench import BenchZoo, without_times
+    from modelatlas.chart.families import group_families, leave_one_family_out
+    from modelatlas.chart.synthetic import synthetic_zoo
+
+    named = [(f, z) for f, z in (_bench_zoo(s) for s in specs) if z is not None]
+    if synthetic:
+        for seed in (7, 8):
+            z = synthetic_zoo(synthetic, seed=seed)
+            named.append(("synthetic", BenchZoo(f"synthetic-{synthetic} seed {seed}", z.models, z.truth)))
+    if no_times:
+        named = [(f"{f} (no times)", without_times(z)) for f, z in named]
+    report = leave_one_family_out(group_families(named), seeds=tuple(range(seeds)), ablations=ablations,
+                                  components_known=components_known)
+    if as_json:
+        emit_json(report)
+        return
+    fams = list(dict.fromkeys(r["family"] for r in report["results"]))
+    t = Table(title="Leave-one-family-out accuracy (%) — each family scored with maps fitted without it")
+    t.add_column("method")
+    for f in fams:
+        t.add_column(f, justify="right")
+    for col in ("mean", "worst family", "max ECE"):
+        t.add_column(col, justify="right")
+    cell = {(r["method"], r["family"]): r for r in report["results"]}
+    for s in report["summary"]:
+        m = s["method"]
+        t.add_row(m, *(f"{100 * cell[m, f]['accuracy']:.1f}" for f in fams), f"{100 * s['mean']:.1f}",
+                  f"{100 * s['worst']:.1f} ({s['worst_family']})", f"{s['max_calibration_error']:.3f}")
+    console.print(t)
+    patterns = sorted({p for r in report["results"] for p in r["per_pattern"]})
+    t = Table(title="Per-pattern accuracy (%) of auto and atlas, per family")
+    t.add_column("family")
+    t.add_column("method")
+    for p in patterns:
+        t.add_column(p, justify="right")
+    t.add_column("ECE", justify="right")
+    for r in report["results"]:
+        if r["method"] in ("auto", "atlas"):
+            t.add_row(r["family"], r["method"], *(f"{100 * r['per_pattern'][p]:.0f}" if p in r["per_pattern"]
+                                                  else "-" for p in patterns), f"{r['calibration_error']:.3f}")
+    console.print(t)
+    if report["ablations"]:
+        t = Table(title="Ablation sign test: accuracy of auto minus auto without the rule (points)")
+        t.add_column("rule")
+        for f in fams:
+            t.add_column(f, justify="right")
+        delta = {(a["rule"], a["family"]): a for a in report["ablations"]}
+        for rule in dict.fromkeys(a["rule"] for a in report["ablations"]):
+            t.add_row(rule, *(f"{100 * delta[rule, f]['delta']:+.1f} {delta[rule, f]['verdict']}" for f in fams))
         console.print(t)
 
 

@@ -1,0 +1,156 @@
+"""Leave-one-family-out evaluation: charting scored on zoo families it was not fitted on.
+
+A *family* is the set of zoos one generator builds (several seeds or sizes of one recipe family,
+docs/zoo.md). Thresholds and calibration maps read off the zoos a method is scored on say nothing
+about zoos built elsewhere, so every number here is out of family: for each family in turn, every
+fitted part of a method (today: ``auto``'s isotonic confidence maps,
+:func:`~modelatlas.chart.calibration.fit_calibration`) is fitted on the *other* families only, then
+the method charts the held-out family under the Model Atlas protocol
+(:func:`~modelatlas.chart.evaluate.evaluate`). The report gives, per method, the mean over families
+**and the worst family**, per-pattern accuracy and the expected calibration error per family, and
+an ablation sign test: each rule of ``auto`` switched off in turn, on every family, with the
+verdict *helps*, *neutral* or *hurts* (docs/chart.md, "Leave-one-family-out").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelatlas.chart.base import get_method, method_names
+from modelatlas.chart.bench import BenchZoo
+from modelatlas.chart.evaluate import Evaluation, calibration_error, evaluate, reliability
+from modelatlas.errors import InputError
+
+#: Accuracy change (absolute) within which removing a rule counts as neutral.
+NEUTRAL = 0.005
+
+
+@dataclass
+class Family:
+    """The zoos one generator built."""
+
+    name: str
+    zoos: list[BenchZoo]
+
+
+def group_families(named_zoos: list[tuple[str, BenchZoo]]) -> list[Family]:
+    """``(family name, zoo)`` pairs grouped into families, in order of first appearance.
+
+    Raises
+    ------
+    InputError
+        When fewer than two families are given (nothing to leave out).
+    """
+    by_name: dict[str, list[BenchZoo]] = {}
+    for name, zoo in named_zoos:
+        by_name.setdefault(name, []).append(zoo)
+    if len(by_name) < 2:
+        raise InputError("leave-one-family-out needs zoos of at least two families; "
+                         f"got {', '.join(by_name) or 'none'}", where="--families")
+    return [Family(name, zoos) for name, zoos in by_name.items()]
+
+
+def fit_without(families: list[Family], held_out: str) -> dict:
+    """``auto``'s confidence maps fitted on every family except ``held_out``."""
+    from modelatlas.chart.calibration import fit_calibration
+
+    zoos = [(f"{f.name}/{z.name}", z.models, z.truth) for f in families if f.name != held_out for z in f.zoos]
+    return fit_calibration(zoos)
+
+
+def _family_scores(method: str, family: Family, evaluations: list[Evaluation]) -> dict:
+    """One row: a method on one family, pooled over its zoos and seeds."""
+    outcomes = np.concatenate([e.outcomes for e in evaluations])
+    patterns: dict[str, list[float]] = {}
+    for e in evaluations:
+        for pat, oks in e.pattern_outcomes.items():
+            patterns.setdefault(pat, []).extend(oks)
+    return {
+        "method": method, "family": family.name, "zoos": [z.name for z in family.zoos],
+        "n_models": int(sum(len(z.models) for z in family.zoos)),
+        "accuracy": float(np.mean([e.accuracy for e in evaluations])),
+        "accuracy_std": float(np.mean([e.accuracy_std for e in evaluations])),
+        "edge_accuracy": float(np.mean([e.edge_accuracy for e in evaluations])),
+        "calibration_error": calibration_error(outcomes),
+        "reliability": reliability(outcomes),
+        "per_pattern": {p: float(np.mean(v)) for p, v in sorted(patterns.items())},
+        "seconds": float(np.sum([e.seconds for e in evaluations])),
+    }
+
+
+def leave_one_family_out(families: list[Family], *, methods: list[str] | None = None, seeds=(0, 1, 2),
+                         fraction: float = 0.1, components_known: bool = True,
+                         ablations: bool = True) -> dict:
+    """Score every method on every family with everything fitted without that family.
+
+    Parameters
+    ----------
+    families:
+        At least two families (:func:`group_families`).
+    methods:
+        Method names (default: every registered method).
+    seeds, fraction, components_known:
+        The Model Atlas protocol (:func:`~modelatlas.chart.evaluate.evaluate`).
+    ablations:
+        Also run ``auto`` with each rule removed and give every rule its verdict on every family.
+
+    Returns
+    -------
+    dict
+        ``results``: one row per (method, family); ``summary``: per method the mean over families,
+        the worst family and its accuracy, and the largest calibration error; ``ablations``: one row
+        per (rule, family) with ``delta`` (accuracy of ``auto`` minus ``auto`` without the rule) and
+        ``verdict``; ``fitted``: for each held-out family, the zoos its maps were fitted on.
+    """
+    from modelatlas.chart.auto import Auto
+
+    methods = methods or method_names()
+    rows, abl, fitted = [], [], {}
+    for family in families:
+        table = fit_without(families, family.name) if "auto" in methods or ablations else None
+        if table is not None:
+            fitted[family.name] = table["fitted_on"]
+        full: dict | None = None
+        for name in methods:
+            params = {"calibration": table["rules"]} if name == "auto" else {}
+            evs = [evaluate(get_method(name, **params), z.models, z.truth, seeds=seeds, fraction=fraction,
+                            components_known=components_known) for z in family.zoos]
+            rows.append(_family_scores(name, family, evs))
+            if name == "auto":
+                full = rows[-1]
+        if ablations:
+            if full is None:
+                evs = [evaluate(get_method("auto", calibration=table["rules"]), z.models, z.truth, seeds=seeds,
+                                fraction=fraction, components_known=components_known) for z in family.zoos]
+                full = _family_scores("auto", family, evs)
+            for rule in Auto.RULES:
+                variant = get_method("auto", rules=tuple(r for r in Auto.RULES if r != rule), calibrate=False)
+                evs = [evaluate(variant, z.models, z.truth, seeds=seeds, fraction=fraction,
+                                components_known=components_known) for z in family.zoos]
+                score = _family_scores(f"auto - {rule}", family, evs)
+                delta = full["accuracy"] - score["accuracy"]
+                abl.append({"rule": rule, "family": family.name, "accuracy": score["accuracy"],
+                            "delta": delta, "verdict": verdict(delta)})
+    return {"results": rows, "summary": summarise(rows), "ablations": abl, "fitted": fitted}
+
+
+def verdict(delta: float) -> str:
+    """``helps``, ``neutral`` (within :data:`NEUTRAL`) or ``hurts``."""
+    if delta > NEUTRAL:
+        return "helps"
+    return "hurts" if delta < -NEUTRAL else "neutral"
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per method: mean accuracy over families, the worst family, the largest calibration error."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        worst = min(mine, key=lambda r: r["accuracy"])
+        eces = [r["calibration_error"] for r in mine if np.isfinite(r["calibration_error"])]
+        out.append({"method": method, "mean": float(np.mean([r["accuracy"] for r in mine])),
+                    "worst_family": worst["family"], "worst": worst["accuracy"],
+                    "max_calibration_error": float(max(eces)) if eces else float("nan")})
+    return out

@@ -1,0 +1,140 @@
+"""The evaluation protocol: stem edges never scored, estimators never mutated, confidences pooled
+over seeds, and leave-one-family-out fitting that never sees the family it scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelatlas.chart import families as fam
+from modelatlas.chart.base import ChartMethod, ChartResult, get_method
+from modelatlas.chart.bench import BenchZoo
+from modelatlas.chart.evaluate import calibration_error, confidence_outcomes, evaluate, sample_stem
+from modelatlas.chart.synthetic import synthetic_zoo
+from modelatlas.errors import InputError
+
+
+class _Oracle(ChartMethod):
+    """Predicts the true parents of every model, with a fixed confidence."""
+
+    name = "oracle"
+
+    def __init__(self, truth=None, confidence: float = 0.9):
+        self.truth = truth
+        self.confidence = confidence
+
+    def _chart(self, models, known_edges):
+        parents = {c: ps for c, ps in enumerate(self.truth.parents) if ps}
+        return ChartResult.from_parents(parents, confidence={c: self.confidence for c in parents})
+
+
+class _StemOnly(ChartMethod):
+    """Returns the known edges and nothing else (what every method returns for the stem)."""
+
+    name = "stem-only"
+
+    def __init__(self):
+        pass
+
+    def _chart(self, models, known_edges):
+        return ChartResult.from_parents({c: ps for c, ps in (known_edges or {}).items() if ps})
+
+
+def test_stem_edges_are_never_scored():
+    z = synthetic_zoo(120, n_components=3, seed=4)
+    ev = evaluate(_StemOnly(), z.models, z.truth, seeds=(0, 1))
+    assert ev.edge_accuracy == 0.0  # the stem's edges alone earn nothing
+    roots = [i for i, p in enumerate(z.truth.parents) if p == ()]
+    assert ev.accuracy < 0.1 and len(roots) == 3
+    oracle = evaluate(_Oracle(z.truth), z.models, z.truth, seeds=(0, 1))
+    assert oracle.accuracy == 1.0 and oracle.edge_accuracy == 1.0
+
+
+def test_evaluate_leaves_the_callers_estimator_alone():
+    z = synthetic_zoo(60, n_components=2, seed=1)
+    method = get_method("random", random_state=123)
+    before = method.get_params()
+    evaluate(method, z.models, z.truth, seeds=(0, 1, 2))
+    assert method.get_params() == before
+
+
+def test_confidences_are_pooled_over_every_seed():
+    z = synthetic_zoo(100, n_components=2, seed=6)
+    seeds = (0, 1, 2)
+    ev = evaluate(_Oracle(z.truth, confidence=0.9), z.models, z.truth, seeds=seeds)
+    scored = sum(sum(1 for i, p in enumerate(z.truth.parents) if p and i not in sample_stem(z.truth, seed=s))
+                 for s in seeds)
+    assert len(ev.outcomes) == scored == sum(r["n"] for r in ev.reliability)
+    assert ev.calibration_error == pytest.approx(0.1)  # always right, said 0.9
+
+
+def test_calibration_error_on_known_cases():
+    assert calibration_error(np.array([[1.0, 1.0], [1.0, 0.0]])) == pytest.approx(0.5)
+    assert calibration_error(np.array([[0.25, 0.0], [0.25, 0.0], [0.25, 1.0], [0.25, 0.0]])) == pytest.approx(0.0)
+    assert np.isnan(calibration_error(np.zeros((0, 2))))
+
+
+def test_confidence_outcomes_leave_out_stem_and_unknown_truth():
+    z = synthetic_zoo(40, n_components=1, seed=2)
+    truth = z.truth
+    truth.parents[5] = None  # unknown lineage
+    stem = {3: truth.parents[3]}
+    result = _Oracle(synthetic_zoo(40, n_components=1, seed=2).truth).chart(z.models)
+    out = confidence_outcomes(result, truth, stem)
+    assert len(out) == sum(1 for i, p in enumerate(truth.parents) if p and i not in stem)
+
+
+def _families():
+    return [("a", BenchZoo("a1", *_zoo(1))), ("a", BenchZoo("a2", *_zoo(2))),
+            ("b", BenchZoo("b1", *_zoo(3))), ("c", BenchZoo("c1", *_zoo(4)))]
+
+
+def _zoo(seed):
+    z = synthetic_zoo(60, n_components=2, seed=seed)
+    return z.models, z.truth
+
+
+def test_leave_one_family_out_never_fits_on_the_family_it_scores(monkeypatch):
+    from modelatlas.chart import calibration
+
+    seen: dict[str, list[str]] = {}
+    real = calibration.fit_calibration
+
+    def spy(zoos):
+        table = real(zoos)
+        seen[str(len(seen))] = [name for name, _, _ in zoos]
+        return table
+
+    monkeypatch.setattr(calibration, "fit_calibration", spy)
+    report = fam.leave_one_family_out(fam.group_families(_families()), methods=["auto", "atlas"], seeds=(0,),
+                                      ablations=False)
+    for held_out, fitted in report["fitted"].items():
+        assert fitted and not any(name.startswith(f"{held_out}/") for name in fitted)
+    assert sorted(report["fitted"]) == ["a", "b", "c"] and len(seen) == 3
+    rows = {(r["method"], r["family"]): r for r in report["results"]}
+    assert set(rows) == {(m, f) for m in ("auto", "atlas") for f in "abc"}
+    assert rows["auto", "a"]["zoos"] == ["a1", "a2"]
+
+
+def test_summary_reports_the_worst_family():
+    rows = [{"method": "m", "family": f, "accuracy": a, "calibration_error": e}
+            for f, a, e in (("x", 0.9, 0.02), ("y", 0.7, 0.2), ("z", 0.95, float("nan")))]
+    (s,) = fam.summarise(rows)
+    assert s["worst_family"] == "y" and s["worst"] == 0.7
+    assert s["mean"] == pytest.approx(0.85) and s["max_calibration_error"] == 0.2
+
+
+def test_sign_test_verdicts_and_every_rule_is_tested():
+    assert fam.verdict(0.02) == "helps" and fam.verdict(-0.02) == "hurts" and fam.verdict(0.001) == "neutral"
+    report = fam.leave_one_family_out(fam.group_families(_families()[2:] + _families()[:1]),
+                                      methods=["atlas"], seeds=(0,))
+    from modelatlas.chart.auto import Auto
+
+    assert {(a["rule"], a["family"]) for a in report["ablations"]} == {(r, f) for r in Auto.RULES for f in "abc"}
+    for a in report["ablations"]:
+        assert a["verdict"] == fam.verdict(a["delta"])
+
+
+def test_one_family_is_refused():
+    with pytest.raises(InputError, match="at least two families"):
+        fam.group_families([("a", BenchZoo("a1", *_zoo(1)))])

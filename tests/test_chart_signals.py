@@ -1,0 +1,109 @@
+"""The two signals ``auto`` decides kinship and adapters with: neuron alignment and low-rank
+differences under the storage dtype's noise floor (docs/chart.md, "What generalises")."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelatlas.chart.alignment import alignment_testable, alignment_z
+from modelatlas.chart.base import LayerBlock
+from modelatlas.chart.low_rank import adapter_evidence, significant_bits
+
+LAYERS = [LayerBlock("a", 0, 32, 48), LayerBlock("b", 32 * 48, 32, 32), LayerBlock("head", 32 * 48 + 32 * 32, 10, 32)]
+DIM = sum(b.size for b in LAYERS)
+
+
+def _model(rng) -> np.ndarray:
+    return rng.normal(0, 0.1, DIM)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_unrelated_models_are_not_aligned_however_close(seed):
+    rng = np.random.default_rng(seed)
+    a, b = _model(rng), _model(rng)
+    near = a * 0.0 + b  # unrelated, whatever the distance
+    assert alignment_z(a, near[None], LAYERS)[0] < 6.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 1.5))
+def test_relatives_are_aligned_however_far_training_moved(seed, moved):
+    rng = np.random.default_rng(seed)
+    parent = _model(rng)
+    step = rng.normal(0, 0.1, DIM)
+    child = parent + moved * step  # relative distance up to 1.5
+    assert alignment_z(child, parent[None], LAYERS)[0] > 6.0
+
+
+def test_alignment_ignores_scale_and_detects_row_permutation():
+    rng = np.random.default_rng(0)
+    parent = _model(rng)
+    shuffled = parent.copy()
+    for b in LAYERS:  # the same rows in another order: same weights, no row correspondence
+        m = shuffled[b.offset:b.offset + b.size].reshape(b.rows, b.cols)
+        m[:] = m[rng.permutation(b.rows)]
+    z = alignment_z(parent, np.stack([3.0 * parent, shuffled]), LAYERS)
+    assert z[0] > 50 and z[1] < 6.0
+
+
+def test_untestable_layouts_are_reported():
+    assert not alignment_testable([LayerBlock("all", 0, 1, 100)])
+    assert np.isnan(alignment_z(np.ones(100), np.ones((1, 100)), [LayerBlock("all", 0, 1, 100)])[0])
+
+
+def test_significant_bits_reads_the_storage_format():
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=500).astype(np.float32)
+    assert significant_bits(v) == 24
+    assert significant_bits(v.astype(ml_dtypes.bfloat16).astype(np.float32)) == 8
+    assert significant_bits(v.astype(np.float16).astype(np.float32)) == 11
+
+
+def _lora_child(rng, parent, rank, layers, scale=0.05):
+    child = parent.copy()
+    for b in layers:
+        up = rng.normal(0, scale, (b.rows, rank))
+        down = rng.normal(0, scale, (rank, b.cols))
+        child[b.offset:b.offset + b.size] += (up @ down).ravel()
+    return child
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 8), st.sampled_from(["fp32", "bf16", "fp16"]))
+def test_adapter_rank_survives_storage_rounding(seed, rank, dtype):
+    rng = np.random.default_rng(seed)
+    parent = _model(rng)
+    child = _lora_child(rng, parent, rank, LAYERS[:2])
+    cast = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16}[dtype]
+    child = child.astype(cast).astype(np.float32)
+    parent = parent.astype(cast).astype(np.float32)
+    (ev,) = adapter_evidence(child, parent[None], LAYERS)
+    assert ev.is_adapter
+    assert ev.ranks[0] <= rank and ev.ranks[1] <= rank and ev.ranks[2] == 0
+    assert ev.identical[2] and not ev.identical[0]
+
+
+def test_rank_is_judged_against_the_adapters_own_rank():
+    """A rank-8 adapter on a 10-output head is 80% of that layer's rank, yet consistent with the
+    adapter; a full-rank change of every layer is no adapter."""
+    rng = np.random.default_rng(3)
+    parent = _model(rng)
+    child = _lora_child(rng, parent, 8, LAYERS)
+    (ev,) = adapter_evidence(child, parent[None], LAYERS)
+    assert ev.adapter_rank == 8 and ev.ranks[2] == 8 and ev.is_adapter and ev.n_full == 0
+    full = parent + rng.normal(0, 0.01, DIM)
+    (ev,) = adapter_evidence(full, parent[None], LAYERS)
+    assert not ev.is_adapter
+
+
+def test_a_grandparent_shows_the_sum_of_two_adapters():
+    rng = np.random.default_rng(4)
+    root = _model(rng)
+    mid = _lora_child(rng, root, 4, LAYERS[:2])
+    leaf = _lora_child(rng, mid, 4, LAYERS[:2])
+    to_mid, to_root = adapter_evidence(leaf, np.stack([mid, root]), LAYERS)
+    assert to_mid.total_rank < to_root.total_rank
