@@ -283,3 +283,107 @@ def test_ctrl_c_is_one_line_and_exit_130(small_atlas, tmp_path, capsys, monkeypa
     assert main(["ingest", source, "--atlas", str(small_atlas)]) == 130
     one_line_error(capsys, str(small_atlas), "interrupted")
     assert small_atlas.read_bytes() == before
+
+
+# ------------------------------------------------------------------------- no invented edges
+def edges_of(atlas) -> set[tuple[str, str]]:
+    return set(zip(atlas.edges["parent"].to_pylist(), atlas.edges["child"].to_pylist()))
+
+
+def test_a_stray_quote_in_a_csv_invents_no_edge(tmp_path):
+    path = tmp_path / "card-parents.csv"
+    path.write_text('id,base_model\nq/r,"unterminated\nx/y,z/w\n')
+    atlas, batches = ingest([str(path)])
+    assert edges_of(atlas) == {("z/w", "x/y")}  # once: z/w -> q/r invented, z/w -> x/y lost
+    [issue] = messages(atlas, "malformed_csv")
+    assert "card-parents.csv line 2" in issue and "skipped" in issue
+    assert batches[0].stats["malformed_lines"] == 1
+
+
+def test_manual_annotations_with_a_stray_quote(tmp_path):
+    path = tmp_path / "manual.csv"
+    path.write_text('current_model,base_model,base_model_relation\n'
+                    'm/merged,"a/one,a/two\nm/ft,a/base,finetune\nm/m2,"a/one,a/two",merge\n')
+    atlas, _ = ingest([str(path)])
+    assert edges_of(atlas) == {("a/base", "m/ft"), ("a/one", "m/m2"), ("a/two", "m/m2")}
+    assert any("manual.csv line 2" in m for m in messages(atlas, "malformed_csv"))
+
+
+def test_exact_duplicate_annotation_rows_are_reported(tmp_path):
+    path = tmp_path / "manual.csv"
+    path.write_text('current_model,base_model,base_model_relation\n'
+                    'm/ft,a/base,finetune\nm/src,,source\nm/ft,a/base,finetune\nm/src,,source\n')
+    atlas, batches = ingest([str(path)])
+    dups = messages(atlas, "duplicate_row")
+    assert len(dups) == 2 and "manual.csv line 4 repeats line 2" in dups[0]
+    assert batches[0].stats["duplicates"] == 2
+    assert edges_of(atlas) == {("a/base", "m/ft")}
+    assert atlas.extras["annotations"]["id"].to_pylist() == ["m/src"]
+
+
+@pytest.mark.parametrize("name, other", [("x[ab].parquet", "xa.parquet"), ("y*.parquet", "yother.parquet"),
+                                         ("z?.parquet", "z1.parquet")])
+def test_a_parquet_name_is_a_file_not_a_glob(tmp_path, name, other, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["intruder/model"], "downloads": [1]}), tmp_path / other)
+    missing = tmp_path / name
+    assert main(["ingest", str(missing), "--format", "hub-stats", "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    one_line_error(capsys, name)
+    pq.write_table(pa.table({"id": ["real/model"], "downloads": [2]}), missing)
+    atlas, _ = ingest([str(missing)])
+    assert atlas.nodes["id"].to_pylist() == ["real/model"]
+
+
+def test_a_utf8_bom_is_tolerated(tmp_path):
+    csv_path = tmp_path / "manual.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfcurrent_model,base_model,base_model_relation\nm/ft,a/base,finetune\n")
+    jsonl = tmp_path / "crawl.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps(rec("a/root")).encode() + b"\n")
+    atlas, batches = ingest([str(csv_path), str(jsonl)])
+    assert [b.format for b in batches] == ["manual", "hf-trees"]
+    assert edges_of(atlas) == {("a/base", "m/ft")} and "a/root" in atlas.nodes["id"].to_pylist()
+    assert atlas.issues.num_rows == 0
+
+
+@pytest.mark.parametrize("layout", ["object", "objects", "array"])
+def test_pretty_printed_json_is_read(tmp_path, layout):
+    records = [rec("a/root"), rec("a/kid", ["base_model:finetune:a/root"])]
+    path = tmp_path / "crawl.json"
+    if layout == "object":
+        records = records[:1]
+        path.write_text(json.dumps(records[0], indent=2))
+    elif layout == "objects":
+        path.write_text("\n".join(json.dumps(r, indent=2) for r in records))
+    else:
+        path.write_text(json.dumps(records, indent=2))
+    atlas, _ = ingest([str(path)])
+    assert sorted(atlas.nodes["id"].to_pylist()) == sorted(r["id"] for r in records)
+    assert "malformed_json" not in (kinds(atlas) or {})
+
+
+def test_broken_pretty_printed_json_names_the_line(tmp_path, capsys):
+    path = tmp_path / "crawl.json"
+    path.write_text(json.dumps(rec("a/root"), indent=2) + '\n{\n  "id": "a/b",\n  oops\n}\n')
+    assert main(["ingest", str(path), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    one_line_error(capsys, "crawl.json", "line")
+    assert not (tmp_path / "a.duckdb").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "crc"])
+def test_damaged_gzip_is_one_line_naming_the_file(tmp_path, capsys, damage):
+    import gzip
+
+    data = gzip.compress(("\n".join(json.dumps(rec(f"a/m{i}")) for i in range(2000)) + "\n").encode())
+    path = tmp_path / "crawl.jsonl.gz"
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        flipped = bytearray(data)
+        flipped[-6] ^= 1  # the CRC-32 in the trailer
+        path.write_bytes(bytes(flipped))
+    assert main(["ingest", str(path), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    line = one_line_error(capsys, "crawl.jsonl.gz")
+    assert ("ends early" if damage == "truncate" else "CRC") in line
+    assert not (tmp_path / "a.duckdb").exists()
