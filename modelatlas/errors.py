@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class ModelAtlasError(Exception):
-    """Base class of every error the command line prints as a plain message (no traceback)."""
+    """Base class of every error the command line prints as a plain message (no traceback).
+
+    ``exit_status`` is the command line's exit status for it (docs/reliability.md, "Command line"):
+    2 for input the user can fix, 3 for the machine (:class:`HostError`).
+    """
+
+    exit_status = 2
 
 
 class InputError(ModelAtlasError):
@@ -47,4 +53,34 @@ class UnknownModelError(ModelAtlasError):
 
 
 class StoreError(ModelAtlasError):
-    """An atlas store that is missing, locked or not an atlas."""
+    """An atlas store that is missing, damaged or not an atlas."""
+
+
+class HostError(ModelAtlasError):
+    """The machine, not the input, stopped the work: a full disk, a permission, a busy lock.
+
+    Exit status 3 (docs/reliability.md, "Command line").
+    """
+
+    exit_status = 3
+
+
+class AtlasBusyError(HostError):
+    """Another process holds the writer lock of an atlas file."""
+
+
+class Interrupted(ModelAtlasError):
+    """The user stopped the command (Ctrl-C); exit status 130. Files being written are left as they were.
+
+    Parameters
+    ----------
+    path:
+        The atlas or output file the command was working on, if known.
+    """
+
+    exit_status = 130
+
+    def __init__(self, path=None):
+        self.path = path
+        what = f"{path} was left as it was before this command" if path else "files were left as they were"
+        super().__init__(f"interrupted; {what}")

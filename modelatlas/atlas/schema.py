@@ -111,6 +111,18 @@ ISSUE_SCHEMA = pa.schema([
 ])
 
 
+#: Further tables other stages keep in an atlas file (:attr:`Atlas.extras`), by the module that
+#: writes each. The store reads and writes these names and no others: a table name is never taken
+#: from a file into SQL (docs/reliability.md, "Atlas files and ingest").
+EXTRA_TABLES: tuple[str, ...] = (
+    "ingest_log",          # modelatlas.ingest.pipeline
+    "annotations",         # modelatlas.ingest.atlas_csv
+    "leaderboard_hints",   # modelatlas.ingest.leaderboard
+    "imputations",         # modelatlas.impute.store
+    "layout",              # modelatlas.viz.layout
+)
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s columns, in order, cast to its types.
 

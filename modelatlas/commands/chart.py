@@ -55,8 +55,8 @@ def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, s
         out["edge_accuracy"] = edge_accuracy(result, truth, known)
     if atlas is not None:
         from modelatlas.atlas.atlas import Atlas
+        from modelatlas.atlas.store import writing
 
-        base = Atlas.load(atlas) if atlas.exists() else Atlas.empty()
         evidence = pa.table({
             "parent": edges["parent"], "child": edges["child"], "relation": edges["relation"],
             "relation_rule": pa.array(["predicted"] * edges.num_rows, pa.string()),
@@ -65,7 +65,9 @@ def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, s
             "source": pa.array([f"chart:{Path(zoo_dir).name}"] * edges.num_rows, pa.string()),
         })
         records = pa.Table.from_pylist(data.records)
-        base.merged_with(records, evidence).save(atlas)
+        with writing(atlas):  # from load to save, so that a concurrent writer's data is not lost
+            base = Atlas.load(atlas) if atlas.exists() else Atlas.empty()
+            base.merged_with(records, evidence).save(atlas)
         out["atlas"] = str(atlas)
     if as_json:
         emit_json(out)

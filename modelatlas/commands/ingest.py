@@ -23,27 +23,30 @@ def ingest(
 ) -> None:
     """Read sources into the atlas (created, or extended when it exists); print the ingest summary."""
     from modelatlas.atlas.atlas import Atlas
+    from modelatlas.atlas.store import writing
     from modelatlas.ingest.pipeline import ingest as run_ingest
     from modelatlas.ingest.pipeline import ingest_summary
 
-    current = Atlas.load(atlas) if Path(atlas).exists() else None
-    hub = any(s.startswith("hub:") for s in sources)
-    # One bar (Rich allows one live display): sources read, or models fetched when a Hub crawl runs.
-    with progress("models fetched from the Hub" if hub else "sources read", total=None if hub else len(sources),
-                  enabled=not as_json) as advance:
-        started = [False]
+    # The writer lock spans load to save: a concurrent ingest waits instead of being overwritten.
+    with writing(atlas):
+        current = Atlas.load(atlas) if Path(atlas).exists() else None
+        hub = any(s.startswith("hub:") for s in sources)
+        # One bar (Rich allows one live display): sources read, or models fetched when a Hub crawl runs.
+        with progress("models fetched from the Hub" if hub else "sources read", total=None if hub else len(sources),
+                      enabled=not as_json) as advance:
+            started = [False]
 
-        def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished file source
-            if started[0] and not hub:
+            def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished file source
+                if started[0] and not hub:
+                    advance(1)
+                started[0] = True
+
+            merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
+                                         on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent)
+            if not hub:
                 advance(1)
-            started[0] = True
-
-        merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
-                                     on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent)
-        if not hub:
-            advance(1)
-    with progress("saving atlas", enabled=not as_json):
-        merged.save(atlas)
+        with progress("saving atlas", enabled=not as_json):
+            merged.save(atlas)
     summary = ingest_summary(merged, batches)
     summary["atlas_path"] = str(atlas)
     if as_json:

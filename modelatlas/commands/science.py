@@ -3,6 +3,7 @@ and ``report``."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,27 +79,30 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
     ``imputations`` table, never over known values."""
     from modelatlas.analytics.facts import AtlasFacts
     from modelatlas.atlas.atlas import Atlas
+    from modelatlas.atlas.store import writing
     from modelatlas.impute.evaluate import evaluate as run_evaluation
     from modelatlas.impute.store import impute as run_impute
     from modelatlas.impute.store import store_imputations
     from modelatlas.impute.task import build_task
 
-    loaded = Atlas.load(atlas)
-    facts = AtlasFacts(loaded)
-    task = build_task(facts, what)
-    if evaluate:
-        scope = None if component is None else facts.components == component
-        report = run_evaluation(task, hide=hide, seeds=tuple(range(seeds)), scope=scope)
-        if as_json:
-            emit_json(report)
+    # Stored results are written back: hold the writer lock from load to save.
+    with writing(atlas) if not evaluate else nullcontext():
+        loaded = Atlas.load(atlas)
+        facts = AtlasFacts(loaded)
+        task = build_task(facts, what)
+        if evaluate:
+            scope = None if component is None else facts.components == component
+            report = run_evaluation(task, hide=hide, seeds=tuple(range(seeds)), scope=scope)
+            if as_json:
+                emit_json(report)
+                return
+            console.print(f"{what} ({task.kind}): {report['known']:,} known, {report['hidden_per_seed']:,} hidden "
+                          f"per seed, {len(report['seeds'])} seeds")
+            _print_rows(f"imputation of {what}", report["results"])
             return
-        console.print(f"{what} ({task.kind}): {report['known']:,} known, {report['hidden_per_seed']:,} hidden "
-                      f"per seed, {len(report['seeds'])} seeds")
-        _print_rows(f"imputation of {what}", report["results"])
-        return
-    table = run_impute(task, method, k)
-    store_imputations(loaded, table)
-    loaded.save(atlas)
+        table = run_impute(task, method, k)
+        store_imputations(loaded, table)
+        loaded.save(atlas)
     summary = {"what": what, "kind": task.kind, "method": table["method"][0].as_py() if table.num_rows else method,
                "known": int(task.known.sum()), "imputed": table.num_rows, "atlas": str(atlas)}
     if as_json:

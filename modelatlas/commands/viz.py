@@ -15,12 +15,19 @@ def _load_with_layout(atlas_path: Path, *, save: bool = True):
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.viz.layout import ensure_layout, layout_is_current
 
+    from modelatlas.atlas.store import writing
+
     atlas = Atlas.load(atlas_path)
-    if not layout_is_current(atlas):
+    if not layout_is_current(atlas) and save:
+        with writing(atlas_path):  # load again under the lock: the file may have changed meanwhile
+            atlas = Atlas.load(atlas_path)
+            if not layout_is_current(atlas):
+                with console.status("laying out the atlas (once; cached in the atlas file)"):
+                    ensure_layout(atlas)
+                atlas.save(atlas_path)
+    elif not layout_is_current(atlas):
         with console.status("laying out the atlas (once; cached in the atlas file)"):
             ensure_layout(atlas)
-        if save:
-            atlas.save(atlas_path)
     return atlas
 
 
@@ -32,11 +39,14 @@ def layout(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.viz.layout import LAYOUT_TABLE, compute_layout, ensure_layout
 
-    data = Atlas.load(atlas)
-    before = data.extras.get(LAYOUT_TABLE)
-    table = compute_layout(data) if recompute else ensure_layout(data)
-    data.extras[LAYOUT_TABLE] = table
-    data.save(atlas)
+    from modelatlas.atlas.store import writing
+
+    with writing(atlas):
+        data = Atlas.load(atlas)
+        before = data.extras.get(LAYOUT_TABLE)
+        table = compute_layout(data) if recompute else ensure_layout(data)
+        data.extras[LAYOUT_TABLE] = table
+        data.save(atlas)
     kept = 0 if recompute or before is None else min(before.num_rows, table.num_rows)
     summary = {"atlas": str(atlas), "nodes": table.num_rows, "kept_from_cache": kept}
     if as_json:

@@ -32,10 +32,31 @@ from modelatlas.ingest.wire import TREE_LISTS, HubModelInfo, model_info_from_api
 FORMAT = "hf-trees"
 
 
-def iter_json_records(path: Path, batch: SourceBatch):
-    """``(line_number, object)`` for each record of a JSON array or JSON-lines file.
+def _json_documents(text: str, path: Path):
+    """``(where, value)`` of each JSON document in ``text`` (pretty-printed, one after another)."""
+    decoder = json.JSONDecoder()
+    pos, n = 0, 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                             path=str(path)) from None
+        n += 1
+        yield f"document {n}", value
 
-    Lines that are not JSON objects are reported (``malformed_json``) and skipped.
+
+def iter_json_records(path: Path, batch: SourceBatch):
+    """``(where, object)`` for each record of a JSON array, JSON-lines file, or pretty-printed JSON
+    object(s).
+
+    In JSON lines, lines that are not JSON are reported (``malformed_json``) and skipped. A file
+    whose first line is not JSON by itself but which is one or more whole JSON documents (a
+    pretty-printed object) is read as those documents.
     """
     with open_text(path) as fh:
         head = fh.read(4096)
@@ -46,9 +67,25 @@ def iter_json_records(path: Path, batch: SourceBatch):
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                                  path=str(path)) from None
+            if not isinstance(items, list):
+                raise InputError(f"expected a JSON array of records, got {type(items).__name__}", path=str(path))
             for i, item in enumerate(items, 1):
                 yield f"item {i}", item
             return
+        first = next((line for line in fh if line.strip()), "")
+        fh.seek(0)
+        if first.lstrip().startswith("{") and not _is_json(first):
+            text = fh.read()
+            documents = _json_documents(text, path)
+            try:
+                opening = next(documents, None)
+            except InputError:
+                opening = None  # not whole documents either: read as JSON lines, reporting the bad ones
+                fh.seek(0)
+            if opening is not None:
+                yield opening
+                yield from documents
+                return
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -58,6 +95,14 @@ def iter_json_records(path: Path, batch: SourceBatch):
                 batch.stats["malformed_lines"] = batch.stats.get("malformed_lines", 0) + 1
                 batch.issue("malformed_json", f"{path.name}:{n}",
                             f"{path.name} line {n} is not JSON ({exc.msg} at column {exc.colno}); line skipped")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _child_ids(urls, where: str, list_name: str, batch: SourceBatch) -> list[str]:

@@ -39,37 +39,56 @@ def clean_id(value: str) -> str:
     return value.rstrip("/").strip()
 
 
+def _parse_line(line: str) -> list[str]:
+    """The cells of one physical line: a quote never runs past the line's end (strict), so a stray
+    quote cannot swallow the next line and pair its ids with this one's (issue 13)."""
+    return next(csv.reader([line], strict=True), [])
+
+
 def _rows(path: Path, columns: tuple[str, ...], batch: SourceBatch):
-    """``(line_number, row dict)`` of a CSV file whose header must hold ``columns``."""
+    """``(line_number, row dict)`` of a CSV file whose header must hold ``columns``.
+
+    Lines that do not parse (an unterminated quote, text after a closing quote) or have the wrong
+    number of cells are reported with file and line (``malformed_csv``) and skipped; a line that
+    repeats an earlier one exactly is reported (``duplicate_row``) and read once.
+    """
+    name = path.name
     with open_text(path) as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
+        lines = ((n, line) for n, line in enumerate(fh, 1) if line.strip())
+        first = next(lines, None)
+        if first is None:
             return
+        try:
+            header = [h.strip() for h in _parse_line(first[1])]
         except csv.Error as exc:
-            raise InputError(f"not a CSV file: {exc}", path=str(path)) from None
+            raise InputError(f"not a CSV file: line {first[0]}: {exc}", path=str(path)) from None
         missing = [c for c in columns if c not in header]
         if missing:
             raise InputError(f"missing column(s) {', '.join(missing)} (header: {','.join(header)})", path=str(path))
-        while True:
+        seen: dict[tuple[str, ...], int] = {}
+        for n, line in lines:
+            where = f"{name}:{n}"
             try:
-                row = next(reader)
-            except StopIteration:
-                return
+                row = _parse_line(line)
             except csv.Error as exc:
-                batch.issue("malformed_csv", f"{path.name}:{reader.line_num}", f"{path.name} line {reader.line_num}: "
-                                                                               f"{exc}; line skipped")
+                batch.stats["malformed_lines"] = batch.stats.get("malformed_lines", 0) + 1
+                batch.issue("malformed_csv", where, f"{name} line {n}: {exc} ({line.strip()[:120]!r}); line skipped")
                 continue
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
                 batch.stats["malformed_lines"] = batch.stats.get("malformed_lines", 0) + 1
-                batch.issue("malformed_csv", f"{path.name}:{reader.line_num}",
-                            f"{path.name} line {reader.line_num} has {len(row)} fields, the header {len(header)}: "
+                batch.issue("malformed_csv", where,
+                            f"{name} line {n} has {len(row)} fields, the header {len(header)}: "
                             f"{','.join(row)[:120]!r}; line skipped")
                 continue
-            yield reader.line_num, dict(zip(header, row))
+            key = tuple(cell.strip() for cell in row)
+            if key in seen:
+                batch.stats["duplicates"] = batch.stats.get("duplicates", 0) + 1
+                batch.issue("duplicate_row", where, f"{name} line {n} repeats line {seen[key]} exactly; read once")
+                continue
+            seen[key] = n
+            yield n, dict(zip(header, row))
 
 
 def _parents(value: str, child: str, where: str, batch: SourceBatch) -> list[str]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
@@ -123,10 +125,15 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
     con = quiet_connection()
     try:
         try:
-            con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet({_sql_str(str(path))})")
+            # The file is opened by name, literally: DuckDB's read_parquet would expand a name like
+            # "x[ab].parquet" or "y*.parquet" as a glob and read other files (issue 13).
+            con.register("parquet_file", pads.dataset(str(path), format="parquet"))
+            con.execute("CREATE VIEW raw AS SELECT * FROM parquet_file")
             types = {row[0]: row[1] for row in con.execute("DESCRIBE raw").fetchall()}
             total = con.execute("SELECT count(*) FROM raw").fetchone()[0]
-        except duckdb.Error as exc:
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if isinstance(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from None
             raise InputError(f"not a readable Parquet file (truncated or corrupt?): {str(exc).splitlines()[0]}",
                              path=str(path)) from None
         if "id" not in types:
@@ -163,11 +170,9 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             if total == 0:
                 batch.issue("empty_source", path.name, f"{path.name} holds no rows")
             return records_from_table(con, batch)
-        except duckdb.Error as exc:
+        except (duckdb.Error, pa.ArrowException) as exc:
+            if isinstance(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from None
             raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
     finally:
         con.close()
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -18,14 +19,40 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
+class _CheckedGzip(gzip.GzipFile):
+    """A gzip stream whose damage (a bad CRC, a cut-off end, corrupt data) is an :class:`InputError`
+    naming the file, instead of an ``EOFError`` the command line would turn into "Aborted!"."""
+
+    def _checked(self, read, *args):
+        try:
+            return read(*args)
+        except EOFError:
+            raise InputError("the gzip data ends early (truncated file?)", path=self.name) from None
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise InputError(f"damaged gzip data ({exc})", path=self.name) from None
+
+    def read(self, size=-1):
+        return self._checked(super().read, size)
+
+    def read1(self, size=-1):
+        return self._checked(super().read1, size)
+
+    def peek(self, n):
+        return self._checked(super().peek, n)
+
+    def readline(self, size=-1):
+        return self._checked(super().readline, size)
+
+
 def open_text(path: str | Path) -> io.TextIOBase:
-    """A text stream over ``path`` (gzip detected by its magic bytes); a missing file is an :class:`InputError`."""
+    """A text stream over ``path`` (gzip detected by its magic bytes; a UTF-8 byte order mark is
+    dropped); a missing file or damaged gzip data is an :class:`InputError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=str(path))
     if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(_CheckedGzip(str(path), "rb"), encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 def quiet_connection() -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,389 @@
+"""The bad-input corpus (docs/reliability.md): one generated case per route that once broke.
+
+Each case asserts the outcome (a one-line error naming the file and its exit status, or the
+documented repair with its report line) and that nothing was lost or invented.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from modelatlas.atlas.atlas import Atlas
+from modelatlas.atlas.store import FORMAT_VERSION, writing
+from modelatlas.cli import main as cli_main
+from modelatlas.errors import AtlasBusyError, HostError, StoreError
+from modelatlas.ingest.pipeline import ingest
+from test_ingest_bad_input import kinds, messages, rec, write_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str]) -> int:
+    """Exit status of one command (click ends successful runs with SystemExit)."""
+    try:
+        return cli_main(argv)
+    except SystemExit as exc:
+        return exc.code or 0
+
+
+def one_line_error(capsys, *names: str) -> str:
+    """The command's standard error: one line, no traceback, naming each of ``names``."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def small_atlas(tmp_path) -> Path:
+    """An atlas file of two models and one edge."""
+    source = write_jsonl(tmp_path / "c.jsonl", [rec("a/root"), rec("a/kid", ["base_model:finetune:a/root"])])
+    atlas, _ = ingest([source])
+    return atlas.save(tmp_path / "atlas.duckdb")
+
+
+def _alter(path: Path, *statements: str) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        for sql in statements:
+            con.execute(sql)
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------- atlas files are untrusted
+HOSTILE_NAMES = [
+    'x"; COPY (SELECT \'pwned\') TO \'{target}\'; --',
+    "x'); COPY (SELECT 'pwned') TO '{target}'; --",
+    "nodes\"--\x1b[31m",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_table_name_writes_nothing(small_atlas, tmp_path, capsys, name):
+    target = tmp_path / "pwned.csv"
+    quoted = '"' + name.format(target=target).replace('"', '""') + '"'
+    # with a table "x" present, `SELECT * FROM "{name}"` once ran the COPY (issue 13)
+    _alter(small_atlas, "CREATE TABLE x (a INTEGER)", f"CREATE TABLE {quoted} (a INTEGER)",
+           f"INSERT INTO {quoted} VALUES (1)")
+    with pytest.raises(StoreError, match="other object"):
+        Atlas.load(small_atlas)
+    assert main(["info", "--atlas", str(small_atlas)]) == 2
+    line = one_line_error(capsys, str(small_atlas), "refused")
+    assert "\x1b" not in line  # a name from the file does not drive the terminal
+    assert main(["ingest", str(tmp_path / "c.jsonl"), "--atlas", str(small_atlas)]) == 2
+    one_line_error(capsys, str(small_atlas))
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("extra", [
+    "CREATE VIEW v AS SELECT 1 AS a",
+    "CREATE MACRO m(a) AS a + 1",
+    "CREATE SCHEMA s; CREATE TABLE s.nodes (id VARCHAR)",
+    "CREATE SEQUENCE q",
+])
+def test_objects_besides_the_atlas_tables_are_refused(small_atlas, capsys, extra):
+    _alter(small_atlas, *extra.split("; "))
+    assert main(["info", "--atlas", str(small_atlas)]) == 2
+    one_line_error(capsys, str(small_atlas), "refused")
+
+
+def test_a_view_in_place_of_a_table_cannot_read_other_files(small_atlas, tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret\n")
+    _alter(small_atlas, "DROP TABLE issues", f"CREATE VIEW issues AS SELECT * FROM read_text('{secret}')")
+    assert main(["info", "--atlas", str(small_atlas), "--json"]) == 2
+    assert "s3cret" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value, message", [
+    (str(FORMAT_VERSION + 1), "newer modelatlas"),
+    ('"1"', "no atlas format_version"),
+    ("null", "no atlas format_version"),
+    ("{", "no atlas format_version"),
+])
+def test_format_version_is_checked(small_atlas, capsys, value, message):
+    _alter(small_atlas, f"UPDATE atlas_meta SET value = '{value}' WHERE key = 'format_version'")
+    assert main(["info", "--atlas", str(small_atlas)]) == 2
+    one_line_error(capsys, str(small_atlas), message)
+
+
+@pytest.mark.parametrize("damage", [
+    "ALTER TABLE nodes DROP COLUMN id",
+    "ALTER TABLE nodes ALTER placeholder TYPE VARCHAR; UPDATE nodes SET placeholder = 'maybe'",
+    "INSERT INTO edges (parent, child, relation, provenance, confidence) VALUES ('nobody/x', 'a/kid', 'finetune', "
+    "'hub_tag', 1.0)",
+    "UPDATE nodes SET id = 'a/root'",
+    "ALTER TABLE atlas_meta RENAME COLUMN value TO v",
+])
+def test_an_atlas_of_the_wrong_shape_is_refused(small_atlas, capsys, damage):
+    _alter(small_atlas, *damage.split("; "))
+    assert main(["info", "--atlas", str(small_atlas)]) == 2
+    one_line_error(capsys, str(small_atlas))
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 4096, 10])
+def test_a_truncated_atlas_is_a_clean_error(small_atlas, capsys, cut):
+    data = small_atlas.read_bytes()
+    keep = int(len(data) * cut) if isinstance(cut, float) else cut
+    small_atlas.write_bytes(data[:keep])
+    assert main(["info", "--atlas", str(small_atlas)]) == 2
+    one_line_error(capsys, str(small_atlas))
+
+
+def test_bit_flips_in_an_atlas_never_give_a_traceback(small_atlas, tmp_path, capsys):
+    """Every flipped byte of the file's blocks either leaves a loadable atlas with the same data or
+    gives a one-line error (DuckDB checksums its blocks)."""
+    good = Atlas.load(small_atlas)
+    data = small_atlas.read_bytes()
+    copy = tmp_path / "flipped.duckdb"
+    outcomes = set()
+    for offset in range(0, len(data), max(1, len(data) // 40)):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x5A
+        copy.write_bytes(bytes(flipped))
+        code = main(["info", "--atlas", str(copy)])
+        err = capsys.readouterr().err
+        assert code in (0, 2), (offset, err)
+        assert "Traceback" not in err
+        if code == 0:
+            assert Atlas.load(copy).nodes.equals(good.nodes)
+        else:
+            assert str(copy) in err
+        outcomes.add(code)
+    assert 2 in outcomes
+
+
+def test_a_file_that_is_not_duckdb(tmp_path, capsys):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("hello\n")
+    assert main(["info", "--atlas", str(path)]) == 2
+    one_line_error(capsys, str(path))
+
+
+# ------------------------------------------------------------------------- one writer at a time
+def _ingest_process(source: Path, atlas: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "modelatlas.cli", "ingest", str(source), "--atlas", str(atlas),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_ingests_lose_nothing(tmp_path):
+    """Four processes ingest four different sources into one atlas at once: all four are in it."""
+    sources = [Path(write_jsonl(tmp_path / f"s{i}.jsonl", [rec(f"org{i}/root"),
+                                                           rec(f"org{i}/kid", [f"base_model:finetune:org{i}/root"])]))
+               for i in range(4)]
+    atlas = tmp_path / "shared.duckdb"
+    procs = [_ingest_process(s, atlas) for s in sources]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    loaded = Atlas.load(atlas)
+    assert sorted(loaded.nodes["id"].to_pylist()) == sorted(f"org{i}/{n}" for i in range(4) for n in ("kid", "root"))
+    assert loaded.num_edges == 4
+    assert sorted(loaded.extras["ingest_log"]["source"].to_pylist()) == [s.name for s in sources]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_second_writer_waits_then_fails_naming_the_pid(small_atlas):
+    script = ("import sys, time; from modelatlas.atlas.store import writing\n"
+              "with writing(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(small_atlas)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(AtlasBusyError, match=f"being written by PID {holder.pid}"):
+            with writing(small_atlas, wait=0.3):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with writing(small_atlas, wait=5):  # the lock died with its holder
+        assert Atlas.load(small_atlas).num_nodes == 2
+
+
+def test_leftovers_of_dead_writers_are_removed(small_atlas, capsys):
+    folder = small_atlas.parent
+    dead = [folder / f".{small_atlas.name}.abc123.tmp", folder / f".{small_atlas.name}.abc123.tmp.wal"]
+    for path in dead:
+        path.write_bytes(b"\0" * 1000)
+    (folder / f".{small_atlas.name}.xyz.tmp.tmp").mkdir()  # DuckDB's spill folder of a temporary database
+    unrelated = folder / f".other.duckdb.abc.tmp"
+    unrelated.write_bytes(b"keep")
+    assert main(["info", "--atlas", str(small_atlas), "--json"]) == 0
+    assert not [p for p in folder.iterdir() if p.name.startswith(f".{small_atlas.name}.") and "tmp" in p.name]
+    assert unrelated.exists()
+
+
+def test_a_read_only_atlas_is_kept_and_a_mode_is_kept_on_replace(small_atlas, tmp_path, capsys):
+    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
+    small_atlas.chmod(0o444)
+    before = small_atlas.read_bytes()
+    assert main(["ingest", source, "--atlas", str(small_atlas)]) == 3
+    one_line_error(capsys, str(small_atlas), "read-only")
+    assert small_atlas.read_bytes() == before and stat.S_IMODE(small_atlas.stat().st_mode) == 0o444
+    small_atlas.chmod(0o640)
+    assert main(["ingest", source, "--atlas", str(small_atlas), "--json"]) == 0
+    assert stat.S_IMODE(small_atlas.stat().st_mode) == 0o640
+    assert "b/one" in Atlas.load(small_atlas).nodes["id"].to_pylist()
+
+
+def test_a_folder_that_cannot_be_written(small_atlas, tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
+    before = small_atlas.read_bytes()
+    small_atlas.parent.chmod(0o555)
+    try:
+        assert main(["ingest", source, "--atlas", str(small_atlas)]) == 3
+        one_line_error(capsys, str(small_atlas))
+    finally:
+        small_atlas.parent.chmod(0o755)
+    assert small_atlas.read_bytes() == before
+
+
+def test_a_full_disk_leaves_the_atlas_as_it_was(small_atlas, tmp_path, capsys, monkeypatch):
+    """ENOSPC while the new file is renamed into place: exit 3, the old atlas intact, no leftovers."""
+    import modelatlas.atlas.store as store
+
+    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
+    before = small_atlas.read_bytes()
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", full)
+    assert main(["ingest", source, "--atlas", str(small_atlas)]) == 3
+    one_line_error(capsys, str(small_atlas), "No space left")
+    assert small_atlas.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") or p.name.endswith(".wal")]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(small_atlas, tmp_path, capsys, monkeypatch):
+    import modelatlas.ingest.pipeline as pipeline
+
+    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
+    before = small_atlas.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "merge_batches", interrupted)
+    assert main(["ingest", source, "--atlas", str(small_atlas)]) == 130
+    one_line_error(capsys, str(small_atlas), "interrupted")
+    assert small_atlas.read_bytes() == before
+
+
+# ------------------------------------------------------------------------- no invented edges
+def edges_of(atlas) -> set[tuple[str, str]]:
+    return set(zip(atlas.edges["parent"].to_pylist(), atlas.edges["child"].to_pylist()))
+
+
+def test_a_stray_quote_in_a_csv_invents_no_edge(tmp_path):
+    path = tmp_path / "card-parents.csv"
+    path.write_text('id,base_model\nq/r,"unterminated\nx/y,z/w\n')
+    atlas, batches = ingest([str(path)])
+    assert edges_of(atlas) == {("z/w", "x/y")}  # once: z/w -> q/r invented, z/w -> x/y lost
+    [issue] = messages(atlas, "malformed_csv")
+    assert "card-parents.csv line 2" in issue and "skipped" in issue
+    assert batches[0].stats["malformed_lines"] == 1
+
+
+def test_manual_annotations_with_a_stray_quote(tmp_path):
+    path = tmp_path / "manual.csv"
+    path.write_text('current_model,base_model,base_model_relation\n'
+                    'm/merged,"a/one,a/two\nm/ft,a/base,finetune\nm/m2,"a/one,a/two",merge\n')
+    atlas, _ = ingest([str(path)])
+    assert edges_of(atlas) == {("a/base", "m/ft"), ("a/one", "m/m2"), ("a/two", "m/m2")}
+    assert any("manual.csv line 2" in m for m in messages(atlas, "malformed_csv"))
+
+
+def test_exact_duplicate_annotation_rows_are_reported(tmp_path):
+    path = tmp_path / "manual.csv"
+    path.write_text('current_model,base_model,base_model_relation\n'
+                    'm/ft,a/base,finetune\nm/src,,source\nm/ft,a/base,finetune\nm/src,,source\n')
+    atlas, batches = ingest([str(path)])
+    dups = messages(atlas, "duplicate_row")
+    assert len(dups) == 2 and "manual.csv line 4 repeats line 2" in dups[0]
+    assert batches[0].stats["duplicates"] == 2
+    assert edges_of(atlas) == {("a/base", "m/ft")}
+    assert atlas.extras["annotations"]["id"].to_pylist() == ["m/src"]
+
+
+@pytest.mark.parametrize("name, other", [("x[ab].parquet", "xa.parquet"), ("y*.parquet", "yother.parquet"),
+                                         ("z?.parquet", "z1.parquet")])
+def test_a_parquet_name_is_a_file_not_a_glob(tmp_path, name, other, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["intruder/model"], "downloads": [1]}), tmp_path / other)
+    missing = tmp_path / name
+    assert main(["ingest", str(missing), "--format", "hub-stats", "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    one_line_error(capsys, name)
+    pq.write_table(pa.table({"id": ["real/model"], "downloads": [2]}), missing)
+    atlas, _ = ingest([str(missing)])
+    assert atlas.nodes["id"].to_pylist() == ["real/model"]
+
+
+def test_a_utf8_bom_is_tolerated(tmp_path):
+    csv_path = tmp_path / "manual.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfcurrent_model,base_model,base_model_relation\nm/ft,a/base,finetune\n")
+    jsonl = tmp_path / "crawl.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps(rec("a/root")).encode() + b"\n")
+    atlas, batches = ingest([str(csv_path), str(jsonl)])
+    assert [b.format for b in batches] == ["manual", "hf-trees"]
+    assert edges_of(atlas) == {("a/base", "m/ft")} and "a/root" in atlas.nodes["id"].to_pylist()
+    assert atlas.issues.num_rows == 0
+
+
+@pytest.mark.parametrize("layout", ["object", "objects", "array"])
+def test_pretty_printed_json_is_read(tmp_path, layout):
+    records = [rec("a/root"), rec("a/kid", ["base_model:finetune:a/root"])]
+    path = tmp_path / "crawl.json"
+    if layout == "object":
+        records = records[:1]
+        path.write_text(json.dumps(records[0], indent=2))
+    elif layout == "objects":
+        path.write_text("\n".join(json.dumps(r, indent=2) for r in records))
+    else:
+        path.write_text(json.dumps(records, indent=2))
+    atlas, _ = ingest([str(path)])
+    assert sorted(atlas.nodes["id"].to_pylist()) == sorted(r["id"] for r in records)
+    assert "malformed_json" not in (kinds(atlas) or {})
+
+
+def test_broken_pretty_printed_json_names_the_line(tmp_path, capsys):
+    path = tmp_path / "crawl.json"
+    path.write_text(json.dumps(rec("a/root"), indent=2) + '\n{\n  "id": "a/b",\n  oops\n}\n')
+    assert main(["ingest", str(path), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    one_line_error(capsys, "crawl.json", "line")
+    assert not (tmp_path / "a.duckdb").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "crc"])
+def test_damaged_gzip_is_one_line_naming_the_file(tmp_path, capsys, damage):
+    import gzip
+
+    data = gzip.compress(("\n".join(json.dumps(rec(f"a/m{i}")) for i in range(2000)) + "\n").encode())
+    path = tmp_path / "crawl.jsonl.gz"
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        flipped = bytearray(data)
+        flipped[-6] ^= 1  # the CRC-32 in the trailer
+        path.write_bytes(bytes(flipped))
+    assert main(["ingest", str(path), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    line = one_line_error(capsys, "crawl.jsonl.gz")
+    assert ("ends early" if damage == "truncate" else "CRC") in line
+    assert not (tmp_path / "a.duckdb").exists()
