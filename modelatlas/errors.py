@@ -48,3 +48,12 @@ class UnknownModelError(ModelAtlasError):
 
 class StoreError(ModelAtlasError):
     """An atlas store that is missing, locked or not an atlas."""
+
+
+class HubError(InputError):
+    """The live Hub (or the server ``HF_ENDPOINT`` names) could not be read as asked: refused,
+    unreachable, too slow, looping or answering something else than a model list. ``path`` is the URL."""
+
+    def __init__(self, message: str, *, path: str | None = None, where: str | None = None):
+        self.detail = message  # without the URL prefix, so a caller can extend it
+        super().__init__(message, path=path, where=where)
