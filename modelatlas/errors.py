@@ -84,3 +84,12 @@ class Interrupted(ModelAtlasError):
         self.path = path
         what = f"{path} was left as it was before this command" if path else "files were left as they were"
         super().__init__(f"interrupted; {what}")
+
+
+class HubError(InputError):
+    """The live Hub (or the server ``HF_ENDPOINT`` names) could not be read as asked: refused,
+    unreachable, too slow, looping or answering something else than a model list. ``path`` is the URL."""
+
+    def __init__(self, message: str, *, path: str | None = None, where: str | None = None):
+        self.detail = message  # without the URL prefix, so a caller can extend it
+        super().__init__(message, path=path, where=where)

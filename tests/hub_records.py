@@ -65,3 +65,71 @@ def hub_stats_table(records: list[dict], *, json_columns: bool = True) -> pa.Tab
         table = table.set_column(i, col, pa.compute.cast(
             pa.compute.strptime(table[col], format="%Y-%m-%dT%H:%M:%S%z", unit="us"), ts))
     return table
+
+
+#: Records replayed as ``/api/models`` pages (tests/data/hub_api_pages.json): small ones covering
+#: safetensors, GGUF, config, card data with and without model-index, typed and plain base_model tags.
+REPLAY_IDS = ("huyhuy12302/output", "aharley2/elephant-nsfw-detector", "pucpr-br/Clinical-BR-LlaMA-2-7B",
+              "BlackBeenie/EXAONE-Deep-32B-Q4_K_M-GGUF", "flumboyantApple/twittSent01",
+              "abeiler/goatV9-chat-QLORA-Merged", "xugui/test", "antondanilevskiy/GTCauto",
+              "matrixportal/gemma-7b-it-GGUF")
+REPLAY_PAGE = 3
+#: ``expand`` properties in the order the reader asks for them; answers carry only those a record has.
+_EXPANDED = {"author": "author", "cardData": "cardData", "config": "config", "createdAt": "createdAt",
+             "downloads": "downloads", "downloadsAllTime": "downloadsAllTime", "gated": "gated", "gguf": "gguf",
+             "lastModified": "lastModified", "library_name": "library_name", "likes": "likes",
+             "pipeline_tag": "pipeline_tag", "safetensors": "safetensors", "siblings": "siblings", "tags": "tags"}
+
+
+def _hub_time(value):
+    """``2025-01-29 08:35:53+00:00`` -> ``2025-01-29T08:35:53.000Z``, the Hub API's spelling."""
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return value
+    return datetime.fromisoformat(value).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def api_page_item(record: dict) -> dict:
+    """One ``/api/models?expand=…`` item: ``_id``, ``id`` and the expanded fields the record has."""
+    item = api_json(record)
+    item["createdAt"], item["lastModified"] = _hub_time(item["createdAt"]), _hub_time(item["lastModified"])
+    md = record["metadata"]
+    item["downloadsAllTime"] = md.get("downloads_all_time")
+    out = {"_id": item["_id"], "id": item["id"]}
+    out.update({k: item[src] for k, src in _EXPANDED.items() if item.get(src) is not None})
+    return out
+
+
+def _cursor(item: dict) -> str:
+    """An opaque cursor after ``item`` (the Hub's are opaque base64 too)."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps({"$oid": item["_id"]}).encode()).decode()
+
+
+def hub_api_pages(records: list[dict], per_page: int = REPLAY_PAGE) -> dict:
+    """The replay fixture: ``pages`` answers of ``GET /api/models`` with their ``Link`` headers.
+
+    ``{endpoint}`` in a ``Link`` stands for the server's origin (the replay server fills it in);
+    ``cursor`` is the ``cursor`` parameter that asks for the page (``null`` for the first).
+    """
+    from urllib.parse import urlencode
+
+    from modelatlas.ingest.hub_api import EXPAND
+
+    by_id = {r["id"]: r for r in records}
+    items = [api_page_item(by_id[i]) for i in REPLAY_IDS]
+    pages, cursor = [], None
+    for start in range(0, len(items), per_page):
+        body = items[start:start + per_page]
+        headers = [["content-type", "application/json; charset=utf-8"]]
+        nxt = _cursor(body[-1]) if start + per_page < len(items) else None
+        if nxt:
+            query = urlencode([("expand", e) for e in EXPAND] + [("limit", "1000"), ("cursor", nxt)])
+            headers.append(["link", f'<{{endpoint}}/api/models?{query}>; rel="next"'])
+        pages.append({"cursor": cursor, "status": 200, "headers": headers, "body": body})
+        cursor = nxt
+    return {"about": "GET /api/models answers built from hf-trees records (tests/hub_records.py, "
+                     "hub_api_pages); regenerate with tests/test_ingest_hub_faults.py's fixture test",
+            "pages": pages}

@@ -12,9 +12,11 @@ import pytest
 from hub_records import api_json, load_records
 from modelatlas.errors import InputError
 from modelatlas.ingest.hub_api import HubCrawl, parse_query, read_hub
+from modelatlas.ingest.hub_http import HubOptions
 
 pytestmark = pytest.mark.shared_data
 PAGE = 4
+FAST = HubOptions(rate=1000, base_wait=0.01, max_wait=0.02)
 
 
 class FakeHub:
@@ -92,7 +94,7 @@ def offline_home(tmp_path, monkeypatch):
 def test_pages_retry_and_read(records, tmp_path):
     with FakeHub([api_json(r) for r in records]) as hub:
         hub.fail_once = {1: 429, 3: 503}
-        batch = read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01, max_wait=0.02)
+        batch = read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path, options=FAST)
     assert batch.records.num_rows == len(records)
     assert len(hub.log) == 3 + 2  # three pages, two retried answers
     got = {r["id"]: r for r in batch.records.to_pylist()}
@@ -112,11 +114,12 @@ def test_interrupted_crawl_resumes(records, tmp_path):
     with FakeHub([api_json(r) for r in records]) as hub:
         hub.broken_cursor = PAGE  # the second page keeps failing
         with pytest.raises(InputError, match="resume from page 2"):
-            read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01, max_wait=0.02, max_retries=1)
+            read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path,
+                     options=HubOptions(rate=1000, base_wait=0.01, max_wait=0.02, max_retries=1))
         assert list(tmp_path.glob(".modelatlas-hub-*.checkpoint.json"))
         first_pages = sum("cursor=" not in p for p in hub.log)
         hub.broken_cursor = None
-        batch = read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01, max_wait=0.02)
+        batch = read_hub("", endpoint=hub.url, checkpoint_dir=tmp_path, options=FAST)
         assert sum("cursor=" not in p for p in hub.log) == first_pages == 1  # page 1 was not fetched again
     assert sorted(batch.records["id"].to_pylist()) == sorted(r["id"] for r in records)
 
@@ -129,7 +132,7 @@ def test_query_limit_and_parsing(records, tmp_path):
     with pytest.raises(InputError, match="limit must be a positive whole number"):
         parse_query("limit=ten")
     with FakeHub([api_json(r) for r in records]) as hub:
-        batch = read_hub("limit=6", endpoint=hub.url, checkpoint_dir=tmp_path, base_wait=0.01)
+        batch = read_hub("limit=6", endpoint=hub.url, checkpoint_dir=tmp_path, options=FAST)
     assert batch.records.num_rows == 6
     assert HubCrawl("x", checkpoint_dir=tmp_path, endpoint="http://h").checkpoint.parent == tmp_path
 

@@ -9,10 +9,14 @@ import typer
 from rich.table import Table
 
 from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json, progress
+from modelatlas.ingest.hub_http import HubOptions
 
 FormatOption = Annotated[str | None, typer.Option(
     "--format", "-f", help="Reader for every source: hf-trees, hub-stats, card-parents, manual, hub "
                            "(default: detected per source).")]
+
+
+HUB_PANEL = "Live Hub (hub: sources; docs/ingest.md)"
 
 
 def ingest(
@@ -20,6 +24,17 @@ def ingest(
     atlas: AtlasPath = DEFAULT_ATLAS_PATH,
     fmt: FormatOption = None,
     as_json: JsonFlag = False,
+    hub_rate: Annotated[float, typer.Option(help="Hub requests per second at most.",
+                                            rich_help_panel=HUB_PANEL)] = HubOptions.rate,
+    hub_connect_timeout: Annotated[float, typer.Option(help="Seconds to connect to the Hub.",
+                                                       rich_help_panel=HUB_PANEL)] = HubOptions.connect_timeout,
+    hub_read_timeout: Annotated[float, typer.Option(help="Seconds to wait for each part of an answer.",
+                                                    rich_help_panel=HUB_PANEL)] = HubOptions.read_timeout,
+    hub_max_wait: Annotated[float, typer.Option(help="Longest back-off or Retry-After wait in seconds; a server "
+                                                     "asking for more ends the crawl (resumable).",
+                                                rich_help_panel=HUB_PANEL)] = HubOptions.max_wait,
+    hub_max_pages: Annotated[int, typer.Option(help="Page budget of a crawl (1,000 models a page), resumed runs "
+                                                    "included.", rich_help_panel=HUB_PANEL)] = HubOptions.max_pages,
 ) -> None:
     """Read sources into the atlas (created, or extended when it exists); print the ingest summary."""
     from modelatlas.atlas.atlas import Atlas
@@ -27,6 +42,8 @@ def ingest(
     from modelatlas.ingest.pipeline import ingest as run_ingest
     from modelatlas.ingest.pipeline import ingest_summary
 
+    hub_options = HubOptions(rate=hub_rate, connect_timeout=hub_connect_timeout, read_timeout=hub_read_timeout,
+                             max_wait=hub_max_wait, max_pages=hub_max_pages)
     # The writer lock spans load to save: a concurrent ingest waits instead of being overwritten.
     with writing(atlas):
         current = Atlas.load(atlas) if Path(atlas).exists() else None
@@ -42,7 +59,8 @@ def ingest(
                 started[0] = True
 
             merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
-                                         on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent)
+                                         on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent,
+                                         hub_options=hub_options)
             if not hub:
                 advance(1)
         with progress("saving atlas", enabled=not as_json):

@@ -1,10 +1,13 @@
 """Reader for the live Hugging Face Hub (``modelatlas ingest hub:`` / ``hub:QUERY``).
 
 Pages through ``/api/models`` the way ``huggingface_hub.HfApi.list_models`` does (``expand=[...]``
-for the full metadata and card data, next page from the ``Link`` header), with
-``huggingface_hub.utils.http_backoff`` retrying HTTP 429 and 5xx with exponential back-off. After
-every page the items are appended to a spool file and a checkpoint records the next page's URL,
-so an interrupted crawl resumes where it stopped; a finished crawl removes both.
+for the full metadata and card data, the next page's URL from the ``Link: <…>; rel="next"`` header,
+a cursor the server chooses). Each request goes through :class:`~modelatlas.ingest.hub_http.HubClient`
+(timeouts, pacing, bounded retries, the token only for the endpoint's origin); each page is committed
+to the crawl's spool and checkpoint (:class:`~modelatlas.ingest.hub_spool.CrawlFiles`), so an
+interrupted crawl resumes where it stopped; a finished crawl removes both. The crawl stops with a
+:class:`~modelatlas.errors.HubError` at the page budget and when a next-page link points back to a
+page already fetched (a looping server), before that page's items are spooled.
 
 ``HF_ENDPOINT`` chooses the server (a local one in tests). ``QUERY`` is either free text (the
 Hub's ``search``) or ``key=value`` pairs joined by ``&`` with keys ``search``, ``author``,
@@ -14,13 +17,16 @@ Hub's ``search``) or ``key=value`` pairs joined by ``&`` with keys ``search``, `
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
-from modelatlas.errors import InputError
+import httpx
+
+from modelatlas.errors import HubError, InputError
 from modelatlas.ingest.batch import SourceBatch
+from modelatlas.ingest.hub_http import HubClient, HubOptions, origin, shown
+from modelatlas.ingest.hub_spool import CHECKPOINT_VERSION, CrawlFiles
 from modelatlas.ingest.records import records_from_wire
 from modelatlas.ingest.wire import model_info_from_api, wire_table
 
@@ -30,7 +36,6 @@ EXPAND: tuple[str, ...] = ("author", "baseModels", "cardData", "config", "create
                            "downloadsAllTime", "gated", "gguf", "lastModified", "library_name", "likes",
                            "pipeline_tag", "safetensors", "siblings", "tags", "trendingScore")
 QUERY_KEYS = ("search", "author", "filter", "sort", "limit", "pipeline_tag")
-RETRY_STATUS = (429, 500, 502, 503, 504)
 PAGE_SIZE = 1000
 
 
@@ -51,6 +56,10 @@ def parse_query(query: str) -> dict[str, str]:
     return params
 
 
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 class HubCrawl:
     """A resumable crawl of ``/api/models``.
 
@@ -61,104 +70,120 @@ class HubCrawl:
     checkpoint_dir:
         Folder for the checkpoint and spool files (default: the current folder).
     endpoint:
-        Hub URL (default: ``HF_ENDPOINT``, else huggingface_hub's default).
-    base_wait:
-        First back-off wait in seconds (doubles per retry, at most ``max_wait``).
+        Hub URL (default: ``HF_ENDPOINT``, else huggingface_hub's default); the token goes to its origin only.
+    options:
+        Timeouts, pacing, retries and budgets (:class:`~modelatlas.ingest.hub_http.HubOptions`).
+    report:
+        ``report(kind, where, message)`` receives repairs of the crawl files and pages served from
+        another origin (the reader's issues).
     """
 
     def __init__(self, query: str = "", *, checkpoint_dir: str | Path | None = None, endpoint: str | None = None,
-                 base_wait: float = 1.0, max_wait: float = 60.0, max_retries: int = 6):
+                 options: HubOptions | None = None, report=None):
         from huggingface_hub import constants
 
         self.query = query
         self.params = parse_query(query)
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+        parts = urlsplit(self.endpoint)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise InputError("the Hub endpoint must be an http(s) URL with a host name (set by HF_ENDPOINT)",
+                             path=self.endpoint)
+        self.options = options or HubOptions()
+        self._report = report or (lambda kind, where, message: None)
         key = hashlib.sha1(f"{self.endpoint}?{query}".encode()).hexdigest()[:12]
-        folder = Path(checkpoint_dir or ".")
-        self.checkpoint = folder / f".modelatlas-hub-{key}.checkpoint.json"
-        self.spool = folder / f".modelatlas-hub-{key}.spool.jsonl"
-        self.base_wait, self.max_wait, self.max_retries = base_wait, max_wait, max_retries
+        self.files = CrawlFiles(checkpoint_dir or ".", key, self._report)
+        self.checkpoint, self.spool = self.files.checkpoint, self.files.spool
+        self.state: dict | None = None
 
-    def _first_request(self) -> tuple[str, list[tuple[str, str]]]:
+    def first_url(self) -> str:
+        """The first page's URL: the query, every ``expand`` property, the page size."""
         limit = self.params.get("limit")
         params = [(k, v) for k, v in self.params.items() if k != "limit"]
         params += [("expand", p) for p in EXPAND]
         params.append(("limit", str(min(int(limit), PAGE_SIZE)) if limit else str(PAGE_SIZE)))
-        return f"{self.endpoint}/api/models", params
-
-    def _state(self) -> dict | None:
-        if not self.checkpoint.exists():
-            return None
-        try:
-            state = json.loads(self.checkpoint.read_text())
-        except json.JSONDecodeError:
-            raise InputError("checkpoint is not JSON; delete it to start the crawl again",
-                             path=str(self.checkpoint)) from None
-        return state
-
-    def _save_state(self, state: dict) -> None:
-        tmp = self.checkpoint.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.checkpoint)
+        return str(httpx.URL(f"{self.endpoint}/api/models", params=params))
 
     def pages(self, on_page=None):
-        """Fetch pages until done, spooling items; yields the number of items of each new page."""
-        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+        """Fetch pages until done, committing each; yields the number of items of each new page.
 
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = self._state()
-        if state is None:
-            self.spool.unlink(missing_ok=True)
-            url, params = self._first_request()
-            state = {"query": self.query, "next": url, "params": params, "pages": 0, "items": 0, "done": False}
-            self._save_state(state)
+        Raises
+        ------
+        HubError
+            A page could not be had within the limits (the message says which page to resume from),
+            the page budget is spent, or the server's next-page links loop.
+        """
+        from huggingface_hub.utils import build_hf_headers
+
+        fresh = {"version": CHECKPOINT_VERSION, "endpoint": self.endpoint, "query": self.query,
+                 "next": self.first_url(), "pages": 0, "items": 0, "spool_bytes": 0, "done": False, "seen": []}
+        state = self.state = self.files.load(fresh)
         limit = int(self.params["limit"]) if "limit" in self.params else None
-        headers = build_hf_headers()
-        while not state["done"]:
-            try:
-                response = http_backoff("GET", state["next"], params=state["params"] or None, headers=headers,
-                                        max_retries=self.max_retries, base_wait_time=self.base_wait,
-                                        max_wait_time=self.max_wait, retry_on_status_codes=RETRY_STATUS)
-                hf_raise_for_status(response)
-                items = response.json()
-            except Exception as exc:  # the HTTP layer's errors differ by version; all are reported alike
-                raise InputError(f"Hub request failed after retries: {exc}; run again to resume from page "
-                                 f"{state['pages'] + 1}", path=f"hub:{self.query}") from None
-            if not isinstance(items, list):
-                raise InputError(f"expected a list of models, got {type(items).__name__}", path=state["next"])
-            if limit is not None:
-                items = items[: max(limit - state["items"], 0)]
-            with open(self.spool, "a", encoding="utf-8") as fh:
-                for item in items:
-                    fh.write(json.dumps(item) + "\n")
-            nxt = response.links.get("next", {}).get("url")
-            state.update(next=nxt, params=None, pages=state["pages"] + 1, items=state["items"] + len(items),
-                         done=nxt is None or (limit is not None and state["items"] + len(items) >= limit))
-            self._save_state(state)
-            if on_page:
-                on_page(len(items))
-            yield len(items)
+        foreign: set[tuple] = set()
+        with HubClient(self.endpoint, self.options, build_hf_headers()) as client:
+            while not state["done"]:
+                url, n = state["next"], state["pages"] + 1
+                kept = (f"{state['pages']:,} pages ({state['items']:,} models) are kept in {self.checkpoint}; "
+                        f"run again to resume from page {n}")
+                if state["pages"] >= self.options.max_pages:
+                    raise HubError(f"the page budget of {self.options.max_pages:,} pages is spent; {kept} "
+                                   f"with a larger budget (--hub-max-pages)", path=shown(url))
+                try:
+                    page = client.get_page(url)
+                except HubError as exc:
+                    raise HubError(f"{exc.detail}; {kept}", path=exc.path) from None
+                items = page.body
+                if not isinstance(items, list):
+                    raise HubError(f"page {n} is a JSON {type(items).__name__}, not a list of models; {kept}",
+                                   path=shown(url))
+                nxt = page.next_url
+                if nxt is not None:
+                    fetched = state["seen"] + [_digest(url)]
+                    if _digest(nxt) in fetched:
+                        raise HubError(f"the next-page link of page {n} points back to page "
+                                       f"{fetched.index(_digest(nxt)) + 1} ({shown(nxt)}): the server's "
+                                       f"pages loop; {kept}", path=shown(url))
+                    if origin(nxt) != client.origin and origin(nxt) not in foreign:
+                        foreign.add(origin(nxt))
+                        self._report("hub_other_origin", shown(nxt),
+                                     f"page {n + 1} and later come from {shown(nxt)}, another server than "
+                                     f"{self.endpoint}; fetched without the Hub token")
+                if limit is not None:
+                    items = items[: max(limit - state["items"], 0)]
+                state.update(next=nxt, pages=n, items=state["items"] + len(items), seen=state["seen"] + [_digest(url)],
+                             done=nxt is None or (limit is not None and state["items"] + len(items) >= limit))
+                self.files.append(items, state)
+                if on_page:
+                    on_page(len(items))
+                yield len(items)
 
     def items(self):
-        """Every spooled item, in order."""
-        if not self.spool.exists():
-            return
-        with open(self.spool, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    yield n, json.loads(line)
+        """Every committed item, in order, as ``(line number, item)``."""
+        yield from self.files.items(self.state)
 
     def finish(self) -> None:
         """Remove the checkpoint and spool of a finished crawl."""
-        self.checkpoint.unlink(missing_ok=True)
-        self.spool.unlink(missing_ok=True)
+        self.files.remove()
 
 
 def read_hub(query: str = "", *, checkpoint_dir: str | Path | None = None, endpoint: str | None = None,
-             on_progress=None, **crawl_options) -> SourceBatch:
-    """Crawl the Hub (resuming a checkpoint) and read the models like any other source."""
-    crawl = HubCrawl(query, checkpoint_dir=checkpoint_dir, endpoint=endpoint, **crawl_options)
+             on_progress=None, options: HubOptions | None = None) -> SourceBatch:
+    """Crawl the Hub (resuming a checkpoint) and read the models like any other source.
+
+    Parameters
+    ----------
+    query, checkpoint_dir, endpoint, options:
+        As for :class:`HubCrawl`.
+    on_progress:
+        Called with the number of models of each page fetched.
+
+    Returns
+    -------
+    SourceBatch
+        Records, parent claims and issues (repairs of the crawl files included), source ``hub:QUERY``.
+    """
     batch = SourceBatch(f"hub:{query}", FORMAT)
+    crawl = HubCrawl(query, checkpoint_dir=checkpoint_dir, endpoint=endpoint, options=options, report=batch.issue)
     for _ in crawl.pages(on_page=on_progress):
         pass
     infos, seen = [], set()

@@ -31,11 +31,13 @@ INGEST_LOG_SCHEMA = pa.schema([
 ])
 
 
-def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkpoint_dir=None) -> SourceBatch:
+def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkpoint_dir=None,
+                hub_options=None) -> SourceBatch:
     """Read one source with the reader its format names (detected when ``fmt`` is ``None``).
 
     ``on_progress(n)`` is told of each page a Hub crawl fetches; ``checkpoint_dir`` holds its
-    checkpoint (see :mod:`modelatlas.ingest.hub_api`).
+    checkpoint and ``hub_options`` (:class:`~modelatlas.ingest.hub_http.HubOptions`) bound it
+    (see :mod:`modelatlas.ingest.hub_api`).
     """
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", path=source)
@@ -65,7 +67,7 @@ def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkp
         return read_leaderboard_batch(source)
     from modelatlas.ingest.hub_api import read_hub
     return read_hub(source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source,
-                    on_progress=on_progress, checkpoint_dir=checkpoint_dir)
+                    on_progress=on_progress, checkpoint_dir=checkpoint_dir, options=hub_options)
 
 
 def _reader_issues(atlas: Atlas) -> list[dict]:
@@ -120,7 +122,8 @@ def log_rows(batches: list[SourceBatch], run_at: datetime | None = None) -> pa.T
 
 
 def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = None,
-           on_source=None, on_progress=None, checkpoint_dir=None) -> tuple[Atlas, list[SourceBatch]]:
+           on_source=None, on_progress=None, checkpoint_dir=None,
+           hub_options=None) -> tuple[Atlas, list[SourceBatch]]:
     """Read ``sources`` and merge them into ``atlas`` (a new one when ``None``).
 
     Parameters
@@ -131,8 +134,8 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
         Reader for every source (default: detected per source).
     on_source:
         Called with each source name before it is read (progress display).
-    on_progress, checkpoint_dir:
-        Passed to the Hub reader (pages fetched; where its checkpoint lives).
+    on_progress, checkpoint_dir, hub_options:
+        Passed to the Hub reader (pages fetched; where its checkpoint lives; its limits).
 
     Returns
     -------
@@ -143,7 +146,8 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
     for source in sources:
         if on_source:
             on_source(source)
-        batches.append(read_source(source, fmt, on_progress=on_progress, checkpoint_dir=checkpoint_dir))
+        batches.append(read_source(source, fmt, on_progress=on_progress, checkpoint_dir=checkpoint_dir,
+                                   hub_options=hub_options))
     merged = merge_batches(atlas, batches)
     log = log_rows(batches)
     old = merged.extras.get(INGEST_LOG)
