@@ -124,7 +124,7 @@ class ONNXFile(WeightFile):
             raise fail(f"external data offset {offset} / length {length} do not describe the "
                        f"{nbytes} bytes of dims {list(t.dims)}")
         fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never blocks on a FIFO
-        with os.fdopen(fd, "rb") as fh:
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise fail(f"external data {info['location'][:120]!r} is not a regular file")
@@ -133,8 +133,11 @@ class ONNXFile(WeightFile):
                            f"{info['location'][:120]!r}, which holds {st.st_size}")
             if nbytes == 0:
                 return np.zeros(tuple(t.dims), dtype)
-            return np.memmap(fh, dtype=dtype, mode="r", offset=offset,
-                             shape=(math.prod(t.dims),)).reshape(tuple(t.dims))
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                return np.memmap(fh, dtype=dtype, mode="r", offset=offset,
+                                 shape=(math.prod(t.dims),)).reshape(tuple(t.dims))
+        finally:
+            os.close(fd)
 
     def _raw(self, name: str) -> ArrayRows:
         array = self._array(name)
