@@ -127,7 +127,7 @@ def _state(tensors: dict, **changes) -> None:
 
 @pytest.mark.parametrize("breakage, message", [
     (lambda t: t.__setitem__("l.weight.quant_state.bitsandbytes__nf4", np.frombuffer(b"{shape: [4, 8]", np.uint8)),
-     "not UTF-8 JSON"),
+     "not valid UTF-8 JSON"),
     (lambda t: t.__setitem__("l.weight.quant_state.bitsandbytes__nf4", np.frombuffer(b"[1, 2]", np.uint8)),
      "not a JSON object"),
     (lambda t: _state(t, shape=[8, 8]), "cannot hold 64"),

@@ -82,7 +82,7 @@ def test_absent_weights_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{not json", "not valid JSON"), ("[]", "'models' list"), ('{"models": {}}', "'models' list"),
+    ("{not json", "not valid UTF-8 JSON"), ("[]", "'models' list"), ('{"models": {}}', "'models' list"),
     ('{"name": 3, "models": []}', "'name' must be a string"), ('{"models": [3]}', "JSON object"),
 ])
 def test_unreadable_manifest(tmp_path, text, message):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +10,7 @@ import typer
 
 from modelatlas.commands.common import JsonFlag, console, emit_json, progress
 from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 
 
 def expand_inputs(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -35,11 +35,16 @@ def expand_inputs(paths: list[Path]) -> list[tuple[str, Path]]:
 
 
 def _manifest_models(manifest: Path) -> list[tuple[str, Path]]:
+    from modelatlas.zoo.manifest import resolve_in_zoo
+
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = loads_strict(manifest.read_bytes(), path=str(manifest), what="zoo manifest")
         models = data["models"]
-        return [(str(m.get("id") or m["path"]), manifest.parent / m["path"]) for m in models]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        root = manifest.parent.resolve()
+        return [(str(m.get("id") or m["path"]),
+                 resolve_in_zoo(root, m["path"], manifest=manifest, where=f"models[{i}]", must_exist=False))
+                for i, m in enumerate(models)]
+    except (OSError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a zoo manifest with models[].path ({exc.__class__.__name__}: {exc})",
                          path=str(manifest)) from None
 

@@ -24,13 +24,13 @@ rows asked for are read.
 
 from __future__ import annotations
 
-import json
 import math
 
 import ml_dtypes
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 from modelatlas.weights.tensors import ArrayRows
 
 #: Suffixes (after ``P.weight``) of the tensors a bitsandbytes 4-bit weight is stored with.
@@ -60,10 +60,8 @@ def parse_quant_state(raw: np.ndarray, *, path: str, name: str) -> dict:
     InputError
         Not UTF-8 JSON, not an object, or a field of the wrong type.
     """
-    try:
-        state = json.loads(np.asarray(raw, np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"bitsandbytes quant state is not UTF-8 JSON ({exc})", path=path, where=name) from None
+    state = loads_strict(np.asarray(raw, np.uint8).tobytes(), path=path, where=name,
+                         what="bitsandbytes quant state")
     if not isinstance(state, dict):
         raise InputError("bitsandbytes quant state is not a JSON object", path=path, where=name)
 

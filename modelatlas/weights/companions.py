@@ -26,6 +26,7 @@ Conventions recognised in safetensors files (names relative to the quantised ten
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -99,15 +100,15 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
             if shape_name is None or scale_name is None:
                 raise InputError(f"4-bit packed tensor needs {base}_shape and {base}_scale beside it",
                                  path=path, where=name)
-            shape = tuple(int(v) for v in np.asarray(raw(shape_name).full()).reshape(-1))
+            shape = _logical_shape(raw(shape_name).full(), path=path, name=shape_name)
             zero_name = _first(names, base, ZERO_SUFFIXES)
             used.update(n for n in (name, shape_name, scale_name, zero_name) if n)
-            cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            if (cols + 1) // 2 * (shape[0] if shape else 1) != int(np.prod(stored[name].shape)):
+            cols = math.prod(shape[1:])
+            if (cols + 1) // 2 * shape[0] != math.prod(stored[name].shape):
                 raise InputError(f"packed bytes {stored[name].shape} do not hold shape {list(shape)}",
                                  path=path, where=name)
             packed = raw(name)
-            packed = ArrayRows(packed.array.reshape(shape[0], -1), packed._count)
+            packed = ArrayRows(packed.array.reshape(shape[0], (cols + 1) // 2), packed._count)
             q = Unpacked4Bit(packed, cols)
             zero = raw(zero_name) if zero_name else _Constant(8.0)
             src = AffineDequant(q, raw(scale_name), zero, path=path, name=base)
@@ -149,6 +150,17 @@ def resolve(stored: dict[str, StoredTensor], raw: Callable[[str], ArrayRows], pa
         info = stored[name]
         out.append((TensorInfo(name, info.shape, info.dtype), FloatRows(raw(name))))
     return out
+
+
+def _logical_shape(values: np.ndarray, *, path: str, name: str) -> tuple[int, ...]:
+    """The shape stored in an ``X_shape`` tensor: one or more non-negative integers."""
+    values = np.asarray(values).reshape(-1)
+    if values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise InputError(f"shape tensor holds {values.size} values of dtype {values.dtype}, not the sizes "
+                         "of a tensor (one or more integers)", path=path, where=name)
+    if (values < 0).any():
+        raise InputError(f"shape tensor holds a negative size: {values.tolist()[:8]}", path=path, where=name)
+    return tuple(int(v) for v in values)
 
 
 def _bitsandbytes_4bit(name: str, names: set[str], raw: Callable[[str], ArrayRows], path: str

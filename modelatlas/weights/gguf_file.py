@@ -10,6 +10,7 @@ key rows put back in checkpoint order, so the model compares with safetensors mo
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -66,7 +67,7 @@ class GGUFFile(WeightFile):
         super().__init__(path)
         try:
             reader = gguf.GGUFReader(str(self.path), "r")
-        except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
+        except (ValueError, OSError, IndexError, KeyError, TypeError, OverflowError, MemoryError) as exc:
             raise InputError(f"not a readable GGUF file ({exc.__class__.__name__}: {exc})",
                              path=str(self.path)) from None
         self._reader = reader
@@ -80,25 +81,36 @@ class GGUFFile(WeightFile):
                 except (ValueError, IndexError, UnicodeDecodeError):
                     continue
         for t in reader.tensors:
-            qtype = gguf.GGMLQuantizationType(t.tensor_type)
-            shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-            label = qtype.name
-            self.stored[t.name] = StoredTensor(t.name, label, shape, int(t.n_bytes))
-            self._data[t.name] = t.data
-            if label in FLOAT_TYPES or label in INT_TYPES:
-                raw = ArrayRows(np.asarray(t.data).reshape(shape[0], -1), self._count)
-                self._add(TensorInfo(t.name, shape, label), FloatRows(raw))
-            else:
-                block, _ = gguf.GGML_QUANT_SIZES[qtype]
-                bits = round(8 * gguf.GGML_QUANT_SIZES[qtype][1] / block)
-                # blocks run along GGUF rows: a 1-D tensor is one block row, read as a column
-                rows = shape[0] if len(shape) > 1 else 1
-                raw = ArrayRows(np.asarray(t.data).reshape(rows, -1), self._count)
-                source = GGUFRows(raw, qtype, int(np.prod(shape)) // rows)
-                self._add(TensorInfo(t.name, shape, label, QuantInfo(f"gguf:{label}", bits, "block", block)),
-                          source if len(shape) > 1 else TransposedRows(source))
+            try:
+                self._tensor(gguf, t)
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+                raise InputError(f"malformed tensor record ({exc.__class__.__name__}: {str(exc)[:200]})",
+                                 path=str(self.path), where=str(t.name)[:120]) from None
         if hf_names is not None:
             self._rename(hf_name_map(self.metadata, self.tensors, hf_names, path=str(self.path)))
+
+    def _tensor(self, gguf, t) -> None:
+        """List one tensor record; ValueError & co. from a malformed record are reported by the caller."""
+        qtype = gguf.GGMLQuantizationType(t.tensor_type)
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        if any(d < 0 for d in shape):
+            raise ValueError(f"negative dimension in {list(shape)}")
+        label = qtype.name
+        self.stored[t.name] = StoredTensor(t.name, label, shape, int(t.n_bytes))
+        self._data[t.name] = t.data
+        data = np.asarray(t.data)
+        if label in FLOAT_TYPES or label in INT_TYPES:
+            raw = ArrayRows(data.reshape(shape[0] if shape else 1, math.prod(shape[1:])), self._count)
+            self._add(TensorInfo(t.name, shape, label), FloatRows(raw))
+            return
+        block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+        bits = round(8 * block_bytes / block)
+        # blocks run along GGUF rows: a 1-D tensor is one block row, read as a column
+        rows = shape[0] if len(shape) > 1 else 1
+        raw = ArrayRows(data.reshape(rows, data.size // rows if rows else 0), self._count)
+        source = GGUFRows(raw, qtype, math.prod(shape) // rows if rows else 0)
+        self._add(TensorInfo(t.name, shape, label, QuantInfo(f"gguf:{label}", bits, "block", block)),
+                  source if len(shape) > 1 else TransposedRows(source))
 
     def _rename(self, names: dict[str, str]) -> None:
         """Expose tensors under the names given, rows in the checkpoint's order."""

@@ -72,6 +72,10 @@ class PackedIntRows:
         self.qweight, self.qzeros, self.scales, self.g_idx = qweight, qzeros, scales, g_idx
         words_rows, words_cols = qweight.n_rows, qweight.n_cols
         groups, out = scales.n_rows, scales.n_cols
+        if 0 in (words_rows, words_cols, groups, out):
+            raise InputError(f"packed weight with an empty dimension: qweight {[words_rows, words_cols]}, "
+                             f"scales {[groups, out]}", path=path, where=name)
+        self._path, self._name = path, name
         if g_idx is not None:  # GPTQ: packed along in_features
             n_in = g_idx.n_rows * g_idx.n_cols
             if not n_in or (32 * words_rows) % n_in or out != words_cols:
@@ -102,6 +106,9 @@ class PackedIntRows:
             q = unpack_rows(words if cols is None else words[:, cols], self.bits)
             zeros = unpack_cols(zeros_words, self.bits).astype(np.float32) + 1
             group = np.asarray(self.g_idx.full()).reshape(-1).astype(np.int64)
+            if group.size and (group.min() < 0 or group.max() >= scales.shape[0]):
+                raise InputError(f"g_idx holds groups {group.min()}..{group.max()} but scales has "
+                                 f"{scales.shape[0]}", path=self._path, where=self._name)
         else:
             q = unpack_cols(words, self.bits, AWQ_ORDER)
             zeros = unpack_cols(zeros_words, self.bits, AWQ_ORDER).astype(np.float32)

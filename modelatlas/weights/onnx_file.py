@@ -21,6 +21,9 @@ tensors in external data files are memory-mapped and read lazily.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -48,12 +51,19 @@ class ONNXFile(WeightFile):
         from google.protobuf.message import DecodeError
 
         super().__init__(path)
+        size = self.path.stat().st_size
+        if size == 0:
+            raise InputError("empty file (0 bytes): not an ONNX model", path=str(self.path))
         try:
             model = onnx.load(str(self.path), load_external_data=False)
-        except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-            raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {exc})",
+        except (DecodeError, OSError, ValueError, RuntimeError, RecursionError) as exc:
+            raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})",
                              path=str(self.path)) from None
-        self._count(self.path.stat().st_size)
+        if model.ir_version <= 0:
+            # protobuf reads many byte strings as some message; every ONNX writer sets ir_version
+            raise InputError("not an ONNX model (no ir_version: the bytes parse as protobuf but not as "
+                             "a model)", path=str(self.path))
+        self._count(size)
         self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
         graph = model.graph
@@ -62,8 +72,10 @@ class ONNXFile(WeightFile):
         for t in graph.initializer:
             if t.data_type not in DTYPE_LABELS:
                 raise InputError(f"unsupported ONNX data type {t.data_type}", path=str(self.path), where=t.name)
+            if any(d < 0 for d in t.dims):
+                raise InputError(f"negative dimension in dims {list(t.dims)}", path=str(self.path), where=t.name)
             self.stored[t.name] = StoredTensor(t.name, DTYPE_LABELS[t.data_type], tuple(t.dims),
-                                               int(np.prod(t.dims)) * _itemsize(t.data_type))
+                                               math.prod(t.dims) * _itemsize(t.data_type))
         self._graph_tensors(graph)
 
     # -- stored arrays ---------------------------------------------------------------------------
@@ -75,29 +87,64 @@ class ONNXFile(WeightFile):
             t = self._inits[name]
             try:
                 if t.data_location == onnx.TensorProto.EXTERNAL:
-                    info = {e.key: e.value for e in t.external_data}
-                    target = (self.path.parent / info["location"]).resolve()
-                    if self.path.parent.resolve() not in target.parents:
-                        raise InputError("external data lies outside the model's folder",
-                                         path=str(self.path), where=name)
-                    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
-                    count = int(np.prod(t.dims))
-                    array = np.memmap(target, dtype=dtype, mode="r", offset=int(info.get("offset", 0)),
-                                      shape=(count,)).reshape(tuple(t.dims))
+                    array = self._external(t)
                 else:
                     array = numpy_helper.to_array(t)
-            except (KeyError, ValueError, OSError) as exc:
-                raise InputError(f"cannot read initializer ({exc})", path=str(self.path), where=name) from None
+            except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
+                raise InputError(f"cannot read initializer ({exc.__class__.__name__}: {str(exc)[:200]})",
+                                 path=str(self.path), where=name) from None
             self._arrays[name] = array
         return self._arrays[name]
+
+    def _external(self, t) -> np.ndarray:
+        """An initializer's external data, memory-mapped: only a regular file inside the model's
+        folder, at a non-negative offset, whose bytes hold the whole tensor (a FIFO or a device
+        would block or never end; it is refused without being read)."""
+        import onnx
+
+        def fail(message: str) -> InputError:
+            return InputError(message, path=str(self.path), where=t.name)
+
+        info = {e.key: e.value for e in t.external_data}
+        if not info.get("location"):
+            raise fail("external data without a location")
+        folder = self.path.parent.resolve()
+        target = (folder / info["location"]).resolve()
+        if folder not in target.parents:
+            raise fail("external data lies outside the model's folder")
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info["length"]) if "length" in info else None
+        except ValueError:
+            raise fail(f"external data offset {info.get('offset')!r} / length {info.get('length')!r} "
+                       "are not integers") from None
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+        nbytes = math.prod(t.dims) * dtype.itemsize
+        if offset < 0 or (length is not None and length != nbytes):
+            raise fail(f"external data offset {offset} / length {length} do not describe the "
+                       f"{nbytes} bytes of dims {list(t.dims)}")
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never blocks on a FIFO
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise fail(f"external data {info['location'][:120]!r} is not a regular file")
+            if offset + nbytes > st.st_size:
+                raise fail(f"external data needs bytes {offset}..{offset + nbytes} of "
+                           f"{info['location'][:120]!r}, which holds {st.st_size}")
+            if nbytes == 0:
+                return np.zeros(tuple(t.dims), dtype)
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                return np.memmap(fh, dtype=dtype, mode="r", offset=offset,
+                                 shape=(math.prod(t.dims),)).reshape(tuple(t.dims))
+        finally:
+            os.close(fd)
 
     def _raw(self, name: str) -> ArrayRows:
         array = self._array(name)
         shape = array.shape
         rows = shape[0] if shape else 1
         external = isinstance(array, np.memmap)
-        return ArrayRows(array.reshape(rows, -1) if rows else array.reshape(0, 0),
-                         self._count if external else None)
+        return ArrayRows(array.reshape(rows, math.prod(shape[1:])), self._count if external else None)
 
     def raw_chunks(self, stored_name: str, chunk_bytes: int = 1 << 24) -> Iterator[memoryview]:
         yield from chunked(np.ascontiguousarray(self._array(stored_name)), chunk_bytes)
@@ -122,7 +169,7 @@ class ONNXFile(WeightFile):
                 hidden.add(name)
                 weights.append((value, name, src, quant, self.stored[name].dtype))
         for name, t in self._inits.items():
-            if name in hidden or int(np.prod(t.dims)) <= 1:
+            if name in hidden or math.prod(t.dims) <= 1:
                 continue
             weights.append((name, name, FloatRows(self._raw(name)), None, self.stored[name].dtype))
         taken = set(self._inits)

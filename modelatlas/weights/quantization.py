@@ -22,13 +22,14 @@ modern models are trained and released in 16-bit.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 from modelatlas.weights.signature import is_parameter
 from modelatlas.weights.weightfile import WeightFile
 
@@ -242,8 +243,8 @@ def _config_beside(weight_file: WeightFile) -> dict | None:
     if not path.is_file():
         return None
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = loads_strict(path.read_bytes(), path=str(path))
+    except (OSError, InputError):
         return None  # a broken config is not evidence either way
     q = config.get("quantization_config") if isinstance(config, dict) else None
     return q if isinstance(q, dict) else None

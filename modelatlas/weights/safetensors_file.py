@@ -9,7 +9,6 @@ any rows in one numpy indexing step with the same safety.
 
 from __future__ import annotations
 
-import json
 import mmap
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 from modelatlas.weights.companions import resolve
 from modelatlas.weights.safetensors_header import DTYPES, HeaderEntry, read_header
 from modelatlas.weights.tensors import ArrayRows, StoredTensor
@@ -95,12 +95,17 @@ class SafetensorsFile(WeightFile):
 def _weight_map(index: Path) -> dict[str, str]:
     """The ``weight_map`` of a ``*.safetensors.index.json``, its shard files checked to exist."""
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read the shard index ({exc})", path=str(index)) from None
+        text = index.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the shard index ({exc.strerror})", path=str(index)) from None
+    data = loads_strict(text, path=str(index), what="shard index")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise InputError("shard index has no weight_map", path=str(index), where="weight_map")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str):
+            raise InputError(f"weight_map gives tensor {name[:80]!r} the {type(shard).__name__} "
+                             f"{str(shard)[:40]}, not a shard file name", path=str(index), where="weight_map")
     files = sorted(set(weight_map.values()))
     if not all(isinstance(f, str) and f and "/" not in f and "\\" not in f and f not in (".", "..")
                for f in files):

@@ -9,7 +9,6 @@ never a crash or a silent misread.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import ml_dtypes
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 
 #: safetensors dtype label -> numpy dtype.
 DTYPES: dict[str, np.dtype] = {
@@ -28,6 +28,17 @@ DTYPES: dict[str, np.dtype] = {
     "I8": np.dtype(np.int8), "U64": np.dtype(np.uint64), "U32": np.dtype(np.uint32),
     "U16": np.dtype(np.uint16), "U8": np.dtype(np.uint8), "BOOL": np.dtype(np.bool_),
 }
+
+#: Labels the ``safetensors`` library (0.8) knows but modelatlas cannot read as numbers: sub-byte
+#: floats, FNUZ float8 variants and complex values (refused with a clear error, docs/weights.md).
+UNREADABLE_DTYPES = frozenset({"F4", "F6_E2M3", "F6_E3M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64"})
+
+#: Sizes and offsets are the library's ``usize``: at most 2**64 - 1.
+U64_MAX = 2**64 - 1
+
+#: numpy cannot shape an array whose non-zero dimensions span more bytes than this, even when
+#: another dimension is 0; the library accepts such empty tensors, we refuse them (docs/weights.md).
+MAX_ARRAY_BYTES = 2**63 - 1
 
 #: The reference implementation refuses headers above 100 MB; so do we.
 MAX_HEADER_BYTES = 100_000_000
@@ -55,7 +66,7 @@ class SafetensorsHeader:
 
 
 def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHeader:
-    """Validate a safetensors header.
+    """Validate a safetensors header as the ``safetensors`` library does.
 
     Parameters
     ----------
@@ -63,7 +74,7 @@ def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHe
         The first bytes of the file: at least ``8 + N`` of them (``N`` the declared header length),
         or the whole file when shorter.
     file_size:
-        The file's size in bytes, to check that every tensor lies inside it.
+        The file's size in bytes, to check that the tensors cover the data exactly.
     path:
         The file's name, for error messages.
 
@@ -74,9 +85,11 @@ def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHe
     Raises
     ------
     InputError
-        Truncated file, header length beyond the file, invalid JSON, unknown dtype, malformed
-        shape or offsets, a byte span that does not match ``shape × dtype size``, a tensor beyond
-        the end of the file, or two tensors that overlap.
+        Truncated file, header length beyond the file, invalid or non-strict JSON (duplicate keys,
+        ``NaN``; :func:`modelatlas.strict_json.loads_strict`), a dtype that is not a known label,
+        shape or offsets that are not unsigned 64-bit integers, a byte span that does not match
+        ``shape × dtype size``, tensors that overlap, leave a gap, or do not reach the end of the
+        file. Where we differ from the library on purpose, ``docs/weights.md`` says so.
     """
     if file_size < 8 or len(prefix) < 8:
         raise InputError(f"truncated safetensors file: {file_size} bytes, no 8-byte header length",
@@ -89,12 +102,9 @@ def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHe
                          "(truncated or not safetensors)", path=path)
     if len(prefix) < 8 + n:
         raise InputError(f"only {len(prefix) - 8} of {n} header bytes available", path=path)
-    try:
-        header = json.loads(bytes(prefix[8:8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"header is not valid UTF-8 JSON ({exc})", path=path) from None
+    header = loads_strict(memoryview(prefix)[8:8 + n], path=path, what="header")
     if not isinstance(header, dict):
-        raise InputError(f"header is a JSON {type(header).__name__}, not an object", path=path)
+        raise InputError(f"header is a JSON {_json_type(header)}, not an object", path=path)
     metadata = header.pop("__metadata__", None)
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
@@ -102,8 +112,18 @@ def parse_header(prefix: bytes, file_size: int, path: str = "") -> SafetensorsHe
     data_start = 8 + n
     data_size = file_size - data_start
     entries = {name: _entry(name, record, data_start, data_size, path) for name, record in header.items()}
-    _check_overlaps(entries, path)
+    _check_coverage(entries, data_start, file_size, path)
     return SafetensorsHeader(entries, metadata, data_start, data_start)
+
+
+def _json_type(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _u64(value: object) -> bool:
+    """An unsigned 64-bit integer, as the library's ``usize`` fields require (no bool, no float)."""
+    return type(value) is int and 0 <= value <= U64_MAX
 
 
 def _entry(name: str, record: object, data_start: int, data_size: int, path: str) -> HeaderEntry:
@@ -111,38 +131,62 @@ def _entry(name: str, record: object, data_start: int, data_size: int, path: str
         return InputError(message, path=path, where=f"tensor {name!r}")
 
     if not isinstance(record, dict):
-        raise fail("tensor record is not a JSON object")
+        raise fail(f"tensor record is a JSON {_json_type(record)}, not an object")
     missing = {"dtype", "shape", "data_offsets"} - record.keys()
     if missing:
         raise fail(f"tensor record lacks {', '.join(sorted(missing))}")
     dtype = record["dtype"]
+    if not isinstance(dtype, str):
+        raise fail(f"dtype is a JSON {_json_type(dtype)}, not a dtype label such as \"F32\"")
     if dtype not in DTYPES:
-        raise fail(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+        known = " (a safetensors dtype modelatlas cannot read)" if dtype in UNREADABLE_DTYPES else ""
+        raise fail(f"unknown dtype {dtype[:40]!r}{known} (known: {', '.join(DTYPES)})")
     shape = record["shape"]
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise fail(f"shape {shape!r} is not a list of non-negative integers")
+    if not isinstance(shape, list) or not all(_u64(d) for d in shape):
+        raise fail(f"shape {_short(shape)} is not a list of non-negative 64-bit integers")
     offsets = record["data_offsets"]
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(type(o) is int for o in offsets)):
-        raise fail(f"data_offsets {offsets!r} is not a pair of integers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_u64(o) for o in offsets):
+        raise fail(f"data_offsets {_short(offsets)} is not a pair of non-negative 64-bit integers")
     begin, end = offsets
-    if begin < 0 or end < begin:
-        raise fail(f"data_offsets [{begin}, {end}] are negative or reversed")
+    if end < begin:
+        raise fail(f"data_offsets [{begin}, {end}] are reversed")
     if end > data_size:
         raise fail(f"data_offsets end {end} lies beyond the {data_size} data bytes of the file "
                    "(truncated file or lying header)")
-    expected = math.prod(shape) * DTYPES[dtype].itemsize
+    numel = 1
+    for d in shape:  # multiplied in order with overflow checks, as the library does
+        numel *= d
+        if numel > U64_MAX:
+            raise fail(f"shape {_short(shape)} overflows 64 bits")
+    expected = numel * DTYPES[dtype].itemsize
+    if math.prod(d for d in shape if d) * DTYPES[dtype].itemsize > MAX_ARRAY_BYTES:
+        raise fail(f"shape {_short(shape)} is too large for an array, even with 0 elements "
+                   "(numpy's limit is 2**63 bytes)")
     if expected != end - begin:
-        raise fail(f"shape {shape} × {dtype} needs {expected} bytes but data_offsets span {end - begin}")
+        raise fail(f"shape {_short(shape)} × {dtype} needs {expected} bytes but data_offsets span {end - begin}")
     return HeaderEntry(name, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
-def _check_overlaps(entries: dict[str, HeaderEntry], path: str) -> None:
-    spans = sorted((e for e in entries.values() if e.end > e.begin), key=lambda e: (e.begin, e.end))
-    for before, after in zip(spans, spans[1:]):
-        if after.begin < before.end:
-            raise InputError(f"tensors {before.name!r} and {after.name!r} overlap "
-                             f"(bytes {after.begin}..{before.end})", path=path, where=f"tensor {after.name!r}")
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _check_coverage(entries: dict[str, HeaderEntry], data_start: int, file_size: int, path: str) -> None:
+    """Tensors, in offset order, must tile the data: no overlap, no gap, nothing after the last."""
+    covered, previous = data_start, None
+    for entry in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
+        if entry.begin < covered:
+            raise InputError(f"tensors {previous.name!r} and {entry.name!r} overlap "
+                             f"(bytes {entry.begin}..{covered})", path=path, where=f"tensor {entry.name!r}")
+        if entry.begin > covered:
+            raise InputError(f"data bytes {covered - data_start}..{entry.begin - data_start} belong to no "
+                             "tensor (a gap the safetensors library refuses)", path=path,
+                             where=f"tensor {entry.name!r}")
+        covered, previous = entry.end, entry
+    if covered != file_size:
+        raise InputError(f"{file_size - covered} bytes after the last tensor belong to no tensor "
+                         "(the safetensors library refuses such a file)", path=path)
 
 
 def read_header(path: str) -> SafetensorsHeader:

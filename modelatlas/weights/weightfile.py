@@ -19,6 +19,10 @@ class NonFiniteWeightsWarning(UserWarning):
     """A tensor holds NaN or infinite values (named with its file)."""
 
 
+class SkippedTensorWarning(UserWarning):
+    """A valid tensor that cannot be read as rows (e.g. a sparse tensor), left out with its reason."""
+
+
 class WeightFile:
     """A model's weights opened for lazy reading.
 
@@ -37,6 +41,9 @@ class WeightFile:
         Format-level metadata (safetensors ``__metadata__``, GGUF key/values, ONNX producer).
     bytes_read:
         Bytes of weight data (and headers) read from disk so far.
+    skipped:
+        Tensors the file holds but that are not listed in ``tensors``, with the reason (each also
+        reported as a :class:`SkippedTensorWarning`).
     """
 
     format = "unknown"
@@ -47,6 +54,7 @@ class WeightFile:
         self.stored: dict[str, StoredTensor] = {}
         self.metadata: dict = {}
         self.bytes_read = 0
+        self.skipped: dict[str, str] = {}
         self._sources: dict[str, RowSource] = {}
         self._warned: set[str] = set()
 
@@ -57,6 +65,10 @@ class WeightFile:
     def _add(self, info: TensorInfo, source: RowSource) -> None:
         self.tensors[info.name] = info
         self._sources[info.name] = source
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+        warnings.warn(f"{self.path} ({name}): skipped, {reason}", SkippedTensorWarning, stacklevel=3)
 
     # -- reading -------------------------------------------------------------------------------
     def info(self, name: str) -> TensorInfo:

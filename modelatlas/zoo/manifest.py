@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from modelatlas.errors import InputError
+from modelatlas.strict_json import loads_strict
 
 MANIFEST_NAME = "manifest.json"
 
@@ -128,9 +130,7 @@ def _model_from_entry(entry: Any, index: int, root: Path, path: Path, check_file
         return value
 
     rel_path = field_of("path", (str,), required=True)
-    weights = (root / rel_path).resolve()
-    if check_files and not weights.is_file():
-        raise InputError(f"weights file {rel_path!r} does not exist", path=str(path), where=where)
+    weights = resolve_in_zoo(root, rel_path, manifest=path, where=where, must_exist=check_files)
     parents = field_of("parents", (list,))
     if parents is not None:
         if not all(isinstance(p, str) for p in parents):
@@ -164,6 +164,54 @@ def _model_from_entry(entry: Any, index: int, root: Path, path: Path, check_file
         pattern=pattern,
         extra={k: v for k, v in entry.items() if k not in _CORE_KEYS},
     )
+
+
+def resolve_in_zoo(root: Path, rel_path: object, *, manifest: Path, where: str, must_exist: bool = True) -> Path:
+    """The weights file a manifest names, refused if it could lead outside the zoo folder.
+
+    Parameters
+    ----------
+    root:
+        The zoo folder, already resolved.
+    rel_path:
+        The manifest's ``path``: relative, with no ``..`` component and no drive.
+    manifest, where:
+        The manifest file and the model, for error messages.
+    must_exist:
+        Require a regular file (not a folder, FIFO or device) at the path.
+
+    Returns
+    -------
+    Path
+        The absolute path, symbolic links resolved, inside ``root``.
+
+    Raises
+    ------
+    InputError
+        An absolute path, a ``..`` component, a symbolic link that leads outside the zoo folder
+        or loops, or (``must_exist``) a missing or irregular file.
+    """
+    def fail(message: str) -> InputError:
+        return InputError(message, path=str(manifest), where=where)
+
+    if not isinstance(rel_path, str) or not rel_path:
+        raise fail("field 'path' must be a non-empty string")
+    posix, windows = PurePosixPath(rel_path), PureWindowsPath(rel_path)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts or ".." in windows.parts:
+        raise fail(f"path {rel_path[:200]!r} must be relative to the zoo folder, without '..'")
+    try:
+        target = Path(os.path.realpath(root / rel_path, strict=True))
+    except FileNotFoundError:
+        if must_exist:
+            raise fail(f"weights file {rel_path!r} does not exist") from None
+        target = Path(os.path.realpath(root / rel_path))
+    except OSError as exc:  # ELOOP: a symbolic link loop
+        raise fail(f"weights file {rel_path!r} cannot be resolved ({exc.strerror})") from None
+    if root not in target.parents:
+        raise fail(f"path {rel_path!r} leads outside the zoo folder (through a symbolic link) to {target}")
+    if must_exist and not stat.S_ISREG(os.stat(target).st_mode):
+        raise fail(f"weights file {rel_path!r} is not a regular file")
+    return target
 
 
 def _check_graph(models: list[ZooModel], path: Path) -> None:
@@ -227,9 +275,9 @@ def load_manifest(location: str | os.PathLike, *, check_files: bool = True) -> Z
     if not path.is_file():
         raise InputError("zoo manifest not found", path=str(path))
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", path=str(path)) from None
+        doc = loads_strict(path.read_bytes(), path=str(path), what="zoo manifest")
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=str(path)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise InputError("a zoo manifest is an object with a 'models' list", path=str(path))
     name = doc.get("name", path.parent.name)
