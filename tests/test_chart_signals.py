@@ -8,12 +8,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelatlas.chart.alignment import alignment_testable, alignment_z
+from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
 from modelatlas.chart.base import LayerBlock
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 
 LAYERS = [LayerBlock("a", 0, 32, 48), LayerBlock("b", 32 * 48, 32, 32), LayerBlock("head", 32 * 48 + 32 * 32, 10, 32)]
 DIM = sum(b.size for b in LAYERS)
+
+
+def _z(x, candidates, layers=LAYERS):
+    return alignment_z(unit_rows(x, layers)[0], unit_rows(np.atleast_2d(candidates), layers), layers)
 
 
 def _model(rng) -> np.ndarray:
@@ -26,7 +30,7 @@ def test_unrelated_models_are_not_aligned_however_close(seed):
     rng = np.random.default_rng(seed)
     a, b = _model(rng), _model(rng)
     near = a * 0.0 + b  # unrelated, whatever the distance
-    assert alignment_z(a, near[None], LAYERS)[0] < 6.0
+    assert _z(a, near[None])[0] < 6.0
 
 
 @settings(max_examples=30, deadline=None)
@@ -36,7 +40,7 @@ def test_relatives_are_aligned_however_far_training_moved(seed, moved):
     parent = _model(rng)
     step = rng.normal(0, 0.1, DIM)
     child = parent + moved * step  # relative distance up to 1.5
-    assert alignment_z(child, parent[None], LAYERS)[0] > 6.0
+    assert _z(child, parent[None])[0] > 6.0
 
 
 def test_alignment_ignores_scale_and_detects_row_permutation():
@@ -46,13 +50,13 @@ def test_alignment_ignores_scale_and_detects_row_permutation():
     for b in LAYERS:  # the same rows in another order: same weights, no row correspondence
         m = shuffled[b.offset:b.offset + b.size].reshape(b.rows, b.cols)
         m[:] = m[rng.permutation(b.rows)]
-    z = alignment_z(parent, np.stack([3.0 * parent, shuffled]), LAYERS)
+    z = _z(parent, np.stack([3.0 * parent, shuffled]))
     assert z[0] > 50 and z[1] < 6.0
 
 
 def test_untestable_layouts_are_reported():
     assert not alignment_testable([LayerBlock("all", 0, 1, 100)])
-    assert np.isnan(alignment_z(np.ones(100), np.ones((1, 100)), [LayerBlock("all", 0, 1, 100)])[0])
+    assert np.isnan(_z(np.ones(100), np.ones((1, 100)), [LayerBlock("all", 0, 1, 100)])[0])
 
 
 def test_significant_bits_reads_the_storage_format():
@@ -107,3 +111,29 @@ def test_a_grandparent_shows_the_sum_of_two_adapters():
     leaf = _lora_child(rng, mid, 4, LAYERS[:2])
     to_mid, to_root = adapter_evidence(leaf, np.stack([mid, root]), LAYERS)
     assert to_mid.total_rank < to_root.total_rank
+
+
+def test_auto_decides_every_awkward_family_without_error():
+    """Issue cases that are data, not errors: a bf16 child of an fp32 parent, frozen (bit-identical)
+    layers, a child uploaded before its parent, a byte-identical copy of a root, unknown times,
+    and a family of one model."""
+    from modelatlas.chart.base import ChartInput, get_method
+
+    rng = np.random.default_rng(7)
+    root = _model(rng)
+    other_root = _model(rng)
+    bf16_child = (root + rng.normal(0, 0.05, DIM)).astype(ml_dtypes.bfloat16).astype(np.float32)
+    frozen = root.copy()
+    frozen[:LAYERS[0].size] += rng.normal(0, 0.05, LAYERS[0].size)  # layers b and head untouched
+    copy = root.copy()
+    early_child = root + rng.normal(0, 0.05, DIM)
+    v = np.stack([root, bf16_child, frozen, copy, early_child, other_root])
+    times = np.array([10.0, 11.0, 12.0, 13.0, 5.0, np.nan])  # the last child predates its parent
+    models = ChartInput(ids=[f"m{i}" for i in range(6)], vectors=v, layers=LAYERS, created_at=times,
+                        content_hashes=["h0", "h1", "h2", "h0", "h4", "h5"])
+    ps = get_method("auto").chart(models).parent_sets()
+    assert ps[1] == {0} and ps[2] == {0} and ps[3] == {0}
+    assert 5 not in ps  # unrelated to everyone: a root
+    assert ps.get(4) == frozenset({0}) or ps.get(0) == frozenset({4})  # one edge between them, a direction chosen
+    single = ChartInput(ids=["only"], vectors=root[None], layers=LAYERS)
+    assert len(get_method("auto").chart(single).child) == 0

@@ -9,7 +9,8 @@ of every model of an architecture, so for a candidate pair we compare the cosine
 row with *its own* row in the other model (the diagonal) against its cosine with *other* rows (a
 few cyclic shifts, the null: for unrelated models diagonal and shifted pairs are exchangeable).
 
-The result is a z statistic (Welch's t of diagonal against shifted cosines, pooled over layers):
+The result is a z statistic (Welch's t of diagonal against shifted cosines, pooled over layers;
+rows are normalised once per model, :func:`unit_rows`):
 near 0 for unrelated models whatever their distance, tens to hundreds for relatives however far
 training moved them. The threshold is a significance level, not a value read off any zoo.
 """
@@ -22,68 +23,67 @@ from modelatlas.chart.base import LayerBlock
 
 #: Cyclic row shifts used as the null (unrelated row pairs).
 SHIFTS = (1, 2, 3)
+#: Rows per layer the statistic uses (the first ones; a few dozen already give z in the tens).
+MAX_ROWS = 48
 
 
-def _unit_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows centred and scaled to unit norm; a mask of rows with any variation."""
-    m = m - m.mean(axis=-1, keepdims=True)
-    norm = np.linalg.norm(m, axis=-1, keepdims=True)
-    ok = norm[..., 0] > 0
-    return m / np.where(norm > 0, norm, 1.0), ok
+def _tested(layers: list[LayerBlock]) -> list[LayerBlock]:
+    """The part of each testable layer the statistic reads: its first ``MAX_ROWS`` sampled rows."""
+    return [LayerBlock(b.name, b.offset, min(b.rows, MAX_ROWS), b.cols) for b in layers
+            if b.rows > max(SHIFTS) and b.cols >= 2]
 
 
-def alignment_z(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
-    """Alignment statistic of model ``x`` against each candidate.
+def unit_rows(vectors: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
+    """The rows :func:`alignment_z` reads, centred and scaled to unit norm, one flat vector per model.
+
+    Computed once per model and cached by callers; a row without variation becomes zeros.
+    """
+    v = np.atleast_2d(np.asarray(vectors, np.float64))
+    parts = []
+    for b in _tested(layers):
+        m = v[:, b.offset:b.offset + b.size].reshape(len(v), -1, b.cols)[:, :b.rows]
+        m = m - m.mean(axis=-1, keepdims=True)
+        norm = np.linalg.norm(m, axis=-1, keepdims=True)
+        parts.append((m / np.where(norm > 0, norm, 1.0)).reshape(len(v), -1))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((len(v), 0))
+
+
+def alignment_z(x_units: np.ndarray, candidate_units: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
+    """Alignment statistic of one model against each candidate.
 
     Parameters
     ----------
-    x:
-        One fingerprint, shape ``(d,)``.
-    candidates:
-        Fingerprints of the candidates, shape ``(k, d)``.
+    x_units:
+        The model's :func:`unit_rows`, shape ``(m,)``.
+    candidate_units:
+        The candidates' :func:`unit_rows`, shape ``(k, m)``.
     layers:
-        Layout of the fingerprint; only layers with at least ``max(SHIFTS) + 1`` sampled rows of
-        width 2 or more can be tested.
+        The fingerprint layout the rows were taken with.
 
     Returns
     -------
     numpy.ndarray
-        ``(k,)`` z statistics (``nan`` for every candidate when no layer can be tested).
+        ``(k,)`` z statistics; ``nan`` for every candidate when no layer can be tested (fewer than
+        ``max(SHIFTS) + 1`` sampled rows, or rows of one value).
     """
-    cands = np.atleast_2d(np.asarray(candidates, np.float64))
-    x = np.asarray(x, np.float64)
-    diag_sum = np.zeros(len(cands))
-    diag_sq = np.zeros(len(cands))
-    null_sum = np.zeros(len(cands))
-    null_sq = np.zeros(len(cands))
-    n_diag = np.zeros(len(cands))
-    n_null = np.zeros(len(cands))
-    for b in layers:
-        if b.rows <= max(SHIFTS) or b.cols < 2:
-            continue
-        ux, okx = _unit_rows(x[b.offset:b.offset + b.size].reshape(b.rows, b.cols))
-        uc, okc = _unit_rows(cands[:, b.offset:b.offset + b.size].reshape(len(cands), b.rows, b.cols))
-        both = okx[None, :] & okc
-        diag = np.einsum("rc,krc->kr", ux, uc)
-        diag_sum += np.where(both, diag, 0).sum(axis=1)
-        diag_sq += np.where(both, diag * diag, 0).sum(axis=1)
-        n_diag += both.sum(axis=1)
-        for s in SHIFTS:
-            shifted = np.einsum("rc,krc->kr", ux, np.roll(uc, s, axis=1))
-            pair = okx[None, :] & np.roll(okc, s, axis=1)
-            null_sum += np.where(pair, shifted, 0).sum(axis=1)
-            null_sq += np.where(pair, shifted * shifted, 0).sum(axis=1)
-            n_null += pair.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        md, mn = diag_sum / n_diag, null_sum / n_null
-        vd = np.maximum(diag_sq / n_diag - md * md, 0.0)
-        vn = np.maximum(null_sq / n_null - mn * mn, 0.0)
-        se = np.sqrt(vd / n_diag + vn / n_null)
-        z = (md - mn) / np.maximum(se, 1e-12)
-    z[(n_diag < 2) | (n_null < 2)] = np.nan
-    return z
+    cands = np.atleast_2d(candidate_units)
+    x = np.asarray(x_units)
+    diag, null = [], []
+    start = 0
+    for b in _tested(layers):
+        size = b.rows * b.cols
+        ux = x[start:start + size].reshape(b.rows, b.cols)
+        uc = cands[:, start:start + size].reshape(len(cands), b.rows, b.cols)
+        start += size
+        diag.append(np.einsum("rc,krc->kr", ux, uc))
+        null += [np.einsum("rc,krc->kr", np.roll(ux, -s, axis=0), uc) for s in SHIFTS]
+    if not diag:
+        return np.full(len(cands), np.nan)
+    d, o = np.concatenate(diag, axis=1), np.concatenate(null, axis=1)
+    se = np.sqrt(d.var(axis=1) / d.shape[1] + o.var(axis=1) / o.shape[1])
+    return (d.mean(axis=1) - o.mean(axis=1)) / np.maximum(se, 1e-12)
 
 
 def alignment_testable(layers: list[LayerBlock]) -> bool:
     """Whether :func:`alignment_z` can test fingerprints of this layout."""
-    return any(b.rows > max(SHIFTS) and b.cols >= 2 for b in layers)
+    return bool(_tested(layers))

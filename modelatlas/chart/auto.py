@@ -39,10 +39,10 @@ import hashlib
 
 import numpy as np
 
-from modelatlas.chart.alignment import alignment_testable, alignment_z
+from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, LayerBlock, register
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
-from modelatlas.chart.low_rank import adapter_evidence
+from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
 from modelatlas.errors import InputError
@@ -70,6 +70,9 @@ class Auto(ChartMethod):
         Earlier neighbours offered to the convex fit (merge parents can be far apart).
     merge_min_weight:
         Smallest weight of a merge parent in the convex fit.
+    time_penalty:
+        The ``joint`` rule's relative extra cost of a parent that comes after its child in the
+        processing order (:mod:`modelatlas.chart.joint`).
     order:
         ``"auto"`` (time when usable, else ``fallback``), ``"time"``, ``"tree"`` (the spanning-forest
         order of :mod:`modelatlas.chart.tree_order`) or ``"kurtosis"`` (MoTHer's score alone).
@@ -79,7 +82,7 @@ class Auto(ChartMethod):
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
         Rules switched on (for the ablation table): any of ``known``, ``duplicates``, ``lora``,
-        ``roots``, ``quantized``, ``merges``.
+        ``roots``, ``quantized``, ``merges``, ``joint``.
     calibrate:
         Turn raw scores into calibrated probabilities.
     calibration:
@@ -88,12 +91,13 @@ class Auto(ChartMethod):
     """
 
     name = "auto"
-    RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges")
+    RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges", "joint")
     ORDERS = ("auto", "time", "tree", "kurtosis")
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
-                 merge_min_weight: float = 0.05, order: str = "auto", fallback: str = "tree",
+                 merge_min_weight: float = 0.05, time_penalty: float = 0.25, order: str = "auto",
+                 fallback: str = "tree",
                  exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
                  calibration: dict | None = None):
         self.n_candidates = n_candidates
@@ -103,6 +107,7 @@ class Auto(ChartMethod):
         self.merge_residual = merge_residual
         self.merge_candidates = merge_candidates
         self.merge_min_weight = merge_min_weight
+        self.time_penalty = time_penalty
         self.order = order
         self.fallback = fallback
         self.exact_up_to = exact_up_to
@@ -138,6 +143,8 @@ class Auto(ChartMethod):
             charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
                         content_hash=models.content_hashes[i], parents=given.get(i),
                         neighbors=(near[i][ok], near_d[i][ok]))
+        if "joint" in self.rules:
+            charter.decide_jointly(models, order, eligible, (near[:, :self.n_candidates], near_d[:, :self.n_candidates]))
         return charter
 
     def related(self, vectors: np.ndarray, layers: list[LayerBlock], a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -146,7 +153,8 @@ class Auto(ChartMethod):
             return np.ones(len(a), bool)
         v = np.asarray(vectors, np.float64)
         if alignment_testable(layers):
-            return np.array([alignment_z(v[i], v[j][None], layers)[0] >= self.align_z for i, j in zip(a, b)],
+            units = unit_rows(v, layers)
+            return np.array([alignment_z(units[i], units[j][None], layers)[0] >= self.align_z for i, j in zip(a, b)],
                             dtype=bool)
         d = np.linalg.norm(v[a] - v[b], axis=1)
         return d <= self.root_distance * np.maximum(np.maximum(np.linalg.norm(v[a], axis=1),
@@ -193,6 +201,8 @@ class OnlineCharter:
         self.alignment_testable = alignment_testable(layers)
         self.index = None if bulk else GrowingIndex(dim, exact_up_to=method.exact_up_to)
         self.vecs = np.zeros((max(capacity, 1), dim))
+        self.units = np.zeros((max(capacity, 1), unit_rows(np.zeros(dim), layers).shape[1]))
+        self.bits = np.zeros(max(capacity, 1), np.int64)
         self.row: dict[int, int] = {}
         self.norm: dict[int, float] = {}
         self.parents: dict[int, tuple[int, ...]] = {}
@@ -234,7 +244,11 @@ class OnlineCharter:
         r = len(self.row)
         if r == len(self.vecs):
             self.vecs = np.vstack([self.vecs, np.zeros_like(self.vecs)])
+            self.units = np.vstack([self.units, np.zeros_like(self.units)])
+            self.bits = np.concatenate([self.bits, np.zeros_like(self.bits)])
         self.vecs[r] = v
+        self.units[r] = unit_rows(v, self.layers)[0]
+        self.bits[r] = significant_bits(v)
         self.row[label] = r
         self.norm[label] = float(np.sqrt(v @ v))
         keys = self._keys(v, content_hash)
@@ -255,8 +269,71 @@ class OnlineCharter:
             self.index.add(label, v)
         return ps
 
-    def _rows(self, labels) -> np.ndarray:
-        return self.vecs[[self.row[int(j)] for j in labels]]
+    #: Kinds of decision the joint rule revisits (plain fine-tune parents and roots).
+    FREE = ("nearest", "root", "first")
+
+    def decide_jointly(self, models: ChartInput, order: np.ndarray, eligible: np.ndarray,
+                       earlier: tuple[np.ndarray, np.ndarray]) -> None:
+        """Re-decide the plain fine-tune parents and roots together (:mod:`modelatlas.chart.joint`),
+        over each model's nearest earlier candidates (``earlier``: labels and distances, as the first
+        pass saw them) and its nearest later ones."""
+        from modelatlas.chart.joint import joint_parents
+
+        n = len(models)
+        position = np.empty(n, np.int64)
+        position[order] = np.arange(n)
+        free = np.array([self.kind[i] in self.FREE for i in range(n)])
+        fixed = {i: self.parents.get(i, ()) for i in range(n) if not free[i]}
+        index = GrowingIndex(models.vectors.shape[1], exact_up_to=self.m.exact_up_to)
+        for i in np.flatnonzero(eligible).tolist():
+            index.add(i, models.vectors[i])
+        k = self.m.n_candidates
+
+        def neighbours(rows):
+            labels = np.full((len(rows), 2 * k), -1, np.int64)
+            dists = np.full((len(rows), 2 * k), np.inf)
+            for r, x in enumerate(rows.tolist()):
+                lab, dis = index.query(models.vectors[x], 2 * k + 1)
+                later = position[lab] > position[x]
+                lab, dis = lab[later][:k], dis[later][:k]
+                labels[r, :k], dists[r, :k] = earlier[0][x], earlier[1][x]
+                labels[r, k:k + len(lab)], dists[r, k:k + len(dis)] = lab, dis
+            return labels, dists
+
+        def related(x, cand):
+            return self._related(x, self.vecs[self.row[x]], cand, np.linalg.norm(
+                self._rows(cand) - self.vecs[self.row[x]], axis=1))[0]
+
+        parents = joint_parents(models.vectors, position, free, eligible, fixed, neighbours, related,
+                                self.m.time_penalty)
+        for i in np.flatnonzero(free).tolist():
+            p = parents.get(i)
+            before = self.parents.get(i, ())
+            if p is None:
+                self.parents.pop(i, None)
+                self.relation.pop(i, None)
+                if before:
+                    self.kind[i], self.score[i] = "root", 0.0
+            elif before != (p,) and not self._descends_from(p, i):
+                # (a merge's other parents are not in the forest: a choice that closes a cycle
+                # through them keeps the first pass's parent)
+                self.parents[i], self.relation[i] = (p,), "finetune"
+                self.kind[i], self.score[i] = "joint", 1.0
+
+    def _descends_from(self, node: int, ancestor: int) -> bool:
+        """Whether ``ancestor`` is above ``node`` through the parents decided so far."""
+        stack, seen = [node], set()
+        while stack:
+            u = stack.pop()
+            if u == ancestor:
+                return True
+            if u not in seen:
+                seen.add(u)
+                stack.extend(self.parents.get(u, ()))
+        return False
+
+    def _rows(self, labels, of: str = "vecs") -> np.ndarray:
+        return getattr(self, of)[[self.row[int(j)] for j in labels]]
 
     def _decide(self, label, v, quantized, duplicate_of, parents, neighbors):
         m, rules = self.m, self.m.rules
@@ -269,7 +346,7 @@ class OnlineCharter:
         if not len(wide):
             return (), None, "first", 1.0
         if "lora" in rules and not quantized:
-            hit = self._lora(v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
+            hit = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
             if hit is not None:
                 return hit
         related, strength = self._related(label, v, wide, wide_d)
@@ -293,19 +370,20 @@ class OnlineCharter:
         if "roots" not in m.rules:
             return np.ones(len(cand), bool), 0.0
         if self.alignment_testable:
-            z = alignment_z(v, self._rows(cand), self.layers)
+            z = alignment_z(self.units[self.row[label]], self._rows(cand, "units"), self.layers)
             z = np.where(np.isfinite(z), z, -np.inf)
             return z >= m.align_z, float((m.align_z - z.max()) / m.align_z)
         rel_d = dist / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
         return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
 
-    def _lora(self, v, cand, dist):
+    def _lora(self, label, v, cand, dist):
         """The candidate whose difference is a low-rank adapter update, if any: fewest full-rank
         layers, then the smallest total rank, then the nearest; the score is the relative rank gap
         to the next best candidate."""
         if not len(cand):
             return None
-        ev = adapter_evidence(v, self._rows(cand), self.layers)
+        ev = adapter_evidence(v, self._rows(cand), self.layers, bits=np.minimum(self.bits[self.row[label]],
+                                                                               self._rows(cand, "bits")))
         ok = np.array([e.is_adapter for e in ev])
         if not ok.any():
             return None

@@ -83,16 +83,22 @@ class AdapterEvidence:
         return int(self.ranks.sum())
 
 
-def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBlock]) -> list[AdapterEvidence]:
+def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBlock],
+                     bits: np.ndarray | None = None) -> list[AdapterEvidence]:
     """:class:`AdapterEvidence` of model ``x`` against each candidate (fingerprints, one layout).
 
-    Singular values are computed in one stacked call per layer shape.
+    Parameters
+    ----------
+    bits:
+        Per candidate, the significant bits of the coarser of the two models' storage
+        (:func:`significant_bits`); read off the fingerprints when absent.
     """
     x = np.asarray(x, np.float64)
     cands = np.atleast_2d(np.asarray(candidates, np.float64))
     k, n_layers = len(cands), len(layers)
-    bits_x = significant_bits(x)
-    bits = [min(bits_x, significant_bits(c)) for c in cands]
+    if bits is None:
+        bits_x = significant_bits(x)
+        bits = [min(bits_x, significant_bits(c)) for c in cands]
     ranks = np.zeros((k, n_layers), np.int64)
     identical = np.zeros((k, n_layers), bool)
     for li, b in enumerate(layers):
