@@ -559,3 +559,29 @@ def test_cli_failure_is_one_line_naming_the_url(tmp_path, monkeypatch, capsys):
 
 def test_every_failure_is_a_modelatlas_error():
     assert issubclass(HubError, ModelAtlasError) and issubclass(HubError, InputError)
+
+
+def test_offline_mode_contacts_nobody(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with ReplayHub() as hub:
+        with pytest.raises(HubError, match="HF_HUB_OFFLINE is set"):
+            read(hub, tmp_path)
+    assert hub.log == []
+
+
+def test_next_link_that_is_not_http_is_refused_before_the_page_is_kept(tmp_path):
+    with ReplayHub() as hub:
+        hub.link = lambda page, recorded: '<file:///etc/passwd>; rel="next"' if page == 0 else recorded
+        with pytest.raises(HubError, match=r"next-page link 'file:///etc/passwd' is not an http\(s\) URL"):
+            read(hub, tmp_path)
+        hub.link = lambda page, recorded: recorded
+        assert_every_record_once(read(hub, tmp_path))
+    assert hub.requests_for(0) == 2
+
+
+def test_user_agent_names_the_reader(tmp_path):
+    with ReplayHub() as hub:
+        read(hub, tmp_path)
+    assert all("modelatlas/" in e["headers"]["user-agent"] for e in hub.log)

@@ -113,14 +113,21 @@ class HubCrawl:
             A page could not be had within the limits (the message says which page to resume from),
             the page budget is spent, or the server's next-page links loop.
         """
+        from huggingface_hub import constants
         from huggingface_hub.utils import build_hf_headers
 
+        from modelatlas import __version__
+
+        if getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)():
+            raise HubError("HF_HUB_OFFLINE is set, so the live Hub is not contacted; unset it to crawl",
+                           path=self.endpoint)
         fresh = {"version": CHECKPOINT_VERSION, "endpoint": self.endpoint, "query": self.query,
                  "next": self.first_url(), "pages": 0, "items": 0, "spool_bytes": 0, "done": False, "seen": []}
         state = self.state = self.files.load(fresh)
         limit = int(self.params["limit"]) if "limit" in self.params else None
         foreign: set[tuple] = set()
-        with HubClient(self.endpoint, self.options, build_hf_headers()) as client:
+        headers = build_hf_headers(library_name="modelatlas", library_version=__version__)
+        with HubClient(self.endpoint, self.options, headers) as client:
             while not state["done"]:
                 url, n = state["next"], state["pages"] + 1
                 kept = (f"{state['pages']:,} pages ({state['items']:,} models) are kept in {self.checkpoint}; "

@@ -287,7 +287,10 @@ class HubClient:
                 raise HubError(f"the answer is not JSON ({exc}); starts with {body[:80]!r}", path=shown(url)) \
                     from None
             link = response.links.get("next", {}).get("url")
-            return Page(data, str(response.url.join(link)) if link else None, str(response.url))
+            nxt = str(response.url.join(link)) if link else None
+            if nxt is not None and urlsplit(nxt).scheme.lower() not in DEFAULT_PORTS:
+                raise HubError(f"the next-page link {link[:200]!r} is not an http(s) URL", path=shown(url))
+            return Page(data, nxt, str(response.url))
         raise HubError(f"more than {o.max_redirects} redirects", path=shown(url))
 
     def _read_body(self, response: httpx.Response, url: str) -> bytes:
