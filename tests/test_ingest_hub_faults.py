@@ -2,8 +2,8 @@
 
 ``tests/data/hub_api_pages.json`` holds three answers of ``GET /api/models?expand=…`` (nine real
 hf-trees records in the API's spelling, ``Link: <…>; rel="next"`` cursors). ``ReplayHub``
-(tests/replay_hub.py) serves them on 127.0.0.1 and lets each test script a fault per request: a stall, a body that drips,
-``Retry-After`` waits, 429s and 500s, self and cross-origin links, redirects. Every test asserts the
+(tests/replay_hub.py) serves them on 127.0.0.1 and lets each test script a fault per request: a
+stall, a body that drips, ``Retry-After`` waits, 429s and 500s, self and cross-origin links, redirects. Every test asserts the
 outcome *and* that each of the nine records arrives exactly once after the fault is gone (nothing
 lost, nothing doubled). docs/reliability.md ("The live Hub reader") maps each promise to its test.
 """

@@ -110,6 +110,15 @@ def shown(url: str) -> str:
     return text + (" (expand=…)" if len(kept) < len(query) else "")
 
 
+def _http_date(text: str) -> datetime | None:
+    """An HTTP date (RFC 9110 section 5.6.7) as an aware datetime, or ``None``."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
 def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
     """Seconds the server asks to wait: ``Retry-After`` (seconds or HTTP date), else ``RateLimit``'s reset.
 
@@ -119,20 +128,12 @@ def retry_after(headers: httpx.Headers, now: float | None = None) -> float | Non
     value = headers.get("retry-after", "").strip()
     if value.isdigit():
         return float(value)
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            when = None
-        if when is not None:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            if now is None:
-                try:
-                    now = email.utils.parsedate_to_datetime(headers.get("date", "")).timestamp()
-                except (TypeError, ValueError, IndexError, OverflowError):
-                    now = datetime.now(timezone.utc).timestamp()
-            return max(when.timestamp() - now, 0.0)
+    when = _http_date(value) if value else None
+    if when is not None:
+        if now is None:
+            date = _http_date(headers.get("date", ""))
+            now = (date or datetime.now(timezone.utc)).timestamp()
+        return max(when.timestamp() - now, 0.0)
     match = _RATELIMIT_RESET.search(headers.get("ratelimit", ""))
     return float(match.group(1)) if match else None
 
@@ -165,11 +166,13 @@ class _Retry(Exception):
 
 @dataclass
 class Page:
-    """One answer: the decoded JSON body, the next page's URL (``Link: <…>; rel="next"``), the URL answered."""
+    """One answer: the decoded JSON body, the next page's URL (``Link: <…>; rel="next"``), the URL
+    answered and the server's clock (its ``Date`` header; ``None`` without one)."""
 
     body: object
     next_url: str | None
     url: str
+    server_time: datetime | None = None
 
 
 class HubClient:
@@ -290,7 +293,7 @@ class HubClient:
             nxt = str(response.url.join(link)) if link else None
             if nxt is not None and urlsplit(nxt).scheme.lower() not in DEFAULT_PORTS:
                 raise HubError(f"the next-page link {link[:200]!r} is not an http(s) URL", path=shown(url))
-            return Page(data, nxt, str(response.url))
+            return Page(data, nxt, str(response.url), _http_date(response.headers.get("date", "")))
         raise HubError(f"more than {o.max_redirects} redirects", path=shown(url))
 
     def _read_body(self, response: httpx.Response, url: str) -> bytes:
