@@ -262,6 +262,25 @@ def test_answer_that_is_not_a_model_list(tmp_path):
         assert_every_record_once(read(hub, tmp_path))
 
 
+def test_broken_compression_is_retried_then_one_line(tmp_path):
+    with ReplayHub() as hub:
+        hub.fault = lambda n, page, handler: (200, [("Content-Encoding", "gzip")], b"not gzip at all") \
+            if page == 1 else None
+        with pytest.raises(HubError, match=r"compression is broken \(DecodingError.*gave up after 2 attempts"):
+            read(hub, tmp_path, opts(max_retries=1))
+        assert hub.requests_for(1) == 2
+        hub.fault = lambda n, page, handler: None
+        assert_every_record_once(read(hub, tmp_path))
+
+
+def test_next_link_that_is_not_a_url_is_refused(tmp_path):
+    with ReplayHub() as hub:
+        hub.link = lambda page, recorded: '<http://[::1>; rel="next"' if page == 0 else recorded
+        with pytest.raises(HubError, match=r"next-page link 'http://\[::1' is not a usable http\(s\) URL"):
+            read(hub, tmp_path)
+        assert len(hub.log) == 1
+
+
 def test_dns_failure_fails_at_once(tmp_path, monkeypatch):
     calls = []
 
@@ -488,7 +507,7 @@ def test_offline_mode_contacts_nobody(tmp_path, monkeypatch):
 def test_next_link_that_is_not_http_is_refused_before_the_page_is_kept(tmp_path):
     with ReplayHub() as hub:
         hub.link = lambda page, recorded: '<file:///etc/passwd>; rel="next"' if page == 0 else recorded
-        with pytest.raises(HubError, match=r"next-page link 'file:///etc/passwd' is not an http\(s\) URL"):
+        with pytest.raises(HubError, match=r"next-page link 'file:///etc/passwd' is not a usable http\(s\) URL"):
             read(hub, tmp_path)
         hub.link = lambda page, recorded: recorded
         assert_every_record_once(read(hub, tmp_path))
