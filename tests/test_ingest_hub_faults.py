@@ -103,6 +103,35 @@ def test_server_that_never_answers_times_out(tmp_path):
     assert url in str(err.value) and "\n" not in str(err.value)
 
 
+def test_server_that_takes_no_connection_hits_the_connect_timeout(tmp_path):
+    """A listening socket whose backlog is full: the kernel drops further SYNs, so connecting hangs."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    address = full.getsockname()
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        time.sleep(0.1)
+        try:
+            socket.create_connection(address, timeout=0.3).close()
+            pytest.skip("this kernel completes connections past a full backlog; no way to stall a connect here")
+        except OSError:
+            pass
+        started = time.monotonic()
+        with pytest.raises(HubError, match=r"no answer within the connect timeout of 0.3 s; gave up after 2 attempts"):
+            read_hub("", endpoint=f"http://{address[0]}:{address[1]}", checkpoint_dir=tmp_path,
+                     options=opts(connect_timeout=0.3, max_retries=1))
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in (*fillers, full):
+            sock.close()
+
+
 def test_stalled_page_times_out_and_the_crawl_resumes(tmp_path):
     with ReplayHub() as hub:
         hub.fault = lambda n, page, handler: (hub.stop.wait(3), "done")[1] if page == 1 else None
