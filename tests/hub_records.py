@@ -135,6 +135,6 @@ def answer_pages(items: list[dict], per_page: int = REPLAY_PAGE, params: tuple =
 def hub_api_pages(records: list[dict], per_page: int = REPLAY_PAGE) -> dict:
     """The replay fixture (tests/data/hub_api_pages.json): the :data:`REPLAY_IDS` records as answers."""
     by_id = {r["id"]: r for r in records}
-    return {"about": "GET /api/models answers built from hf-trees records (tests/hub_records.py, "
-                     "hub_api_pages); regenerate with tests/test_ingest_hub_faults.py's fixture test",
+    return {"about": "GET /api/models answers built from hf-trees records by tests/hub_records.py "
+                     "(hub_api_pages); test_fixture_is_built_from_the_shared_records checks them against a rebuild",
             "pages": answer_pages([api_page_item(by_id[i]) for i in REPLAY_IDS], per_page)}
