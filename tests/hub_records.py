@@ -108,28 +108,33 @@ def _cursor(item: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps({"$oid": item["_id"]}).encode()).decode()
 
 
-def hub_api_pages(records: list[dict], per_page: int = REPLAY_PAGE) -> dict:
-    """The replay fixture: ``pages`` answers of ``GET /api/models`` with their ``Link`` headers.
+def answer_pages(items: list[dict], per_page: int = REPLAY_PAGE, params: tuple = ()) -> list[dict]:
+    """``items`` as successive ``GET /api/models`` answers with ``Link`` headers to the next one.
 
     ``{endpoint}`` in a ``Link`` stands for the server's origin (the replay server fills it in);
-    ``cursor`` is the ``cursor`` parameter that asks for the page (``null`` for the first).
+    ``cursor`` is the ``cursor`` parameter that asks for the page (``null`` for the first); ``params``
+    are the query parameters before ``expand`` that the next links repeat.
     """
     from urllib.parse import urlencode
 
     from modelatlas.ingest.hub_api import EXPAND
 
-    by_id = {r["id"]: r for r in records}
-    items = [api_page_item(by_id[i]) for i in REPLAY_IDS]
     pages, cursor = [], None
     for start in range(0, len(items), per_page):
         body = items[start:start + per_page]
         headers = [["content-type", "application/json; charset=utf-8"]]
         nxt = _cursor(body[-1]) if start + per_page < len(items) else None
         if nxt:
-            query = urlencode([("expand", e) for e in EXPAND] + [("limit", "1000"), ("cursor", nxt)])
+            query = urlencode([*params, *(("expand", e) for e in EXPAND), ("limit", "1000"), ("cursor", nxt)])
             headers.append(["link", f'<{{endpoint}}/api/models?{query}>; rel="next"'])
         pages.append({"cursor": cursor, "status": 200, "headers": headers, "body": body})
         cursor = nxt
-    return {"about": "GET /api/models answers built from hf-trees records (tests/hub_records.py, "
-                     "hub_api_pages); regenerate with tests/test_ingest_hub_faults.py's fixture test",
-            "pages": pages}
+    return pages
+
+
+def hub_api_pages(records: list[dict], per_page: int = REPLAY_PAGE) -> dict:
+    """The replay fixture (tests/data/hub_api_pages.json): the :data:`REPLAY_IDS` records as answers."""
+    by_id = {r["id"]: r for r in records}
+    return {"about": "GET /api/models answers built from hf-trees records by tests/hub_records.py "
+                     "(hub_api_pages); test_fixture_is_built_from_the_shared_records checks them against a rebuild",
+            "pages": answer_pages([api_page_item(by_id[i]) for i in REPLAY_IDS], per_page)}

@@ -35,15 +35,21 @@ def ingest(
                                                 rich_help_panel=HUB_PANEL)] = HubOptions.max_wait,
     hub_max_pages: Annotated[int, typer.Option(help="Page budget of a crawl (1,000 models a page), resumed runs "
                                                     "included.", rich_help_panel=HUB_PANEL)] = HubOptions.max_pages,
+    since: Annotated[str | None, typer.Option(help="Refresh: only models created or modified since DATE "
+                                                   "(ISO 8601, UTC unless a zone is given) or since the last "
+                                                   "logged crawl of the same hub: source ('last').",
+                                              metavar="DATE|last", rich_help_panel=HUB_PANEL)] = None,
 ) -> None:
     """Read sources into the atlas (created, or extended when it exists); print the ingest summary."""
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.atlas.store import writing
+    from modelatlas.ingest.hub_api import parse_since
     from modelatlas.ingest.pipeline import ingest as run_ingest
     from modelatlas.ingest.pipeline import ingest_summary
 
     hub_options = HubOptions(rate=hub_rate, connect_timeout=hub_connect_timeout, read_timeout=hub_read_timeout,
                              max_wait=hub_max_wait, max_pages=hub_max_pages)
+    hub_since = parse_since(since) if since is not None else None
     # The writer lock spans load to save: a concurrent ingest waits instead of being overwritten.
     with writing(atlas):
         current = Atlas.load(atlas) if Path(atlas).exists() else None
@@ -60,7 +66,7 @@ def ingest(
 
             merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
                                          on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent,
-                                         hub_options=hub_options)
+                                         hub_options=hub_options, hub_since=hub_since)
             if not hub:
                 advance(1)
         with progress("saving atlas", enabled=not as_json):

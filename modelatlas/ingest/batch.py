@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -33,6 +34,9 @@ class SourceBatch:
         Counts for the ingest summary (records read, duplicates, malformed lines, ...).
     extras:
         Further tables for :attr:`Atlas.extras` (e.g. ``annotations``), appended without repeats.
+    since, watermark:
+        A Hub crawl's lower bound on ``lastModified`` (a refresh) and the server's time at its first
+        answer, where the next ``--since last`` starts; ``None`` for files.
     """
 
     source: str
@@ -43,6 +47,8 @@ class SourceBatch:
     issues: list[dict] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     extras: dict[str, pa.Table] = field(default_factory=dict)
+    since: datetime | None = None
+    watermark: datetime | None = None
 
     def issue(self, kind: str, where: str | None, message: str) -> None:
         self.issues.append({"kind": kind, "source": self.source, "where": where, "message": message})

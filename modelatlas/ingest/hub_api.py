@@ -12,12 +12,20 @@ page already fetched (a looping server), before that page's items are spooled.
 ``HF_ENDPOINT`` chooses the server (a local one in tests). ``QUERY`` is either free text (the
 Hub's ``search``) or ``key=value`` pairs joined by ``&`` with keys ``search``, ``author``,
 ``filter``, ``sort``, ``limit`` and ``pipeline_tag``.
+
+A *refresh* (``since``) asks for the listing newest-modified first (``sort=lastModified``) and stops
+at the first model last modified before ``since``; a model is new or changed since then exactly when
+its ``lastModified`` is at or after it (creation sets it too). The server's order is checked, not
+trusted: a listing out of that order ends the crawl with an error rather than stopping early and
+missing models. The server's clock at the first answer is kept (:attr:`HubCrawl.started`): it is
+where the next refresh starts (docs/ingest.md, "Refreshing").
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +35,7 @@ from modelatlas.errors import HubError, InputError
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.hub_http import HubClient, HubOptions, origin, shown
 from modelatlas.ingest.hub_spool import CHECKPOINT_VERSION, CrawlFiles
+from modelatlas.ingest.pyvalue import BadValue, as_datetime
 from modelatlas.ingest.records import records_from_wire
 from modelatlas.ingest.wire import model_info_from_api, wire_table
 
@@ -56,6 +65,20 @@ def parse_query(query: str) -> dict[str, str]:
     return params
 
 
+def parse_since(text: str) -> datetime | str:
+    """``--since`` text -> an aware UTC time (ISO 8601 date or time; no zone means UTC) or ``"last"``."""
+    if text.strip() == "last":
+        return "last"
+    try:
+        when = as_datetime(text)
+    except BadValue:
+        when = None
+    if when is None:
+        raise InputError(f"--since takes an ISO 8601 date or time (2025-03-01, 2025-03-01T12:00:00Z) or 'last', "
+                         f"not {text!r}")
+    return when
+
+
 def _digest(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
@@ -76,14 +99,20 @@ class HubCrawl:
     report:
         ``report(kind, where, message)`` receives repairs of the crawl files and pages served from
         another origin (the reader's issues).
+    since:
+        Only models last modified at or after this time (a refresh; see module docstring).
     """
 
     def __init__(self, query: str = "", *, checkpoint_dir: str | Path | None = None, endpoint: str | None = None,
-                 options: HubOptions | None = None, report=None):
+                 options: HubOptions | None = None, report=None, since: datetime | None = None):
         from huggingface_hub import constants
 
         self.query = query
         self.params = parse_query(query)
+        if since is not None and "sort" in self.params:
+            raise InputError("a refresh (--since) lists by lastModified; leave sort= out of the query",
+                             path=f"hub:{query}")
+        self.since = since.astimezone(timezone.utc) if since is not None else None
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
         parts = urlsplit(self.endpoint)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -91,7 +120,9 @@ class HubCrawl:
                              path=self.endpoint)
         self.options = options or HubOptions()
         self._report = report or (lambda kind, where, message: None)
-        key = hashlib.sha1(f"{self.endpoint}?{query}".encode()).hexdigest()[:12]
+        self._since_text = self.since.isoformat() if self.since else None
+        crawl = f"{self.endpoint}?{query}" + (f"&since={self._since_text}" if self.since else "")
+        key = hashlib.sha1(crawl.encode()).hexdigest()[:12]
         self.files = CrawlFiles(checkpoint_dir or ".", key, self._report)
         self.checkpoint, self.spool = self.files.checkpoint, self.files.spool
         self.state: dict | None = None
@@ -100,6 +131,8 @@ class HubCrawl:
         """The first page's URL: the query, every ``expand`` property, the page size."""
         limit = self.params.get("limit")
         params = [(k, v) for k, v in self.params.items() if k != "limit"]
+        if self.since is not None:  # newest-modified first (direction=-1 for servers that still read it)
+            params += [("sort", "lastModified"), ("direction", "-1")]
         params += [("expand", p) for p in EXPAND]
         params.append(("limit", str(min(int(limit), PAGE_SIZE)) if limit else str(PAGE_SIZE)))
         return str(httpx.URL(f"{self.endpoint}/api/models", params=params))
@@ -113,14 +146,23 @@ class HubCrawl:
             A page could not be had within the limits (the message says which page to resume from),
             the page budget is spent, or the server's next-page links loop.
         """
+        from huggingface_hub import constants
         from huggingface_hub.utils import build_hf_headers
 
+        from modelatlas import __version__
+
+        if getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)():
+            raise HubError("HF_HUB_OFFLINE is set, so the live Hub is not contacted; unset it to crawl",
+                           path=self.endpoint)
         fresh = {"version": CHECKPOINT_VERSION, "endpoint": self.endpoint, "query": self.query,
-                 "next": self.first_url(), "pages": 0, "items": 0, "spool_bytes": 0, "done": False, "seen": []}
+                 "since": self._since_text, "next": self.first_url(), "pages": 0, "items": 0, "spool_bytes": 0,
+                 "done": False, "seen": [], "started": None}
         state = self.state = self.files.load(fresh)
         limit = int(self.params["limit"]) if "limit" in self.params else None
         foreign: set[tuple] = set()
-        with HubClient(self.endpoint, self.options, build_hf_headers()) as client:
+        last_time = None  # lastModified of the last model listed, for the order check of a refresh
+        headers = build_hf_headers(library_name="modelatlas", library_version=__version__)
+        with HubClient(self.endpoint, self.options, headers) as client:
             while not state["done"]:
                 url, n = state["next"], state["pages"] + 1
                 kept = (f"{state['pages']:,} pages ({state['items']:,} models) are kept in {self.checkpoint}; "
@@ -148,14 +190,48 @@ class HubCrawl:
                         self._report("hub_other_origin", shown(nxt),
                                      f"page {n + 1} and later come from {shown(nxt)}, another server than "
                                      f"{self.endpoint}; fetched without the Hub token")
+                reached = False
+                if self.since is not None:
+                    items, reached, last_time = self._since_cut(items, last_time, url, n, kept)
                 if limit is not None:
                     items = items[: max(limit - state["items"], 0)]
-                state.update(next=nxt, pages=n, items=state["items"] + len(items), seen=state["seen"] + [_digest(url)],
-                             done=nxt is None or (limit is not None and state["items"] + len(items) >= limit))
+                if state["started"] is None:
+                    state["started"] = (page.server_time or datetime.now(timezone.utc)).isoformat()
+                total = state["items"] + len(items)
+                state.update(next=nxt, pages=n, items=total, seen=state["seen"] + [_digest(url)],
+                             done=nxt is None or reached or (limit is not None and total >= limit))
                 self.files.append(items, state)
                 if on_page:
                     on_page(len(items))
                 yield len(items)
+
+    def _since_cut(self, items: list, previous: datetime | None, url: str, n: int, kept: str):
+        """``items`` modified at or after ``since``; whether an older one was reached; the last time seen."""
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue  # kept; read_hub reports it as malformed_record
+            name = item.get("id")
+            try:
+                when = as_datetime(item.get("lastModified"))
+            except BadValue as exc:
+                raise HubError(f"page {n}, model {name!r}: lastModified unreadable ({exc}); {kept}",
+                               path=shown(url)) from None
+            if when is None:
+                raise HubError(f"page {n}, model {name!r} has no lastModified, so a refresh cannot tell whether "
+                               f"it changed; {kept}", path=shown(url))
+            if previous is not None and when > previous:
+                raise HubError(f"page {n}, model {name!r}: the server does not list newest-modified first "
+                               f"({when.isoformat()} after {previous.isoformat()}), so a refresh cannot stop "
+                               f"early without missing models; crawl without --since; {kept}", path=shown(url))
+            if when < self.since:
+                return items[:i], True, when
+            previous = when
+        return items, False, previous
+
+    @property
+    def started(self) -> datetime | None:
+        """The server's clock at the crawl's first answer (the next refresh's ``since``)."""
+        return datetime.fromisoformat(self.state["started"]) if self.state and self.state["started"] else None
 
     def items(self):
         """Every committed item, in order, as ``(line number, item)``."""
@@ -167,12 +243,12 @@ class HubCrawl:
 
 
 def read_hub(query: str = "", *, checkpoint_dir: str | Path | None = None, endpoint: str | None = None,
-             on_progress=None, options: HubOptions | None = None) -> SourceBatch:
+             on_progress=None, options: HubOptions | None = None, since: datetime | None = None) -> SourceBatch:
     """Crawl the Hub (resuming a checkpoint) and read the models like any other source.
 
     Parameters
     ----------
-    query, checkpoint_dir, endpoint, options:
+    query, checkpoint_dir, endpoint, options, since:
         As for :class:`HubCrawl`.
     on_progress:
         Called with the number of models of each page fetched.
@@ -180,10 +256,12 @@ def read_hub(query: str = "", *, checkpoint_dir: str | Path | None = None, endpo
     Returns
     -------
     SourceBatch
-        Records, parent claims and issues (repairs of the crawl files included), source ``hub:QUERY``.
+        Records, parent claims and issues (repairs of the crawl files included), source ``hub:QUERY``;
+        its ``since`` and ``watermark`` (the server's time at the first answer) go to ``ingest_log``.
     """
     batch = SourceBatch(f"hub:{query}", FORMAT)
-    crawl = HubCrawl(query, checkpoint_dir=checkpoint_dir, endpoint=endpoint, options=options, report=batch.issue)
+    crawl = HubCrawl(query, checkpoint_dir=checkpoint_dir, endpoint=endpoint, options=options, report=batch.issue,
+                     since=since)
     for _ in crawl.pages(on_page=on_progress):
         pass
     infos, seen = [], set()
@@ -207,6 +285,7 @@ def read_hub(query: str = "", *, checkpoint_dir: str | Path | None = None, endpo
         infos.append(info)
     batch.stats["lines"] = len(infos)
     batch = records_from_wire(wire_table(infos), batch)
+    batch.since, batch.watermark = crawl.since, crawl.started
     crawl.finish()
     return batch
 

@@ -110,6 +110,15 @@ def shown(url: str) -> str:
     return text + (" (expand=…)" if len(kept) < len(query) else "")
 
 
+def _http_date(text: str) -> datetime | None:
+    """An HTTP date (RFC 9110 section 5.6.7) as an aware datetime, or ``None``."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
 def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
     """Seconds the server asks to wait: ``Retry-After`` (seconds or HTTP date), else ``RateLimit``'s reset.
 
@@ -119,20 +128,12 @@ def retry_after(headers: httpx.Headers, now: float | None = None) -> float | Non
     value = headers.get("retry-after", "").strip()
     if value.isdigit():
         return float(value)
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            when = None
-        if when is not None:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            if now is None:
-                try:
-                    now = email.utils.parsedate_to_datetime(headers.get("date", "")).timestamp()
-                except (TypeError, ValueError, IndexError, OverflowError):
-                    now = datetime.now(timezone.utc).timestamp()
-            return max(when.timestamp() - now, 0.0)
+    when = _http_date(value) if value else None
+    if when is not None:
+        if now is None:
+            date = _http_date(headers.get("date", ""))
+            now = (date or datetime.now(timezone.utc)).timestamp()
+        return max(when.timestamp() - now, 0.0)
     match = _RATELIMIT_RESET.search(headers.get("ratelimit", ""))
     return float(match.group(1)) if match else None
 
@@ -165,11 +166,13 @@ class _Retry(Exception):
 
 @dataclass
 class Page:
-    """One answer: the decoded JSON body, the next page's URL (``Link: <…>; rel="next"``), the URL answered."""
+    """One answer: the decoded JSON body, the next page's URL (``Link: <…>; rel="next"``), the URL
+    answered and the server's clock (its ``Date`` header; ``None`` without one)."""
 
     body: object
     next_url: str | None
     url: str
+    server_time: datetime | None = None
 
 
 class HubClient:
@@ -184,18 +187,14 @@ class HubClient:
     headers:
         Request headers (``huggingface_hub.utils.build_hf_headers()``: user agent and, when logged
         in, ``authorization``). The ``authorization`` header is sent to ``endpoint``'s origin only.
-    sleep, clock:
-        Injected for tests; ``time.sleep`` and ``time.monotonic`` otherwise.
     """
 
-    def __init__(self, endpoint: str, options: HubOptions, headers: dict[str, str] | None = None, *,
-                 sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, endpoint: str, options: HubOptions, headers: dict[str, str] | None = None):
         self.options = options
         self.origin = origin(endpoint)
         headers = dict(headers or {})
         self._auth = {k: headers.pop(k) for k in list(headers) if k.lower() == "authorization"}
         self._headers = headers
-        self._sleep, self._clock = sleep, clock
         self._last_request: float | None = None
         o = options
         self._http = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(
@@ -216,10 +215,10 @@ class HubClient:
 
     def _pace(self) -> None:
         if self._last_request is not None:
-            wait = self._last_request + 1.0 / self.options.rate - self._clock()
+            wait = self._last_request + 1.0 / self.options.rate - time.monotonic()
             if wait > 0:
-                self._sleep(wait)
-        self._last_request = self._clock()
+                time.sleep(wait)
+        self._last_request = time.monotonic()
 
     def get_page(self, url: str) -> Page:
         """The JSON answer at ``url`` and its next-page link, retried within the limits.
@@ -243,7 +242,7 @@ class HubClient:
                 if attempt == o.max_retries:
                     raise HubError(f"{failed.reason}; gave up after {o.max_retries + 1} attempts",
                                    path=shown(url)) from None
-                self._sleep(failed.wait if failed.wait is not None else wait)
+                time.sleep(failed.wait if failed.wait is not None else wait)
                 wait = min(wait * 2, o.max_wait)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -266,6 +265,8 @@ class HubClient:
                     raise HubError(f"cannot resolve host {urlsplit(url).hostname!r} ({dns.strerror}); "
                                    f"check HF_ENDPOINT and the network", path=shown(url)) from None
                 raise _Retry(f"connection failed ({type(exc).__name__}: {exc})") from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a URL httpx cannot send, a protocol misuse
+                raise HubError(f"cannot request it ({type(exc).__name__}: {exc})", path=shown(url)) from None
             try:
                 if response.status_code in REDIRECT_STATUS and "location" in response.headers:
                     url = str(response.url.join(response.headers["location"]))
@@ -287,25 +288,32 @@ class HubClient:
                 raise HubError(f"the answer is not JSON ({exc}); starts with {body[:80]!r}", path=shown(url)) \
                     from None
             link = response.links.get("next", {}).get("url")
-            return Page(data, str(response.url.join(link)) if link else None, str(response.url))
+            try:
+                nxt = str(response.url.join(link)) if link else None
+            except httpx.InvalidURL:
+                nxt = ""
+            if nxt is not None and urlsplit(nxt).scheme.lower() not in DEFAULT_PORTS:
+                raise HubError(f"the next-page link {link[:200]!r} is not a usable http(s) URL", path=shown(url))
+            return Page(data, nxt, str(response.url), _http_date(response.headers.get("date", "")))
         raise HubError(f"more than {o.max_redirects} redirects", path=shown(url))
 
     def _read_body(self, response: httpx.Response, url: str) -> bytes:
         """The whole body within the page deadline and size cap."""
         o = self.options
-        started, size, chunks = self._clock(), 0, []
+        started, size, chunks = time.monotonic(), 0, []
         try:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > o.max_page_bytes:
                     raise HubError(f"the answer is larger than {o.max_page_bytes:,} bytes", path=shown(url))
-                if self._clock() - started > o.page_deadline:
+                if time.monotonic() - started > o.page_deadline:
                     raise _Retry(f"the answer took longer than the page deadline of {o.page_deadline:g} s")
                 chunks.append(chunk)
         except httpx.TimeoutException:
             raise _Retry(f"the answer stalled for more than the read timeout of {o.read_timeout:g} s") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"the connection broke mid-answer ({type(exc).__name__}: {exc})") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:  # cut off, or its compression broken
+            raise _Retry(f"the answer was cut off or its compression is broken ({type(exc).__name__}: {exc})") \
+                from None
         return b"".join(chunks)
 
 

@@ -17,12 +17,16 @@ from pathlib import Path
 
 from modelatlas.errors import InputError
 
-CHECKPOINT_VERSION = 2
-#: Checkpoint fields and their JSON types (``next`` is a URL, or null once the listing ended).
+CHECKPOINT_VERSION = 3
+#: Checkpoint fields and their JSON types (``next`` is a URL, or null once the listing ended;
+#: ``since`` the refresh's lower bound and ``started`` the server's time at the first answer, ISO 8601).
 FIELDS: dict[str, tuple[type, ...]] = {
-    "version": (int,), "endpoint": (str,), "query": (str,), "next": (str, type(None)), "pages": (int,),
-    "items": (int,), "spool_bytes": (int,), "done": (bool,), "seen": (list,),
+    "version": (int,), "endpoint": (str,), "query": (str,), "since": (str, type(None)),
+    "next": (str, type(None)), "pages": (int,), "items": (int,), "spool_bytes": (int,), "done": (bool,),
+    "seen": (list,), "started": (str, type(None)),
 }
+#: Fields that say which crawl a checkpoint belongs to.
+IDENTITY = ("endpoint", "query", "since")
 
 
 def _problem(state, expected: dict) -> str | None:
@@ -42,8 +46,8 @@ def _problem(state, expected: dict) -> str | None:
         return f"format version {state['version']}, not {CHECKPOINT_VERSION}"
     if not all(isinstance(h, str) for h in state["seen"]) or len(state["seen"]) != state["pages"]:
         return "the list of fetched pages does not match the page count"
-    for key in ("endpoint", "query", *(k for k in expected if k not in FIELDS)):
-        if state.get(key) != expected.get(key):
+    for key in IDENTITY:
+        if state[key] != expected[key]:
             return f"it belongs to another crawl ({key} {state.get(key)!r})"
     return None
 
@@ -71,8 +75,8 @@ class CrawlFiles:
     def load(self, fresh: dict) -> dict:
         """The saved state when it is sound (spool cut back to it), else ``fresh`` saved anew.
 
-        ``fresh`` is the state of a crawl at its first page; its ``endpoint``, ``query`` and any
-        extra keys must match a saved state for that state to be resumed.
+        ``fresh`` is the state of a crawl at its first page; its :data:`IDENTITY` fields must match
+        a saved state for that state to be resumed.
         """
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         if not self.checkpoint.exists():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,16 +28,21 @@ INGEST_LOG_SCHEMA = pa.schema([
     ("records", pa.int64()), ("evidence", pa.int64()), ("metrics", pa.int64()),
     ("duplicates", pa.int64()), ("malformed_lines", pa.int64()), ("issues", pa.int64()),
     ("issues_by_kind", pa.string()),
+    # Hub crawls: the refresh's lower bound, and the server's time at the first answer (next refresh's start)
+    ("since", pa.timestamp("us", tz="UTC")), ("watermark", pa.timestamp("us", tz="UTC")),
 ])
+#: A refresh from the last one starts this much earlier: models stamped by a Hub clock a little
+#: behind the one that answered the first page are not missed (fetching a few twice is harmless).
+REFRESH_OVERLAP = timedelta(minutes=10)
 
 
 def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkpoint_dir=None,
-                hub_options=None) -> SourceBatch:
+                hub_options=None, hub_since: datetime | None = None) -> SourceBatch:
     """Read one source with the reader its format names (detected when ``fmt`` is ``None``).
 
     ``on_progress(n)`` is told of each page a Hub crawl fetches; ``checkpoint_dir`` holds its
-    checkpoint and ``hub_options`` (:class:`~modelatlas.ingest.hub_http.HubOptions`) bound it
-    (see :mod:`modelatlas.ingest.hub_api`).
+    checkpoint and ``hub_options`` (:class:`~modelatlas.ingest.hub_http.HubOptions`) bound it;
+    ``hub_since`` makes it a refresh (see :mod:`modelatlas.ingest.hub_api`).
     """
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", path=source)
@@ -67,7 +72,7 @@ def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkp
         return read_leaderboard_batch(source)
     from modelatlas.ingest.hub_api import read_hub
     return read_hub(source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source,
-                    on_progress=on_progress, checkpoint_dir=checkpoint_dir, options=hub_options)
+                    on_progress=on_progress, checkpoint_dir=checkpoint_dir, options=hub_options, since=hub_since)
 
 
 def _reader_issues(atlas: Atlas) -> list[dict]:
@@ -117,13 +122,43 @@ def log_rows(batches: list[SourceBatch], run_at: datetime | None = None) -> pa.T
         rows.append({"run_at": run_at, "source": b.source, "format": b.format, "records": b.records.num_rows,
                      "evidence": b.evidence.num_rows, "metrics": b.metrics.num_rows,
                      "duplicates": b.stats.get("duplicates", 0), "malformed_lines": b.stats.get("malformed_lines", 0),
-                     "issues": len(b.issues), "issues_by_kind": json.dumps(dict(sorted(kinds.items())))})
+                     "issues": len(b.issues), "issues_by_kind": json.dumps(dict(sorted(kinds.items()))),
+                     "since": b.since, "watermark": b.watermark})
     return pa.Table.from_pylist(rows, schema=INGEST_LOG_SCHEMA)
+
+
+def stored_log(atlas: Atlas | None) -> pa.Table:
+    """The atlas's ``ingest_log`` in :data:`INGEST_LOG_SCHEMA` (columns added since it was written are null)."""
+    old = atlas.extras.get(INGEST_LOG) if atlas is not None else None
+    if old is None:
+        return INGEST_LOG_SCHEMA.empty_table()
+    for f in INGEST_LOG_SCHEMA:
+        if f.name not in old.column_names:
+            old = old.append_column(f.name, pa.nulls(old.num_rows, f.type))
+    # a stored log comes back with DuckDB's spelling of the time zone; cast it to ours
+    return old.select(INGEST_LOG_SCHEMA.names).cast(INGEST_LOG_SCHEMA)
+
+
+def last_refresh(atlas: Atlas | None, source: str) -> datetime:
+    """Where ``--since last`` starts for ``source`` (``hub:QUERY``): its newest logged watermark,
+    less :data:`REFRESH_OVERLAP`.
+
+    Raises
+    ------
+    InputError
+        No crawl of ``source`` is logged in the atlas.
+    """
+    log = stored_log(atlas)
+    marks = log.filter(pc.and_(pc.equal(log["source"], source), pc.is_valid(log["watermark"])))["watermark"]
+    if not len(marks):
+        raise InputError("no earlier crawl of it is logged in this atlas, so there is no last refresh; "
+                         "give --since DATE or crawl it whole first", path=source)
+    return pc.max(marks).as_py() - REFRESH_OVERLAP
 
 
 def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = None,
            on_source=None, on_progress=None, checkpoint_dir=None,
-           hub_options=None) -> tuple[Atlas, list[SourceBatch]]:
+           hub_options=None, hub_since: datetime | str | None = None) -> tuple[Atlas, list[SourceBatch]]:
     """Read ``sources`` and merge them into ``atlas`` (a new one when ``None``).
 
     Parameters
@@ -136,23 +171,30 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
         Called with each source name before it is read (progress display).
     on_progress, checkpoint_dir, hub_options:
         Passed to the Hub reader (pages fetched; where its checkpoint lives; its limits).
+    hub_since:
+        Refresh the ``hub:`` sources: only models modified at or after this time, or ``"last"``
+        for each source's last logged crawl (:func:`last_refresh`). Files are refused with it.
 
     Returns
     -------
     atlas, batches:
         The merged atlas (its ``ingest_log`` extra table extended) and one batch per source.
     """
+    if hub_since is not None:
+        files = [s for s in sources if not s.startswith(HUB_PREFIX)]
+        if files:
+            raise InputError("--since refreshes hub: sources only; ingest files in another run", path=files[0])
+        if isinstance(hub_since, str) and hub_since != "last":
+            raise InputError(f"--since takes a date or 'last', not {hub_since!r}")
     batches = []
     for source in sources:
+        since = last_refresh(atlas, source) if hub_since == "last" else hub_since
         if on_source:
             on_source(source)
         batches.append(read_source(source, fmt, on_progress=on_progress, checkpoint_dir=checkpoint_dir,
-                                   hub_options=hub_options))
+                                   hub_options=hub_options, hub_since=since))
     merged = merge_batches(atlas, batches)
-    log = log_rows(batches)
-    old = merged.extras.get(INGEST_LOG)
-    # a stored log comes back with DuckDB's spelling of the time zone; cast it to ours
-    merged.extras[INGEST_LOG] = pa.concat_tables([old.cast(INGEST_LOG_SCHEMA), log]) if old is not None else log
+    merged.extras[INGEST_LOG] = pa.concat_tables([stored_log(merged), log_rows(batches)])
     return merged, batches
 
 
