@@ -149,7 +149,7 @@ def test_bit_flips_in_an_atlas_never_give_a_traceback(small_atlas, tmp_path, cap
     data = small_atlas.read_bytes()
     copy = tmp_path / "flipped.duckdb"
     outcomes = set()
-    for offset in range(0, len(data), max(1, len(data) // 40)):
+    for offset in range(0, len(data), max(1, len(data) // 24)):
         flipped = bytearray(data)
         flipped[offset] ^= 0x5A
         copy.write_bytes(bytes(flipped))
@@ -251,23 +251,6 @@ def test_a_folder_that_cannot_be_written(small_atlas, tmp_path, capsys):
     finally:
         small_atlas.parent.chmod(0o755)
     assert small_atlas.read_bytes() == before
-
-
-def test_a_full_disk_leaves_the_atlas_as_it_was(small_atlas, tmp_path, capsys, monkeypatch):
-    """ENOSPC while the new file is renamed into place: exit 3, the old atlas intact, no leftovers."""
-    import modelatlas.atlas.store as store
-
-    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
-    before = small_atlas.read_bytes()
-
-    def full(*args):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(store.os, "replace", full)
-    assert main(["ingest", source, "--atlas", str(small_atlas)]) == 3
-    one_line_error(capsys, str(small_atlas), "No space left")
-    assert small_atlas.read_bytes() == before
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") or p.name.endswith(".wal")]
 
 
 def test_ctrl_c_is_one_line_and_exit_130(small_atlas, tmp_path, capsys, monkeypatch):
@@ -602,3 +585,83 @@ def test_the_id_pattern_has_no_dot_segments(text):
         parts = text.split("/")
         assert len(parts) <= 2 and ".." not in text
         assert all(p and p not in (".", "..") and p[0] not in ".-" for p in parts)
+
+
+# ------------------------------------------------------------------------- the leaderboard CSV
+def _leaderboard(tmp_path, rows: list[str]) -> Path:
+    from modelatlas.ingest.leaderboard import BENCHMARKS
+
+    header = ["model_name", "metadata_base_model", "metadata_generation", "metadata_hub_hearts",
+              *(f"evaluations_{b}_normalized_score" for b in BENCHMARKS)]
+    path = tmp_path / "open-llm-leaderboard-v2.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_leaderboard_with_a_stray_quote_is_refused(tmp_path, capsys):
+    path = _leaderboard(tmp_path, ['q/r,"a/base,1,3,1,2,3,4,5,6', "x/y,a/base,1,3,1,2,3,4,5,6"])
+    assert main(["ingest", str(path), "--atlas", str(tmp_path / "a.duckdb")]) == 2
+    one_line_error(capsys, path.name, "line 2")
+    assert not (tmp_path / "a.duckdb").exists()
+
+
+def test_leaderboard_values_out_of_range_are_reported(tmp_path):
+    path = _leaderboard(tmp_path, ["q/r,a/base,1,-4,1,2,3,4,5,6", "x/y,a/base,1,3,1,2,3,4,5,inf"])
+    atlas, _ = ingest([str(path)])
+    nodes = {r["id"]: r for r in atlas.nodes.to_pylist()}
+    assert nodes["q/r"]["likes"] is None and nodes["x/y"]["likes"] == 3
+    mistyped = messages(atlas, "mistyped_field")
+    assert len(mistyped) == 2 and any("metadata_hub_hearts of 'q/r' is -4" in m for m in mistyped)
+    assert edges_of(atlas) == {("a/base", "q/r"), ("a/base", "x/y")}
+    values = atlas.metrics.filter(pa_equal(atlas.metrics["id"], "x/y"))["value"].to_pylist()
+    assert len(values) == 5 and all(v == v and abs(v) < 1e6 for v in values)
+
+
+def pa_equal(column, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(column, value)
+
+
+# ------------------------------------------------------------------------- the command line
+def test_an_os_error_is_one_line_with_exit_3(small_atlas, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["export", "--atlas", str(small_atlas), "--out", str(blocker / "out.csv")]) == 3
+    one_line_error(capsys, str(blocker))
+
+
+@pytest.mark.parametrize("error, code", [("IOException", 3), ("OutOfMemoryException", 3),
+                                         ("ConversionException", 2), ("InterruptException", 130)])
+def test_a_duckdb_error_is_one_line_naming_the_atlas(small_atlas, tmp_path, capsys, monkeypatch, error, code):
+    import modelatlas.atlas.summary as summary
+
+    def fails(*args, **kwargs):
+        raise getattr(duckdb, error)("something broke\nLINE 1: detail")
+
+    monkeypatch.setattr(summary, "summarize", fails)
+    assert main(["info", "--atlas", str(small_atlas)]) == code
+    one_line_error(capsys, str(small_atlas))
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), OSError(1, "Operation not permitted"),
+                                   OSError(28, "No space left on device")])
+def test_a_save_stopped_at_the_rename_leaves_the_atlas_and_no_leftovers(small_atlas, tmp_path, capsys, monkeypatch,
+                                                                        error):
+    """Ctrl-C, an immutable atlas (EPERM on rename) or a full disk while saving: the old atlas is
+    byte-identical, no temporary file is left, and the exit status says which."""
+    import modelatlas.atlas.store as store
+
+    source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
+    before = small_atlas.read_bytes()
+
+    def stop(*args):
+        raise error
+
+    monkeypatch.setattr(store.os, "replace", stop)
+    code = main(["ingest", source, "--atlas", str(small_atlas)])
+    assert code == (130 if isinstance(error, KeyboardInterrupt) else 3)
+    one_line_error(capsys, str(small_atlas))
+    assert small_atlas.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".atlas.duckdb.lock", "atlas.duckdb", "c.jsonl",
+                                                          "more.jsonl"]
