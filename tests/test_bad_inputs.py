@@ -239,15 +239,20 @@ def test_a_read_only_atlas_is_kept_and_a_mode_is_kept_on_replace(small_atlas, tm
     assert "b/one" in Atlas.load(small_atlas).nodes["id"].to_pylist()
 
 
-def test_a_folder_that_cannot_be_written(small_atlas, tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
+def test_a_folder_that_cannot_be_written(small_atlas, tmp_path, capsys, monkeypatch):
     source = write_jsonl(tmp_path / "more.jsonl", [rec("b/one")])
     before = small_atlas.read_bytes()
+    if os.geteuid() == 0:  # root writes into read-only folders: refuse the temporary file as the OS would
+        import modelatlas.atlas.store as store
+
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(store.tempfile, "mkstemp", refused)
     small_atlas.parent.chmod(0o555)
     try:
         assert main(["ingest", source, "--atlas", str(small_atlas)]) == 3
-        one_line_error(capsys, str(small_atlas))
+        one_line_error(capsys, str(small_atlas), "Permission denied")
     finally:
         small_atlas.parent.chmod(0o755)
     assert small_atlas.read_bytes() == before
