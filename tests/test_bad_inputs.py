@@ -465,6 +465,7 @@ def test_hub_stats_values_out_of_range_and_of_the_wrong_type(tmp_path):
         "tags": pa.array([7, None, 8, None, None], pa.int64()),
         "safetensors": ['{"total": 10}', '{"total": "lots"}', None, None, None],
         "cardData": [None, None, "{" + '"a": 1, ' * 200_000 + '"b": 2}', None, None],
+        "downloadsAllTime": pa.nulls(5),  # a column of nulls: no value, no note
     })
     pq.write_table(table, tmp_path / "models.parquet")
     atlas, _ = ingest([str(tmp_path / "models.parquet")])
@@ -480,6 +481,7 @@ def test_hub_stats_values_out_of_range_and_of_the_wrong_type(tmp_path):
                    "column downloads is DOUBLE"):
         assert sum(needle in m for m in mistyped) == 1, needle
     assert any("cardData of 'a/huge'" in m for m in messages(atlas, "broken_card_data"))
+    assert not any("downloadsAllTime" in m for m in mistyped)
 
 
 # ------------------------------------------------------------------------- ids and lineage tags

@@ -15,11 +15,10 @@ reported per model; several rows of one id keep the newest ``lastModified`` (rep
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.dataset as pads
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
@@ -90,7 +89,7 @@ def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str
         if sql_type == "BIGINT":  # a count
             exact = "" if kind in _INTEGER_TYPES else f" AND TRY_CAST({q} AS DOUBLE) = {value}"
             good, expected = f"({value} >= 0{exact})", "a count (a whole number of at least 0)"
-            if kind not in (*_INTEGER_TYPES, "VARCHAR"):
+            if kind.strip('"') not in (*_INTEGER_TYPES, "VARCHAR", "NULL"):  # a column of nulls has no value
                 notes.append(f"column {col} is {kind}, not integers; whole values read as counts")
         else:
             good, expected = f"isfinite({value})", "a finite number"
@@ -168,15 +167,13 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
     path = Path(path)
     batch = SourceBatch(source or path.name, FORMAT)
     con = quiet_connection()
+    folder = tempfile.TemporaryDirectory(prefix="modelatlas-parquet-")
     try:
         try:
-            # The file is opened by name, literally: DuckDB's read_parquet would expand a name like
-            # "x[ab].parquet" or "y*.parquet" as a glob and read other files (issue 13).
-            con.register("parquet_file", pads.dataset(str(path), format="parquet"))
-            con.execute("CREATE VIEW raw AS SELECT * FROM parquet_file")
+            con.read_parquet(str(_literal_path(path, folder))).create_view("raw")
             types = {row[0]: row[1] for row in con.execute("DESCRIBE raw").fetchall()}
             total = con.execute("SELECT count(*) FROM raw").fetchone()[0]
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        except duckdb.Error as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
             raise InputError(f"not a readable Parquet file (truncated or corrupt?): {str(exc).splitlines()[0]}",
@@ -217,9 +214,31 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             if total == 0:
                 batch.issue("empty_source", path.name, f"{path.name} holds no rows")
             return records_from_table(con, batch)
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except duckdb.Error as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
             raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
     finally:
         con.close()
+        folder.cleanup()
+
+
+#: Characters DuckDB's file readers take as a glob pattern.
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def _literal_path(path: Path, folder: tempfile.TemporaryDirectory) -> Path:
+    """A name for ``path`` that DuckDB opens as that one file.
+
+    DuckDB expands ``*``, ``?`` and ``[...]`` in a file name as a glob (``x[ab].parquet`` read
+    ``xa.parquet``; issue 13) and has no escape for them; such a file is reached through a link
+    of a plain name in a private folder. The path is absolute, so it is never read as a URL.
+    """
+    path = path.absolute()
+    if _GLOB_CHARACTERS.isdisjoint(str(path)):
+        return path
+    if not path.is_file():
+        raise InputError("no such file", path=str(path))
+    link = Path(folder.name) / "source.parquet"
+    link.symlink_to(path)
+    return link
