@@ -14,13 +14,20 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelatlas.atlas.atlas import Atlas
 from modelatlas.atlas.store import FORMAT_VERSION, writing
 from modelatlas.cli import main as cli_main
-from modelatlas.errors import AtlasBusyError, HostError, StoreError
+from modelatlas.errors import AtlasBusyError, StoreError
+from modelatlas.ingest import pyvalue
+from modelatlas.ingest.atlas_csv import read_card_parents
 from modelatlas.ingest.pipeline import ingest
+from modelatlas.ingest.tags import MODEL_ID_PATTERN
+from modelatlas.ingest.wire import model_info_from_api
 from test_ingest_bad_input import kinds, messages, rec, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -507,13 +514,6 @@ def test_a_hub_url_in_a_base_model_tag_is_dropped(tmp_path):
 
 
 # ------------------------------------------------------------------------- parsers, generated
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from modelatlas.ingest import pyvalue  # noqa: E402
-from modelatlas.ingest.atlas_csv import read_card_parents  # noqa: E402
-from modelatlas.ingest.tags import MODEL_ID_PATTERN  # noqa: E402
-from modelatlas.ingest.wire import model_info_from_api  # noqa: E402
 
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**400), max_value=10**400)
@@ -620,14 +620,8 @@ def test_leaderboard_values_out_of_range_are_reported(tmp_path):
     mistyped = messages(atlas, "mistyped_field")
     assert len(mistyped) == 2 and any("metadata_hub_hearts of 'q/r' is -4" in m for m in mistyped)
     assert edges_of(atlas) == {("a/base", "q/r"), ("a/base", "x/y")}
-    values = atlas.metrics.filter(pa_equal(atlas.metrics["id"], "x/y"))["value"].to_pylist()
+    values = atlas.metrics.filter(pc.equal(atlas.metrics["id"], "x/y"))["value"].to_pylist()
     assert len(values) == 5 and all(v == v and abs(v) < 1e6 for v in values)
-
-
-def pa_equal(column, value):
-    import pyarrow.compute as pc
-
-    return pc.equal(column, value)
 
 
 # ------------------------------------------------------------------------- the command line
