@@ -84,9 +84,9 @@ def _leftovers(path: Path) -> list[Path]:
         entries = list(os.scandir(path.parent))
     except OSError:
         return []
+    # mkstemp's names are .<name>.<random, no dot>.tmp; DuckDB adds .wal and a .tmp spill folder
     return [Path(e.path) for e in entries
-            if e.name.startswith(prefix) and e.name[len(prefix):].split(".", 1)[-1].startswith("tmp")
-            and e.name != _lock_path(path).name]
+            if e.name.startswith(prefix) and e.name[len(prefix):].split(".")[1:2] == ["tmp"]]
 
 
 def _remove(leftovers: list[Path]) -> None:

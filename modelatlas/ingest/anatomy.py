@@ -30,11 +30,12 @@ from modelatlas.ingest.textfile import open_text
 from modelatlas.ingest.wire import TREE_LISTS, HubModelInfo, model_info_from_api, wire_table
 
 FORMAT = "hf-trees"
+#: Integers too long to be counts stay text, to be reported as mistyped (see :func:`pyvalue.bounded_int`).
+_DECODER = json.JSONDecoder(parse_int=pyvalue.bounded_int)
 
 
 def _json_documents(text: str, path: Path):
     """``(where, value)`` of each JSON document in ``text`` (pretty-printed, one after another)."""
-    decoder = json.JSONDecoder()
     pos, n = 0, 0
     while True:
         while pos < len(text) and text[pos].isspace():
@@ -42,10 +43,12 @@ def _json_documents(text: str, path: Path):
         if pos == len(text):
             return
         try:
-            value, pos = decoder.raw_decode(text, pos)
+            value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                              path=str(path)) from None
+        except RecursionError:
+            raise InputError(f"JSON document {n + 1} is nested too deeply", path=str(path)) from None
         n += 1
         yield f"document {n}", value
 
@@ -63,10 +66,12 @@ def iter_json_records(path: Path, batch: SourceBatch):
         fh.seek(0)
         if head.lstrip().startswith("["):
             try:
-                items = json.load(fh)
+                items = _DECODER.decode(fh.read())
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                                  path=str(path)) from None
+            except RecursionError:
+                raise InputError("the JSON array is nested too deeply", path=str(path)) from None
             if not isinstance(items, list):
                 raise InputError(f"expected a JSON array of records, got {type(items).__name__}", path=str(path))
             for i, item in enumerate(items, 1):
@@ -90,17 +95,19 @@ def iter_json_records(path: Path, batch: SourceBatch):
             if not line.strip():
                 continue
             try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as exc:
+                value = _DECODER.decode(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
                 batch.stats["malformed_lines"] = batch.stats.get("malformed_lines", 0) + 1
-                batch.issue("malformed_json", f"{path.name}:{n}",
-                            f"{path.name} line {n} is not JSON ({exc.msg} at column {exc.colno}); line skipped")
+                batch.issue("malformed_json", f"{path.name}:{n}", f"{path.name} line {n} is not JSON ({why}); line skipped")
+                continue
+            yield f"line {n}", value
 
 
 def _is_json(text: str) -> bool:
     try:
-        json.loads(text)
-    except json.JSONDecodeError:
+        _DECODER.decode(text)
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
@@ -136,6 +143,9 @@ def record_from_crawl(obj, where: str, batch: SourceBatch) -> HubModelInfo | Non
         batch.issue("mistyped_field", where, f"metadata: {exc}")
         metadata = {}
     top_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    if "metadata" in obj and obj.get("id") is not None and top_id is None:
+        batch.issue("mistyped_field", where, f"{where}: id is {type(obj['id']).__name__} {pyvalue.show(obj['id'])}, "
+                                             f"not text; the metadata id is used")
     info, problems = model_info_from_api(metadata, fallback_id=top_id)
     if info is None:
         batch.issue("missing_id", where, f"{where}: record has no model id; skipped")

@@ -45,6 +45,18 @@ def _parse_line(line: str) -> list[str]:
     return next(csv.reader([line], strict=True), [])
 
 
+def first_broken_line(path: Path) -> tuple[int, str] | None:
+    """``(line number, reason)`` of the first line of a CSV file that does not parse on its own
+    (:func:`_parse_line`), or ``None``. For readers that take a file whole (the leaderboard)."""
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                _parse_line(line)
+            except csv.Error as exc:
+                return n, str(exc)
+    return None
+
+
 def _rows(path: Path, columns: tuple[str, ...], batch: SourceBatch):
     """``(line_number, row dict)`` of a CSV file whose header must hold ``columns``.
 

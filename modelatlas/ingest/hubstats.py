@@ -15,15 +15,16 @@ reported per model; several rows of one id keep the newest ``lastModified`` (rep
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.dataset as pads
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
-from modelatlas.ingest.records import records_from_table
+from modelatlas.ingest.card import CARD_DATA_MAX_CHARS
+from modelatlas.ingest.pyvalue import EARLIEST_YEAR, LATEST_YEAR
+from modelatlas.ingest.records import MAX_ROW_MESSAGES, records_from_table
 from modelatlas.ingest.textfile import quiet_connection
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
@@ -42,62 +43,105 @@ _WIRE_TYPES = {
 }
 assert list(_WIRE_TYPES) == WIRE_SCHEMA.names
 
-#: Problems reported per row are capped per kind; the summary still counts every row.
-MAX_ROW_MESSAGES = 1000
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
-    """SELECT expressions per wire column, and ``(kind, field, bad_row_condition)`` checks."""
-    exprs, checks = {}, []
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                  "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_NUMBER_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE")
+_EARLIEST, _LATEST = f"'{EARLIEST_YEAR}-01-01'::TIMESTAMPTZ", f"'{LATEST_YEAR}-01-01'::TIMESTAMPTZ"
+
+
+def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str, str, str]], list[str]]:
+    """SELECT expressions per wire column, ``(kind, column, bad_row_condition, expected)`` checks,
+    and notes about columns whose type is not the field's (values read, once per file).
+
+    Every value that is not read as it stands (wrong type, out of range: negative counts, counts
+    beyond 64 bits, fractions, times outside 1990-2100, card data over the size cap) is left
+    empty and reported (docs/reliability.md, "Atlas files and ingest").
+    """
+    exprs, checks, notes = {}, [], []
     has = types.__contains__
     exprs["id"] = "trim(CAST(id AS VARCHAR))"
+    if types["id"] != "VARCHAR":
+        notes.append(f"column id is {types['id']}, not text; ids read as text")
     exprs["author"] = "CAST(author AS VARCHAR)" if has("author") else "NULL"
     for wire, col in _TIMES.items():
         if not has(col):
             exprs[wire] = "NULL"
-        elif types[col].startswith("TIMESTAMP"):
-            exprs[wire] = f"CAST({_q(col)} AS TIMESTAMPTZ)"
-        else:
-            exprs[wire] = f"TRY_CAST(CAST({_q(col)} AS VARCHAR) AS TIMESTAMPTZ)"
-            checks.append(("mistyped_field", col, f"{_q(col)} IS NOT NULL AND {exprs[wire]} IS NULL"))
+            continue
+        q = _q(col)
+        value = (f"TRY_CAST({q} AS TIMESTAMPTZ)" if types[col].startswith("TIMESTAMP")
+                 else f"TRY_CAST(CAST({q} AS VARCHAR) AS TIMESTAMPTZ)")
+        good = f"({value} >= {_EARLIEST} AND {value} < {_LATEST})"
+        exprs[wire] = f"CASE WHEN {good} THEN {value} END"
+        checks.append(("mistyped_field", col, f"{q} IS NOT NULL AND NOT coalesce({good}, false)",
+                       f"a time between {EARLIEST_YEAR} and {LATEST_YEAR}"))
     for wire, (col, sql_type) in _NUMERIC.items():
         if not has(col):
             exprs[wire] = "NULL"
+            continue
+        q, kind = _q(col), types[col]
+        value = f"TRY_CAST({q} AS {sql_type})"
+        if sql_type == "BIGINT":  # a count
+            exact = "" if kind in _INTEGER_TYPES else f" AND TRY_CAST({q} AS DOUBLE) = {value}"
+            good, expected = f"({value} >= 0{exact})", "a count (a whole number of at least 0)"
+            if kind.strip('"') not in (*_INTEGER_TYPES, "VARCHAR", "NULL"):  # a column of nulls has no value
+                notes.append(f"column {col} is {kind}, not integers; whole values read as counts")
         else:
-            exprs[wire] = f"TRY_CAST({_q(col)} AS {sql_type})"
-            checks.append(("mistyped_field", col, f"{_q(col)} IS NOT NULL AND {exprs[wire]} IS NULL"))
-    if not has("tags"):
+            good, expected = f"isfinite({value})", "a finite number"
+        exprs[wire] = f"CASE WHEN {good} THEN {value} END"
+        checks.append(("mistyped_field", col, f"{q} IS NOT NULL AND NOT coalesce({good}, false)", expected))
+    tags = types.get("tags")
+    json_list = "(json_valid(tags) AND json_type(tags) = 'ARRAY')"
+    if tags is None:
         exprs["tags"] = "NULL"
-    elif types["tags"].endswith("[]"):
-        exprs["tags"] = "CAST(tags AS VARCHAR[])"
-    else:
-        exprs["tags"] = "CASE WHEN json_valid(tags) THEN json_extract_string(tags, '$[*]') END"
-        checks.append(("mistyped_field", "tags", "tags IS NOT NULL AND NOT json_valid(tags)"))
+    elif tags == "VARCHAR[]":
+        exprs["tags"] = "tags"
+    elif tags in ("VARCHAR", "JSON"):
+        exprs["tags"] = f"CASE WHEN {json_list} THEN json_extract_string(tags, '$[*]') END"
+        checks.append(("mistyped_field", "tags", f"tags IS NOT NULL AND NOT coalesce({json_list}, false)",
+                       "a list of text"))
+    else:  # numbers, lists of numbers: no tag can be read from them
+        exprs["tags"] = "NULL"
+        checks.append(("mistyped_field", "tags", "tags IS NOT NULL", f"a list of text (the column is {tags})"))
     for name in ("pipeline_tag", "library_name"):
         exprs[name] = f"CAST({name} AS VARCHAR)" if has(name) else "NULL"
     for wire, col in _JSON.items():
         if not has(col):
             exprs[wire] = "NULL"
-        elif types[col] in ("VARCHAR", "JSON"):
-            exprs[wire] = f"CASE WHEN json_valid({_q(col)}) THEN {_q(col)} END"
-            kind = "broken_card_data" if wire == "card_data" else "mistyped_field"
-            checks.append((kind, col, f"{_q(col)} IS NOT NULL AND NOT json_valid({_q(col)})"))
-        else:  # STRUCT / MAP
-            exprs[wire] = f"CAST(to_json({_q(col)}) AS VARCHAR)"
-    if not has("siblings"):
+            continue
+        q, kind = _q(col), types[col]
+        if kind in ("VARCHAR", "JSON"):
+            good = f"(length({q}) <= {CARD_DATA_MAX_CHARS} AND json_valid({q}))"
+            exprs[wire] = f"CASE WHEN {good} THEN {q} END"
+            problem = "broken_card_data" if wire == "card_data" else "mistyped_field"
+            checks.append((problem, col, f"{q} IS NOT NULL AND NOT coalesce({good}, false)",
+                           f"JSON of at most {CARD_DATA_MAX_CHARS:,} characters"))
+        elif kind.startswith(("STRUCT", "MAP")):
+            exprs[wire] = f"CAST(to_json({q}) AS VARCHAR)"
+        else:
+            exprs[wire] = "NULL"
+            checks.append(("mistyped_field", col, f"{q} IS NOT NULL", f"JSON or a struct (the column is {kind})"))
+    siblings = types.get("siblings")
+    if siblings is None:
         exprs["siblings"] = "NULL"
-    elif types["siblings"] == "VARCHAR[]":
+    elif siblings == "VARCHAR[]":
         exprs["siblings"] = "siblings"
-    elif types["siblings"].endswith("[]"):
+    elif siblings.endswith("[]") and "rfilename" in siblings:
         exprs["siblings"] = "list_transform(siblings, lambda s: CAST(s.rfilename AS VARCHAR))"
-    else:
+    elif siblings in ("VARCHAR", "JSON"):
         exprs["siblings"] = ("CASE WHEN json_valid(siblings) THEN "
                              "json_extract_string(siblings, '$[*].rfilename') END")
-        checks.append(("mistyped_field", "siblings", "siblings IS NOT NULL AND NOT json_valid(siblings)"))
+        checks.append(("mistyped_field", "siblings", "siblings IS NOT NULL AND NOT json_valid(siblings)",
+                       "a JSON list of files"))
+    else:
+        exprs["siblings"] = "NULL"
+        checks.append(("mistyped_field", "siblings", "siblings IS NOT NULL",
+                       f"a list of files (the column is {siblings})"))
     exprs["card"] = "CAST(card AS VARCHAR)" if has("card") else "NULL"
     exprs["card_present"] = ("card IS NOT NULL" if has("card")
                              else f"list_contains({exprs['siblings']}, 'README.md')")
@@ -109,7 +153,7 @@ def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str
         exprs["gated"] = "lower(CAST(gated AS VARCHAR)) NOT IN ('false', 'no', '0', '')"
     exprs["snapshot"] = "NULL"
     exprs["crawl_root"] = "NULL"
-    return exprs, checks
+    return exprs, checks, notes
 
 
 def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatch:
@@ -123,28 +167,28 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
     path = Path(path)
     batch = SourceBatch(source or path.name, FORMAT)
     con = quiet_connection()
+    folder = tempfile.TemporaryDirectory(prefix="modelatlas-parquet-")
     try:
         try:
-            # The file is opened by name, literally: DuckDB's read_parquet would expand a name like
-            # "x[ab].parquet" or "y*.parquet" as a glob and read other files (issue 13).
-            con.register("parquet_file", pads.dataset(str(path), format="parquet"))
-            con.execute("CREATE VIEW raw AS SELECT * FROM parquet_file")
+            con.read_parquet(str(_literal_path(path, folder))).create_view("raw")
             types = {row[0]: row[1] for row in con.execute("DESCRIBE raw").fetchall()}
             total = con.execute("SELECT count(*) FROM raw").fetchone()[0]
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        except duckdb.Error as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
             raise InputError(f"not a readable Parquet file (truncated or corrupt?): {str(exc).splitlines()[0]}",
                              path=str(path)) from None
         if "id" not in types:
             raise InputError(f"no 'id' column (columns: {', '.join(types)})", path=str(path))
-        exprs, checks = _column_exprs(types)
+        exprs, checks, notes = _column_exprs(types)
+        for note in notes:
+            batch.issue("mistyped_field", path.name, f"{path.name}: {note}")
         try:
-            for kind, col, cond in checks:
+            for kind, col, cond, expected in checks:
                 rows = con.execute(f"SELECT CAST(id AS VARCHAR), CAST({_q(col)} AS VARCHAR) FROM raw WHERE {cond}"
                                    ).fetchall()
                 for model_id, raw in rows[:MAX_ROW_MESSAGES]:
-                    batch.issue(kind, model_id, f"{path.name}: {col} of {model_id!r} is not readable "
+                    batch.issue(kind, model_id, f"{path.name}: {col} of {model_id!r} is not {expected} "
                                                 f"({(raw or '')[:80]!r}); left empty")
                 if len(rows) > MAX_ROW_MESSAGES:
                     batch.issue(kind, None, f"{path.name}: {len(rows) - MAX_ROW_MESSAGES:,} more unreadable "
@@ -170,9 +214,31 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             if total == 0:
                 batch.issue("empty_source", path.name, f"{path.name} holds no rows")
             return records_from_table(con, batch)
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except duckdb.Error as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
             raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
     finally:
         con.close()
+        folder.cleanup()
+
+
+#: Characters DuckDB's file readers take as a glob pattern.
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def _literal_path(path: Path, folder: tempfile.TemporaryDirectory) -> Path:
+    """A name for ``path`` that DuckDB opens as that one file.
+
+    DuckDB expands ``*``, ``?`` and ``[...]`` in a file name as a glob (``x[ab].parquet`` read
+    ``xa.parquet``; issue 13) and has no escape for them; such a file is reached through a link
+    of a plain name in a private folder. The path is absolute, so it is never read as a URL.
+    """
+    path = path.absolute()
+    if _GLOB_CHARACTERS.isdisjoint(str(path)):
+        return path
+    if not path.is_file():
+        raise InputError("no such file", path=str(path))
+    link = Path(folder.name) / "source.parquet"
+    link.symlink_to(path)
+    return link

@@ -13,7 +13,7 @@ scores are kept as separate metric rows and averaged by readers of the metrics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from modelatlas.atlas.schema import EVIDENCE_SCHEMA, METRIC_SCHEMA
 from modelatlas.errors import InputError
+from modelatlas.ingest.atlas_csv import first_broken_line
 
 SOURCE = "open-llm-leaderboard-v2"
 BENCHMARKS = ("ifeval", "bbh", "math", "gpqa", "musr", "mmlu_pro")
@@ -46,12 +47,16 @@ class LeaderboardData:
         Parent claims for generation-1 models (root = parent), relation ``merge`` for merge lineages.
     hints:
         ``id, root, generation, merged`` for every model with a known root.
+    problems:
+        ``(model id, message)`` for each value left out: a negative count or parameter number, a
+        score that is not a finite number (reported as ``mistyped_field``).
     """
 
     records: pa.Table
     metrics: pa.Table
     evidence: pa.Table
     hints: pa.Table
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_leaderboard(path: str | Path) -> LeaderboardData:
@@ -67,6 +72,12 @@ def read_leaderboard(path: str | Path) -> LeaderboardData:
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path=str(path))
+    # pyarrow reads a quote left open across the line's end, pairing one model's name with the next
+    # line's cells; a line must parse on its own (docs/reliability.md)
+    broken = first_broken_line(path)
+    if broken is not None:
+        raise InputError(f"line {broken[0]} is not a CSV line on its own ({broken[1]}); an unterminated quote?",
+                         path=str(path))
     try:
         table = pcsv.read_csv(path)
     except pa.ArrowInvalid as exc:
@@ -80,21 +91,40 @@ def read_leaderboard(path: str | Path) -> LeaderboardData:
     table, ids = table.filter(keep), ids.filter(keep)
     n = table.num_rows
 
+    problems: list[tuple[str, str]] = []
+
     def col(name, typ=None):
         if name not in table.column_names:
             return pa.nulls(n, typ or pa.string())
         c = table[name]
-        return c.cast(typ) if typ is not None else c
+        if typ is None:
+            return c
+        try:
+            return c.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(f"column {name} cannot be read as {typ}: {str(exc).splitlines()[0]}",
+                             path=str(path)) from None
 
-    params = pc.multiply(col("metadata_params_billions", pa.float64()), 1e9)
+    def in_range(name, values, lowest, highest):
+        """``values`` with those outside [lowest, highest] or not finite left empty, and reported."""
+        as_float = pc.cast(values, pa.float64())
+        bad = pc.and_(pc.is_valid(as_float), pc.invert(pc.and_(
+            pc.is_finite(as_float), pc.and_(pc.greater_equal(as_float, lowest), pc.less_equal(as_float, highest)))))
+        bad = pc.fill_null(bad, False)
+        for model_id, value in zip(ids.filter(bad).to_pylist(), values.filter(bad).to_pylist()):
+            problems.append((model_id, f"{path.name}: {name} of {model_id!r} is {value!r}, outside "
+                                       f"{lowest:g}..{highest:g}; left empty"))
+        return pc.if_else(bad, pa.scalar(None, values.type), values)
+
+    params = in_range("metadata_params_billions", col("metadata_params_billions", pa.float64()), 0, 1e8)
     records = pa.table({
         "id": ids,
         "license": col("metadata_hub_license", pa.string()),
-        "params": pc.cast(pc.round(params), pa.int64()),
+        "params": pc.cast(pc.round(pc.multiply(params, 1e9)), pa.int64()),
         "created_at": pc.cast(pc.cast(col("metadata_upload_date", pa.string()), pa.timestamp("s")),
                               pa.timestamp("us", tz="UTC")) if "metadata_upload_date" in table.column_names
         else pa.nulls(n, pa.timestamp("us", tz="UTC")),
-        "likes": col("metadata_hub_hearts", pa.int64()),
+        "likes": in_range("metadata_hub_hearts", col("metadata_hub_hearts", pa.int64()), 0, 2**53),
         "pipeline_tag": pa.array(["text-generation"] * n, pa.string()),
         "library_name": pa.array(["transformers"] * n, pa.string()),
         "architectures": pa.array([[a] if a else None for a in col("model_architecture").to_pylist()],
@@ -103,13 +133,14 @@ def read_leaderboard(path: str | Path) -> LeaderboardData:
     })
     metric_parts = []
     for b in BENCHMARKS:
-        v = col(f"evaluations_{b}_normalized_score", pa.float64())
+        v = in_range(f"evaluations_{b}_normalized_score", col(f"evaluations_{b}_normalized_score", pa.float64()),
+                     -1e6, 1e6)
         ok = pc.is_valid(v)
         metric_parts.append(pa.table({"id": ids.filter(ok), "metric": pa.array([f"leaderboard:{b}"] * pc.sum(ok).as_py(),
                                       pa.string()), "value": v.filter(ok),
                                       "source": pa.array([SOURCE] * pc.sum(ok).as_py(), pa.string())}))
     if "model_average_score" in table.column_names:
-        v = col("model_average_score", pa.float64())
+        v = in_range("model_average_score", col("model_average_score", pa.float64()), -1e6, 1e6)
         ok = pc.is_valid(v)
         k = pc.sum(ok).as_py()
         metric_parts.append(pa.table({"id": ids.filter(ok), "metric": pa.array(["leaderboard:average"] * k),
@@ -126,7 +157,7 @@ def read_leaderboard(path: str | Path) -> LeaderboardData:
         "provenance": pa.array(["hub_card"] * m, pa.string()),
         "confidence": pa.array([0.9] * m, pa.float64()), "source": pa.array([SOURCE] * m, pa.string()),
     }).cast(EVIDENCE_SCHEMA)
-    return LeaderboardData(records, metrics, evidence, hints)
+    return LeaderboardData(records, metrics, evidence, hints, problems)
 
 
 def _hints(ids, base, generation, merged) -> pa.Table:
@@ -177,6 +208,8 @@ def read_leaderboard_batch(path: str | Path):
     batch = SourceBatch(Path(path).name, "leaderboard", records=data.records, evidence=data.evidence,
                         metrics=data.metrics, extras={"leaderboard_hints": data.hints})
     batch.stats["models_with_root_hint"] = data.hints.num_rows
+    for model_id, message in data.problems:
+        batch.issue("mistyped_field", model_id, message)
     return batch
 
 

@@ -9,7 +9,7 @@ and two more collect the parent claims of tags and cards. The rules (docs/ingest
   ``dataset:`` tags plus the card's ``datasets``; ``arxiv`` from ``arxiv:`` tags; ``tags`` keeps the
   plain tags;
 * ``model_type`` / ``architectures`` from ``config``; ``params`` from ``safetensors.total``, else
-  ``gguf.total``; ``dtypes`` are the keys of ``safetensors.parameters``;
+  ``gguf.total`` (a whole number of at least 0; other values are reported as ``mistyped_field``); ``dtypes`` are the keys of ``safetensors.parameters``;
 * ``quantized`` when a tag, a typed ``base_model:quantized:`` tag, a ``gguf`` block, a quantised
   dtype or the model name says so (:mod:`modelatlas.ingest.normalize`);
 * ``has_weights`` from the file list (:mod:`modelatlas.ingest.weights_files`);
@@ -70,6 +70,32 @@ def _sq(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: Problems reported per row are capped per kind and field; the summary line says how many more.
+MAX_ROW_MESSAGES = 1000
+_GGUF_TOTAL = "json_extract(gguf, '$.total')"
+
+
+def _count_sql(value: str) -> str:
+    """A JSON value as a parameter count: a whole number of at least 0 that fits 64 bits, else NULL."""
+    return (f"CASE WHEN json_type({value}) IN ('BIGINT', 'UBIGINT') AND TRY_CAST({value} AS BIGINT) >= 0 "
+            f"THEN TRY_CAST({value} AS BIGINT) END")
+
+
+def _report_counts(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> None:
+    """Report ``safetensors.total`` / ``gguf.total`` values that are not parameter counts
+    (``mistyped_field``; ``params`` is left empty for them)."""
+    for label, value in (("safetensors.total", "json_extract(safetensors, '$.total')"), ("gguf.total", _GGUF_TOTAL)):
+        rows = con.execute(f"""SELECT id, CAST(v AS VARCHAR) FROM (SELECT id, {value} AS v FROM wire)
+                               WHERE v IS NOT NULL AND json_type(v) <> 'NULL' AND {_count_sql('v')} IS NULL
+                               ORDER BY id""").fetchall()
+        for model_id, raw in rows[:MAX_ROW_MESSAGES]:
+            batch.issue("mistyped_field", model_id, f"{label} of {model_id!r} is not a parameter count "
+                                                    f"({(raw or '')[:80]!r}); params left empty")
+        if len(rows) > MAX_ROW_MESSAGES:
+            batch.issue("mistyped_field", None, f"{len(rows) - MAX_ROW_MESSAGES:,} more {label} values that are not "
+                                                f"parameter counts not listed")
+
+
 def _parsed_sql() -> str:
     """The wire rows with each JSON column parsed once into the parts the rules read."""
     return f"""
@@ -112,7 +138,7 @@ def _node_sql(source: str) -> str:
                                             coalesce({card['datasets']}, [])))) AS datasets,
         {plain_tags_sql('tags')} AS tags,
         {values_with_key_sql('tags', 'arxiv')} AS arxiv,
-        coalesce(TRY_CAST(st[2] AS BIGINT), TRY_CAST(json_extract(gguf, '$.total') AS BIGINT)) AS params,
+        coalesce({_count_sql('st[2]')}, {_count_sql(_GGUF_TOTAL)}) AS params,
         {dtypes} AS dtypes,
         card_present,
         length(card) AS card_length,
@@ -175,6 +201,7 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> So
     for (model_id,) in odd:  # kept: the record is real, but its id is not one the Hub would accept
         batch.issue("odd_model_id", model_id, f"model id {model_id!r} is not of the form author/name "
                                               f"(letters, digits, - _ .); record kept as it is")
+    _report_counts(con, batch)
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
     claim_con = quiet_connection()
     try:

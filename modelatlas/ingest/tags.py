@@ -20,8 +20,12 @@ from modelatlas.ingest.normalize import ISO639_1
 
 #: ``key:value`` when the text before the first colon is a lower-case key word.
 KEY_PATTERN = r"(?s)^([a-z][a-z0-9_-]*):(.*)$"
-#: What a Hub model id looks like: ``name`` or ``author/name`` (letters, digits, ``-_.``).
-MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)?$"
+#: One part of a model id: letters, digits, ``-_.``; it starts with a letter, digit or ``_`` and has
+#: no ``..`` (so ``org/..`` and ``org/.`` are not ids; the Hub forbids them). A trailing ``.`` is kept
+#: as the Hub's older names have it.
+_ID_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])*\.?"
+#: What a Hub model id looks like: ``name`` or ``author/name`` (author starting with a letter or digit).
+MODEL_ID_PATTERN = rf"^[A-Za-z0-9]{_ID_PART[len('[A-Za-z0-9_]'):]}(/{_ID_PART})?$"
 HUB_URL_PREFIX = "https://huggingface.co/"
 
 
@@ -58,7 +62,8 @@ def language_tags_sql(tags: str) -> str:
 
 def base_model_sql(tag: str) -> dict[str, str]:
     """Expressions over one ``base_model:...`` tag: ``relation``, ``parent`` and ``problem``."""
-    rest = f"substr({tag}, 12)"
+    # a Hub URL in place of the id is dropped first (docs/ingest.md), so its "https:" is no relation word
+    rest = f"regexp_replace(substr({tag}, 12), '^https?://(www\\.)?huggingface\\.co/', '')"
     typed = f"contains({rest}, ':')"
     relation = f"CASE WHEN {typed} THEN nullif(lower(trim(split_part({rest}, ':', 1))), '') END"
     raw_parent = f"CASE WHEN {typed} THEN substr({rest}, strpos({rest}, ':') + 1) ELSE {rest} END"

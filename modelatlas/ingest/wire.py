@@ -59,8 +59,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 
 _READERS = {
     "id": pyvalue.as_str, "author": pyvalue.as_str, "created_at": pyvalue.as_datetime,
-    "last_modified": pyvalue.as_datetime, "downloads": pyvalue.as_int, "downloads_all_time": pyvalue.as_int,
-    "likes": pyvalue.as_int, "trending_score": pyvalue.as_float, "tags": pyvalue.as_str_list,
+    "last_modified": pyvalue.as_datetime, "downloads": pyvalue.as_count, "downloads_all_time": pyvalue.as_count,
+    "likes": pyvalue.as_count, "trending_score": pyvalue.as_float, "tags": pyvalue.as_str_list,
     "pipeline_tag": pyvalue.as_str, "library_name": pyvalue.as_str, "config": pyvalue.as_dict,
     "siblings": pyvalue.sibling_names, "safetensors": pyvalue.as_dict, "gguf": pyvalue.as_dict,
 }
@@ -110,7 +110,7 @@ def _gated(value) -> bool | None:
         return value
     if isinstance(value, str):  # the Hub writes "auto" / "manual" for gated repositories
         return value.strip().lower() not in ("false", "no", "0", "")
-    raise pyvalue.BadValue(f"expected a flag or 'auto'/'manual', got {value!r}")
+    raise pyvalue.BadValue(f"expected a flag or 'auto'/'manual', got {pyvalue.show(value)}")
 
 
 def model_info_from_api(data: dict, *, fallback_id: str | None = None) -> tuple[HubModelInfo | None, list[FieldProblem]]:
@@ -127,7 +127,8 @@ def model_info_from_api(data: dict, *, fallback_id: str | None = None) -> tuple[
     -------
     info, problems:
         ``info`` is ``None`` only when no id can be found. Each field that could not be read is
-        left empty and named in ``problems`` with its raw value.
+        left empty and named in ``problems`` with its raw value; so is each value read after
+        changing its type (a number as text, ``3.0`` as a count), with what it was read as.
     """
     problems: list[FieldProblem] = []
     values: dict = {}
@@ -142,8 +143,11 @@ def model_info_from_api(data: dict, *, fallback_id: str | None = None) -> tuple[
             else:
                 values[name] = _READERS[name](raw)
         except (pyvalue.BadValue, CardDataError) as exc:
-            problems.append(FieldProblem(name, f"{name}: {exc}"))
+            problems.append(FieldProblem(name, f"{name}: {exc}; left empty"))
             values[name] = None
+        if isinstance(values[name], pyvalue.Coerced):
+            problems.append(FieldProblem(name, f"{name}: {values[name].message}"))
+            values[name] = values[name].value
     model_id = (values.pop("id") or fallback_id or "").strip()
     if not model_id:
         return None, problems
