@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis.errors import InvalidArgument  # noqa: E402
 
 import weight_fuzz as wf  # noqa: E402
 
@@ -63,6 +64,18 @@ def _onnx(blob):
         wf.check_onnx(blob, Path(folder))
 
 
+def _counted(check, name: str, tried: Counter):
+    """``check`` counting its examples and bounded by the alarm."""
+    def counted(value):
+        tried[name] += 1
+        signal.alarm(EXAMPLE_TIMEOUT)
+        try:
+            check(value)
+        finally:
+            signal.alarm(0)
+    return counted
+
+
 TARGETS = {
     "safetensors header + library parity": (wf.safetensors_blobs(), _safetensors),
     "shard index": (wf.shard_indexes(), _shards),
@@ -85,21 +98,13 @@ def run(minutes: float, batch: int) -> int:
             if time.monotonic() >= deadline:
                 break
 
-            def counted(value, check=check, name=name):
-                tried[name] += 1
-                signal.alarm(EXAMPLE_TIMEOUT)
-                try:
-                    check(value)
-                finally:
-                    signal.alarm(0)
-
             test = settings(max_examples=batch, deadline=None, database=None, print_blob=True,
-                            suppress_health_check=list(HealthCheck))(given(strategy)(counted))
+                            suppress_health_check=list(HealthCheck))(given(strategy)(_counted(check, name, tried)))
             try:
                 test()
-            except BaseException as exc:  # noqa: BLE001 - every failure is reported, then the run goes on
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
+            except InvalidArgument:
+                raise  # the harness is wrong, not the parser
+            except Exception as exc:  # noqa: BLE001 - every failure is reported, then the run goes on
                 text = f"{type(exc).__name__}: {str(exc)[:2000]}"
                 failures[name].append(text)
                 print(f"[{name}] FAILURE {text}", flush=True)
