@@ -417,3 +417,40 @@ def test_fingerprint_inputs_from_a_manifest_stay_in_the_zoo(tmp_path):
     save_file({"w": np.ones(2, np.float32)}, zoo / "in.safetensors")
     zoo = _zoo(tmp_path, "in.safetensors")
     assert expand_inputs([zoo]) == [("m", (zoo / "in.safetensors").resolve())]
+
+
+# -- GGUF -----------------------------------------------------------------------------------------
+def _gguf_blob(kv: bytes = b"", tensors: bytes = b"", n_kv: int = 0, n_tensors: int = 0, data: bytes = b"") -> bytes:
+    body = b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + kv + tensors
+    return body + b"\0" * (-len(body) % 32) + data
+
+
+def _gguf_str(text: bytes) -> bytes:
+    return struct.pack("<Q", len(text)) + text
+
+
+def test_gguf_array_with_a_lying_count_does_not_hang(tmp_path):
+    pytest.importorskip("gguf")
+    path = tmp_path / "count.gguf"  # an array of 2**40 uint8 with no items: the library looped per item
+    path.write_bytes(_gguf_blob(kv=_gguf_str(b"k") + struct.pack("<IIQ", 9, 0, 2**40), n_kv=1))
+    with _no_hang():
+        _refused(path, "runs past the end of the file")
+
+
+def test_gguf_zero_element_tensors_are_read(tmp_path):
+    pytest.importorskip("gguf")
+    records = b"".join(_gguf_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+                       + struct.pack("<IQ", ggml_type, 0) for name, dims, ggml_type in
+                       [(b"q", [0], 2), (b"f", [0, 3], 0)])  # Q4_0 of 0 values, F32 of shape (3, 0)
+    path = tmp_path / "empty.gguf"
+    path.write_bytes(_gguf_blob(tensors=records, n_tensors=2, data=b"\0" * 32))
+    with open_weights(path) as wf:
+        assert wf.read("q").shape == (0,) and wf.read("f").shape == (3, 0)
+
+
+def test_gguf_unknown_tensor_type_is_refused(tmp_path):
+    pytest.importorskip("gguf")
+    record = _gguf_str(b"w") + struct.pack("<IQIQ", 1, 4, 99, 0)
+    path = tmp_path / "type.gguf"
+    path.write_bytes(_gguf_blob(tensors=record, n_tensors=1, data=b"\0" * 32))
+    _refused(path, "not a readable GGUF file")

@@ -10,6 +10,7 @@ key rows put back in checkpoint order, so the model compares with safetensors mo
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -26,6 +27,27 @@ FLOAT_TYPES = {"F32": "F32", "F16": "F16", "BF16": "BF16", "F64": "F64"}
 INT_TYPES = {"I8": "I8", "I16": "I16", "I32": "I32", "I64": "I64"}
 
 
+@functools.cache
+def _bounded_reader():
+    """``GGUFReader`` whose every read must lie inside the file.
+
+    The library slices its memory map and returns a short (often empty) array past the end of the
+    file; an array key/value declaring 2**40 items of a scalar type then loops 2**40 times without
+    advancing (a hang, found by ``benchmarks/fuzz_weights.py``). Here a short read is an error, so
+    every loop of the reader advances or stops: it runs at most once per byte of the file.
+    """
+    import gguf
+
+    class BoundedReader(gguf.GGUFReader):
+        def _get(self, offset, dtype, count=1, override_order=None):
+            values = super()._get(offset, dtype, count, override_order)
+            if values.size != int(count):
+                raise ValueError(f"a read of {int(count)} values at byte {offset} runs past the end of the file")
+            return values
+
+    return BoundedReader
+
+
 class GGUFRows:
     """Rows of a quantised GGUF tensor: raw block rows dequantised on demand."""
 
@@ -36,6 +58,8 @@ class GGUFRows:
     def _dequantize(self, block: np.ndarray) -> np.ndarray:
         from gguf import quants
 
+        if block.size == 0:  # a 0-element tensor (valid) has no blocks to dequantise
+            return np.zeros((block.shape[0], self.n_cols), np.float32)
         return quants.dequantize(block, self.qtype).reshape(block.shape[0], self.n_cols).astype(np.float32)
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
@@ -66,7 +90,7 @@ class GGUFFile(WeightFile):
 
         super().__init__(path)
         try:
-            reader = gguf.GGUFReader(str(self.path), "r")
+            reader = _bounded_reader()(str(self.path), "r")
         except (ValueError, OSError, IndexError, KeyError, TypeError, OverflowError, MemoryError) as exc:
             raise InputError(f"not a readable GGUF file ({exc.__class__.__name__}: {exc})",
                              path=str(self.path)) from None
