@@ -19,6 +19,8 @@ from modelatlas.zoo.families.draws import SIZES
 FAMILIES: dict[str, tuple[str, str]] = {
     "llama": ("llama", "decoder LMs with Llama names on synthetic text: full / partial FT, LoRA placements and "
                        "inits, QLoRA-like, merges, bf16/fp16/fp32 mixed"),
+    "vision": ("vision", "ResNets with BatchNorm and ViTs transferred between image tasks: fresh heads, linear "
+                         "probes, SGD/AdamW, nudges and long runs, head-only LoRA, soups, lr ladders days apart"),
 }
 
 
