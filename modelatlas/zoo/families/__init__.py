@@ -21,6 +21,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                        "inits, QLoRA-like, merges, bf16/fp16/fp32 mixed"),
     "vision": ("vision", "ResNets with BatchNorm and ViTs transferred between image tasks: fresh heads, linear "
                          "probes, SGD/AdamW, nudges and long runs, head-only LoRA, soups, lr ladders days apart"),
+    "recurrent": ("recurrent", "GRU/LSTM LMs: checkpointed runs and branches, checkpoint averaging, label-token "
+                               "classifiers on the shared head, LoRA on every Linear, children before parents"),
 }
 
 
