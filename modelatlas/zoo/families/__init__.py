@@ -23,6 +23,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                          "probes, SGD/AdamW, nudges and long runs, head-only LoRA, soups, lr ladders days apart"),
     "recurrent": ("recurrent", "GRU/LSTM LMs: checkpointed runs and branches, checkpoint averaging, label-token "
                                "classifiers on the shared head, LoRA on every Linear, children before parents"),
+    "tabular": ("tabular", "residual MLPs: escalating chains (nudges to half-norm runs), fresh/shared heads, LoRA "
+                           "rank 1-64 on every Linear, blind TIES/DARE merges, lone roots, often no times"),
 }
 
 
