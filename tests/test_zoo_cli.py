@@ -21,8 +21,18 @@ def main(argv: list[str]) -> int:
 def test_zoo_list(capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("tiny", "small", "large", "vthr", "minilm"):
+    for name in ("tiny", "small", "large", "vthr", "minilm", "llama", "vision", "recurrent", "tabular"):
         assert name in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tiny", "--size", "tiny"], "--size applies to the zoo families"),
+    (["llama", "--size", "huge"], "unknown --size 'huge'"),
+])
+def test_size_is_checked(tmp_path, capsys, args, message):
+    assert main(["zoo", "build", *args, "--out", str(tmp_path / "z")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_zoo_is_one_line_error(tmp_path, capsys):

@@ -56,6 +56,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     (lambda ms: ms[1].update(relation=None), "needs a 'relation'", "'ft'"),
     (lambda ms: ms[0].update(relation="finetune"), "no parents", "'root'"),
     (lambda ms: ms[1].update(created_at="yesterday"), "not an ISO-8601 time", "'ft'"),
+    (lambda ms: ms[1].update(created_at=1704448800), "ISO-8601 string or null", "'ft'"),
     (lambda ms: ms[1].update(pattern="spiral"), "unknown pattern", "'ft'"),
     (lambda ms: ms[1].pop("path"), "field 'path' is missing", "'ft'"),
     (lambda ms: ms[1].update(documented_parents="yes"), "'documented_parents' must be bool", "'ft'"),
@@ -103,6 +104,22 @@ def test_unknown_lineage_is_allowed(tmp_path):
     m = zoo.models[0]
     assert m.parents is None and m.relation is None and m.pattern is None
     assert m.created_at == datetime(2024, 1, 5, 8, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("omit", [False, True])
+def test_unknown_upload_times_are_data(tmp_path, omit):
+    """``created_at`` null or absent loads as an unknown time (None) and round-trips as written."""
+    models = [_entry("root"), _entry("ft", ["root"], "finetune"), _entry("ft2", ["root"], "finetune")]
+    models[1]["created_at"] = None
+    del models[2]["created_at"]
+    zoo = load_manifest(_write(tmp_path, models))
+    assert [m.created_at is None for m in zoo.models] == [False, True, True]
+    write_manifest(zoo, omit_unknown_times=omit)
+    written = json.loads((tmp_path / "manifest.json").read_text())["models"]
+    assert written[0]["created_at"] == "2024-01-05T10:00:00Z"
+    for entry in written[1:]:
+        assert ("created_at" not in entry) if omit else (entry["created_at"] is None)
+    assert load_manifest(tmp_path) == zoo
 
 
 @st.composite

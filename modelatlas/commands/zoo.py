@@ -9,6 +9,7 @@ import typer
 
 from modelatlas.commands.common import JsonFlag, console, emit_json, progress
 from modelatlas.errors import ModelAtlasError
+from modelatlas.zoo.families import FAMILIES, SIZES, family_builder
 
 zoo_app = typer.Typer(help="Zoos of real models with known lineage (ground truth for charting).",
                       no_args_is_help=True)
@@ -33,17 +34,23 @@ def _require_torch() -> None:
 
 @zoo_app.command("build")
 def build(
-    name: Annotated[str, typer.Argument(help="Zoo to build: " + ", ".join(ZOO_NAMES))],
+    name: Annotated[str, typer.Argument(help="Zoo or zoo family to build: " + ", ".join([*ZOO_NAMES, *FAMILIES]))],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (manifest.json + weights).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of everything random (same seed, same bytes).")] = 0,
+    size: Annotated[str | None, typer.Option("--size", help="Size of a zoo family: tiny (tests) or small "
+                                                            "(benchmark, the default).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds a zoo.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the zoo NAME on the CPU and write it to --out."""
     import time  # noqa: PLC0415
 
-    if name not in ZOO_NAMES:
-        raise ModelAtlasError(f"unknown zoo {name!r} (choose one of {', '.join(ZOO_NAMES)})")
+    if name not in ZOO_NAMES and name not in FAMILIES:
+        raise ModelAtlasError(f"unknown zoo {name!r} (choose one of {', '.join([*ZOO_NAMES, *FAMILIES])})")
+    if size is not None and name not in FAMILIES:
+        raise ModelAtlasError(f"--size applies to the zoo families ({', '.join(FAMILIES)}), not to {name!r}")
+    if size is not None and size not in SIZES:
+        raise ModelAtlasError(f"unknown --size {size!r} (choose one of {', '.join(SIZES)})")
     if (out / "manifest.json").exists() and not force:
         raise ModelAtlasError(f"{out} already holds a zoo (manifest.json); pass --force to overwrite it")
     _require_torch()
@@ -55,6 +62,8 @@ def build(
             from modelatlas.zoo.minilm import build_minilm  # noqa: PLC0415
 
             zoo = build_minilm(out, seed, on_model=lambda _id: advance())
+        elif name in FAMILIES:
+            zoo = family_builder(name)(out, seed, size or "small", on_model=lambda _id: advance())
         else:
             zoo = recipes.RECIPES[name](out, seed, on_model=lambda _id: advance())
     seconds = time.perf_counter() - start
@@ -62,7 +71,8 @@ def build(
     patterns: dict[str, int] = {}
     for m in zoo.models:
         patterns[m.pattern] = patterns.get(m.pattern, 0) + 1
-    summary = {"zoo": name, "out": str(out), "seed": seed, "models": len(zoo.models),
+    summary = {"zoo": name, "out": str(out), "seed": seed, "size": size or ("small" if name in FAMILIES else None),
+               "models": len(zoo.models),
                "components": len({m.component for m in zoo.models}), "patterns": patterns,
                "bytes": size, "seconds": round(seconds, 1)}
     if as_json:
@@ -75,9 +85,11 @@ def build(
 
 @zoo_app.command("list")
 def list_zoos() -> None:
-    """The zoos `zoo build` knows."""
+    """The zoos and zoo families `zoo build` knows."""
     for key, text in ZOO_NAMES.items():
-        typer.echo(f"{key:8} {text}")
+        typer.echo(f"{key:10} {text}")
+    for key, (_module, text) in FAMILIES.items():
+        typer.echo(f"{key:10} family (--size tiny|small): {text}")
 
 
 def register(app: typer.Typer) -> None:

@@ -37,6 +37,17 @@ UPLOAD_NOISE = 0.003
 _EPOCH = datetime(2022, 1, 1, tzinfo=timezone.utc)
 
 
+def save_safetensors(tensors: State, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write safetensors with sorted names (any numpy dtype, ``ml_dtypes.bfloat16`` included);
+    ``metadata`` must have at most one key, because the Rust writer orders metadata keys at random
+    and a zoo must be byte-reproducible."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    if metadata is not None and len(metadata) > 1:
+        raise ValueError("safetensors metadata of a zoo file takes one key (reproducible bytes)")
+    save_file({k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}, str(path), metadata=metadata)
+
+
 @dataclass
 class _Record:
     model: ZooModel
@@ -95,13 +106,7 @@ class ZooBuilder:
         return path
 
     def _save(self, tensors: State, path: Path, metadata: dict[str, str] | None = None) -> None:
-        """Write safetensors with sorted names; ``metadata`` must have at most one key, because the
-        Rust writer orders metadata keys at random and the zoo must be byte-reproducible."""
-        from safetensors.numpy import save_file  # noqa: PLC0415
-
-        if metadata is not None and len(metadata) > 1:
-            raise ValueError("safetensors metadata of a zoo file takes one key (reproducible bytes)")
-        save_file({k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}, str(path), metadata=metadata)
+        save_safetensors(tensors, path, metadata)
 
     def _add(self, component: str, name: str, state: State | None, *, parents: Sequence[str], relation: str | None,
              pattern: str, architecture: str, extra: dict[str, Any], documented: bool = False,

@@ -45,7 +45,8 @@ class ZooModel:
     path:
         Absolute path of the weights file (relative to the manifest on disk).
     created_at:
-        Upload time (timezone-aware, UTC).
+        Upload time (timezone-aware, UTC); ``None`` when unknown (the manifest's ``created_at`` is
+        ``null`` or absent): unknown times are data, charting then decides without them.
     parents:
         True parent ids (empty for roots); ``None`` when the lineage is unknown.
     relation:
@@ -65,7 +66,7 @@ class ZooModel:
 
     id: str
     path: Path
-    created_at: datetime
+    created_at: datetime | None
     parents: list[str] | None = field(default_factory=list)
     relation: str | None = None
     documented_parents: bool = False
@@ -97,9 +98,11 @@ def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(text: Any, where: str, path: Path) -> datetime:
+def _parse_time(text: Any, where: str, path: Path) -> datetime | None:
+    if text is None:
+        return None  # unknown upload time (null or absent)
     if not isinstance(text, str):
-        raise InputError("created_at must be an ISO-8601 string", path=str(path), where=where)
+        raise InputError("created_at must be an ISO-8601 string or null", path=str(path), where=where)
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -265,7 +268,8 @@ def load_manifest(location: str | os.PathLike, *, check_files: bool = True) -> Z
     Raises
     ------
     InputError
-        Naming the manifest and the model / field at fault: unreadable JSON, missing fields,
+        Naming the manifest and the model / field at fault: unreadable JSON, missing fields, a
+        ``created_at`` that is neither an ISO-8601 string nor null (null or absent: unknown time),
         absent weight files, unknown relations or patterns, parents not in the zoo, duplicate ids,
         cycles among the known edges.
     """
@@ -289,14 +293,17 @@ def load_manifest(location: str | os.PathLike, *, check_files: bool = True) -> Z
     return Zoo(name=name, root=root, models=models)
 
 
-def model_entry(model: ZooModel, root: Path) -> dict[str, Any]:
-    """The manifest JSON object of ``model``, its path made relative to ``root``."""
+def model_entry(model: ZooModel, root: Path, omit_unknown_times: bool = False) -> dict[str, Any]:
+    """The manifest JSON object of ``model``, its path made relative to ``root``.
+
+    An unknown upload time is written ``"created_at": null``, or left out when ``omit_unknown_times``.
+    """
     path = Path(model.path)
     rel = path.relative_to(root) if path.is_absolute() else path
     entry: dict[str, Any] = {
         "id": model.id,
         "path": rel.as_posix(),
-        "created_at": format_time(model.created_at),
+        "created_at": None if model.created_at is None else format_time(model.created_at),
         "parents": model.parents,
         "relation": model.relation,
         "documented_parents": model.documented_parents,
@@ -308,19 +315,22 @@ def model_entry(model: ZooModel, root: Path) -> dict[str, Any]:
     if clash:
         raise InputError(f"extra fields {sorted(clash)} shadow manifest fields", where=f"model {model.id!r}")
     entry.update(model.extra)
+    if model.created_at is None and omit_unknown_times:
+        del entry["created_at"]
     return entry
 
 
-def write_manifest(zoo: Zoo, filename: str = MANIFEST_NAME) -> Path:
+def write_manifest(zoo: Zoo, filename: str = MANIFEST_NAME, *, omit_unknown_times: bool = False) -> Path:
     """Write ``zoo.root / filename`` (``manifest.json``) atomically and return its path.
 
     The zoo is validated first (without requiring the weight files), so a builder cannot write a
-    manifest that :func:`load_manifest` would refuse for its graph.
+    manifest that :func:`load_manifest` would refuse for its graph. Unknown upload times are written
+    as ``null``, or as an absent ``created_at`` when ``omit_unknown_times``.
     """
     root = Path(zoo.root)
     target = root / filename
     _check_graph(zoo.models, target)
-    doc = {"name": zoo.name, "models": [model_entry(m, root) for m in zoo.models]}
+    doc = {"name": zoo.name, "models": [model_entry(m, root, omit_unknown_times) for m in zoo.models]}
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, target)

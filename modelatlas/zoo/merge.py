@@ -1,4 +1,5 @@
-"""Model merging as the merge tools on the Hub do it (mergekit's ``linear``, ``slerp``, ``ties``).
+"""Model merging as the merge tools on the Hub do it (mergekit's ``linear``, ``slerp``, ``ties``,
+``task_arithmetic``, ``dare_linear``).
 
 Every function takes state dicts (name -> numpy array) of one architecture and returns the merged
 state dict; non-float tensors are taken from the first model.
@@ -10,6 +11,9 @@ Shoemake, "Animating rotation with quaternion curves", SIGGRAPH 1985 (SLERP), as
 tensor by mergekit.
 Yadav et al., "TIES-Merging: Resolving interference when merging models", NeurIPS 2023, Sec. 3
 (trim, elect sign, disjoint merge).
+Ilharco et al., "Editing models with task arithmetic", ICLR 2023 (task vectors).
+Yu et al., "Language models are Super Mario: absorbing abilities from homologous models as a free
+lunch", ICML 2024 (DARE: drop and rescale).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 State = dict[str, np.ndarray]
-METHODS = ("average", "slerp", "ties")
+METHODS = ("average", "slerp", "ties", "task_arithmetic", "dare")
 
 
 def _floats(states: Sequence[State], name: str) -> bool:
@@ -83,3 +87,38 @@ def ties(base: State, states: Sequence[State], weights: Sequence[float], density
     """TIES-merging of fine-tunes ``states`` of the common ``base`` (Yadav et al., Sec. 3)."""
     return {n: ties_tensor(base[n], [s[n] for s in states], weights, density, lam)
             if _floats(states, n) else states[0][n] for n in states[0]}
+
+
+def task_arithmetic(base: State, states: Sequence[State], weights: Sequence[float], lam: float = 1.0) -> State:
+    """Task arithmetic: ``base + lam · sum_i w_i (θ_i − base)`` (Ilharco et al., ICLR 2023, Sec. 2)."""
+    out = {}
+    for n, b in base.items():
+        if not _floats(states, n):
+            out[n] = states[0][n]
+            continue
+        b64 = b.astype(np.float64)
+        tau = sum(w * (s[n].astype(np.float64) - b64) for w, s in zip(weights, states))
+        out[n] = (b64 + lam * tau).astype(b.dtype)
+    return out
+
+
+def dare(base: State, states: Sequence[State], weights: Sequence[float], density: float, seed: int,
+         lam: float = 1.0) -> State:
+    """DARE (Yu et al., ICML 2024, Sec. 3): each task vector keeps every element with probability
+    ``density`` and is rescaled by ``1 / density``; the sparse task vectors are then added as in
+    :func:`task_arithmetic` (mergekit's ``dare_linear``). ``seed`` fixes the drop masks, tensor by
+    tensor in name order, parent by parent."""
+    rng = np.random.default_rng([seed, 5])
+    out = {}
+    for n in sorted(base):
+        b = base[n]
+        if not _floats(states, n):
+            out[n] = states[0][n]
+            continue
+        b64 = b.astype(np.float64)
+        tau = np.zeros_like(b64)
+        for w, s in zip(weights, states):
+            keep = rng.random(b.shape) < density
+            tau += w * np.where(keep, (s[n].astype(np.float64) - b64) / density, 0.0)
+        out[n] = (b64 + lam * tau).astype(b.dtype)
+    return out

@@ -156,18 +156,24 @@ RECIPES: dict[str, Callable[..., Zoo]] = {
 }
 
 
-def build_cached(name: str, cache_dir, seed: int = 0) -> Zoo:
-    """The zoo ``name`` for ``seed`` under ``cache_dir``, built on first use.
+def build_cached(name: str, cache_dir, seed: int = 0, size: str | None = None) -> Zoo:
+    """The zoo ``name`` (a recipe, or a zoo family of ``size``) for ``seed`` under ``cache_dir``,
+    built on first use.
 
     Meant for test fixtures: parallel workers may race, so each builds into a private folder and
     renames it into place; the loser discards its copy (both copies are identical anyway).
     """
+    from modelatlas.zoo.families import FAMILIES, family_builder  # noqa: PLC0415
+
     cache_dir = Path(cache_dir)
-    target = cache_dir / f"{name}-seed{seed}"
+    target = cache_dir / (f"{name}-{size}-seed{seed}" if name in FAMILIES else f"{name}-seed{seed}")
     if not (target / MANIFEST_NAME).is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
-        RECIPES[name](tmp, seed)
+        if name in FAMILIES:
+            family_builder(name)(tmp, seed, size or "small")
+        else:
+            RECIPES[name](tmp, seed)
         try:
             os.rename(tmp, target)
         except OSError:

@@ -121,7 +121,8 @@ class LoRALinear(nn.Module):
         return self.base(x) + (x @ self.lora_A.T @ self.lora_B.T) * self.scaling
 
 
-def _swap(module: nn.Module, dotted: str, new: nn.Module) -> nn.Module:
+def swap_submodule(module: nn.Module, dotted: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` in place of the submodule at ``dotted``; return the old one."""
     *path, last = dotted.split(".")
     owner = module.get_submodule(".".join(path)) if path else module
     old = getattr(owner, last)
@@ -140,12 +141,12 @@ def lora_finetune(module: nn.Module, cfg: RunConfig, targets: Sequence[str], ran
         p.requires_grad_(False)
     wrapped = {t: LoRALinear(module.get_submodule(t), rank, alpha) for t in targets}
     for t, w in wrapped.items():
-        _swap(module, t, w)
+        swap_submodule(module, t, w)
     try:
         acc = run(module, cfg, [p for w in wrapped.values() for p in (w.lora_A, w.lora_B)])
     finally:
         for t, w in wrapped.items():
-            _swap(module, t, w.base)
+            swap_submodule(module, t, w.base)
         for p in module.parameters():
             p.requires_grad_(True)
     adapter: State = {}
