@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modelatlas.chart.calibration import CALIBRATION_SEEDS, TABLE, calibrated, fit_calibration, rule_outcomes  # noqa: E402
+from modelatlas.chart.evaluate import calibration_error  # noqa: E402
 from modelatlas.chart.synthetic import synthetic_zoo  # noqa: E402
 from modelatlas.chart.zoo_input import load_zoo_input  # noqa: E402
 
@@ -28,10 +29,8 @@ BINS = 5
 
 
 def summary(conf: np.ndarray, ok: np.ndarray) -> tuple[float, float, float, int, float, float]:
-    bins = np.minimum((conf * BINS).astype(int), BINS - 1)
-    ece = sum(abs(conf[bins == b].mean() - ok[bins == b].mean()) * (bins == b).mean()
-              for b in range(BINS) if (bins == b).any())
-    top = bins == BINS - 1
+    ece = calibration_error(np.column_stack([conf, ok]), bins=BINS)
+    top = conf >= (BINS - 1) / BINS
     return (conf.mean(), ok.mean(), ece, int(top.sum()), conf[top].mean() if top.any() else float("nan"),
             ok[top].mean() if top.any() else float("nan"))
 

@@ -84,6 +84,38 @@ def test_confidence_outcomes_leave_out_stem_and_unknown_truth():
     assert len(out) == sum(1 for i, p in enumerate(truth.parents) if p and i not in stem)
 
 
+@pytest.fixture(autouse=True)
+def _one_tuned_value(monkeypatch):
+    """One candidate value per tuned parameter keeps the protocol tests fast; the choice among
+    several is tested on its own below."""
+    monkeypatch.setattr(fam, "TUNED", {name: values[:1] for name, values in fam.TUNED.items()})
+
+
+def test_tuned_parameters_maximise_the_worst_other_family(monkeypatch):
+    scores = {("a", 0.5): 0.9, ("b", 0.5): 0.5, ("a", 2.0): 0.7, ("b", 2.0): 0.6}
+
+    class _Ev:
+        def __init__(self, acc):
+            self.accuracy = acc
+
+    def fake_evaluate(method, models, truth, **kw):
+        return _Ev(scores[(models.ids[0][0], method.time_penalty)])
+
+    monkeypatch.setattr(fam, "TUNED", {"time_penalty": (0.5, 2.0)})
+    monkeypatch.setattr(fam, "evaluate", fake_evaluate)
+    monkeypatch.setattr("modelatlas.chart.calibration.fit_calibration", lambda zoos, params=None: {
+        "fitted_on": [z[0] for z in zoos], "rules": {}})
+    families = [fam.Family(name, [BenchZoo(name, _Named(name), None)]) for name in "abc"]
+    table = fam.fit_without(families, "c")
+    assert table["params"] == {"time_penalty": 2.0}  # worst other family 0.6 beats 0.5
+    assert table["fitted_on"] == ["a/a", "b/b"]
+
+
+class _Named:
+    def __init__(self, name):
+        self.ids = [name]
+
+
 def _families():
     return [("a", BenchZoo("a1", *_zoo(1))), ("a", BenchZoo("a2", *_zoo(2))),
             ("b", BenchZoo("b1", *_zoo(3))), ("c", BenchZoo("c1", *_zoo(4)))]
@@ -100,8 +132,8 @@ def test_leave_one_family_out_never_fits_on_the_family_it_scores(monkeypatch):
     seen: dict[str, list[str]] = {}
     real = calibration.fit_calibration
 
-    def spy(zoos):
-        table = real(zoos)
+    def spy(zoos, params=None):
+        table = real(zoos, params)
         seen[str(len(seen))] = [name for name, _, _ in zoos]
         return table
 
@@ -109,7 +141,8 @@ def test_leave_one_family_out_never_fits_on_the_family_it_scores(monkeypatch):
     report = fam.leave_one_family_out(fam.group_families(_families()), methods=["auto", "atlas"], seeds=(0,),
                                       ablations=False)
     for held_out, fitted in report["fitted"].items():
-        assert fitted and not any(name.startswith(f"{held_out}/") for name in fitted)
+        assert fitted["zoos"] and not any(name.startswith(f"{held_out}/") for name in fitted["zoos"])
+        assert set(fitted["params"]) == set(fam.TUNED)
     assert sorted(report["fitted"]) == ["a", "b", "c"] and len(seen) == 3
     rows = {(r["method"], r["family"]): r for r in report["results"]}
     assert set(rows) == {(m, f) for m in ("auto", "atlas") for f in "abc"}

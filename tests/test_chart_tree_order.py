@@ -127,3 +127,30 @@ def test_ground_truth_subset_renumbers_and_drops_parents_outside():
     assert s.parents == [(1,), (), None]  # 0 is outside: dropped; 1 is now row 1
     assert s.relation == ["merge", "finetune", None] and s.pattern == ["merge", "finetune", None]
     assert s.component.tolist() == [0, 0, 1]
+
+
+def test_an_undated_model_follows_the_model_it_is_reached_from():
+    from modelatlas.chart.tree_order import partly_timed_order
+
+    x = _line(5)  # a chain 0-1-2-3-4
+    t = np.array([0.0, np.nan, 2.0, 3.0, np.nan])
+    order = partly_timed_order(x, t, {}, related=_within(x, 0.6)).tolist()
+    assert order == [0, 1, 2, 3, 4]  # 1 right after 0 (not after every dated model), 4 after 3
+    far = -_line(2)  # a second family with no date at all comes last
+    y = np.vstack([x, far])
+    order = partly_timed_order(y, np.concatenate([t, [np.nan, np.nan]]), {}, related=_within(y, 0.6)).tolist()
+    assert order[:5] == [0, 1, 2, 3, 4] and sorted(order[5:]) == [5, 6]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 10_000))
+def test_partly_timed_order_keeps_dated_models_in_upload_order(n, seed):
+    from modelatlas.chart.tree_order import partly_timed_order
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)) * rng.choice([0.1, 1.0, 10.0], size=(n, 1))
+    t = np.where(rng.random(n) < 0.4, np.nan, rng.normal(size=n))
+    order = partly_timed_order(x, t, {}, related=_within(x, 0.6))
+    assert sorted(order.tolist()) == list(range(n))
+    dated = [i for i in order.tolist() if np.isfinite(t[i])]
+    assert dated == sorted(dated, key=lambda i: (t[i], i))

@@ -11,11 +11,11 @@ evidence overrides it. For each model, the first rule that applies decides:
 2. **duplicate**: an earlier model with the same content hash (or the same fingerprint) is the parent;
 3. candidates: the ``n_candidates`` nearest earlier models that are not quantised
    (:class:`~modelatlas.chart.neighbors.GrowingIndex`, exact then HNSW);
-4. **LoRA**: one of the ``lora_candidates`` nearest candidates whose difference is low-rank in the
-   adapted layers, with the noise floor set by the storage dtype and rank judged against the
-   adapter's own rank (:mod:`modelatlas.chart.low_rank`) — the lowest-rank one, nearest on ties —
-   relation ``adapter``. A low-rank difference is itself proof of kinship, so it comes before
-   the root decision;
+4. **LoRA**: of the ``lora_candidates`` nearest candidates, the one whose difference is simplest
+   (lowest total rank above the storage dtype's noise floor, nearest on ties), when that
+   difference is an adapter update, rank judged against the adapter's own rank
+   (:mod:`modelatlas.chart.low_rank`) — relation ``adapter``. A low-rank difference is itself
+   proof of kinship, so it comes before the root decision;
 5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
    model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
    far training moved the weights. Unrelated candidates are dropped from the rules below;
@@ -44,7 +44,7 @@ from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, LayerBlo
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
-from modelatlas.chart.tree_order import known_parents_first, spanning_tree_order
+from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
 from modelatlas.errors import InputError
 
 
@@ -173,7 +173,11 @@ class Auto(ChartMethod):
         if order == "auto":
             order = "time" if models.has_times else self.fallback
         if order == "time":
-            return known_parents_first(models.time_order(), known or {})
+            if np.isfinite(models.created_at).all():
+                return known_parents_first(models.time_order(), known or {})
+            return known_parents_first(partly_timed_order(
+                models.vectors, models.created_at, known or {}, exact_up_to=self.exact_up_to,
+                related=lambda a, b: self.related(models.vectors, models.layers, a, b)), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
         by_kurtosis = np.argsort(sign * score, kind="stable")
@@ -377,21 +381,20 @@ class OnlineCharter:
         return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
 
     def _lora(self, label, v, cand, dist):
-        """The candidate whose difference is a low-rank adapter update, if any: fewest full-rank
-        layers, then the smallest total rank, then the nearest; the score is the relative rank gap
-        to the next best candidate."""
+        """The candidate whose difference from the model is simplest (lowest total rank above the
+        storage noise floor, nearest on ties), when that difference is an adapter update; the score
+        is the relative rank gap to the next simplest candidate. A nearer candidate that differs by
+        less (a fine-tune of the adapter's child, frozen layers) is never passed over for a farther
+        adapter-shaped one."""
         if not len(cand):
             return None
         ev = adapter_evidence(v, self._rows(cand), self.layers, bits=np.minimum(self.bits[self.row[label]],
                                                                                self._rows(cand, "bits")))
-        ok = np.array([e.is_adapter for e in ev])
-        if not ok.any():
-            return None
-        n_full = np.array([e.n_full for e in ev])
         total = np.array([e.total_rank for e in ev])
-        idx = np.flatnonzero(ok)
-        best = idx[np.lexsort((dist[idx], total[idx], n_full[idx]))[0]]
-        others = np.delete(total + 1000 * n_full + 1000 * ~ok, best)
+        best = int(np.lexsort((dist, total))[0])
+        if not ev[best].is_adapter:
+            return None
+        others = np.delete(total, best)
         gap = float(min((others.min() - total[best]) / max(total[best], 1), 1.0)) if len(others) else 1.0
         return (int(cand[best]),), "adapter", "lora", gap
 

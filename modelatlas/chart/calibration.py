@@ -25,11 +25,11 @@ CALIBRATION_SEEDS = (1001, 1002, 1003)
 _EXACT = {"known": 1.0, "duplicate": 1.0}
 
 
-def rule_outcomes(models, truth) -> dict[str, list[tuple[float, float]]]:
+def rule_outcomes(models, truth, params: dict | None = None) -> dict[str, list[tuple[float, float]]]:
     """(raw score, right or not) of every edge ``auto`` predicts on one zoo, by rule.
 
-    ``auto`` runs without calibration, without a stem and without known families, one
-    architecture at a time (as :meth:`ChartMethod.chart` does).
+    ``auto`` (with ``params``) runs without calibration, without a stem and without known
+    families, one architecture at a time (as :meth:`ChartMethod.chart` does).
     """
     from modelatlas.chart.auto import Auto
     from modelatlas.chart.base import architecture_groups
@@ -40,7 +40,7 @@ def rule_outcomes(models, truth) -> dict[str, list[tuple[float, float]]]:
         if len(rows) < 2:
             continue
         sub, sub_truth = models.subset(rows), truth.subset(rows)
-        charter = Auto(calibrate=False).charter(sub)
+        charter = Auto(**{**(params or {}), "calibrate": False}).charter(sub)
         ok = correct_mask(charter.result(), sub_truth)
         for c in charter.parents:
             if sub_truth.parents[c] is not None:
@@ -48,8 +48,9 @@ def rule_outcomes(models, truth) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
-def fit_calibration(zoos: list[tuple[str, object, object]]) -> dict:
-    """Isotonic maps per rule from ``(name, models, truth)`` zoos pooled together.
+def fit_calibration(zoos: list[tuple[str, object, object]], params: dict | None = None) -> dict:
+    """Isotonic maps per rule from ``(name, models, truth)`` zoos pooled together, for ``auto`` with
+    ``params``.
 
     Returns
     -------
@@ -61,7 +62,7 @@ def fit_calibration(zoos: list[tuple[str, object, object]]) -> dict:
 
     pooled: dict[str, list[tuple[float, float]]] = {}
     for _, models, truth in zoos:
-        for kind, pairs in rule_outcomes(models, truth).items():
+        for kind, pairs in rule_outcomes(models, truth, params).items():
             pooled.setdefault(kind, []).extend(pairs)
     rules = {}
     for kind, pairs in sorted(pooled.items()):

@@ -9,7 +9,8 @@ things decide what "low rank" means, and neither is a constant read off a zoo:
   tolerance. The precision is read off the fingerprints themselves (are all values representable
   in bf16? in fp16?), and singular values below the spectral norm of the rounding noise
   (``σ (√rows + √cols)``, Marchenko–Pastur's edge, with ``σ`` the rounding error of the coarser
-  model) are noise.
+  model) are noise — provided together they hold no more energy than that noise can
+  (:func:`difference_rank`).
 * **Rank is judged against the adapter's own rank.** The adapter rank ``r*`` is read off the
   layers whose difference is clearly low-rank (at most half their full rank); a narrow layer whose
   full rank is at most ``r*`` (a rank-8 adapter on a 10-output head) is consistent with it, not
@@ -30,6 +31,8 @@ _PRECISIONS = ((ml_dtypes.bfloat16, 8), (np.float16, 11))
 _FP32_BITS = 24
 #: Safety factor on the Marchenko–Pastur edge of the rounding noise.
 NOISE_MARGIN = 4.0
+#: Slack on the rounding noise's expected energy that the discarded singular values may hold.
+TAIL_SLACK = 2.0
 
 
 def significant_bits(values: np.ndarray) -> int:
@@ -42,13 +45,26 @@ def significant_bits(values: np.ndarray) -> int:
     return _FP32_BITS
 
 
-def noise_floor(a: np.ndarray, b: np.ndarray, bits: int) -> float:
-    """Largest singular value that the rounding of ``a`` and ``b`` (``bits`` significant bits) can
-    produce in ``a - b``: ``NOISE_MARGIN · σ (√rows + √cols)``, ``σ`` the rounding error's std."""
+def rounding_sigma(a: np.ndarray, b: np.ndarray, bits: int) -> float:
+    """Standard deviation of the rounding error in ``a - b`` when both are stored with ``bits``
+    significant bits (uniform error of half a unit in the last place, twice)."""
     rms = float(np.sqrt(0.5 * (np.mean(a * a) + np.mean(b * b))))
-    sigma = rms * 2.0 ** (1 - bits) / np.sqrt(12.0) * np.sqrt(2.0)
-    rows, cols = a.shape
-    return NOISE_MARGIN * sigma * (np.sqrt(rows) + np.sqrt(cols)) + 1e-30
+    return rms * 2.0 ** (1 - bits) / np.sqrt(12.0) * np.sqrt(2.0)
+
+
+def difference_rank(singular_values: np.ndarray, sigma: float, shape: tuple[int, int]) -> int:
+    """Rank of a difference above rounding noise of standard deviation ``sigma``.
+
+    Singular values above ``NOISE_MARGIN · σ (√rows + √cols)`` (the noise's largest) count; and
+    the ones below must hold no more than ``TAIL_SLACK`` times the noise's expected energy
+    ``σ² · rows · cols`` — a fine-tune's slowly decaying spectrum crosses a coarse dtype's floor
+    with far more energy below it, and is full rank, not an adapter.
+    """
+    rows, cols = shape
+    floor = NOISE_MARGIN * sigma * (np.sqrt(rows) + np.sqrt(cols)) + 1e-30
+    r = int((singular_values > floor).sum())
+    tail = float(np.sum(singular_values[r:] ** 2))
+    return r if tail <= TAIL_SLACK * sigma * sigma * rows * cols + 1e-60 else len(singular_values)
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,7 @@ def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBl
         identical[:, li] = ~np.any(diff != 0, axis=(1, 2))
         sv = np.linalg.svd(diff, compute_uv=False)
         for a in range(k):
-            ranks[a, li] = int((sv[a] > noise_floor(xm, cm[a], bits[a])).sum())
+            ranks[a, li] = difference_rank(sv[a], rounding_sigma(xm, cm[a], bits[a]), (b.rows, b.cols))
     full = np.array([min(b.rows, b.cols) for b in layers])
     out = []
     for a in range(k):

@@ -61,7 +61,7 @@ def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
 
 def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, tuple[int, ...]], *,
                         related: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                        exact_up_to: int = 1000) -> np.ndarray:
+                        exact_up_to: int = 1000, with_predecessors: bool = False):
     """Every model once, parents first as far as the fingerprints' spanning forest shows.
 
     Parameters
@@ -79,14 +79,17 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     exact_up_to:
         All pairs up to this many models, nearest neighbours beyond.
 
+    with_predecessors:
+        Also return, per model, the model the walk reached it from (``-1`` for a tree's root).
+
     Returns
     -------
     numpy.ndarray
-        A permutation of ``range(len(vectors))``.
+        A permutation of ``range(len(vectors))`` (and the predecessors, when asked).
     """
     n = len(vectors)
     if n < 2:
-        return np.arange(n)
+        return (np.arange(n), np.full(n, -1, np.int64)) if with_predecessors else np.arange(n)
     forest = minimum_spanning_tree(_neighbour_graph(vectors, exact_up_to)).tocoo()
     keep = np.asarray(related(forest.row.astype(np.int64), forest.col.astype(np.int64)), bool)
     row, col = forest.row[keep], forest.col[keep]
@@ -113,11 +116,57 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     position = np.empty(n, np.int64)
     position[by_rank] = np.arange(n)
     permuted = adjacency[by_rank][:, by_rank].tocsr().sorted_indices()
-    out = []
+    out, reached_from = [], np.full(n, -1, np.int64)
     for t in np.argsort(position[top], kind="stable").tolist():
-        visit = breadth_first_order(permuted, int(position[top[t]]), directed=False, return_predecessors=False)
+        visit, pred = breadth_first_order(permuted, int(position[top[t]]), directed=False, return_predecessors=True)
         out.append(by_rank[visit])
-    return np.concatenate(out)
+        inner = visit[pred[visit] >= 0]
+        reached_from[by_rank[inner]] = by_rank[pred[inner]]
+    return (np.concatenate(out), reached_from) if with_predecessors else np.concatenate(out)
+
+
+def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[int, tuple[int, ...]], *,
+                       related: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                       exact_up_to: int = 1000) -> np.ndarray:
+    """Upload order when only some upload times are known.
+
+    Models with a time keep their upload order. A model without one is placed right after the
+    model the spanning forest reaches it from (walked from each tree's earliest dated model), so it
+    is decided after its likeliest parent instead of after every dated model; a tree with no date
+    at all comes last, in its own breadth-first order.
+    """
+    t = np.asarray(created_at, np.float64)
+    dated = np.isfinite(t)
+    rank = np.empty(len(t), np.int64)
+    rank[np.lexsort((np.arange(len(t)), np.where(dated, t, np.inf)))] = np.arange(len(t))
+    walk, reached_from = spanning_tree_order(vectors, rank, known, related=related, exact_up_to=exact_up_to,
+                                             with_predecessors=True)
+    after: dict[int, list[int]] = {}
+    loose = []
+    for i in walk.tolist():
+        if dated[i]:
+            continue
+        if reached_from[i] >= 0:
+            after.setdefault(int(reached_from[i]), []).append(i)
+        else:
+            loose.append(i)
+    out: list[int] = []
+
+    def emit(i: int) -> None:
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            out.append(j)
+            stack.extend(reversed(after.pop(j, [])))
+
+    for i in np.argsort(np.where(dated, t, np.inf), kind="stable").tolist():
+        if dated[i]:
+            emit(i)
+    for i in loose:
+        emit(i)
+    for rest in list(after.values()):  # only under a cycle of predecessors, which a forest has not
+        out.extend(rest)
+    return np.asarray(out, np.int64)
 
 
 def known_parents_first(order: np.ndarray, known: dict[int, tuple[int, ...]]) -> np.ndarray:
