@@ -73,6 +73,8 @@ class Auto(ChartMethod):
     time_penalty:
         The ``joint`` rule's relative extra cost of a parent that comes after its child in the
         processing order (:mod:`modelatlas.chart.joint`).
+    geometry:
+        Where "nearest" is measured: ``"layer"`` (each layer scaled to unit norm) or ``"raw"``.
     order:
         ``"auto"`` (time when usable, else ``fallback``), ``"time"``, ``"tree"`` (the spanning-forest
         order of :mod:`modelatlas.chart.tree_order`) or ``"kurtosis"`` (MoTHer's score alone).
@@ -96,7 +98,8 @@ class Auto(ChartMethod):
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
-                 merge_min_weight: float = 0.05, time_penalty: float = 0.25, order: str = "auto",
+                 merge_min_weight: float = 0.05, time_penalty: float = 0.25, geometry: str = "layer",
+                 order: str = "auto",
                  fallback: str = "tree",
                  exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
                  calibration: dict | None = None):
@@ -108,6 +111,7 @@ class Auto(ChartMethod):
         self.merge_candidates = merge_candidates
         self.merge_min_weight = merge_min_weight
         self.time_penalty = time_penalty
+        self.geometry = geometry
         self.order = order
         self.fallback = fallback
         self.exact_up_to = exact_up_to
@@ -137,7 +141,8 @@ class Auto(ChartMethod):
         charter = OnlineCharter(self, models.vectors.shape[1], models.layers, capacity=len(models), bulk=True)
         eligible = charter.eligibility(models, order)
         k = max(self.n_candidates, self.merge_candidates)
-        near, near_d = earlier_neighbors(models.vectors, order, eligible, k, exact_up_to=self.exact_up_to)
+        near, near_d = earlier_neighbors(self.geometry_of(models.vectors, models.layers), order, eligible, k,
+                                         exact_up_to=self.exact_up_to)
         for i in order.tolist():
             ok = near[i] >= 0
             charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
@@ -146,6 +151,20 @@ class Auto(ChartMethod):
         if "joint" in self.rules:
             charter.decide_jointly(models, order, eligible, (near[:, :self.n_candidates], near_d[:, :self.n_candidates]))
         return charter
+
+    def geometry_of(self, vectors: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
+        """The space in which "nearest" is measured: each layer's sampled rows scaled to unit norm
+        (``geometry="layer"``: a change of scale shared by siblings — weight decay, a re-normalised
+        layer — moves no model towards another), or the raw fingerprints."""
+        v = np.asarray(vectors, np.float32)
+        if self.geometry == "raw":
+            return v
+        out = v.copy()
+        for b in layers:
+            block = out[:, b.offset:b.offset + b.size]
+            norm = np.linalg.norm(block, axis=1, keepdims=True)
+            block /= np.where(norm > 0, norm, 1.0)
+        return out
 
     def related(self, vectors: np.ndarray, layers: list[LayerBlock], a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether each pair of models ``a[i], b[i]`` is related (the root rule's test)."""
@@ -176,7 +195,8 @@ class Auto(ChartMethod):
             if np.isfinite(models.created_at).all():
                 return known_parents_first(models.time_order(), known or {})
             return known_parents_first(partly_timed_order(
-                models.vectors, models.created_at, known or {}, exact_up_to=self.exact_up_to,
+                self.geometry_of(models.vectors, models.layers), models.created_at, known or {},
+                exact_up_to=self.exact_up_to,
                 related=lambda a, b: self.related(models.vectors, models.layers, a, b)), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
@@ -185,7 +205,7 @@ class Auto(ChartMethod):
             return known_parents_first(by_kurtosis, known or {})
         rank = np.empty(len(models), np.int64)
         rank[by_kurtosis] = np.arange(len(models))
-        order = spanning_tree_order(models.vectors, rank, known or {},
+        order = spanning_tree_order(self.geometry_of(models.vectors, models.layers), rank, known or {},
                                     related=lambda a, b: self.related(models.vectors, models.layers, a, b),
                                     exact_up_to=self.exact_up_to)
         return known_parents_first(order, known or {})
@@ -260,7 +280,8 @@ class OnlineCharter:
         if "duplicates" not in self.m.rules:
             duplicate_of = None
         if neighbors is None:
-            neighbors = self.index.query(v, max(self.m.n_candidates, self.m.merge_candidates))
+            neighbors = self.index.query(self.m.geometry_of(v[None], self.layers)[0],
+                                         max(self.m.n_candidates, self.m.merge_candidates))
         ps, rel, kind, score = self._decide(label, v, quantized, duplicate_of, parents, neighbors)
         if ps:
             self.parents[label] = ps
@@ -270,7 +291,7 @@ class OnlineCharter:
         for k in keys:
             self.hashes.setdefault(k, label)
         if not quantized and duplicate_of is None and self.index is not None:
-            self.index.add(label, v)
+            self.index.add(label, self.m.geometry_of(v[None], self.layers)[0])
         return ps
 
     #: Kinds of decision the joint rule revisits (plain fine-tune parents and roots).
@@ -288,16 +309,17 @@ class OnlineCharter:
         position[order] = np.arange(n)
         free = np.array([self.kind[i] in self.FREE for i in range(n)])
         fixed = {i: self.parents.get(i, ()) for i in range(n) if not free[i]}
+        space = self.m.geometry_of(models.vectors, models.layers)
         index = GrowingIndex(models.vectors.shape[1], exact_up_to=self.m.exact_up_to)
         for i in np.flatnonzero(eligible).tolist():
-            index.add(i, models.vectors[i])
+            index.add(i, space[i])
         k = self.m.n_candidates
 
         def neighbours(rows):
             labels = np.full((len(rows), 2 * k), -1, np.int64)
             dists = np.full((len(rows), 2 * k), np.inf)
             for r, x in enumerate(rows.tolist()):
-                lab, dis = index.query(models.vectors[x], 2 * k + 1)
+                lab, dis = index.query(space[x], 2 * k + 1)
                 later = position[lab] > position[x]
                 lab, dis = lab[later][:k], dis[later][:k]
                 labels[r, :k], dists[r, :k] = earlier[0][x], earlier[1][x]
@@ -305,10 +327,9 @@ class OnlineCharter:
             return labels, dists
 
         def related(x, cand):
-            return self._related(x, self.vecs[self.row[x]], cand, np.linalg.norm(
-                self._rows(cand) - self.vecs[self.row[x]], axis=1))[0]
+            return self._related(x, self.vecs[self.row[x]], cand)[0]
 
-        parents = joint_parents(models.vectors, position, free, eligible, fixed, neighbours, related,
+        parents = joint_parents(space, position, free, eligible, fixed, neighbours, related,
                                 self.m.time_penalty)
         for i in np.flatnonzero(free).tolist():
             p = parents.get(i)
@@ -353,7 +374,7 @@ class OnlineCharter:
             hit = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
             if hit is not None:
                 return hit
-        related, strength = self._related(label, v, wide, wide_d)
+        related, strength = self._related(label, v, wide)
         if "roots" in rules and not related.any():
             return (), None, "root", strength
         wide, wide_d = wide[related], wide_d[related]
@@ -367,7 +388,7 @@ class OnlineCharter:
                 return hit
         return (int(cand[0]),), "finetune", "nearest", margin
 
-    def _related(self, label, v, cand, dist) -> tuple[np.ndarray, float]:
+    def _related(self, label, v, cand) -> tuple[np.ndarray, float]:
         """Which candidates are related to the model, and the root rule's margin (how far the most
         related candidate is below the threshold; negative when some candidate is related)."""
         m = self.m
@@ -377,7 +398,8 @@ class OnlineCharter:
             z = alignment_z(self.units[self.row[label]], self._rows(cand, "units"), self.layers)
             z = np.where(np.isfinite(z), z, -np.inf)
             return z >= m.align_z, float((m.align_z - z.max()) / m.align_z)
-        rel_d = dist / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
+        raw = np.linalg.norm(self._rows(cand) - v, axis=1)
+        rel_d = raw / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
         return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
 
     def _lora(self, label, v, cand, dist):
@@ -400,12 +422,14 @@ class OnlineCharter:
 
     def _merge(self, v, cand, dist):
         m = self.m
-        w, resid = simplex_least_squares(self._rows(cand).T, v, residual=True)
+        rows = self._rows(cand)
+        w, resid = simplex_least_squares(rows.T, v, residual=True)
         support = np.flatnonzero(w > m.merge_min_weight)
-        if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * dist[0]:
+        nearest = float(np.linalg.norm(rows - v, axis=1).min())  # the fit is in raw weights
+        if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * nearest:
             return None
         ps = tuple(sorted(int(cand[j]) for j in support))
-        return ps, "merge", "merge", float(1.0 - resid / (m.merge_residual * dist[0]))
+        return ps, "merge", "merge", float(1.0 - resid / (m.merge_residual * nearest))
 
     def result(self) -> ChartResult:
         from modelatlas.chart.calibration import calibrated
