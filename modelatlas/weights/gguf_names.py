@@ -1,38 +1,109 @@
 """Hugging Face names (and row order) for the tensors of a GGUF file, from gguf's own name table.
 
-``gguf.get_tensor_name_map(arch, n_blocks)`` maps checkpoint names to GGUF names; it gathers many
-conventions (Hugging Face, Meta's ``.pth``, other families), so each GGUF name has many sources
-(``blk.0.attn_q`` ← ``model.layers.0.self_attn.q_proj``, ``layers.0.attention.wq`` ...): inverted
-alone it cannot say which one a model used. We therefore map in the direction the table defines —
-each name of a given Hugging Face tensor list to its GGUF name, as transformers' GGUF loader does
-with a model's state-dict names — and invert that; two given names landing on one GGUF name are an
-error, never a choice.
+``gguf.get_tensor_name_map(arch, n_blocks)`` maps checkpoint names to GGUF names for every
+architecture gguf knows (``gguf.MODEL_TENSORS``); it gathers many conventions (Hugging Face, Meta's
+``.pth``, other families), so each GGUF name has many sources (``blk.0.attn_q`` ←
+``model.layers.0.self_attn.q_proj``, ``layers.0.attention.wq`` ...). Two ways back:
+
+- :func:`hf_name_map`: given a Hugging Face tensor list (e.g. a relative's), map each of those names
+  in the direction the table defines — as transformers' GGUF loader does with a model's state-dict
+  names — and invert that; two given names landing on one GGUF name are an error, never a choice.
+- :func:`canonical_names`: without such a list, pick for each GGUF tensor *one* source name per
+  architecture (:func:`preferred_sources`). For the architectures of :data:`HF_TREES` the
+  Hugging Face module tree is known (``model.layers.{bid}.`` + ``model.`` for Llama-like decoders,
+  ``encoder.layer.{bid}.`` + ``embeddings.`` for BERT ...) and the first source in that tree, in
+  gguf's own order, is taken. For every other architecture gguf maps, the tree covering the most of
+  its block tensors (then earliest in gguf's order) is taken, then the prefix of that tree, then the
+  prefix most of its other tensors share: consistent with gguf's table (each chosen name maps back
+  to its GGUF name, tested for every architecture), but not checked to be the checkpoint's own
+  names; a relative's names (:func:`hf_name_map`) settle it when charting.
 
 Rows. llama.cpp's converter (``convert_hf_to_gguf.py``, ``LlamaModel.modify_tensors`` with
-``undo_permute``) reorders the rows of ``q_proj`` / ``k_proj`` per head, ``W.reshape(n_head, 2,
-rows / n_head / 2, ...).swapaxes(1, 2)``, with ``n_head_kv`` heads for ``k_proj`` when it differs;
-:func:`hf_row_order` undoes it. Other architectures' converters rearrange other tensors (fused QKV
-splits, expert stacking ...), so only architectures whose conversion was checked are mapped.
+``undo_permute`` and the converters derived from it) reorders the rows of ``q_proj`` / ``k_proj``
+per head, ``W.reshape(n_head, 2, rows / n_head / 2, ...).swapaxes(1, 2)``, with ``n_head_kv`` heads
+for ``k_proj`` when it differs; :func:`hf_row_order` undoes it for the architectures of
+:data:`CONVERTER_ROW_PERMUTATIONS`. Other converters keep rows as the checkpoint has them (names
+only), except the few listed in :data:`REARRANGED` whose fused tensors are reordered in ways not
+undone here: their tensors keep their GGUF names, so they are never compared row for row with a
+checkpoint under a wrong order.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
 
 from modelatlas.errors import InputError
 
-#: GGUF architectures whose converter was checked: tensor kind -> metadata key of the head count
-#: its rows are permuted with. ``llama`` (LlamaModel, undo_permute = True); ``qwen2`` (Qwen2Model:
-#: renames only).
+_QK = {"attn_q": ("attention.head_count",), "attn_k": ("attention.head_count_kv", "attention.head_count")}
+#: GGUF architectures whose converter permutes query / key rows llama-style (``LlamaModel`` and the
+#: converters that reuse its ``modify_tensors``: Granite, Granite-MoE, DeciLM, MiniCPM, Baichuan's
+#: ``_reverse_hf_permute``): tensor kind -> metadata keys of the head count its rows are permuted with.
 CONVERTER_ROW_PERMUTATIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "llama": {"attn_q": ("attention.head_count",),
-              "attn_k": ("attention.head_count_kv", "attention.head_count")},
-    "qwen2": {},
+    arch: _QK for arch in ("llama", "granite", "granitemoe", "deci", "minicpm", "baichuan")}
+#: Architectures whose converter reorders the rows of fused tensors (per-head interleaved QKV
+#: regrouped into Q, K, V blocks): GGUF tensor kind -> why. These keep their GGUF names.
+REARRANGED: dict[str, dict[str, str]] = {
+    "gptneox": {"attn_qkv": "query_key_value rows regrouped from per-head (q, k, v) to Q, K, V blocks"},
+    "bloom": {"attn_qkv": "query_key_value rows regrouped from per-head (q, k, v) to Q, K, V blocks"},
+    "falcon": {"attn_qkv": "query_key_value rows regrouped per KV group"},
 }
-_BLOCK_TENSOR = re.compile(r"^blk\.\d+\.(?P<kind>[a-z0-9_]+)\.(weight|bias)$")
+#: Within one prefix, Hugging Face's name of the output head before gguf's first entry (GPT-NeoX's
+#: ``embed_out``), the only non-block tensor where gguf's own order puts another family first.
+_HF_FIRST = ("lm_head",)
+#: Hugging Face module trees (block tree, then prefixes of the other tensors, in preference order)
+#: of architectures whose checkpoint names are known; gguf's own order settles the rest.
+_DECODER = ("model.layers.", ("model.", ""))
+HF_TREES: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{a: _DECODER for a in ("llama", "llama4", "mistral3", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe",
+                             "gemma", "gemma2", "gemma3", "phi3", "granite", "granitemoe", "olmo", "olmo2",
+                             "olmoe", "stablelm", "starcoder2", "deci", "minicpm", "command-r", "cohere2",
+                             "deepseek", "deepseek2", "smollm3", "internlm2", "exaone4", "arcee", "ernie4_5")},
+    **{a: ("encoder.layer.", ("embeddings.", "")) for a in ("bert", "jina-bert-v2")},
+    **{a: ("transformer.h.", ("transformer.", "")) for a in ("gpt2", "gptj", "falcon", "bloom", "starcoder",
+                                                              "qwen", "exaone", "jais", "codeshell")},
+    "gptneox": ("gpt_neox.layers.", ("gpt_neox.", "")),
+}
+_BLOCK_TENSOR = re.compile(r"^blk\.(?P<bid>\d+)\.(?P<kind>[a-z0-9_.]+?)\.(weight|bias)$")
+_SUFFIXES = (".weight", ".bias")
+
+
+def _arch_id(arch: object, path: str):
+    import gguf
+
+    found = next((k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch), None)
+    if found is None:
+        raise InputError(f"GGUF architecture {arch!r} is not one gguf {_gguf_version()} maps "
+                         f"({len(gguf.MODEL_ARCH_NAMES)} known): its tensors keep their GGUF names",
+                         path=path, where="general.architecture")
+    return found
+
+
+def _gguf_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("gguf")
+    except md.PackageNotFoundError:
+        return "?"
+
+
+def _block_count(metadata: dict, arch: str, path: str) -> int:
+    n_blocks = metadata.get(f"{arch}.block_count")
+    if not isinstance(n_blocks, int) or isinstance(n_blocks, bool) or not 0 <= n_blocks <= 100_000:
+        raise InputError(f"no valid {arch}.block_count in the GGUF metadata: cannot map block names",
+                         path=path, where=f"{arch}.block_count")
+    return n_blocks
+
+
+@lru_cache(maxsize=64)
+def _table(arch: str, n_blocks: int):
+    import gguf
+
+    return gguf.get_tensor_name_map(_arch_id(arch, ""), n_blocks)
 
 
 def hf_name_map(metadata: dict, gguf_names: Iterable[str], hf_names: Iterable[str], *, path: str = ""
@@ -53,29 +124,123 @@ def hf_name_map(metadata: dict, gguf_names: Iterable[str], hf_names: Iterable[st
     Raises
     ------
     InputError
-        Unknown or unchecked architecture, no block count, or two names for one GGUF tensor.
+        An architecture gguf does not know, no block count, or two names for one GGUF tensor.
     """
-    import gguf
-
     arch = metadata.get("general.architecture")
-    if arch not in CONVERTER_ROW_PERMUTATIONS:
-        raise InputError(f"GGUF architecture {arch!r}: how llama.cpp's converter rearranges its tensors is not "
-                         f"checked here, so its names are not mapped (mapped: {', '.join(CONVERTER_ROW_PERMUTATIONS)})",
-                         path=path, where="general.architecture")
-    n_blocks = metadata.get(f"{arch}.block_count")
-    if not isinstance(n_blocks, int) or n_blocks < 0:
-        raise InputError(f"no {arch}.block_count in the GGUF metadata: cannot map block names", path=path,
-                         where=f"{arch}.block_count")
-    table = gguf.get_tensor_name_map(next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch), n_blocks)
-    wanted = set(gguf_names)
+    _arch_id(arch, path)
+    table = _table(arch, _block_count(metadata, arch, path))
+    wanted = set(gguf_names) - _rearranged(arch, gguf_names)
     out: dict[str, str] = {}
     for hf in sorted(set(hf_names)):
-        name = table.get_name(hf, try_suffixes=(".weight", ".bias"))
+        name = table.get_name(hf, try_suffixes=_SUFFIXES)
         if name not in wanted:
             continue
         if name in out:
             raise InputError(f"both {out[name]!r} and {hf!r} map to this tensor", path=path, where=name)
         out[name] = hf
+    return out
+
+
+def _rearranged(arch: str, gguf_names: Iterable[str]) -> set[str]:
+    kinds = REARRANGED.get(arch, {})
+    return {n for n in gguf_names if (m := _BLOCK_TENSOR.match(n)) and m["kind"] in kinds}
+
+
+def _prefix(source: str) -> str:
+    """The module path above a source name's last component (``model.`` of ``model.norm``)."""
+    return source.rsplit(".", 1)[0] + "." if "." in source else ""
+
+
+@lru_cache(maxsize=256)
+def preferred_sources(arch: str) -> dict[str, str]:
+    """GGUF tensor-kind name (``blk.{bid}.attn_q``, ``token_embd``) -> the source name chosen for it.
+
+    See the module docstring for the rule. Block sources keep ``{bid}``.
+    """
+    import gguf
+    from gguf.tensor_mapping import TensorNameMap
+
+    kinds = set(gguf.MODEL_TENSORS[_arch_id(arch, "")])
+    block_cfg = dict(TensorNameMap.block_mappings_cfg)
+    block_cfg.update(TensorNameMap.arch_block_mappings_cfg.get(_arch_id(arch, ""), {}))
+    blocks = {k: list(dict.fromkeys(v)) for k, v in block_cfg.items() if k in kinds}
+    others = {k: list(dict.fromkeys(v)) for k, v in TensorNameMap.mappings_cfg.items() if k in kinds}
+    # the block tree: most block kinds covered, then earliest in gguf's order, then by name
+    trees: dict[str, list[int]] = {}
+    for sources in blocks.values():
+        firsts: dict[str, int] = {}
+        for i, s in enumerate(sources):
+            if "{bid}" in s:
+                firsts.setdefault(s.split("{bid}")[0], i)
+        for tree, i in firsts.items():
+            trees.setdefault(tree, []).append(i)
+    hint_tree, hint_prefixes = HF_TREES.get(arch, ("", ()))
+    tree_rank = sorted(trees, key=lambda t: (t != hint_tree, -len(trees[t]), sum(trees[t]), t))
+    top = _prefix(tree_rank[0].rstrip(".")) if tree_rank else ""
+    preferred = hint_prefixes or (top,)
+    coverage: dict[str, int] = {}
+    for sources in others.values():
+        for p in {_prefix(s) for s in sources}:
+            coverage[p] = coverage.get(p, 0) + 1
+    prefix_rank = sorted(coverage, key=lambda p: (preferred.index(p) if p in preferred else len(preferred),
+                                                  -coverage[p], p))
+    out: dict[str, str] = {}
+    for kind, sources in blocks.items():
+        ranked = [t for t in tree_rank if any(s.startswith(t) for s in sources)]
+        if ranked:
+            out[gguf.TENSOR_NAMES[kind]] = next(s for s in sources if s.startswith(ranked[0]))
+    for kind, sources in others.items():
+        if not sources:
+            continue
+        best = min(prefix_rank.index(_prefix(s)) for s in sources)
+        same = [s for s in sources if prefix_rank.index(_prefix(s)) == best]
+        out[gguf.TENSOR_NAMES[kind]] = next((s for s in same if s in _HF_FIRST), same[0])
+    return out
+
+
+def canonical_names(metadata: dict, gguf_names: Iterable[str], *, path: str = "") -> dict[str, str]:
+    """GGUF tensor name -> canonical Hugging Face name, for every tensor the architecture maps.
+
+    Parameters
+    ----------
+    metadata:
+        The GGUF key/values (``general.architecture``, ``<arch>.block_count``).
+    gguf_names:
+        The file's tensor names.
+    path:
+        The file, for error messages.
+
+    Returns
+    -------
+    dict
+        Only tensors with a source name; others (and the tensors of :data:`REARRANGED`) are left out.
+
+    Raises
+    ------
+    InputError
+        An architecture gguf does not know, or no block count.
+    """
+    arch = metadata.get("general.architecture")
+    _arch_id(arch, path)
+    table = _table(arch, _block_count(metadata, arch, path))
+    chosen = preferred_sources(arch)
+    names = list(gguf_names)
+    skip = _rearranged(arch, names)
+    out: dict[str, str] = {}
+    for name in names:
+        if name in skip:
+            continue
+        stem, suffix = next(((name[: -len(s)], s) for s in _SUFFIXES if name.endswith(s)), (name, ""))
+        match = re.fullmatch(r"blk\.(\d+)\.(.+)", stem)
+        key = f"blk.{{bid}}.{match[2]}" if match else stem
+        source = chosen.get(key)
+        if source is None:
+            continue
+        hf = source.format(bid=match[1]) + suffix if match else source + suffix
+        if table.get_name(hf, try_suffixes=_SUFFIXES) == name:  # the table maps it back: consistent
+            out[name] = hf
+    if len(set(out.values())) < len(out):
+        raise InputError("two GGUF tensors map to one Hugging Face name", path=path)
     return out
 
 

@@ -12,8 +12,11 @@ in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its 
   is ``[in, out]`` and is transposed to PyTorch's ``[out, in]``.
 - **Names**: an anonymous ``MatMul`` / ``Gemm`` weight followed by ``Add`` of an initializer named
   ``<module>.bias`` is renamed ``<module>.weight``; dequantised weights otherwise take the name of
-  the dequantised value (``...weight`` for exporters that keep it).
-- Graph constants (initializers of at most one value) are not listed.
+  the dequantised value (``...weight`` for exporters that keep it); other anonymous weights are
+  named from the module scope of the node that consumes them, and ``GRU`` / ``LSTM`` weights are
+  split into PyTorch's parameters in PyTorch's gate order (:mod:`modelatlas.weights.onnx_trace`).
+- Graph constants (anonymous initializers of at most one value) are not listed; a named one-value
+  initializer (a one-output head's bias) is a parameter.
 
 ``onnx.load`` parses the whole protobuf, so an ONNX file is read whole (counted in ``bytes_read``);
 tensors in external data files are memory-mapped and read lazily.
@@ -29,6 +32,8 @@ from typing import Iterator
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.onnx_trace import (GATE_ORDER, ScopeCalibration, is_anonymous, recurrent_parameters,
+                                           traced_name)
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, TransposedRows)
 from modelatlas.weights.weightfile import WeightFile, chunked
@@ -113,6 +118,15 @@ class ONNXFile(WeightFile):
                 producer[y] = node
         self._consumers, self._producer = consumers, producer
         hidden: set[str] = set()
+        calibration = ScopeCalibration.fit(graph.node, {n for n in self._inits if not is_anonymous(n)})
+        recurrent = []
+        for node in graph.node:
+            if node.op_type in GATE_ORDER and len(node.input) > 2:
+                arrays = {x: np.asarray(self._array(x)) for x in node.input[1:4] if x in self._inits}
+                found = recurrent_parameters(node, arrays, calibration)
+                if found:
+                    recurrent.extend(found)
+                    hidden.update(stored for _, stored, _ in found)
         weights: list[tuple[str, str, RowSource, QuantInfo | None, str]] = []  # value, stored, src, q, dtype
         for name in self._inits:
             found = self._dequant_pattern(name)
@@ -122,7 +136,7 @@ class ONNXFile(WeightFile):
                 hidden.add(name)
                 weights.append((value, name, src, quant, self.stored[name].dtype))
         for name, t in self._inits.items():
-            if name in hidden or int(np.prod(t.dims)) <= 1:
+            if name in hidden or (int(np.prod(t.dims)) <= 1 and is_anonymous(name)):
                 continue
             weights.append((name, name, FloatRows(self._raw(name)), None, self.stored[name].dtype))
         taken = set(self._inits)
@@ -138,10 +152,24 @@ class ONNXFile(WeightFile):
                 src, shape = TransposedRows(src), (shape[1], shape[0])
                 if quant is not None and quant.granularity in ("row", "column"):
                     quant = replace(quant, granularity="row" if quant.granularity == "column" else "column")
+            if is_anonymous(name):
+                value_used = value if value in self._consumers else stored_name
+                traced = traced_name(value_used, self._consumers.get(value_used, []), calibration)
+                if traced is not None and traced not in taken:
+                    name = traced
             if name in self.tensors:
                 name = value  # two weights claim one bias name: keep the graph's own names
             taken.add(name)
             self._add(TensorInfo(name, shape, dtype, quant), src)
+            if name not in (value, stored_name):
+                self.name_sources[name] = "graph"
+        for name, stored_name, array in recurrent:
+            if name in taken:
+                continue
+            taken.add(name)
+            rows = np.ascontiguousarray(array).reshape(array.shape[0], -1)
+            self._add(TensorInfo(name, tuple(array.shape), self.stored[stored_name].dtype), FloatRows(ArrayRows(rows)))
+            self.name_sources[name] = "graph"
 
     def _single(self, value: str, op: str):
         nodes = [n for n in self._consumers.get(value, []) if n.op_type == op]

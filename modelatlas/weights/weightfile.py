@@ -37,6 +37,11 @@ class WeightFile:
         Format-level metadata (safetensors ``__metadata__``, GGUF key/values, ONNX producer).
     bytes_read:
         Bytes of weight data (and headers) read from disk so far.
+    name_sources:
+        How a tensor got its canonical name, for tensors not named as the file names them:
+        ``name-table`` (GGUF, gguf's name table), ``graph`` (ONNX, traced through the graph),
+        ``value`` (matched by shape and values against a relative; ``weights/value_match.py``).
+        See ``docs/weights.md``, "Canonical tensors".
     """
 
     format = "unknown"
@@ -47,6 +52,7 @@ class WeightFile:
         self.stored: dict[str, StoredTensor] = {}
         self.metadata: dict = {}
         self.bytes_read = 0
+        self.name_sources: dict[str, str] = {}
         self._sources: dict[str, RowSource] = {}
         self._warned: set[str] = set()
 
