@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelatlas.weights.signature import is_parameter
+from modelatlas.weights.signature import signature
 from modelatlas.weights.tensors import ArrayRows, FloatRows, TensorInfo
 from modelatlas.weights.weightfile import WeightFile
 
@@ -150,7 +150,7 @@ def match_tensor(name: str, child: np.ndarray, parent: dict[str, np.ndarray], to
 
 
 def match_by_value(child: WeightFile, parent: WeightFile, tolerance: float = TOLERANCE) -> list[ValueMatch]:
-    """Match the child's parameters that have no same-named, same-shaped parent tensor.
+    """Match the child's parameters that have no parent tensor of the same normalised name and shape.
 
     Parameters
     ----------
@@ -164,11 +164,10 @@ def match_by_value(child: WeightFile, parent: WeightFile, tolerance: float = TOL
     list of ValueMatch
         One per matched child tensor; tensors without a match are left out.
     """
-    mine = {n: t for n, t in child.tensors.items() if is_parameter(t)}
-    theirs = {n: t for n, t in parent.tensors.items() if is_parameter(t)}
-    open_child = [n for n, t in mine.items() if n not in theirs or theirs[n].shape != t.shape]
-    claimed = {n for n in mine if n not in open_child}
-    pool = {n: parent.read(n) for n, t in theirs.items() if n not in claimed}
+    mine, theirs = signature(child), signature(parent)  # compare on normalised names
+    open_child = [mine.file_names[n] for n, shape in mine.entries if theirs.shapes.get(n) != shape]
+    claimed = {theirs.file_names[n] for n, shape in mine.entries if theirs.shapes.get(n) == shape}
+    pool = {f: parent.read(f) for f in theirs.file_names.values() if f not in claimed}
     out = []
     for name in open_child:
         found = match_tensor(name, child.read(name), pool, tolerance)
