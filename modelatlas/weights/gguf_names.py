@@ -11,8 +11,9 @@ architecture gguf knows (``gguf.MODEL_TENSORS``); it gathers many conventions (H
 - :func:`canonical_names`: without such a list, pick for each GGUF tensor *one* source name per
   architecture (:func:`preferred_sources`). For the architectures of :data:`HF_TREES` the
   Hugging Face module tree is known (``model.layers.{bid}.`` + ``model.`` for Llama-like decoders,
-  ``encoder.layer.{bid}.`` + ``embeddings.`` for BERT ...) and the first source in that tree, in
-  gguf's own order, is taken. For every other architecture gguf maps, the tree covering the most of
+  ``encoder.layer.{bid}.`` + ``embeddings.`` for BERT ...); in that tree a module name of Hugging
+  Face's decoder layers (:data:`_DECODER_LEAVES`, which gguf lists after other families' names
+  under the same tree, e.g. ``residual_layernorm``), else the first in gguf's own order. For every other architecture gguf maps, the tree covering the most of
   its block tensors (then earliest in gguf's order) is taken, then the prefix of that tree, then the
   prefix most of its other tensors share: consistent with gguf's table (each chosen name maps back
   to its GGUF name, tested for every architecture), but not checked to be the checkpoint's own
@@ -57,6 +58,11 @@ _HF_FIRST = ("lm_head",)
 #: Hugging Face module trees (block tree, then prefixes of the other tensors, in preference order)
 #: of architectures whose checkpoint names are known; gguf's own order settles the rest.
 _DECODER = ("model.layers.", ("model.", ""))
+#: Module names of transformers' Llama-style decoder layers (``LlamaDecoderLayer`` and kin).
+_DECODER_LEAVES = ("input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+                   "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm", "self_attn.k_norm",
+                   "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "pre_feedforward_layernorm",
+                   "post_feedforward_layernorm", "mlp.gate", "block_sparse_moe.gate")
 HF_TREES: dict[str, tuple[str, tuple[str, ...]]] = {
     **{a: _DECODER for a in ("llama", "llama4", "mistral3", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe",
                              "gemma", "gemma2", "gemma3", "phi3", "granite", "granitemoe", "olmo", "olmo2",
@@ -100,10 +106,32 @@ def _block_count(metadata: dict, arch: str, path: str) -> int:
 
 
 @lru_cache(maxsize=64)
-def _table(arch: str, n_blocks: int):
-    import gguf
+def name_table(arch: str, n_blocks: int):
+    """``gguf``'s ``TensorNameMap`` of an architecture, built without side effects.
 
-    return gguf.get_tensor_name_map(_arch_id(arch, ""), n_blocks)
+    ``TensorNameMap.__init__`` merges an architecture's own block names into the class-wide table
+    (``block_mappings_cfg.update``), so that building ``arctic``'s map once renames every later
+    architecture's ``ffn_norm`` to ``residual_layernorm``; the class table is restored afterwards.
+    """
+    from gguf.tensor_mapping import TensorNameMap
+
+    shared = TensorNameMap.block_mappings_cfg
+    pristine = _pristine_blocks()
+    try:
+        shared.clear()
+        shared.update(pristine)
+        return TensorNameMap(_arch_id(arch, ""), n_blocks)
+    finally:
+        shared.clear()
+        shared.update(pristine)
+
+
+@lru_cache(maxsize=1)
+def _pristine_blocks() -> dict:
+    """The class-wide block names as gguf defines them (taken before any map is built here)."""
+    from gguf.tensor_mapping import TensorNameMap
+
+    return dict(TensorNameMap.block_mappings_cfg)
 
 
 def hf_name_map(metadata: dict, gguf_names: Iterable[str], hf_names: Iterable[str], *, path: str = ""
@@ -128,7 +156,7 @@ def hf_name_map(metadata: dict, gguf_names: Iterable[str], hf_names: Iterable[st
     """
     arch = metadata.get("general.architecture")
     _arch_id(arch, path)
-    table = _table(arch, _block_count(metadata, arch, path))
+    table = name_table(arch, _block_count(metadata, arch, path))
     wanted = set(gguf_names) - _rearranged(arch, gguf_names)
     out: dict[str, str] = {}
     for hf in sorted(set(hf_names)):
@@ -161,7 +189,7 @@ def preferred_sources(arch: str) -> dict[str, str]:
     from gguf.tensor_mapping import TensorNameMap
 
     kinds = set(gguf.MODEL_TENSORS[_arch_id(arch, "")])
-    block_cfg = dict(TensorNameMap.block_mappings_cfg)
+    block_cfg = dict(_pristine_blocks())
     block_cfg.update(TensorNameMap.arch_block_mappings_cfg.get(_arch_id(arch, ""), {}))
     blocks = {k: list(dict.fromkeys(v)) for k, v in block_cfg.items() if k in kinds}
     others = {k: list(dict.fromkeys(v)) for k, v in TensorNameMap.mappings_cfg.items() if k in kinds}
@@ -175,6 +203,7 @@ def preferred_sources(arch: str) -> dict[str, str]:
         for tree, i in firsts.items():
             trees.setdefault(tree, []).append(i)
     hint_tree, hint_prefixes = HF_TREES.get(arch, ("", ()))
+    hint_leaves = _DECODER_LEAVES if hint_tree == _DECODER[0] else ()
     tree_rank = sorted(trees, key=lambda t: (t != hint_tree, -len(trees[t]), sum(trees[t]), t))
     top = _prefix(tree_rank[0].rstrip(".")) if tree_rank else ""
     preferred = hint_prefixes or (top,)
@@ -187,8 +216,10 @@ def preferred_sources(arch: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for kind, sources in blocks.items():
         ranked = [t for t in tree_rank if any(s.startswith(t) for s in sources)]
-        if ranked:
-            out[gguf.TENSOR_NAMES[kind]] = next(s for s in sources if s.startswith(ranked[0]))
+        if ranked:  # in the tree: a known Hugging Face module name, else gguf's order
+            inside = [s for s in sources if s.startswith(ranked[0])]
+            known = [s for s in inside if s[len(ranked[0]):].split(".", 1)[-1] in hint_leaves]
+            out[gguf.TENSOR_NAMES[kind]] = (known or inside)[0]
     for kind, sources in others.items():
         if not sources:
             continue
@@ -222,7 +253,7 @@ def canonical_names(metadata: dict, gguf_names: Iterable[str], *, path: str = ""
     """
     arch = metadata.get("general.architecture")
     _arch_id(arch, path)
-    table = _table(arch, _block_count(metadata, arch, path))
+    table = name_table(arch, _block_count(metadata, arch, path))
     chosen = preferred_sources(arch)
     names = list(gguf_names)
     skip = _rearranged(arch, names)

@@ -9,11 +9,10 @@ consumes it and name it ``<module>.<parameter>`` from the node's scope, the oper
 slot (``MatMul`` / ``Gemm`` / ``Conv`` input 1 → ``weight``, ``Gather`` input 0 → ``weight``,
 ``LayerNormalization`` inputs 1 / 2 → ``weight`` / ``bias`` ...).
 
-The scope names the module as seen from the exported top module, which may wrap the model (a
+The scope names the module as the calls saw it, which may differ from the parameter path (a
 sentence-transformers export has scopes ``/model/model.0/auto_model/...`` for parameters named
-``model.0.auto_model...``). The offset is calibrated on the initializers the exporter did name:
-each named parameter consumed by a scoped node says which scope prefix to drop; the prefix found
-for most of them is used (``ScopeCalibration``).
+``model.0.auto_model...``; a submodule called from its grandparent loses a component). The
+difference is calibrated on the initializers the exporter did name (``ScopeCalibration``).
 
 Recurrent layers (``GRU``, ``LSTM``) store ``W [dirs, gates·h, in]``, ``R [dirs, gates·h, h]`` and
 ``B [dirs, 2·gates·h]`` in ONNX's gate order (GRU ``z, r, h``; LSTM ``i, o, f, c``); PyTorch stores
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,38 +58,66 @@ def scope_of(node) -> list[str] | None:
 
 @dataclass
 class ScopeCalibration:
-    """How many leading scope components to drop to get the parameter's module path."""
+    """From a node's scope to its module's parameter path, learnt from the named initializers.
 
+    TorchScript scopes follow module *calls*: a wrapper adds a component in front
+    (``/model/model.0/...`` for ``model.0...``), a submodule called from its grandparent's
+    ``forward`` loses its parent (``/gate/MatMul`` for ``encoder.gate``). Each named parameter
+    consumed by a scoped node gives a rewrite: the scope and the parameter path share a tail; the
+    scope's head (``drop`` atoms) is replaced by the path's head (``prepend``). A scope seen with a
+    named parameter maps exactly; any other scope takes the rewrite most named parameters agree on.
+    """
+
+    exact: dict[str, str] = field(default_factory=dict)
     drop: int = 0
+    prepend: tuple[str, ...] = ()
     votes: int = 0
 
     @classmethod
     def fit(cls, nodes, named_inits: set[str]) -> "ScopeCalibration":
-        """Vote over every named initializer consumed in a known slot of a scoped node."""
-        counts: Counter[int] = Counter()
+        """Learn from every named initializer consumed in a known slot of a scoped node."""
+        counts: Counter[tuple[int, tuple[str, ...]]] = Counter()
+        exact: dict[str, str] = {}
         for node in nodes:
             scope = scope_of(node)
             if scope is None:
                 continue
             for slot, x in enumerate(node.input):
-                param = SLOTS.get((node.op_type, slot))
+                param = _slot(node, slot, x)
                 if param is None or x not in named_inits or not x.endswith("." + param):
                     continue
                 module = x[: -len(param) - 1]
-                for drop in range(len(scope)):
-                    if ".".join(scope[drop:]) == module:
-                        counts[drop] += 1
-                        break
+                atoms, target = ".".join(scope).split("."), module.split(".")
+                tail = 0
+                while tail < min(len(atoms), len(target)) and atoms[-1 - tail] == target[-1 - tail]:
+                    tail += 1
+                if tail == 0:
+                    continue
+                exact[".".join(scope)] = module
+                counts[(len(atoms) - tail, tuple(target[: len(target) - tail]))] += 1
         if not counts:
-            return cls()
-        drop, votes = counts.most_common(1)[0]
-        return cls(drop, votes)
+            return cls(exact)
+        (drop, prepend), votes = counts.most_common(1)[0]
+        return cls(exact, drop, prepend, votes)
 
     def module(self, node) -> str | None:
         scope = scope_of(node)
-        if scope is None or len(scope) <= self.drop:
+        if scope is None:
             return None
-        return ".".join(scope[self.drop:])
+        key = ".".join(scope)
+        if key in self.exact:
+            return self.exact[key]
+        atoms = key.split(".")
+        if len(atoms) <= self.drop:
+            return None
+        return ".".join((*self.prepend, *atoms[self.drop:]))
+
+
+def _slot(node, slot: int, name: str) -> str | None:
+    """The parameter a node input holds: :data:`SLOTS`, or a bias added by ``Add``."""
+    if node.op_type == "Add" and name.endswith(".bias"):
+        return "bias"
+    return SLOTS.get((node.op_type, slot))
 
 
 def traced_name(value: str, consumers: list, calibration: ScopeCalibration) -> str | None:

@@ -92,11 +92,10 @@ def write_gguf(state: dict[str, np.ndarray], path: str | Path, *, arch: str, qty
     """
     import gguf
 
-    from modelatlas.weights.gguf_names import CONVERTER_ROW_PERMUTATIONS
+    from modelatlas.weights.gguf_names import CONVERTER_ROW_PERMUTATIONS, name_table
 
-    arch_id = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
     n_blocks = int(config["num_hidden_layers"])
-    table = gguf.get_tensor_name_map(arch_id, n_blocks)
+    table = name_table(arch, n_blocks)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name(name)
     writer.add_block_count(n_blocks)

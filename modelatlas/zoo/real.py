@@ -76,11 +76,13 @@ def gguf_to_hf_safetensors(gguf_path: Path, out: Path) -> int:
     from gguf import quants
     from safetensors.numpy import save_file
 
+    from modelatlas.weights.gguf_names import name_table
+
     reader = gguf.GGUFReader(str(gguf_path))
     field = lambda key: reader.fields[key].contents()  # noqa: E731
     n_blocks, heads, kv = (field(f"llama.{k}") for k in ("block_count", "attention.head_count",
                                                          "attention.head_count_kv"))
-    table = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
+    table = name_table("llama", n_blocks)
     hf_of = {}
     for b in range(n_blocks):  # transformers' LlamaForCausalLM names
         p = f"model.layers.{b}."
