@@ -19,8 +19,9 @@ in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its 
 - Graph constants (anonymous initializers of at most one value) are not listed; a named one-value
   initializer (a one-output head's bias) is a parameter.
 
-``onnx.load`` parses the whole protobuf, so an ONNX file is read whole (counted in ``bytes_read``);
-tensors in external data files are memory-mapped and read lazily.
+The protobuf is parsed without its inline weight bytes (:mod:`modelatlas.weights.onnx_lazy`), which
+are memory-mapped where they lie, as are tensors in external data files: only the rows asked for
+are read (``bytes_read`` counts the structure parsed plus the rows copied out).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.onnx_lazy import stripped_model
 from modelatlas.weights.onnx_trace import (GATE_ORDER, ScopeCalibration, is_anonymous, recurrent_parameters,
                                            traced_name)
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
@@ -54,12 +56,19 @@ class ONNXFile(WeightFile):
         from google.protobuf.message import DecodeError
 
         super().__init__(path)
+        self._raw_spans: dict[str, tuple[int, int]] = {}
         try:
-            model = onnx.load(str(self.path), load_external_data=False)
-        except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-            raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {exc})",
-                             path=str(self.path)) from None
-        self._count(self.path.stat().st_size)
+            structure, self._raw_spans, parsed = stripped_model(self.path)
+            model = onnx.ModelProto.FromString(structure)
+        except (DecodeError, ValueError, OSError):  # read whole: onnx says what is wrong
+            self._raw_spans = {}
+            try:
+                model = onnx.load(str(self.path), load_external_data=False)
+            except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+                raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {exc})",
+                                 path=str(self.path)) from None
+            parsed = self.path.stat().st_size
+        self._count(parsed)
         self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
         graph = model.graph
@@ -90,6 +99,16 @@ class ONNXFile(WeightFile):
                     count = int(np.prod(t.dims))
                     array = np.memmap(target, dtype=dtype, mode="r", offset=int(info.get("offset", 0)),
                                       shape=(count,)).reshape(tuple(t.dims))
+                elif name in self._raw_spans:  # inline raw_data, mapped where it lies in the file
+                    offset, length = self._raw_spans[name]
+                    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+                    count = int(np.prod(t.dims))
+                    if count * dtype.itemsize != length:
+                        raise ValueError(f"raw_data holds {length} bytes, {count} values of {dtype} need "
+                                         f"{count * dtype.itemsize}")
+                    array = (np.memmap(self.path, dtype=dtype.newbyteorder("<"), mode="r", offset=offset,
+                                       shape=(count,)).reshape(tuple(t.dims)) if count else
+                             np.zeros(tuple(t.dims), dtype))
                 else:
                     array = numpy_helper.to_array(t)
             except (KeyError, ValueError, OSError) as exc:
@@ -124,6 +143,7 @@ class ONNXFile(WeightFile):
         for node in graph.node:
             if node.op_type in GATE_ORDER and len(node.input) > 2:
                 arrays = {x: np.asarray(self._array(x)) for x in node.input[1:4] if x in self._inits}
+                self._count(sum(a.nbytes for a in arrays.values()))  # recurrent weights are read whole
                 found = recurrent_parameters(node, arrays, calibration)
                 if found:
                     recurrent.extend(found)
