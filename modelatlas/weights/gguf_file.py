@@ -36,6 +36,8 @@ class GGUFRows:
     def _dequantize(self, block: np.ndarray) -> np.ndarray:
         from gguf import quants
 
+        if block.shape[0] == 0:  # no row asked (a layer a per-model sample skipped)
+            return np.zeros((0, self.n_cols), np.float32)
         return quants.dequantize(block, self.qtype).reshape(block.shape[0], self.n_cols).astype(np.float32)
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
