@@ -108,7 +108,8 @@ def fingerprint(
                             "layers": len(fp.layer_names), "dimensions": int(fp.vectors.shape[1]),
                             "quantized": int(fp.quantized.sum()),
                             "duplicates": len(fp.content_hashes) - len(set(fp.content_hashes)),
-                            "bytes_read": int(fp.bytes_read.sum())})
+                            "bytes_read": int(fp.bytes_read.sum()),
+                            "name_sources": _summed(fp.name_sources)})
             advance()
     seconds = time.perf_counter() - started
     if as_json:
@@ -120,7 +121,8 @@ def fingerprint(
     for w in written:
         console.print(f"{w['file']}: {w['models']} models, signature {w['signature_key']}, "
                       f"{w['layers']} layers, {w['dimensions']:,} dimensions, {w['quantized']} quantised, "
-                      f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read")
+                      f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read; tensor names: "
+                      + ", ".join(f"{k} {v}" for k, v in w["name_sources"].items()))
     console.print(f"{sum(w['models'] for w in written)} models in {seconds:.1f} s")
 
 
@@ -205,6 +207,15 @@ def weights_info(
                       highlight=False, markup=False)
     if info.get("unmatched"):
         console.print("unmatched: " + ", ".join(info["unmatched"]), highlight=False, markup=False)
+
+
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Tensor-name sources over all models (``file``, ``name-table``, ``graph``, ``value``)."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
 
 
 def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, list[Path]], list]:

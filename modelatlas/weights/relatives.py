@@ -155,6 +155,9 @@ def relative_groups(paths: list[str | Path], *, overlap: float = OVERLAP, count_
 
 
 def _join(a: list[Member], b: list[Member], overlap: float, names: dict[Path, list[str]]) -> bool:
+    na, nb = _count(a[0].signature), _count(b[0].signature)
+    if min(na, nb) < overlap * max(na, nb):  # renaming cannot make them share enough: no re-read
+        return False
     if shared_fraction(a[0].signature, b[0].signature) >= overlap:
         return True
     for gguf_side, other in ((a, b), (b, a)):  # a GGUF re-read under the other group's names
