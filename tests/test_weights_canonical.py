@@ -315,3 +315,66 @@ def test_weights_info_reports_name_sources_and_value_matches(tiny, tmp_path):
     assert info["name_sources"] == {"file": 4, "graph": 7}
     assert info["matched_by_name"] == 11 and info["value_matches"] == [] and info["unmatched"] == []
     assert {t["name"]: t["name_source"] for t in info["tensor_list"]}["encoder.proj.weight"] == "graph"
+
+
+def test_bidirectional_two_layer_lstm_export_reads_back_in_pytorch_order(tmp_path):
+    torch.manual_seed(3)
+    model = torch.nn.Module()
+    model.rnn = torch.nn.LSTM(4, 3, num_layers=2, bidirectional=True, batch_first=True)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = model.rnn
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    net = Net().eval()
+    _export(net, tmp_path / "lstm.onnx", 1, 5, 4)
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    with open_weights(tmp_path / "lstm.onnx") as wf:
+        assert set(wf.tensors) == set(state)  # _l0, _l1 and _reverse, from the node names
+        for name, values in state.items():
+            np.testing.assert_array_equal(wf.read(name), values)
+
+
+class Fused(torch.nn.Module):
+    def __init__(self, q, k, v):
+        super().__init__()
+        self.qkv = torch.nn.Linear(q.shape[1], 3 * q.shape[0], bias=False)
+        with torch.no_grad():
+            self.qkv.weight.copy_(torch.from_numpy(np.concatenate([q, k, v])))
+
+    def forward(self, x):
+        return self.qkv(x)
+
+
+class FusedAttention(torch.nn.Module):
+    """A projection stored fused (``qkv``), as many exports and some architectures do."""
+
+    def __init__(self, q, k, v):
+        super().__init__()
+        self.attn = Fused(q, k, v)
+
+    def forward(self, x):
+        return self.attn(x)
+
+
+def test_fused_qkv_onnx_export_is_split_by_value_into_the_parents_projections(tmp_path):
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((8, 8)).astype(np.float32) for _ in range(3))
+    parent = {"attn.query.weight": q, "attn.key.weight": k, "attn.value.weight": v}
+    save_file(parent, tmp_path / "parent.safetensors")
+    _export(FusedAttention(q, k, v).eval(), tmp_path / "fused.onnx", 1, 3, 8)
+    with open_weights(tmp_path / "fused.onnx") as c, open_weights(tmp_path / "parent.safetensors") as p:
+        assert list(c.tensors) == ["attn.qkv.weight"] and c.name_sources["attn.qkv.weight"] == "graph"
+        (m,) = match_by_value(c, p)
+        assert (m.transform, m.parents) == ("fused", ("attn.query.weight", "attn.key.weight", "attn.value.weight"))
+    (group,) = relative_groups([tmp_path / "parent.safetensors", tmp_path / "fused.onnx"])
+    opened = group.open_all()
+    fp = fingerprint_models(opened, n_neurons=4)
+    for wf in opened:
+        wf.close()
+    np.testing.assert_array_equal(fp.vectors[0], fp.vectors[1])
+    assert fp.name_sources[1] == {"value": 3}
