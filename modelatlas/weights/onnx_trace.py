@@ -71,7 +71,6 @@ class ScopeCalibration:
     exact: dict[str, str] = field(default_factory=dict)
     drop: int = 0
     prepend: tuple[str, ...] = ()
-    votes: int = 0
 
     @classmethod
     def fit(cls, nodes, named_inits: set[str]) -> "ScopeCalibration":
@@ -97,8 +96,8 @@ class ScopeCalibration:
                 counts[(len(atoms) - tail, tuple(target[: len(target) - tail]))] += 1
         if not counts:
             return cls(exact)
-        (drop, prepend), votes = counts.most_common(1)[0]
-        return cls(exact, drop, prepend, votes)
+        (drop, prepend), _ = counts.most_common(1)[0]
+        return cls(exact, drop, prepend)
 
     def module(self, node) -> str | None:
         scope = scope_of(node)
