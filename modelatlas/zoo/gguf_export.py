@@ -118,7 +118,8 @@ def write_gguf(state: dict[str, np.ndarray], path: str | Path, *, arch: str, qty
         values = np.ascontiguousarray(values, dtype=np.float32)
         if permuted and (".q_proj." in hf or ".k_proj." in hf):
             n = heads if ".q_proj." in hf else kv_heads
-            values = values.reshape(n, 2, values.shape[0] // n // 2, *values.shape[1:]).swapaxes(1, 2).reshape(values.shape)
+            shape = values.shape
+            values = values.reshape(n, 2, shape[0] // n // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
         if values.ndim == 2 and hf.endswith(".weight") and qtype not in ("F32", "F16"):
             data, stored = _quantized(values, qtype)
             writer.add_tensor(gname, data, raw_dtype=stored)
