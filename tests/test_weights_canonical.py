@@ -378,3 +378,18 @@ def test_fused_qkv_onnx_export_is_split_by_value_into_the_parents_projections(tm
         wf.close()
     np.testing.assert_array_equal(fp.vectors[0], fp.vectors[1])
     assert fp.name_sources[1] == {"value": 3}
+
+
+def test_value_matching_tries_other_members_of_a_group(tmp_path):
+    rng = np.random.default_rng(5)
+    names = ("a.weight", "b.weight")
+    stranger = {n: rng.standard_normal((6, 6)).astype(np.float32) for n in names}
+    parent = {n: rng.standard_normal((6, 6)).astype(np.float32) for n in names}
+    save_file(stranger, tmp_path / "1-stranger.safetensors")  # same architecture, listed first
+    save_file(parent, tmp_path / "2-parent.safetensors")
+    save_file({"onnx::MatMul_1": np.ascontiguousarray(parent["a.weight"].T),
+               "onnx::MatMul_2": np.ascontiguousarray(parent["b.weight"].T)}, tmp_path / "3-child.safetensors")
+    (group,) = relative_groups(sorted(tmp_path.glob("*.safetensors")))
+    child = next(m for m in group.members if m.path.name == "3-child.safetensors")
+    assert child.value_parent.name == "2-parent.safetensors"
+    assert {m.transform for m in child.value_matches} == {"transpose"}

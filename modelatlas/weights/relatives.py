@@ -11,9 +11,10 @@ export without the pooler its graph did not use, a GGUF whose converter dropped 
    3-layer cousin of a 6-layer model, sharing its embeddings and half its layers, does not);
 3. a GGUF model whose canonical names do not meet a group is re-read under that group's names
    (:func:`modelatlas.weights.gguf_names.hf_name_map`);
-4. what is still apart is matched by value (:mod:`modelatlas.weights.value_match`) against a group of
-   nearly the same parameter count (within ``count_slack``), for models of at most
-   ``value_match_limit`` parameters (both are read whole).
+4. what is still apart is matched by value (:mod:`modelatlas.weights.value_match`) against groups of
+   nearly the same parameter count (within ``count_slack``; up to three groups, three members of
+   each, float files first), for models of at most ``value_match_limit`` parameters (both are read
+   whole); a stranger of the same architecture whose names were lost matches none and stays apart.
 
 Each group is then fingerprinted on the tensors its members share (``align="common"``).
 """
@@ -32,6 +33,8 @@ from modelatlas.weights.weightfile import WeightFile
 OVERLAP = 0.9
 COUNT_SLACK = 0.02
 VALUE_MATCH_LIMIT = 50_000_000
+#: Candidate groups, and members of each, a model is matched by value against (each read whole).
+VALUE_MATCH_TRIES = 3
 
 
 @dataclass
@@ -189,26 +192,36 @@ def _count(sig: ArchitectureSignature) -> int:
 
 
 def _value_joins(groups: list[list[Member]], overlap: float, slack: float, limit: int) -> None:
-    from modelatlas.weights.reader import open_weights
-
+    """Join each group to the first candidate relative its tensors match by value (bounded:
+    :data:`VALUE_MATCH_TRIES` groups of nearly the same size, that many members of each)."""
     i = 0
     while i < len(groups):
         child = groups[i][0]
         n = _count(child.signature)
-        target = next((g for g in groups if g is not groups[i] and n <= limit
-                       and abs(_count(g[0].signature) - n) <= slack * max(n, 1)
-                       and shared_fraction(child.signature, g[0].signature) < overlap), None)
-        if target is None:
+        candidates = [g for g in groups if g is not groups[i] and n <= limit
+                      and abs(_count(g[0].signature) - n) <= slack * max(n, 1)
+                      and shared_fraction(child.signature, g[0].signature) < overlap][:VALUE_MATCH_TRIES]
+        found = None
+        for target in candidates:
+            members = sorted(target, key=lambda m: m.format == "gguf")[:VALUE_MATCH_TRIES]
+            found = next((r for r in (_matched(child, parent, overlap) for parent in members) if r), None)
+            if found is not None:
+                break
+        if found is None:
             i += 1
             continue
-        parent = next((m for m in target if m.format != "gguf"), target[0])
-        with open_weights(child.path, hf_names=child.hf_names) as wf, parent.open() as pf:
-            matches = match_by_value(wf, pf)
-            apply_value_match(wf, matches, pf)
-            renamed = signature(wf)
-        if shared_fraction(renamed, parent.signature) < overlap:
-            i += 1
-            continue
+        parent, matches, renamed = found
         for m in groups[i]:
             m.value_parent, m.value_matches, m.signature = parent.path, matches, renamed
         target.extend(groups.pop(i))
+
+
+def _matched(child: Member, parent: Member, overlap: float):
+    """``(parent, matches, renamed signature)`` when the child's tensors match the parent's by value."""
+    from modelatlas.weights.reader import open_weights
+
+    with open_weights(child.path, hf_names=child.hf_names) as wf, parent.open() as pf:
+        matches = match_by_value(wf, pf)
+        apply_value_match(wf, matches, pf)
+        renamed = signature(wf)
+    return (parent, matches, renamed) if shared_fraction(renamed, parent.signature) >= overlap else None
