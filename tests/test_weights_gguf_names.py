@@ -138,3 +138,34 @@ def test_two_names_for_one_tensor_is_an_error(tmp_path):
     path = convert(tmp_path / "m.gguf", hf_checkpoint())
     with pytest.raises(InputError, match=r"m.gguf \(blk.0.attn_q.weight\): both"):
         open_weights(path, hf_names=["model.layers.0.self_attn.q_proj.weight", "layers.0.attention.wq.weight"])
+
+
+@pytest.mark.parametrize("arch,prefix,qkv", [("gptneox", "gpt_neox.layers", "attention.query_key_value"),
+                                             ("bloom", "transformer.h", "self_attention.query_key_value")])
+def test_fused_qkv_regrouped_by_the_converter_is_put_back(tmp_path, arch, prefix, qkv):
+    """GPT-NeoX / BLOOM converters regroup per-head (q, k, v) rows into Q, K, V blocks."""
+    heads, dim = 4, 8
+    hidden = heads * dim
+    rng = np.random.default_rng(2)
+    hf = {f"{prefix}.0.{qkv}.weight": rng.standard_normal((3 * hidden, hidden)).astype(np.float32),
+          f"{prefix}.0.{qkv}.bias": rng.standard_normal(3 * hidden).astype(np.float32)}
+    arch_id = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    table = gguf.get_tensor_name_map(arch_id, 1)
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch)
+    writer.add_block_count(1)
+    writer.add_head_count(heads)
+    for name, data in hf.items():  # the converter's regrouping, written as llama.cpp writes it
+        w = data.reshape(heads, 3, dim, -1)
+        regrouped = np.concatenate([w[:, 0].reshape(hidden, -1), w[:, 1].reshape(hidden, -1),
+                                    w[:, 2].reshape(hidden, -1)]).reshape(data.shape)
+        writer.add_tensor(table.get_name(name, try_suffixes=(".weight", ".bias")), np.ascontiguousarray(regrouped))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with open_weights(tmp_path / "m.gguf") as wf:
+        assert set(wf.tensors) == set(hf)
+        for name, values in hf.items():
+            np.testing.assert_array_equal(wf.read(name), values)
+        name = f"{prefix}.0.{qkv}.weight"
+        np.testing.assert_array_equal(wf.read_rows(name, np.array([70, 3])), hf[name][[70, 3]])

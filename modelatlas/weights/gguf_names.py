@@ -12,8 +12,9 @@ architecture gguf knows (``gguf.MODEL_TENSORS``); it gathers many conventions (H
   architecture (:func:`preferred_sources`). For the architectures of :data:`HF_TREES` the
   Hugging Face module tree is known (``model.layers.{bid}.`` + ``model.`` for Llama-like decoders,
   ``encoder.layer.{bid}.`` + ``embeddings.`` for BERT ...); in that tree a module name of Hugging
-  Face's decoder layers (:data:`_DECODER_LEAVES`, which gguf lists after other families' names
-  under the same tree, e.g. ``residual_layernorm``), else the first in gguf's own order. For every
+  Face's layers of that family (GPT-2's ``attn.c_attn`` and BLOOM's ``self_attention.query_key_value``
+  share ``transformer.h.{bid}.``; gguf lists ``residual_layernorm`` before Llama's
+  ``post_attention_layernorm``), else the first in gguf's own order. For every
   other architecture gguf maps, the tree covering the most of its block tensors (then earliest in
   gguf's order) is taken, then the prefix of that tree, then the prefix most of its other tensors
   share: consistent with gguf's table (each chosen name maps back to its GGUF name, tested for
@@ -23,11 +24,10 @@ architecture gguf knows (``gguf.MODEL_TENSORS``); it gathers many conventions (H
 Rows. llama.cpp's converter (``convert_hf_to_gguf.py``, ``LlamaModel.modify_tensors`` with
 ``undo_permute`` and the converters derived from it) reorders the rows of ``q_proj`` / ``k_proj``
 per head, ``W.reshape(n_head, 2, rows / n_head / 2, ...).swapaxes(1, 2)``, with ``n_head_kv`` heads
-for ``k_proj`` when it differs; :func:`hf_row_order` undoes it for the architectures of
-:data:`CONVERTER_ROW_PERMUTATIONS`. Other converters keep rows as the checkpoint has them (names
-only), except the few listed in :data:`REARRANGED` whose fused tensors are reordered in ways not
-undone here: their tensors keep their GGUF names, so they are never compared row for row with a
-checkpoint under a wrong order.
+for ``k_proj`` when it differs; GPT-NeoX's and BLOOM's converters regroup the fused QKV rows
+(:data:`QKV_REGROUPED`); :func:`hf_row_order` undoes both. Other converters keep rows as the
+checkpoint has them (names only), except those listed in :data:`REARRANGED` (falcon's QKV), whose
+tensors keep their GGUF names, so they are never compared row for row under a wrong order.
 """
 
 from __future__ import annotations
@@ -46,33 +46,44 @@ _QK = {"attn_q": ("attention.head_count",), "attn_k": ("attention.head_count_kv"
 #: ``_reverse_hf_permute``): tensor kind -> metadata keys of the head count its rows are permuted with.
 CONVERTER_ROW_PERMUTATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     arch: _QK for arch in ("llama", "granite", "granitemoe", "deci", "minicpm", "baichuan")}
-#: Architectures whose converter reorders the rows of fused tensors (per-head interleaved QKV
-#: regrouped into Q, K, V blocks): GGUF tensor kind -> why. These keep their GGUF names.
+#: Architectures whose converter regroups the fused ``query_key_value`` rows (weight and bias) from
+#: per-head ``(q, k, v)`` triples (transformers' GPT-NeoX and BLOOM layout) into Q, K, V blocks
+#: (``GPTNeoXModel`` / ``BloomModel.modify_tensors``: ``reshape(n_head, 3, head_dim, ...)``, then
+#: ``cat(w[:, 0], w[:, 1], w[:, 2])``); :func:`hf_row_order` undoes it.
+QKV_REGROUPED: dict[str, str] = {"gptneox": "attention.head_count", "bloom": "attention.head_count"}
+#: Architectures whose converter reorders rows in ways not undone here: GGUF tensor kind -> why.
+#: These keep their GGUF names.
 REARRANGED: dict[str, dict[str, str]] = {
-    "gptneox": {"attn_qkv": "query_key_value rows regrouped from per-head (q, k, v) to Q, K, V blocks"},
-    "bloom": {"attn_qkv": "query_key_value rows regrouped from per-head (q, k, v) to Q, K, V blocks"},
     "falcon": {"attn_qkv": "query_key_value rows regrouped per KV group"},
 }
 #: Within one prefix, Hugging Face's name of the output head before gguf's first entry (GPT-NeoX's
 #: ``embed_out``), the only non-block tensor where gguf's own order puts another family first.
 _HF_FIRST = ("lm_head",)
-#: Hugging Face module trees (block tree, then prefixes of the other tensors, in preference order)
-#: of architectures whose checkpoint names are known; gguf's own order settles the rest.
-_DECODER = ("model.layers.", ("model.", ""))
-#: Module names of transformers' Llama-style decoder layers (``LlamaDecoderLayer`` and kin).
+#: Module names of transformers' decoder layers per family, which gguf may list after other
+#: families' names under the same tree (``residual_layernorm`` before ``post_attention_layernorm``).
 _DECODER_LEAVES = ("input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
                    "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm", "self_attn.k_norm",
                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "pre_feedforward_layernorm",
                    "post_feedforward_layernorm", "mlp.gate", "block_sparse_moe.gate")
-HF_TREES: dict[str, tuple[str, tuple[str, ...]]] = {
+_GPT2_LEAVES = ("ln_1", "ln_2", "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "wte", "wpe", "ln_f")
+_BLOOM_LEAVES = ("input_layernorm", "post_attention_layernorm", "self_attention.query_key_value",
+                 "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h", "word_embeddings",
+                 "word_embeddings_layernorm", "ln_f")
+_GPTJ_LEAVES = ("ln_1", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.fc_in", "mlp.fc_out")
+_DECODER = ("model.layers.", ("model.", ""), _DECODER_LEAVES)
+#: Hugging Face module trees (block tree, prefixes of the other tensors in preference order, module
+#: names of a block) of architectures whose checkpoint names are known; gguf's order settles the rest.
+HF_TREES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     **{a: _DECODER for a in ("llama", "llama4", "mistral3", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe",
                              "gemma", "gemma2", "gemma3", "phi3", "granite", "granitemoe", "olmo", "olmo2",
                              "olmoe", "stablelm", "starcoder2", "deci", "minicpm", "command-r", "cohere2",
                              "deepseek", "deepseek2", "smollm3", "internlm2", "exaone4", "arcee", "ernie4_5")},
-    **{a: ("encoder.layer.", ("embeddings.", "")) for a in ("bert", "jina-bert-v2")},
-    **{a: ("transformer.h.", ("transformer.", "")) for a in ("gpt2", "gptj", "falcon", "bloom", "starcoder",
-                                                              "qwen", "exaone", "jais", "codeshell")},
-    "gptneox": ("gpt_neox.layers.", ("gpt_neox.", "")),
+    **{a: ("encoder.layer.", ("embeddings.", ""), ()) for a in ("bert", "jina-bert-v2")},
+    **{a: ("transformer.h.", ("transformer.", ""), _GPT2_LEAVES) for a in ("gpt2", "starcoder")},
+    **{a: ("transformer.h.", ("transformer.", ""), _BLOOM_LEAVES) for a in ("bloom", "falcon")},
+    "gptj": ("transformer.h.", ("transformer.", ""), _GPTJ_LEAVES),
+    "exaone": ("transformer.h.", ("transformer.", ""), ()),
+    "gptneox": ("gpt_neox.layers.", ("gpt_neox.", ""), ()),
 }
 _BLOCK_TENSOR = re.compile(r"^blk\.(?P<bid>\d+)\.(?P<kind>[a-z0-9_.]+?)\.(weight|bias)$")
 _SUFFIXES = (".weight", ".bias")
@@ -203,8 +214,7 @@ def preferred_sources(arch: str) -> dict[str, str]:
                 firsts.setdefault(s.split("{bid}")[0], i)
         for tree, i in firsts.items():
             trees.setdefault(tree, []).append(i)
-    hint_tree, hint_prefixes = HF_TREES.get(arch, ("", ()))
-    hint_leaves = _DECODER_LEAVES if hint_tree == _DECODER[0] else ()
+    hint_tree, hint_prefixes, hint_leaves = HF_TREES.get(arch, ("", (), ()))
     tree_rank = sorted(trees, key=lambda t: (t != hint_tree, -len(trees[t]), sum(trees[t]), t))
     top = _prefix(tree_rank[0].rstrip(".")) if tree_rank else ""
     preferred = hint_prefixes or (top,)
@@ -224,9 +234,9 @@ def preferred_sources(arch: str) -> dict[str, str]:
     for kind, sources in others.items():
         if not sources:
             continue
-        best = min(prefix_rank.index(_prefix(s)) for s in sources)
-        same = [s for s in sources if prefix_rank.index(_prefix(s)) == best]
-        out[gguf.TENSOR_NAMES[kind]] = next((s for s in same if s in _HF_FIRST), same[0])
+        hinted = [s for s in sources if s in _HF_FIRST or s[len(_prefix(s)):] in hint_leaves]
+        # a known module name in the best prefix that has one, else gguf's first in the best prefix
+        out[gguf.TENSOR_NAMES[kind]] = min(hinted or sources, key=lambda s: prefix_rank.index(_prefix(s)))
     return out
 
 
@@ -279,10 +289,19 @@ def canonical_names(metadata: dict, gguf_names: Iterable[str], *, path: str = ""
 def hf_row_order(metadata: dict, gguf_name: str, n_rows: int, *, path: str = "") -> np.ndarray | None:
     """Rows of the GGUF tensor that hold Hugging Face rows ``0 .. n_rows - 1`` (``None``: same order).
 
-    ``hf_rows[i] = gguf_rows[order[i]]``: the inverse of the converter's per-head permutation.
+    ``hf_rows[i] = gguf_rows[order[i]]``: the inverse of the converter's per-head permutation
+    (:data:`CONVERTER_ROW_PERMUTATIONS`) or QKV regrouping (:data:`QKV_REGROUPED`).
     """
     arch = metadata.get("general.architecture")
     match = _BLOCK_TENSOR.match(gguf_name)
+    if match and match["kind"] == "attn_qkv" and arch in QKV_REGROUPED:
+        key = f"{arch}.{QKV_REGROUPED[arch]}"
+        heads = metadata.get(key)
+        if not isinstance(heads, int) or heads <= 0 or n_rows % (3 * heads):
+            raise InputError(f"{n_rows} rows do not split into 3 × {heads!r} heads ({key})", path=path,
+                             where=gguf_name)
+        # HF row (head h, part p, dim d) is GGUF row p * n_embed + h * head_dim + d
+        return np.arange(n_rows).reshape(3, heads, n_rows // 3 // heads).transpose(1, 0, 2).reshape(-1)
     keys = CONVERTER_ROW_PERMUTATIONS.get(arch, {}).get(match["kind"]) if match else None
     if keys is None:
         return None
