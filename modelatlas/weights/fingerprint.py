@@ -149,6 +149,10 @@ class Fingerprints:
     projection:
         The projected dimension when ``project`` was used (``vectors`` then has that many
         columns; ``layer_offsets`` still describes the unprojected layout), else None.
+    name_sources:
+        Per model, how many of its parameters got their canonical name from the file itself
+        (``file``), gguf's name table (``name-table``), the ONNX graph (``graph``) or a match by
+        value (``value``; see :attr:`modelatlas.weights.weightfile.WeightFile.name_sources`).
     """
 
     ids: list[str]
@@ -168,6 +172,7 @@ class Fingerprints:
     sampling: str = "layer"
     skipped: list[tuple[str, str]] = field(default_factory=list)
     projection: int | None = None
+    name_sources: list[dict[str, int]] = field(default_factory=list)
 
     def layer_block(self, layer: str) -> np.ndarray:
         """The ``(n_models, rows × cols)`` block of the vectors that holds one layer."""
@@ -184,7 +189,7 @@ class Fingerprints:
                 "signature_key": self.signature_key, "hash_kind": self.hash_kind,
                 "n_neurons": self.n_neurons, "layers": self.layers, "seed": self.seed,
                 "sampling": self.sampling, "skipped": [list(x) for x in self.skipped],
-                "projection": self.projection,
+                "projection": self.projection, "name_sources": self.name_sources,
                 "has_kurtosis": self.kurtosis is not None}
         rows = self.layer_rows or [np.zeros(0, np.int64)]
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -218,7 +223,7 @@ class Fingerprints:
                            layer_offsets=z["layer_offsets"], hash_kind=meta["hash_kind"],
                            n_neurons=meta["n_neurons"], layers=meta["layers"], seed=meta["seed"],
                            sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]],
-                           projection=meta["projection"])
+                           projection=meta["projection"], name_sources=meta.get("name_sources", []))
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"cannot read fingerprints ({exc})", path=str(path)) from None
 
@@ -344,7 +349,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     vectors: np.ndarray | None = None
     projection: SparseProjection | None = None
     offsets = np.zeros(1, np.int64)
-    kept, kurt, hashes, quantized, nbytes = [], [], [], [], []
+    kept, kurt, hashes, quantized, nbytes, sources = [], [], [], [], [], []
     for i, item in enumerate(items):
         owned = not isinstance(item, WeightFile)
         try:
@@ -388,6 +393,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         if projection is not None:
             vectors[len(kept)] = projection(row)
         kept.append(labels[i])
+        sources.append(name_source_counts(wf, sig))
         kurt.append(kvals)
         hashes.append(digest)
         quantized.append(report.quantized)
@@ -401,7 +407,17 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         content_hashes=hashes, quantized=np.array(quantized, dtype=bool),
         bytes_read=np.array(nbytes, dtype=np.int64), layer_rows=[rows for _, rows in plan],
         layer_offsets=offsets, hash_kind=hash_kind, n_neurons=n_neurons, layers=layers, seed=seed,
-        sampling=sampling, skipped=skipped, projection=project)
+        sampling=sampling, skipped=skipped, projection=project, name_sources=sources)
+
+
+def name_source_counts(wf: WeightFile, sig: ArchitectureSignature) -> dict[str, int]:
+    """How many of a model's parameters got their canonical name from where (``file`` and the
+    labels of :attr:`WeightFile.name_sources`)."""
+    counts: dict[str, int] = {}
+    for name in sig.file_names.values():
+        label = wf.name_sources.get(name, "file")
+        counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str, np.ndarray]],

