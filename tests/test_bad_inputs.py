@@ -666,3 +666,15 @@ def test_a_save_stopped_at_the_rename_leaves_the_atlas_and_no_leftovers(small_at
     assert small_atlas.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".atlas.duckdb.lock", "atlas.duckdb", "c.jsonl",
                                                           "more.jsonl"]
+
+
+@pytest.mark.parametrize("where", ["_check_meta", "_check_tables"])
+def test_ctrl_c_inside_duckdb_while_opening_is_an_interrupt(small_atlas, capsys, monkeypatch, where):
+    import modelatlas.atlas.store as store
+
+    def interrupted(*args):
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr(store, where, interrupted)
+    assert main(["info", "--atlas", str(small_atlas)]) == 130
+    one_line_error(capsys, str(small_atlas), "interrupted")

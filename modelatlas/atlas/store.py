@@ -257,6 +257,8 @@ def save_atlas(atlas, path: str | Path) -> Path:
             if mode is not None:
                 os.chmod(tmp, mode)
             os.replace(tmp, path)
+        except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+            raise KeyboardInterrupt from None
         except duckdb.Error as exc:
             raise HostError(f"{path}: cannot write the atlas: {_first_line(exc)}") from None
         except OSError as exc:
@@ -286,6 +288,8 @@ def _objects(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[str]]:
 def _check_meta(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         rows = con.execute(f"SELECT CAST(key AS VARCHAR), CAST(value AS VARCHAR) FROM {_table_sql(_META)}").fetchall()
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error:
         raise StoreError(f"{path}: its '{_META}' table is not an atlas's (columns key, value)") from None
     version = None
@@ -324,6 +328,8 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
     _sweep_if_free(path)
     try:
         con = duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
                          f"{_first_line(exc)}") from None
@@ -336,11 +342,12 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
             raise StoreError(f"{path}: refused: besides the atlas tables this file holds {len(odd)} other "
                              f"object(s) ({', '.join(repr(o) for o in odd[:3])}{', ...' if len(odd) > 3 else ''})")
         _check_meta(con, path)
-    except duckdb.Error as exc:
+    except BaseException as exc:
         con.close()
-        raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
-    except BaseException:
-        con.close()
+        if isinstance(exc, duckdb.InterruptException):  # Ctrl-C inside DuckDB: the command line says so
+            raise KeyboardInterrupt from None
+        if isinstance(exc, duckdb.Error):
+            raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
         raise
     return con
 
@@ -379,6 +386,8 @@ def load_atlas(path: str | Path):
         present, _ = _objects(con)
         tables = {name: con.sql(f"SELECT * FROM {_table_sql(name)}").to_arrow_table()
                   for name in (*CORE_TABLES, *EXTRA_TABLES) if name in present}
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error as exc:
         raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
     finally:
