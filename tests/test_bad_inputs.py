@@ -220,6 +220,35 @@ def test_a_second_writer_waits_then_fails_naming_the_pid(small_atlas):
         assert Atlas.load(small_atlas).num_nodes == 2
 
 
+def test_a_writer_killed_before_its_rename(small_atlas, tmp_path, capsys):
+    """kill -9 of a writer whose new file is complete but not yet renamed: the atlas is unchanged,
+    the lock is free at once, and the dead writer's files go at the next open."""
+    import signal
+
+    script = ("import sys, time\n"
+              "import modelatlas.atlas.store as store\n"
+              "from modelatlas.atlas.atlas import Atlas\n"
+              "def hang(*args):\n    print('saved, not renamed', flush=True); time.sleep(120)\n"
+              "store.os.replace = hang\n"
+              "atlas = Atlas.load(sys.argv[1])\n"
+              "atlas.extras['layout'] = atlas.nodes.select(['id'])\n"
+              "atlas.save(sys.argv[1])\n")
+    before = small_atlas.read_bytes()
+    writer = subprocess.Popen([sys.executable, "-c", script, str(small_atlas)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert writer.stdout.readline().strip() == "saved, not renamed"
+        left = [p for p in small_atlas.parent.iterdir() if p.name.endswith(".tmp")]
+        assert len(left) == 1 and left[0].stat().st_size > 0
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert small_atlas.read_bytes() == before
+    assert main(["info", "--atlas", str(small_atlas), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == 2
+    assert not [p for p in small_atlas.parent.iterdir() if ".tmp" in p.name]
+
+
 def test_leftovers_of_dead_writers_are_removed(small_atlas, capsys):
     folder = small_atlas.parent
     dead = [folder / f".{small_atlas.name}.abc123.tmp", folder / f".{small_atlas.name}.abc123.tmp.wal"]
