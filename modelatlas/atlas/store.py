@@ -57,6 +57,14 @@ _SAFE_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions":
 _HELD: dict[Path, int] = {}
 
 
+def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to an atlas file with :data:`_SAFE_CONFIG` and no progress bar (DuckDB draws
+    it on standard output, which ``--json`` keeps for the result)."""
+    con = duckdb.connect(str(path), read_only=read_only, config=_SAFE_CONFIG)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _table_sql(name: str) -> str:
     """The quoted SQL identifier of a known table; anything else is a programming error."""
     if name not in KNOWN_TABLES:
@@ -240,7 +248,7 @@ def save_atlas(atlas, path: str | Path) -> Path:
         tmp = Path(tmp_name)
         tmp.unlink()  # DuckDB must create the file itself
         try:
-            con = duckdb.connect(str(tmp), config=_SAFE_CONFIG)
+            con = _open(tmp, read_only=False)
             try:
                 for name, table in tables.items():
                     con.register("_incoming", table)
@@ -327,7 +335,7 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise HostError(f"{path}: cannot read the atlas: permission denied")
     _sweep_if_free(path)
     try:
-        con = duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
+        con = _open(path, read_only=True)
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
