@@ -756,3 +756,16 @@ def test_any_crawl_lines_give_records_or_reports(tmp_path, lines):
     for parent, child in edges_of(atlas):
         assert ids.match(child) or (child in real and child in odd)
         assert ids.match(parent) or (parent in real and parent in odd)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_source_that_is_not_a_regular_file(tmp_path, capsys, kind):
+    """A folder or a FIFO as a source is refused at once (a FIFO would block the reader)."""
+    source = tmp_path / "source.jsonl"
+    if kind == "folder":
+        source.mkdir()
+    else:
+        os.mkfifo(source)
+    for fmt in ([], ["--format", "hf-trees"], ["--format", "hub-stats"], ["--format", "leaderboard"]):
+        assert main(["ingest", str(source), *fmt, "--atlas", str(tmp_path / "a.duckdb")]) == 2
+        one_line_error(capsys, str(source), "not a regular file")
