@@ -114,6 +114,23 @@ def test_a_view_in_place_of_a_table_cannot_read_other_files(small_atlas, tmp_pat
     assert "s3cret" not in capsys.readouterr().out
 
 
+def test_an_atlas_connection_cannot_touch_other_files(small_atlas, tmp_path):
+    """Defence in depth: even a statement run on an opened atlas cannot write or read another file."""
+    from modelatlas.atlas.store import connect
+
+    target, secret = tmp_path / "out.csv", tmp_path / "secret.txt"
+    secret.write_text("s3cret\n")
+    con = connect(small_atlas)
+    try:
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"COPY (SELECT 'pwned') TO '{target}'")
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"SELECT * FROM read_text('{secret}')")
+    finally:
+        con.close()
+    assert not target.exists()
+
+
 @pytest.mark.parametrize("value, message", [
     (str(FORMAT_VERSION + 1), "newer modelatlas"),
     ('"1"', "no atlas format_version"),
