@@ -133,6 +133,7 @@ def test_an_atlas_connection_cannot_touch_other_files(small_atlas, tmp_path):
 
 @pytest.mark.parametrize("value, message", [
     (str(FORMAT_VERSION + 1), "newer modelatlas"),
+    (str(FORMAT_VERSION - 1), "older modelatlas"),
     ('"1"', "no atlas format_version"),
     ("null", "no atlas format_version"),
     ("{", "no atlas format_version"),
