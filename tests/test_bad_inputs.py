@@ -787,3 +787,16 @@ def test_a_source_that_is_not_a_regular_file(tmp_path, capsys, kind):
     for fmt in ([], ["--format", "hf-trees"], ["--format", "hub-stats"], ["--format", "leaderboard"]):
         assert main(["ingest", str(source), *fmt, "--atlas", str(tmp_path / "a.duckdb")]) == 2
         one_line_error(capsys, str(source), "not a regular file")
+
+
+def test_a_file_system_without_locks_is_one_line(small_atlas, tmp_path, capsys, monkeypatch):
+    import modelatlas.atlas.store as store
+
+    def no_locks(*args):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(store.fcntl, "flock", no_locks)
+    before = small_atlas.read_bytes()
+    assert main(["ingest", write_jsonl(tmp_path / "more.jsonl", [rec("b/one")]), "--atlas", str(small_atlas)]) == 3
+    one_line_error(capsys, str(small_atlas), "No locks available")
+    assert small_atlas.read_bytes() == before

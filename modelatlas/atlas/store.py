@@ -177,6 +177,9 @@ def writing(path: str | Path, *, wait: float | None = None):
                     raise AtlasBusyError(f"{path}: atlas is being written by {_holder(fd)}; gave up after "
                                          f"waiting {wait:g} s (run again when it has finished)") from None
                 time.sleep(_LOCK_POLL_SECONDS)
+            except OSError as exc:  # e.g. ENOLCK on a network file system without locks
+                raise _host_error(path, exc, "lock the atlas for writing (does this file system support "
+                                             "locks?)") from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
