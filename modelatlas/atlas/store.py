@@ -57,6 +57,14 @@ _SAFE_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions":
 _HELD: dict[Path, int] = {}
 
 
+def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to an atlas file with :data:`_SAFE_CONFIG` and no progress bar (DuckDB draws
+    it on standard output, which ``--json`` keeps for the result)."""
+    con = duckdb.connect(str(path), read_only=read_only, config=_SAFE_CONFIG)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _table_sql(name: str) -> str:
     """The quoted SQL identifier of a known table; anything else is a programming error."""
     if name not in KNOWN_TABLES:
@@ -169,6 +177,9 @@ def writing(path: str | Path, *, wait: float | None = None):
                     raise AtlasBusyError(f"{path}: atlas is being written by {_holder(fd)}; gave up after "
                                          f"waiting {wait:g} s (run again when it has finished)") from None
                 time.sleep(_LOCK_POLL_SECONDS)
+            except OSError as exc:  # e.g. ENOLCK on a network file system without locks
+                raise _host_error(path, exc, "lock the atlas for writing (does this file system support "
+                                             "locks?)") from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -240,7 +251,7 @@ def save_atlas(atlas, path: str | Path) -> Path:
         tmp = Path(tmp_name)
         tmp.unlink()  # DuckDB must create the file itself
         try:
-            con = duckdb.connect(str(tmp), config=_SAFE_CONFIG)
+            con = _open(tmp, read_only=False)
             try:
                 for name, table in tables.items():
                     con.register("_incoming", table)
@@ -257,6 +268,8 @@ def save_atlas(atlas, path: str | Path) -> Path:
             if mode is not None:
                 os.chmod(tmp, mode)
             os.replace(tmp, path)
+        except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+            raise KeyboardInterrupt from None
         except duckdb.Error as exc:
             raise HostError(f"{path}: cannot write the atlas: {_first_line(exc)}") from None
         except OSError as exc:
@@ -286,6 +299,8 @@ def _objects(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[str]]:
 def _check_meta(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         rows = con.execute(f"SELECT CAST(key AS VARCHAR), CAST(value AS VARCHAR) FROM {_table_sql(_META)}").fetchall()
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error:
         raise StoreError(f"{path}: its '{_META}' table is not an atlas's (columns key, value)") from None
     version = None
@@ -323,7 +338,9 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise HostError(f"{path}: cannot read the atlas: permission denied")
     _sweep_if_free(path)
     try:
-        con = duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
+        con = _open(path, read_only=True)
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
                          f"{_first_line(exc)}") from None
@@ -336,11 +353,12 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
             raise StoreError(f"{path}: refused: besides the atlas tables this file holds {len(odd)} other "
                              f"object(s) ({', '.join(repr(o) for o in odd[:3])}{', ...' if len(odd) > 3 else ''})")
         _check_meta(con, path)
-    except duckdb.Error as exc:
+    except BaseException as exc:
         con.close()
-        raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
-    except BaseException:
-        con.close()
+        if isinstance(exc, duckdb.InterruptException):  # Ctrl-C inside DuckDB: the command line says so
+            raise KeyboardInterrupt from None
+        if isinstance(exc, duckdb.Error):
+            raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
         raise
     return con
 
@@ -379,6 +397,8 @@ def load_atlas(path: str | Path):
         present, _ = _objects(con)
         tables = {name: con.sql(f"SELECT * FROM {_table_sql(name)}").to_arrow_table()
                   for name in (*CORE_TABLES, *EXTRA_TABLES) if name in present}
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
     except duckdb.Error as exc:
         raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
     finally:

@@ -17,6 +17,7 @@ Rules (Anatomy paper, section 2; issue 2):
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,13 +26,14 @@ from modelatlas.errors import InputError
 from modelatlas.ingest import pyvalue
 from modelatlas.ingest.batch import SourceBatch, evidence_rows
 from modelatlas.ingest.records import records_from_wire
-from modelatlas.ingest.tags import HUB_URL_PREFIX
+from modelatlas.ingest.tags import HUB_URL_PREFIX, MODEL_ID_PATTERN
 from modelatlas.ingest.textfile import open_text
 from modelatlas.ingest.wire import TREE_LISTS, HubModelInfo, model_info_from_api, wire_table
 
 FORMAT = "hf-trees"
 #: Integers too long to be counts stay text, to be reported as mistyped (see :func:`pyvalue.bounded_int`).
 _DECODER = json.JSONDecoder(parse_int=pyvalue.bounded_int)
+_ID = re.compile(MODEL_ID_PATTERN)
 
 
 def _json_documents(text: str, path: Path):
@@ -124,8 +126,9 @@ def _child_ids(urls, where: str, list_name: str, batch: SourceBatch) -> list[str
         if child.startswith(HUB_URL_PREFIX):
             child = child[len(HUB_URL_PREFIX):]
         child = child.strip("/")
-        if not child or "://" in child:
-            batch.issue("malformed_child_url", where, f"{list_name} entry {url!r} is not a Hub model URL; ignored")
+        if not _ID.match(child):
+            batch.issue("malformed_child_url", where, f"{list_name} entry {pyvalue.show(url)} is not a Hub model "
+                                                      f"URL; ignored")
             continue
         out.append(child)
     return out

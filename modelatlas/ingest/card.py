@@ -78,8 +78,7 @@ def load_card_data(value) -> dict | None:
     if not isinstance(value, str):
         raise CardDataError(f"card data is a {type(value).__name__}, not a mapping")
     if len(value) > CARD_DATA_MAX_CHARS:
-        raise CardDataError(f"card data is {len(value):,} characters, above the limit of {CARD_DATA_MAX_CHARS:,}; "
-                            f"not read")
+        raise CardDataError(f"card data is {len(value):,} characters, above the limit of {CARD_DATA_MAX_CHARS:,}")
     text = value
     if text.lstrip().startswith("---"):
         front, _ = split_front_matter(text.lstrip())
@@ -117,7 +116,7 @@ def _check_size(data) -> None:
         budget -= 1
         if budget < 0:
             raise CardDataError(f"card data expands to more than {CARD_DATA_MAX_VALUES:,} values "
-                                f"(YAML aliases?); not read")
+                                f"(YAML aliases?)")
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, (list, tuple)):
@@ -125,9 +124,9 @@ def _check_size(data) -> None:
         else:
             continue
         if id(value) in above:
-            raise CardDataError("card data contains itself (a self-referencing YAML alias); not read")
+            raise CardDataError("card data contains itself (a self-referencing YAML alias)")
         if depth >= CARD_DATA_MAX_DEPTH:
-            raise CardDataError(f"card data is nested more than {CARD_DATA_MAX_DEPTH} levels deep; not read")
+            raise CardDataError(f"card data is nested more than {CARD_DATA_MAX_DEPTH} levels deep")
         inner = (*above, id(value))
         stack.extend((child, depth + 1, inner) for child in children)
 

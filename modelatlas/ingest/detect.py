@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelatlas.errors import InputError
-from modelatlas.ingest.textfile import is_gzip, open_text
+from modelatlas.ingest.textfile import is_gzip, open_text, require_file
 
 #: Reader names accepted by ``--format``.
 FORMATS: tuple[str, ...] = ("hf-trees", "hub-stats", "card-parents", "manual", "leaderboard", "hub")
@@ -31,9 +31,7 @@ def detect_format(source: str) -> str:
     """
     if source.startswith(HUB_PREFIX):
         return "hub"
-    path = Path(source)
-    if not path.is_file():
-        raise InputError("no such file", path=source)
+    path = require_file(source)
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic == b"PAR1" or path.suffix.lower() == ".parquet":

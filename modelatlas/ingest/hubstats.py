@@ -25,7 +25,7 @@ from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.card import CARD_DATA_MAX_CHARS
 from modelatlas.ingest.pyvalue import EARLIEST_YEAR, LATEST_YEAR
 from modelatlas.ingest.records import MAX_ROW_MESSAGES, records_from_table
-from modelatlas.ingest.textfile import quiet_connection
+from modelatlas.ingest.textfile import quiet_connection, require_file
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
 FORMAT = "hub-stats"
@@ -237,8 +237,7 @@ def _literal_path(path: Path, folder: tempfile.TemporaryDirectory) -> Path:
     path = path.absolute()
     if _GLOB_CHARACTERS.isdisjoint(str(path)):
         return path
-    if not path.is_file():
-        raise InputError("no such file", path=str(path))
+    require_file(path)
     link = Path(folder.name) / "source.parquet"
     link.symlink_to(path)
     return link

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from modelatlas.atlas.schema import EVIDENCE_SCHEMA, METRIC_SCHEMA
 from modelatlas.errors import InputError
 from modelatlas.ingest.atlas_csv import first_broken_line
+from modelatlas.ingest.textfile import require_file
 
 SOURCE = "open-llm-leaderboard-v2"
 BENCHMARKS = ("ifeval", "bbh", "math", "gpqa", "musr", "mmlu_pro")
@@ -69,9 +70,7 @@ def read_leaderboard(path: str | Path) -> LeaderboardData:
     """
     import pyarrow.csv as pcsv
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", path=str(path))
+    path = require_file(path)
     # pyarrow reads a quote left open across the line's end, pairing one model's name with the next
     # line's cells; a line must parse on its own (docs/reliability.md)
     broken = first_broken_line(path)

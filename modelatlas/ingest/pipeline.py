@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +20,7 @@ from modelatlas.atlas.schema import EVIDENCE_SCHEMA, METRIC_SCHEMA, NODE_SCHEMA
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.detect import FORMATS, HUB_PREFIX, detect_format, is_empty
+from modelatlas.ingest.textfile import require_file
 
 INGEST_LOG = "ingest_log"
 INGEST_LOG_SCHEMA = pa.schema([
@@ -47,9 +47,7 @@ def read_source(source: str, fmt: str | None = None, *, on_progress=None, checkp
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", path=source)
     if not source.startswith(HUB_PREFIX):
-        path = Path(source)
-        if not path.is_file():
-            raise InputError("no such file", path=source)
+        path = require_file(source)
         if is_empty(path):
             batch = SourceBatch(path.name, fmt or "empty")
             batch.issue("empty_source", path.name, f"{path} is empty; nothing was read from it")

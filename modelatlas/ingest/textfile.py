@@ -44,12 +44,21 @@ class _CheckedGzip(gzip.GzipFile):
         return self._checked(super().readline, size)
 
 
+def require_file(path: str | Path) -> Path:
+    """``path`` when it is a regular file; otherwise an :class:`InputError` saying what it is (a
+    folder, a FIFO or a device would block or fail a reader)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path=str(path))
+    if not path.is_file():
+        raise InputError("not a regular file (a folder, FIFO or device); nothing was read", path=str(path))
+    return path
+
+
 def open_text(path: str | Path) -> io.TextIOBase:
     """A text stream over ``path`` (gzip detected by its magic bytes; a UTF-8 byte order mark is
     dropped); a missing file or damaged gzip data is an :class:`InputError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", path=str(path))
+    path = require_file(path)
     if is_gzip(path):
         return io.TextIOWrapper(_CheckedGzip(str(path), "rb"), encoding="utf-8-sig", errors="replace")
     return open(path, encoding="utf-8-sig", errors="replace")
