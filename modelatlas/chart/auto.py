@@ -310,7 +310,8 @@ class OnlineCharter:
         free = np.array([self.kind[i] in self.FREE for i in range(n)])
         fixed = {i: self.parents.get(i, ()) for i in range(n) if not free[i]}
         space = self.m.geometry_of(models.vectors, models.layers)
-        index = GrowingIndex(models.vectors.shape[1], exact_up_to=self.m.exact_up_to)
+        index = GrowingIndex(models.vectors.shape[1], exact_up_to=self.m.exact_up_to,
+                             capacity=max(int(eligible.sum()), 1))
         for i in np.flatnonzero(eligible).tolist():
             index.add(i, space[i])
         k = self.m.n_candidates
@@ -392,7 +393,7 @@ class OnlineCharter:
         """Which candidates are related to the model, and the root rule's margin (how far the most
         related candidate is below the threshold; negative when some candidate is related)."""
         m = self.m
-        if "roots" not in m.rules:
+        if "roots" not in m.rules or not len(cand):
             return np.ones(len(cand), bool), 0.0
         if self.alignment_testable:
             z = alignment_z(self.units[self.row[label]], self._rows(cand, "units"), self.layers)
