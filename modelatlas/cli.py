@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "ecosystem",
     "viz",
     "science",
+    "identify",
 )
 
 for _name in COMMAND_MODULES:

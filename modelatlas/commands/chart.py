@@ -131,10 +131,7 @@ def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, 
             raise InputError("a Parquet file but not a modelatlas fingerprint store", path=str(p))
     work = FingerprintStore.open(store_path) if store_path is not None else FingerprintStore.empty()
     for p in stores:
-        other = FingerprintStore.open(p)
-        for plan in other.plan_counts():
-            fp, rows = other.fingerprints(plan)
-            work.add(fp, _metas(rows))
+        work.add_store(FingerprintStore.open(p))
     found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime)
     messages = list(found.messages)
     if found.models:
@@ -152,19 +149,6 @@ def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, 
         loaded.messages.append(f"{guessed} models have no documented upload time: their files' modification "
                                "times were used (--no-mtime leaves them unknown)")
     return loaded
-
-
-def _metas(rows) -> dict:
-    """Store rows back to :class:`ModelMeta` (to copy models from one store into another)."""
-    from modelatlas.weights.store import ModelMeta
-
-    out = {}
-    for r in rows.select(["id", "path", "format", "model_type", "created_at", "created_at_source",
-                          "documented_parents", "declared_relation", "notes"]).to_pylist():
-        when = r["created_at"].timestamp() if r["created_at"] is not None else None
-        out[r["id"]] = ModelMeta(r["id"], r["path"], r["format"], r["model_type"], when, r["created_at_source"],
-                                 tuple(r["documented_parents"] or ()), r["declared_relation"], list(r["notes"] or []))
-    return out
 
 
 def _documented_pairs(models, known_edges) -> set[tuple[str, str]]:

@@ -34,6 +34,8 @@ from modelatlas.weights.fingerprint import Fingerprints
 FORMAT = "modelatlas-fingerprint-store"
 VERSION = 1
 META_KEY = b"modelatlas.fingerprint_store"
+#: Target bytes of fingerprint vectors per Parquet row group.
+ROW_GROUP_BYTES = 32 << 20
 
 #: Where an upload time came from (``created_at_source``); ``file_mtime`` is a flagged fallback.
 TIME_SOURCES = ("manifest", "card", "hub_cache", "file_mtime")
@@ -221,6 +223,18 @@ class FingerprintStore:
         self.rows = pa.concat_tables([self.rows, table.take(pa.array(keep, pa.int64()))])
         return [table["id"][i].as_py() for i in keep]
 
+    def add_store(self, other: "FingerprintStore") -> list[str]:
+        """Add the models of another store that are not in this one yet; return their ids."""
+        present = self.ids
+        ids = other.rows["id"].to_pylist()
+        keep = [i for i, model_id in enumerate(ids) if model_id not in present]
+        if not keep:
+            return []
+        taken = other.rows.take(pa.array(keep, pa.int64()))
+        self.plans.update({k: other.plans[k] for k in set(taken["plan"].to_pylist())})
+        self.rows = pa.concat_tables([self.rows, taken.cast(ROW_SCHEMA)])
+        return [ids[i] for i in keep]
+
     def save(self, path: str | Path | None = None) -> Path:
         """Write the store (to a temporary file first, then renamed over the old one)."""
         path = Path(path or self.path)
@@ -229,12 +243,18 @@ class FingerprintStore:
         schema = ROW_SCHEMA.with_metadata({META_KEY: json.dumps(meta).encode()})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            pq.write_table(self.rows.cast(schema), tmp, compression="zstd")
+            pq.write_table(self.rows.cast(schema), tmp, compression="zstd", row_group_size=self._group_rows())
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
         self.path = path
         return path
+
+    def _group_rows(self) -> int:
+        """Rows per Parquet row group: about :data:`ROW_GROUP_BYTES` of vectors, so that reading a few
+        models (``identify``'s candidates, :func:`read_rows`) decodes little more than them."""
+        widths = [int(layout["projection"] or layout["layer_offsets"][-1]) for layout in self.plans.values()]
+        return int(max(1, min(65536, ROW_GROUP_BYTES // max(4 * max(widths, default=1), 1))))
 
     def fingerprints(self, plan: str) -> tuple[Fingerprints, pa.Table]:
         """The models of one plan as :class:`Fingerprints`, and their store rows (same order)."""
@@ -267,6 +287,26 @@ class FingerprintStore:
         for key in self.rows["plan"].to_pylist():
             out[key] = out.get(key, 0) + 1
         return out
+
+
+def read_rows(path: str | Path, rows: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+    """The store rows at positions ``rows`` (in that order), reading only their row groups."""
+    rows = np.asarray(rows, np.int64)
+    try:
+        pf = pq.ParquetFile(path)
+        sizes = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], np.int64)
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        if len(rows) and (rows.min() < 0 or rows.max() >= starts[-1]):
+            raise InputError(f"row {int(rows.max())} is outside the store's {int(starts[-1])} rows", path=str(path))
+        groups = sorted(set(np.searchsorted(starts, rows, side="right").tolist()))
+        groups = [g - 1 for g in groups]
+        table = pf.read_row_groups(groups, columns=columns) if groups else pf.schema_arrow.empty_table()
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read the fingerprint store ({exc})", path=str(path)) from None
+    offset = {g: int(sum(sizes[h] for h in groups[:k])) for k, g in enumerate(groups)}
+    local = [offset[int(np.searchsorted(starts, r, side="right") - 1)] + int(r - starts[
+        np.searchsorted(starts, r, side="right") - 1]) for r in rows.tolist()]
+    return table.take(pa.array(local, pa.int64()))
 
 
 def read_plans(path: str | Path) -> dict[str, dict]:
