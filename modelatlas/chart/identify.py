@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelatlas.errors import InputError
-from modelatlas.weights.store import read_plans, read_rows
+from modelatlas.weights.store import decode_vectors, plan_width, read_plans, read_rows
 
 #: Dimensions of the search vectors (fingerprints longer than this are projected for the index).
 SEARCH_DIM = 256
-#: Approximate neighbours fetched per exact neighbour wanted (recall of the HNSW stage).
-OVERFETCH = 4
+#: Approximate neighbours re-ranked exactly per neighbour wanted (recall of the HNSW stage).
+OVERFETCH = 2
 #: References shown as "nearest known models".
 SHOW_NEAREST = 5
 _PLAN_KEY = re.compile(r"^[0-9a-f]{16}$")
@@ -86,13 +88,14 @@ class ReferenceSearch:
     when the store changed.
     """
 
-    def __init__(self, store: str | Path, plan: str, *, rebuild: bool = False):
+    def __init__(self, store: str | Path, plan: str, *, rebuild: bool = False, table=None):
         if not _PLAN_KEY.match(plan):
             raise InputError(f"plan key {plan!r} is not 16 hex digits", path=str(store))
         self.store = Path(store)
         self.plan = plan
         self.layout = read_plans(store)[plan]
-        table = pq.read_table(store, columns=_META_COLUMNS)
+        if table is None:
+            table = read_metadata(store)
         mask = np.asarray(table["plan"].to_pylist()) == plan
         self.rows = np.flatnonzero(mask)  # store row numbers of this plan's models, in store order
         self.meta = table.filter(mask)
@@ -100,7 +103,7 @@ class ReferenceSearch:
         self.position = {m: i for i, m in enumerate(self.ids)}
         created = self.meta["created_at"].cast("int64").to_pylist()
         self.times = np.array([np.nan if t is None else t / 1e6 for t in created])
-        self.width = int(self.layout["projection"] or self.layout["layer_offsets"][-1])
+        self.width = plan_width(self.layout)
         self.projection = None
         if self.width > SEARCH_DIM:
             from modelatlas.weights.projection import SparseProjection
@@ -133,13 +136,12 @@ class ReferenceSearch:
         pf = pq.ParquetFile(self.store)
         k = 0
         for batch in pf.iter_batches(columns=["plan", "vector"], batch_size=1024):
-            plans = batch.column(0).to_pylist()
-            values = batch.column(1)
-            for r, key in enumerate(plans):
-                if key == self.plan:
-                    v = np.asarray(values[r].values.to_numpy(zero_copy_only=False), np.float32)
-                    vectors[k] = self._search_vector(v)
-                    k += 1
+            mine = np.asarray(batch.column(0).to_pylist()) == self.plan
+            if not mine.any():
+                continue
+            for v in decode_vectors(batch.column(1).filter(pa.array(mine)), self.width, self.store):
+                vectors[k] = self._search_vector(v)
+                k += 1
         index = StaticIndex(vectors)
         try:
             folder.mkdir(exist_ok=True)
@@ -152,8 +154,7 @@ class ReferenceSearch:
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Full fingerprints of the plan's models at ``positions``."""
         table = read_rows(self.store, self.rows[np.asarray(positions, np.int64)], columns=["vector"])
-        col = table["vector"].combine_chunks()
-        return np.asarray(col.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(positions), -1)
+        return decode_vectors(table["vector"], self.width, self.store)
 
     def nearest(self, v: np.ndarray, k: int, *, exclude: set[int] = frozenset(), before: float | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -204,14 +205,15 @@ def identify(model: str | Path, store: str | Path, *, n_candidates: int = 24, re
         raise InputError("no such reference store (build one with `modelatlas index add PATH... --index "
                          "STORE.parquet`)", path=str(store))
     plans = read_plans(store)
-    counts = _plan_counts(store)
+    table = read_metadata(store)
+    counts = dict(Counter(table["plan"].to_pylist()))
     if Path(model).exists():
         query = _read_query(Path(model), plans, counts)
     else:
-        query = _stored_query(str(model), store)
+        query = _stored_query(str(model), store, table)
     if isinstance(query, Provenance):
         return query
-    search = ReferenceSearch(store, query.plan, rebuild=rebuild)
+    search = ReferenceSearch(store, query.plan, rebuild=rebuild, table=table)
     exclude = {search.position[query.id]} if query.id in search.position else set()
     pos, dist, vecs, younger = search.nearest(query.vector, n_candidates, exclude=exclude, before=query.time)
     messages = list(query.messages)
@@ -236,12 +238,12 @@ class _Query:
     hash_kind: str = "sample"
 
 
-def _plan_counts(store: Path) -> dict[str, int]:
-    plans = pq.read_table(store, columns=["plan"])["plan"].to_pylist()
-    out: dict[str, int] = {}
-    for key in plans:
-        out[key] = out.get(key, 0) + 1
-    return out
+def read_metadata(store: str | Path):
+    """The store's columns that identification needs, without the fingerprint vectors."""
+    try:
+        return pq.read_table(store, columns=_META_COLUMNS)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the reference store ({exc})", path=str(store)) from None
 
 
 def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
@@ -286,8 +288,7 @@ def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
                   schemes, messages)
 
 
-def _stored_query(model_id: str, store: Path) -> _Query:
-    table = pq.read_table(store, columns=_META_COLUMNS)
+def _stored_query(model_id: str, store: Path, table) -> _Query:
     ids = table["id"].to_pylist()
     if model_id not in ids:
         from difflib import get_close_matches
@@ -298,7 +299,8 @@ def _stored_query(model_id: str, store: Path) -> _Query:
     r = ids.index(model_id)
     row = read_rows(store, np.array([r]), columns=["vector"])
     created = table["created_at"][r].as_py()
-    return _Query(model_id, table["plan"][r].as_py(), np.asarray(row["vector"][0].as_py(), np.float32),
+    width = plan_width(read_plans(store)[table["plan"][r].as_py()])
+    return _Query(model_id, table["plan"][r].as_py(), decode_vectors(row["vector"], width, store)[0],
                   bool(table["quantized"][r].as_py()), table["content_hash"][r].as_py(),
                   created.timestamp() if created else None, [], [], table["hash_kind"][r].as_py())
 
@@ -359,6 +361,10 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
     result = charter.result()
     conf = float(result.confidence[result.child == q].min())
     relation = charter.relation[q]
+    if kind == "duplicate" and meta[parents[0]]["quantized"] and documented[parents[0]]:
+        # identical to a quantised reference: the same quantisation of that reference's parent
+        evidence["identical_to"] = search.ids[pos[parents[0]]]
+        parents, relation, kind = list(documented[parents[0]]), "quantized", "quantized"
     ids = [search.ids[pos[p]] for p in parents]
     evidence.update(_evidence(query.vector, [vecs[p] for p in parents], blocks, method, relation))
     evidence["distance_to_parents"] = [float(dist[p]) for p in parents]

@@ -34,8 +34,9 @@ from modelatlas.weights.fingerprint import Fingerprints
 FORMAT = "modelatlas-fingerprint-store"
 VERSION = 1
 META_KEY = b"modelatlas.fingerprint_store"
-#: Target bytes of fingerprint vectors per Parquet row group.
-ROW_GROUP_BYTES = 32 << 20
+#: Target bytes of fingerprint vectors per Parquet row group: small, since ``identify`` reads a few
+#: dozen scattered models and decodes every row group that holds one.
+ROW_GROUP_BYTES = 1 << 20
 
 #: Where an upload time came from (``created_at_source``); ``file_mtime`` is a flagged fallback.
 TIME_SOURCES = ("manifest", "card", "hub_cache", "file_mtime")
@@ -44,7 +45,7 @@ ROW_SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
     pa.field("plan", pa.string(), nullable=False),
     pa.field("signature_key", pa.string(), nullable=False),
-    pa.field("vector", pa.list_(pa.float32()), nullable=False),
+    pa.field("vector", pa.binary(), nullable=False),  # little-endian float32, the plan's width
     pa.field("kurtosis", pa.list_(pa.float64())),
     pa.field("content_hash", pa.string()),
     pa.field("hash_kind", pa.string(), nullable=False),
@@ -136,10 +137,8 @@ def fingerprint_rows(fp: Fingerprints, metas: dict[str, ModelMeta] | None = None
     key = plan_key(fp)
     n = len(fp.ids)
     m = [metas.get(i) or ModelMeta(i) for i in fp.ids]
-    vectors = np.ascontiguousarray(fp.vectors, np.float32)
-    d = vectors.shape[1] if vectors.ndim == 2 else 0
-    vec = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * d),
-                                   pa.array(vectors.reshape(-1), pa.float32()))
+    vectors = np.ascontiguousarray(fp.vectors, "<f4")
+    vec = pa.array([row.tobytes() for row in vectors], pa.binary())
     kurt = (pa.nulls(n, pa.list_(pa.float64())) if fp.kurtosis is None else
             pa.array([list(map(float, row)) for row in np.asarray(fp.kurtosis)], pa.list_(pa.float64())))
     cols = {
@@ -243,7 +242,9 @@ class FingerprintStore:
         schema = ROW_SCHEMA.with_metadata({META_KEY: json.dumps(meta).encode()})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            pq.write_table(self.rows.cast(schema), tmp, compression="zstd", row_group_size=self._group_rows())
+            # float bytes do not compress; decoding zstd made candidate reads 25x slower
+            compression = {name: "zstd" for name in ROW_SCHEMA.names} | {"vector": "none"}
+            pq.write_table(self.rows.cast(schema), tmp, compression=compression, row_group_size=self._group_rows())
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -253,7 +254,7 @@ class FingerprintStore:
     def _group_rows(self) -> int:
         """Rows per Parquet row group: about :data:`ROW_GROUP_BYTES` of vectors, so that reading a few
         models (``identify``'s candidates, :func:`read_rows`) decodes little more than them."""
-        widths = [int(layout["projection"] or layout["layer_offsets"][-1]) for layout in self.plans.values()]
+        widths = [plan_width(layout) for layout in self.plans.values()]
         return int(max(1, min(65536, ROW_GROUP_BYTES // max(4 * max(widths, default=1), 1))))
 
     def fingerprints(self, plan: str) -> tuple[Fingerprints, pa.Table]:
@@ -263,9 +264,7 @@ class FingerprintStore:
         rows = self.rows.filter(pc.equal(self.rows["plan"], plan))
         layout = self.plans[plan]
         n = rows.num_rows
-        flat = rows["vector"].combine_chunks()
-        values = np.asarray(flat.values.to_numpy(zero_copy_only=False), np.float32)
-        vectors = values.reshape(n, -1) if n else np.zeros((0, layout["layer_offsets"][-1]), np.float32)
+        vectors = decode_vectors(rows["vector"], plan_width(layout), self.path)
         kurt = rows["kurtosis"].to_pylist()
         kurtosis = (np.array(kurt, np.float64) if n and all(k is not None for k in kurt) else None)
         fp = Fingerprints(
@@ -287,6 +286,23 @@ class FingerprintStore:
         for key in self.rows["plan"].to_pylist():
             out[key] = out.get(key, 0) + 1
         return out
+
+
+def plan_width(layout: dict) -> int:
+    """Length of the fingerprint vectors of a plan."""
+    return int(layout["projection"] or layout["layer_offsets"][-1])
+
+
+def decode_vectors(column, width: int, path=None) -> np.ndarray:
+    """``n x width`` float32 vectors from the store's ``vector`` column (raw little-endian bytes)."""
+    blobs = column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+    out = np.empty((len(blobs), width), np.float32)
+    for i, blob in enumerate(blobs):
+        if blob is None or len(blob) != 4 * width:
+            raise InputError(f"fingerprint {i} holds {0 if blob is None else len(blob)} bytes, not {4 * width} "
+                             "(the plan's width): the store is damaged", path=str(path) if path else None)
+        out[i] = np.frombuffer(blob, "<f4")
+    return out
 
 
 def read_rows(path: str | Path, rows: np.ndarray, columns: list[str] | None = None) -> pa.Table:
