@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -209,3 +211,27 @@ def test_cache_entry_without_refs_and_several_snapshots(tmp_path, entry):
         assert [m.meta.id for m in found.models] == ["org/x"]
     else:
         assert not found.models and "2 snapshots and no refs/main" in found.messages[0]
+
+
+def test_a_file_inside_a_model_folder_takes_the_folders_card(tmp_path):
+    rng = np.random.default_rng(6)
+    folder = _hf_folder(tmp_path / "my-model", _weights(rng), base_model="org/base", created="2024-01-01T00:00:00Z")
+    save_file(_weights(rng), str(folder / "extra.safetensors"))
+    (main,) = discover_models([folder / "model.safetensors"]).models
+    assert main.meta.id == "my-model" and main.meta.documented_parents == ("org/base",)
+    assert main.meta.created_at_source == "card"
+    (extra,) = discover_models([folder / "extra.safetensors"]).models
+    assert extra.meta.id == "my-model:extra.safetensors"
+
+
+REPO_PART = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.]{0,8}(-[A-Za-z0-9_.]{1,4}){0,2}", fullmatch=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(org=REPO_PART, name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}", fullmatch=True))
+def test_cache_folder_names_decode_to_repo_ids(org, name):
+    """huggingface_hub names a cache entry ``models--`` + the repo id with ``/`` replaced by ``--``;
+    organisation names hold no ``--``, so the first ``--`` separates them (model names may hold it)."""
+    from modelatlas.chart.model_paths import _repo_id
+
+    assert _repo_id("models--" + "--".join(f"{org}/{name}".split("/"))) == f"{org}/{name}"

@@ -3,7 +3,8 @@
 Accepted, without a manifest (docs/chart.md, "Charting what you have"):
 
 * a weights file (``.safetensors``, ``.gguf``, ``.onnx``, a shard index, PyTorch ``.pt`` / ``.pth``):
-  one model, id = the file name without suffix;
+  one model, id = the file name without suffix; inside a model folder (below) the folder's id and
+  card apply (``<folder id>:<file name>`` when it is not the file the folder would be read from);
 * a Hugging Face-style model folder (``config.json`` and / or ``README.md`` beside the weights):
   one model, id = the folder name (or the repo id of a cache snapshot); weights = the shard index,
   else ``model.safetensors``, else one ``.safetensors`` / ``.onnx`` file. Several GGUF files in one
@@ -110,7 +111,19 @@ def _discover(path: Path, messages: list[str]) -> list[FoundModel]:
     if path.is_file():
         if path.name == "manifest.json":
             return _zoo_models(path)
-        return [_file_model(path, path.name.split(".")[0] or path.name)]
+        found = _file_model(path, path.name.split(".")[0] or path.name)
+        folder = _cache_entry(path.parent) or ((path.parent, path.parent.resolve().name)
+                                               if _is_model_folder(path.parent) else None)
+        if folder is not None:  # a file of a model folder: the folder's card and times apply
+            meta = _folder_meta(folder[0], folder[1])
+            try:
+                chosen = [m.weights for m in _model_folder(folder[0], folder[1], messages)]
+            except InputError:
+                chosen = []
+            if path not in chosen:
+                meta.id = f"{folder[1]}:{path.name}"
+            found.meta = meta
+        return [found]
     if (path / "manifest.json").is_file():
         return _zoo_models(path / "manifest.json")
     cache = _cache_entry(path)
