@@ -309,15 +309,9 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
     from modelatlas.chart.auto import Auto, OnlineCharter, looks_quantized
     from modelatlas.chart.base import LayerBlock
     from modelatlas.chart.store_input import layer_blocks
-    from modelatlas.weights.fingerprint import Fingerprints
 
     layout = search.layout
-    blocks = layer_blocks(Fingerprints(ids=[], signature_key=layout["signature_key"],
-                                       layer_names=layout["layer_names"], vectors=np.zeros((0, 0)), kurtosis=None,
-                                       content_hashes=[], quantized=np.zeros(0, bool), bytes_read=np.zeros(0),
-                                       layer_rows=[np.asarray(r) for r in layout["layer_rows"]],
-                                       layer_offsets=np.asarray(layout["layer_offsets"]),
-                                       projection=layout["projection"]))
+    blocks = layer_blocks(layout)
     method = Auto()
     if not blocks:  # projected fingerprints: one block, no per-layer rank test
         blocks = [LayerBlock("all", 0, 1, vecs.shape[1])]

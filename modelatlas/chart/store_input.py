@@ -14,19 +14,25 @@ import numpy as np
 
 from modelatlas.chart.base import LayerBlock
 from modelatlas.chart.zoo_input import GroupedChartInput
-from modelatlas.weights.fingerprint import Fingerprints
 from modelatlas.weights.store import FingerprintStore
 
 
-def layer_blocks(fp: Fingerprints) -> list[LayerBlock]:
-    """Where each fingerprinted layer sits in the vectors (none for projected fingerprints)."""
-    if fp.projection:
+def layer_blocks(layout: dict) -> list[LayerBlock]:
+    """Where each fingerprinted layer sits in the vectors of a store plan (none when projected).
+
+    Parameters
+    ----------
+    layout:
+        A plan layout of :class:`~modelatlas.weights.store.FingerprintStore` (``layer_names``,
+        ``layer_rows``, ``layer_offsets``, ``projection``).
+    """
+    if layout["projection"]:
         return []
-    offsets = np.asarray(fp.layer_offsets, np.int64)
+    offsets = np.asarray(layout["layer_offsets"], np.int64)
     blocks = []
-    for li, name in enumerate(fp.layer_names):
+    for li, name in enumerate(layout["layer_names"]):
         size = int(offsets[li + 1] - offsets[li])
-        rows = len(fp.layer_rows[li]) if fp.layer_rows else 1
+        rows = len(layout["layer_rows"][li])
         if size and rows:
             blocks.append(LayerBlock(name, int(offsets[li]), rows, size // rows))
     return blocks
@@ -59,7 +65,7 @@ def chart_input_from_store(store: FingerprintStore) -> StoreInput:
     layouts: dict[str, list[LayerBlock]] = {}
     for plan in store.plan_counts():
         fp, rows = store.fingerprints(plan)
-        layouts[plan] = layer_blocks(fp)
+        layouts[plan] = layer_blocks(store.plans[plan])
         created = rows["created_at"].cast("int64").to_pylist()
         for r, model_id in enumerate(fp.ids):
             ids.append(model_id)

@@ -45,7 +45,9 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     InputError
         When the manifest itself cannot be read or no model can be fingerprinted.
     """
+    from modelatlas.chart.store_input import layer_blocks
     from modelatlas.weights.fingerprint import fingerprint_models, group_by_signature
+    from modelatlas.weights.store import plan_layout
     from modelatlas.zoo.manifest import load_manifest
 
     zoo = load_manifest(location, check_files=False)
@@ -81,14 +83,7 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
         models = [by_path[str(Path(p))] for p in paths]
         fp = fingerprint_models([str(p) for p in paths], ids=[m.id for m in models],
                                 n_neurons=n_neurons, layers=layers, seed=seed)
-        offsets = np.asarray(fp.layer_offsets, np.int64)
-        blocks = []
-        for li, name in enumerate(fp.layer_names):
-            size = int(offsets[li + 1] - offsets[li])
-            rows = len(fp.layer_rows[li]) if fp.layer_rows else 1
-            if size and rows:
-                blocks.append(LayerBlock(name, int(offsets[li]), rows, size // rows))
-        blocks_by_group[key] = blocks
+        blocks_by_group[key] = layer_blocks(plan_layout(fp))
         for r, m in enumerate(models):
             v = np.asarray(fp.vectors[r], np.float32)
             if not np.all(np.isfinite(v)):

@@ -105,7 +105,8 @@ def plan_key(fp: Fingerprints) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def _layout(fp: Fingerprints) -> dict:
+def plan_layout(fp: Fingerprints) -> dict:
+    """The layout of ``fp``'s vectors, as kept per plan in a store's footer (JSON-ready)."""
     return {"signature_key": fp.signature_key, "layer_names": list(fp.layer_names),
             "layer_offsets": [int(x) for x in fp.layer_offsets],
             "layer_rows": [[int(r) for r in rows] for rows in fp.layer_rows],
@@ -157,7 +158,7 @@ def fingerprint_rows(fp: Fingerprints, metas: dict[str, ModelMeta] | None = None
         "declared_relation": pa.array([x.declared_relation for x in m], pa.string()),
         "notes": pa.array([list(x.notes) for x in m], pa.list_(pa.string())),
     }
-    return pa.table(cols, schema=ROW_SCHEMA), {key: _layout(fp)}
+    return pa.table(cols, schema=ROW_SCHEMA), {key: plan_layout(fp)}
 
 
 @dataclass
