@@ -107,6 +107,21 @@ def test_identify_names_parent_relation_and_evidence(family, query, parents, rel
         assert answer.rule == "duplicate" and answer.verdict.startswith("an exact copy")
 
 
+def test_the_models_own_card_is_checked_against_the_weights(family, tmp_path):
+    import shutil
+
+    store, queries = family
+    for claim, agrees in (("org--ft", True), ("org--other", False)):
+        folder = tmp_path / f"claims-{claim}"
+        folder.mkdir()
+        shutil.copy(queries["child-of-ft"] / "model.safetensors", folder / "model.safetensors")
+        (folder / "README.md").write_text(f"---\nbase_model: {claim}\ncreated_at: '2024-01-01T00:00:00Z'\n---\n")
+        answer = identify(folder, store)
+        assert answer.parents == ["org--ft"]
+        assert answer.evidence["card_base_model"] == [claim] and answer.evidence["card_agrees"] is agrees
+        assert any("its card names org--other" in m for m in answer.messages) is not agrees
+
+
 def test_no_known_relative(family):
     store, queries = family
     stranger = identify(queries["stranger"], store)

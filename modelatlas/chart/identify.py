@@ -236,6 +236,7 @@ class _Query:
     schemes: list[str]
     messages: list[str]
     hash_kind: str = "sample"
+    documented: tuple[str, ...] = ()
 
 
 def read_metadata(store: str | Path):
@@ -285,7 +286,7 @@ def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
     if not np.all(np.isfinite(vector)):
         raise InputError("its weights hold NaN or infinite values in the sampled rows", path=str(path))
     return _Query(item.meta.id, plan, vector, bool(fp.quantized[0]), fp.content_hashes[0], item.meta.created_at,
-                  schemes, messages)
+                  schemes, messages, documented=tuple(item.meta.documented_parents))
 
 
 def _stored_query(model_id: str, store: Path, table) -> _Query:
@@ -302,7 +303,8 @@ def _stored_query(model_id: str, store: Path, table) -> _Query:
     width = plan_width(read_plans(store)[table["plan"][r].as_py()])
     return _Query(model_id, table["plan"][r].as_py(), decode_vectors(row["vector"], width, store)[0],
                   bool(table["quantized"][r].as_py()), table["content_hash"][r].as_py(),
-                  created.timestamp() if created else None, [], [], table["hash_kind"][r].as_py())
+                  created.timestamp() if created else None, [], [], table["hash_kind"][r].as_py(),
+                  tuple(table["documented_parents"][r].as_py() or ()))
 
 
 def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -> Provenance:
@@ -347,7 +349,10 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
     evidence = {"plan": query.plan, "references_in_plan": len(search.ids), "matched_by": "name",
                 "tensors_compared": len(layout["layer_names"]), "query_quantized": query.quantized,
                 "quantization_schemes": query.schemes}
+    if query.documented:
+        evidence["card_base_model"] = list(query.documented)
     if not parents:
+        evidence["card_agrees"] = None if not query.documented else False
         evidence["relative_distance_to_nearest"] = nearest[0]["relative_distance"] if nearest else None
         evidence["root_distance"] = method.root_distance
         return Provenance(query.id, "no known relative: its nearest reference is as far as an unrelated "
@@ -362,6 +367,11 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
     ids = [search.ids[pos[p]] for p in parents]
     evidence.update(_evidence(query.vector, [vecs[p] for p in parents], blocks, method, relation))
     evidence["distance_to_parents"] = [float(dist[p]) for p in parents]
+    if query.documented:
+        evidence["card_agrees"] = set(query.documented) == set(ids)
+        if not evidence["card_agrees"]:
+            messages.append(f"its card names {', '.join(query.documented)} as base model; the weights point to "
+                            f"{', '.join(ids)}")
     verdict = {"duplicate": "an exact copy (re-upload) of", "quantized": "a quantisation of",
                "adapter": "an adapter (LoRA) of", "merge": "a merge of",
                "finetune": "a fine-tune of"}["duplicate" if kind == "duplicate" else relation]
