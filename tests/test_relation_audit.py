@@ -121,7 +121,7 @@ FILE_NAMES = st.sampled_from(["model.safetensors", "m.Q4_0.gguf", "m.ggml", "onn
                               "config.json", "pytorch_model.bin"])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(files=st.lists(FILE_NAMES, max_size=5, unique=True),
        relation=st.sampled_from(["finetune", "adapter", "quantized", "merge"]))
 def test_flags_follow_the_file_list(tmp_path_factory, files, relation):

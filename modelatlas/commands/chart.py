@@ -33,6 +33,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     import time
 
     import pyarrow as pa
+    from rich.markup import escape
 
     from modelatlas.chart import get_method
     from modelatlas.chart.evaluate import accuracy, edge_accuracy, sample_stem
@@ -64,8 +65,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     if len(models) == 1:
         messages.append("a single model: nothing to chart, it is a root")
     edges = result.to_table(models.ids)
-    if known_edges:
-        edges = _documented_relations(edges, models, known_edges, declared)
+    edges = _documented_relations(edges, models, known_edges, declared)
     where = ", ".join(map(str, paths))
     out = {"method": method, "zoo" if zoo_run else "paths": str(paths[0]) if zoo_run else [str(p) for p in paths],
            "n_models": len(models), "n_edges": edges.num_rows,
@@ -80,12 +80,13 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         from modelatlas.atlas.atlas import Atlas
 
         base = Atlas.load(atlas) if atlas.exists() else Atlas.empty()
-        documented = pa.array([(r["child"], r["parent"]) in _documented_pairs(models, known_edges)
+        pairs = _documented_pairs(models, known_edges)
+        documented = pa.array([(r["child"], r["parent"]) in pairs
                                for r in edges.select(["parent", "child"]).to_pylist()], pa.bool_())
         source = f"chart:{Path(paths[0]).name}" if zoo_run else "chart:paths"
         evidence = pa.table({
             "parent": edges["parent"], "child": edges["child"], "relation": edges["relation"],
-            "relation_rule": pc.if_else(documented, "card_relation", "predicted"),
+            "relation_rule": edges["relation_rule"],
             "provenance": pc.if_else(documented, "hub_card", f"predicted:{method}"),
             "confidence": edges["confidence"],
             "source": pa.array([source] * edges.num_rows, pa.string()),
@@ -96,15 +97,15 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         emit_json(out)
         return
     for msg in messages:
-        console.print(f"[yellow]note:[/] {msg}", markup=True, highlight=False)
+        console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False)
     for model_id, lines in notes.items():
         for line in lines:
-            console.print(f"[yellow]note:[/] {model_id}: {line}", highlight=False)
+            console.print(f"[yellow]note:[/] {escape(model_id)}: {escape(line)}", highlight=False)
     table = Table(title=f"chart {where} --method {method}")
     for col in ("parent", "child", "relation", "confidence"):
         table.add_column(col)
     for row in edges.to_pylist()[:50]:
-        table.add_row(row["parent"], row["child"], row["relation"], f"{row['confidence']:.2f}")
+        table.add_row(escape(row["parent"]), escape(row["child"]), row["relation"], f"{row['confidence']:.2f}")
     console.print(table)
     if edges.num_rows > 50:
         console.print(f"... {edges.num_rows - 50} more edges")
@@ -144,7 +145,7 @@ def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, 
         raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
     loaded = chart_input_from_store(work)
     loaded.messages[:0] = messages
-    guessed = sum(1 for lines in loaded.notes.values() for line in lines if "modification time" in line)
+    guessed = work.rows["created_at_source"].to_pylist().count("file_mtime")
     if guessed:
         loaded.messages.append(f"{guessed} models have no documented upload time: their files' modification "
                                "times were used (--no-mtime leaves them unknown)")
@@ -156,25 +157,32 @@ def _documented_pairs(models, known_edges) -> set[tuple[str, str]]:
 
 
 def _documented_relations(edges, models, known_edges, declared):
-    """Documented edges get the card's relation (else merge for several bases, quantized for a
-    quantised child, finetune otherwise), instead of the ``unknown`` of a given edge."""
+    """Documented edges get the card's relation (rule ``card_relation``), else ``merge`` for several
+    bases (``card_multi_base``), else ``quantized`` for a quantised child or ``finetune`` (read from
+    the weights: rule ``predicted``), instead of the ``unknown`` of a given edge. Adds the column
+    ``relation_rule`` (``predicted`` for the edges the method found)."""
     import pyarrow as pa
 
     pairs = _documented_pairs(models, known_edges)
     index = {m: i for i, m in enumerate(models.ids)}
     n_parents = {models.ids[c]: len(ps) for c, ps in known_edges.items()}
-    rel = []
+    rel, rule = [], []
     for row in edges.select(["parent", "child", "relation"]).to_pylist():
         child = row["child"]
         if (child, row["parent"]) not in pairs:
             rel.append(row["relation"])
+            rule.append("predicted")
         elif declared.get(child):
             rel.append(declared[child])
+            rule.append("card_relation")
         elif n_parents[child] > 1:
             rel.append("merge")
+            rule.append("card_multi_base")
         else:
             rel.append("quantized" if models.quantized[index[child]] else "finetune")
-    return edges.set_column(edges.schema.get_field_index("relation"), "relation", pa.array(rel, pa.string()))
+            rule.append("predicted")
+    edges = edges.set_column(edges.schema.get_field_index("relation"), "relation", pa.array(rel, pa.string()))
+    return edges.append_column("relation_rule", pa.array(rule, pa.string()))
 
 
 def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folder (repeatable).")] = [],
