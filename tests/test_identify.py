@@ -72,6 +72,8 @@ def family(tmp_path_factory):
         "merge": _folder(root / "q", "merge", {n: (0.5 * ft[n] + 0.5 * ft2[n]).astype(np.float32)
                                                for n in NAMES}, created="2024-01-01T00:00:00Z"),
         "copy-of-other": _folder(root / "q", "copy-of-other", dict(other), created="2024-01-01T00:00:00Z"),
+        "ft-with-head": _folder(root / "q", "ft-with-head", {**_finetune(rng, ft), "classifier.weight":
+                                rng.standard_normal((10, 48)).astype(np.float32)}, created="2024-01-01T00:00:00Z"),
         "stranger": _folder(root / "q", "stranger", _root(rng), created="2024-01-01T00:00:00Z"),
         "new-arch": _folder(root / "q", "new-arch", _root(rng, width=40), created="2024-01-01T00:00:00Z"),
     }
@@ -120,6 +122,13 @@ def test_the_models_own_card_is_checked_against_the_weights(family, tmp_path):
         assert answer.parents == ["org--ft"]
         assert answer.evidence["card_base_model"] == [claim] and answer.evidence["card_agrees"] is agrees
         assert any("its card names org--other" in m for m in answer.messages) is not agrees
+
+
+def test_a_model_with_a_new_head_is_read_at_the_references_rows(family):
+    store, queries = family
+    answer = identify(queries["ft-with-head"], store)
+    assert answer.parents == ["org--ft"] and answer.relation == "finetune"
+    assert any("compared on the 4 fingerprinted tensors" in m and "(5 tensors)" in m for m in answer.messages)
 
 
 def test_no_known_relative(family):

@@ -264,12 +264,15 @@ def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
     with open_weights(item.weights) as wf:
         sig = signature(wf)
         schemes = list(detect_quantization(wf).schemes)
-    same = [k for k, layout in plans.items() if layout["signature_key"] == sig.key]
-    if not same:
-        n_arch = len({layout["signature_key"] for layout in plans.values()})
-        return Provenance(item.meta.id, "no known relative: no reference model has its architecture",
-                          evidence={"signature_key": sig.key, "references": sum(counts.values()),
-                                    "reference_architectures": n_arch})
+        same = [k for k, layout in plans.items() if layout["signature_key"] == sig.key]
+        if not same:
+            inside = _plan_inside(sig, plans, counts)
+            if inside is not None:  # e.g. a fine-tune that added a task head to a reference architecture
+                return _query_on_plan(wf, sig, item, inside, plans[inside], schemes)
+            n_arch = len({layout["signature_key"] for layout in plans.values()})
+            return Provenance(item.meta.id, "no known relative: no reference model has its architecture",
+                              evidence={"signature_key": sig.key, "references": sum(counts.values()),
+                                        "reference_architectures": n_arch})
     plan = max(same, key=lambda k: counts.get(k, 0))
     messages = list(item.meta.notes)
     if len(same) > 1:
@@ -287,6 +290,46 @@ def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
         raise InputError("its weights hold NaN or infinite values in the sampled rows", path=str(path))
     return _Query(item.meta.id, plan, vector, bool(fp.quantized[0]), fp.content_hashes[0], item.meta.created_at,
                   schemes, messages, documented=tuple(item.meta.documented_parents))
+
+
+def _plan_inside(sig, plans: dict, counts: dict) -> str | None:
+    """The largest plan whose every fingerprinted tensor the model holds under the same name and shape.
+
+    A model that adds tensors to a reference architecture (a task head) has another signature, but
+    can still be read at exactly the rows the references were sampled at (the plan keeps them).
+    """
+    shapes = sig.shapes
+    fits = []
+    for key, layout in plans.items():
+        if layout["projection"] or "layer_shapes" not in layout:
+            continue
+        if all(tuple(shapes.get(n, ())) == tuple(s) for n, s in zip(layout["layer_names"], layout["layer_shapes"])):
+            fits.append(key)
+    return max(fits, key=lambda k: counts.get(k, 0)) if fits else None
+
+
+def _query_on_plan(wf, sig, item, plan: str, layout: dict, schemes: list[str]) -> _Query:
+    """Fingerprint an opened model at a reference plan's rows (see :func:`_plan_inside`)."""
+    import hashlib
+
+    from modelatlas.weights.quantization import detect_quantization
+
+    offsets = layout["layer_offsets"]
+    vector = np.empty(int(offsets[-1]), np.float32)
+    samples = {}
+    for li, name in enumerate(layout["layer_names"]):
+        block = wf.read_rows(sig.file_names[name], np.asarray(layout["layer_rows"][li], np.int64))
+        samples[sig.file_names[name]] = block
+        vector[offsets[li]:offsets[li + 1]] = block.reshape(-1)
+    if not np.all(np.isfinite(vector)):
+        raise InputError("its weights hold NaN or infinite values in the sampled rows", path=str(wf.path))
+    messages = list(item.meta.notes) + [
+        f"compared on the {len(layout['layer_names'])} fingerprinted tensors of a reference architecture, all of "
+        f"which this model holds; its own signature ({len(sig.entries)} tensors) differs, e.g. by a task head"]
+    quantized = detect_quantization(wf, samples=samples).quantized
+    digest = hashlib.blake2b(memoryview(vector), digest_size=16).hexdigest()
+    return _Query(item.meta.id, plan, vector, quantized, digest, item.meta.created_at, schemes, messages,
+                  documented=tuple(item.meta.documented_parents))
 
 
 def _stored_query(model_id: str, store: Path, table) -> _Query:

@@ -392,12 +392,14 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
         messages.append(f"{len(again)} models already in the store, not read again "
                         f"({', '.join(again[:3])}{', ...' if len(again) > 3 else ''})")
     groups: dict[str, list[tuple[Path, ModelMeta]]] = {}
+    sigs = {}
     for path, meta in models:
         if meta.id in present:
             continue
         try:
             with open_weights(path) as wf:
-                key = signature(wf).key
+                sigs[meta.id] = signature(wf)
+                key = sigs[meta.id].key
                 meta.format = meta.format or wf.format
         except Exception as exc:  # noqa: BLE001 -- one unreadable model is reported, the rest go on
             if on_error == "raise":
@@ -422,7 +424,11 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
         if bad:
             messages += [f"{fp.ids[i]}: fingerprint holds NaN or infinite values; left out" for i in bad]
             fp = _drop(fp, bad)
-        added += store.add(fp, metas)
+        ids = store.add(fp, metas)
+        if ids:  # the tensors' shapes let a model with more tensors be read at this plan's rows
+            layout = store.plans[plan_key(fp)]
+            layout.setdefault("layer_shapes", [list(sigs[members[0][1].id].shapes[n]) for n in fp.layer_names])
+        added += ids
         if progress is not None:
             for _ in members:
                 progress()
