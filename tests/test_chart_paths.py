@@ -235,3 +235,13 @@ def test_cache_folder_names_decode_to_repo_ids(org, name):
     from modelatlas.chart.model_paths import _repo_id
 
     assert _repo_id("models--" + "--".join(f"{org}/{name}".split("/"))) == f"{org}/{name}"
+
+
+def test_refs_main_cannot_point_outside_snapshots(tmp_path):
+    rng = np.random.default_rng(7)
+    entry = tmp_path / "models--org--x"
+    _hf_folder(entry / "snapshots" / "r1", _weights(rng))
+    (entry / "refs").mkdir()
+    (entry / "refs" / "main").write_text("..")
+    found = discover_models([entry])
+    assert not found.models and "refs/main names snapshot '..'" in found.messages[0]

@@ -174,7 +174,7 @@ def _cache_entry(path: Path) -> tuple[Path, str] | None:
     if ref.is_file():
         rev = _small_text(ref).strip()
         snap = path / "snapshots" / rev
-        if rev and "/" not in rev and snap.is_dir():
+        if rev not in ("", ".", "..") and "/" not in rev and "\\" not in rev and snap.is_dir():
             return snap, repo
         raise InputError(f"refs/main names snapshot {rev!r}, which is not in snapshots/", path=str(path))
     snaps = sorted(d for d in (path / "snapshots").iterdir() if d.is_dir())
