@@ -245,3 +245,19 @@ def test_refs_main_cannot_point_outside_snapshots(tmp_path):
     (entry / "refs" / "main").write_text("..")
     found = discover_models([entry])
     assert not found.models and "refs/main names snapshot '..'" in found.messages[0]
+
+
+def test_a_zoo_through_a_store_keeps_its_accuracy(tmp_path):
+    from tests.test_chart_cli import _write_zoo
+
+    zoo = _write_zoo(tmp_path / "zoo")
+    direct = json.loads(_run("chart", zoo, "--json").stdout)
+    res = _run("chart", zoo, "--store", tmp_path / "z.parquet", "--json")
+    assert res.exit_code == 0, res.output
+    stored = json.loads(res.stdout)
+    assert stored["accuracy"] == direct["accuracy"] and stored["n_edges"] == direct["n_edges"]
+    # again from the store alone: the weights are not needed, the truth comes from the manifest
+    for f in (zoo / "models").iterdir():
+        f.unlink()
+    again = json.loads(_run("chart", zoo, "--store", tmp_path / "z.parquet", "--json").stdout)
+    assert again["accuracy"] == direct["accuracy"]

@@ -100,7 +100,7 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     # Rows are grouped by signature; the layout of the first group is the ChartInput's. Other
     # groups have their own layouts, handled by charting each group with its own blocks.
     models_input = _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo.models)
-    truth = _truth(ids, zoo.models)
+    truth = zoo_truth(ids, zoo.models)
     records = [_record(m) for m in zoo.models if m.id in set(ids)]
     return ZooInput(models_input, truth, records, messages)
 
@@ -157,7 +157,8 @@ def _trim_kurtosis(k: np.ndarray | None, n_layers: int) -> np.ndarray | None:
     return None if k is None else k[:, :max(n_layers, 1)]
 
 
-def _truth(ids: list[str], zoo_models) -> GroundTruth:
+def zoo_truth(ids: list[str], zoo_models) -> GroundTruth:
+    """The manifest's lineage of the models ``ids`` (row order); ``None`` where a parent is absent."""
     index = {m: i for i, m in enumerate(ids)}
     by_id = {m.id: m for m in zoo_models}
     parents: list[tuple[int, ...] | None] = []

@@ -50,7 +50,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     else:
         loaded = _models_from_paths(paths, store, mtime, quiet=as_json)
         models, records, messages, notes = loaded.models, loaded.records, loaded.messages, loaded.notes
-        declared, truth = loaded.declared, None
+        declared, truth = loaded.declared, _zoo_truth(paths, models.ids)
         known_edges = dict(models.documented_parents)
     has_truth = truth is not None and any(p is not None for p in truth.parents)
     known = sample_stem(truth, fraction=stem, seed=seed) if (stem > 0 and has_truth) else {}
@@ -113,6 +113,19 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     if out["accuracy"] is not None:
         summary += f", accuracy {out['accuracy']:.1%} (edge accuracy {out['edge_accuracy']:.1%})"
     console.print(summary)
+
+
+def _zoo_truth(paths: list[Path], ids: list[str]):
+    """Ground truth when every path is a zoo (e.g. a zoo charted through ``--store``), else None."""
+    from modelatlas.chart.zoo_input import zoo_truth
+    from modelatlas.zoo.manifest import load_manifest
+
+    if not paths or not all(_is_zoo(p) for p in paths):
+        return None
+    zoo_models = [m for p in paths for m in load_manifest(p, check_files=False).models]
+    if set(ids) - {m.id for m in zoo_models}:
+        return None  # the store holds models of no manifest given: no truth for them
+    return zoo_truth(ids, zoo_models)
 
 
 def _is_zoo(path: Path) -> bool:
