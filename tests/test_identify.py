@@ -207,3 +207,16 @@ def test_leave_one_out_recall_on_a_synthetic_store(tmp_path):
     other = _synthetic_store(tmp_path / "syn.parquet", 120, seed=6)
     answer = identify(other.models.ids[-1], tmp_path / "syn.parquet")
     assert stamp.read_text() != before and answer.evidence["references_in_plan"] == 120
+
+
+def test_stored_quantisation_schemes_reach_the_evidence(family, tmp_path):
+    store, queries = family
+    mine = tmp_path / "with-int8.parquet"
+    mine.write_bytes(store.read_bytes())
+    res = runner.invoke(app, ["index", "add", str(queries["int8-of-ft"]), "--index", str(mine), "--neurons", "16"])
+    assert res.exit_code == 0, res.output
+    rows = FingerprintStore.open(mine).rows.to_pylist()
+    schemes = {r["id"]: r["quantization_schemes"] for r in rows}
+    assert schemes["int8-of-ft"] == ["i8-affine"] and schemes["org--ft"] == []
+    answer = identify("int8-of-ft", mine)
+    assert answer.parents == ["org--ft"] and answer.evidence["quantization_schemes"] == ["i8-affine"]

@@ -36,7 +36,8 @@ OVERFETCH = 2
 #: References shown as "nearest known models".
 SHOW_NEAREST = 5
 _PLAN_KEY = re.compile(r"^[0-9a-f]{16}$")
-_META_COLUMNS = ["id", "plan", "content_hash", "hash_kind", "quantized", "created_at", "documented_parents"]
+_META_COLUMNS = ["id", "plan", "content_hash", "hash_kind", "quantized", "created_at", "documented_parents",
+                 "quantization_schemes"]
 
 
 @dataclass
@@ -346,7 +347,8 @@ def _stored_query(model_id: str, store: Path, table) -> _Query:
     width = plan_width(read_plans(store)[table["plan"][r].as_py()])
     return _Query(model_id, table["plan"][r].as_py(), decode_vectors(row["vector"], width, store)[0],
                   bool(table["quantized"][r].as_py()), table["content_hash"][r].as_py(),
-                  created.timestamp() if created else None, [], [], table["hash_kind"][r].as_py(),
+                  created.timestamp() if created else None, list(table["quantization_schemes"][r].as_py() or []),
+                  [], table["hash_kind"][r].as_py(),
                   tuple(table["documented_parents"][r].as_py() or ()))
 
 

@@ -58,6 +58,7 @@ ROW_SCHEMA = pa.schema([
     pa.field("created_at_source", pa.string()),
     pa.field("documented_parents", pa.list_(pa.string())),
     pa.field("declared_relation", pa.string()),
+    pa.field("quantization_schemes", pa.list_(pa.string())),
     pa.field("notes", pa.list_(pa.string())),
 ])
 
@@ -84,6 +85,9 @@ class ModelMeta:
         Parents the model's card or manifest names.
     declared_relation:
         The card's ``base_model_relation`` (or the manifest's relation).
+    quantization_schemes:
+        Quantisation schemes the weights file declares (``int8-affine``, ``gguf:Q4_0``, ...; from its
+        header, :func:`modelatlas.weights.quantization.detect_quantization`).
     notes:
         Messages about the model (e.g. the time fallback) shown wherever it is listed.
     """
@@ -96,6 +100,7 @@ class ModelMeta:
     created_at_source: str | None = None
     documented_parents: tuple[str, ...] = ()
     declared_relation: str | None = None
+    quantization_schemes: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,6 +161,7 @@ def fingerprint_rows(fp: Fingerprints, metas: dict[str, ModelMeta] | None = None
         "created_at_source": pa.array([x.created_at_source for x in m], pa.string()),
         "documented_parents": pa.array([list(x.documented_parents) for x in m], pa.list_(pa.string())),
         "declared_relation": pa.array([x.declared_relation for x in m], pa.string()),
+        "quantization_schemes": pa.array([list(x.quantization_schemes) for x in m], pa.list_(pa.string())),
         "notes": pa.array([list(x.notes) for x in m], pa.list_(pa.string())),
     }
     return pa.table(cols, schema=ROW_SCHEMA), {key: plan_layout(fp)}
@@ -382,6 +388,7 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
         Messages name each model left out and why, and the models already in the store.
     """
     from modelatlas.weights.fingerprint import fingerprint_models
+    from modelatlas.weights.quantization import detect_quantization
     from modelatlas.weights.reader import open_weights
     from modelatlas.weights.signature import signature
 
@@ -401,6 +408,7 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
                 sigs[meta.id] = signature(wf)
                 key = sigs[meta.id].key
                 meta.format = meta.format or wf.format
+                meta.quantization_schemes = tuple(detect_quantization(wf, sample_rows=0).schemes)
         except Exception as exc:  # noqa: BLE001 -- one unreadable model is reported, the rest go on
             if on_error == "raise":
                 raise
