@@ -17,6 +17,7 @@ the rank of each layer's difference, the quantisation scheme, merge weights. See
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -144,10 +145,14 @@ class ReferenceSearch:
                 vectors[k] = self._search_vector(v)
                 k += 1
         index = StaticIndex(vectors)
-        try:
+        try:  # written under temporary names, then renamed: a concurrent reader sees old or new
             folder.mkdir(exist_ok=True)
-            index.save(index_path)
-            stamp_path.write_text(json.dumps(stamp))
+            tmp_index = folder / f".{self.plan}.{os.getpid()}.hnsw"
+            tmp_stamp = folder / f".{self.plan}.{os.getpid()}.json"
+            index.save(tmp_index)
+            tmp_stamp.write_text(json.dumps(stamp))
+            os.replace(tmp_index, index_path)
+            os.replace(tmp_stamp, stamp_path)
         except OSError:
             pass  # a read-only store is searched with an index held in memory
         return index
@@ -218,6 +223,8 @@ def identify(model: str | Path, store: str | Path, *, n_candidates: int = 24, re
     exclude = {search.position[query.id]} if query.id in search.position else set()
     pos, dist, vecs, younger = search.nearest(query.vector, n_candidates, exclude=exclude, before=query.time)
     messages = list(query.messages)
+    if exclude and Path(model).exists():
+        messages.append(f"the store holds a model of the same id ({query.id}): taken to be this model and left out")
     if younger:
         messages.append(f"{younger} close references were uploaded after this model and cannot be its parent")
     if not len(pos):
