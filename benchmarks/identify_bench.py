@@ -13,6 +13,9 @@ metadata read, approximate search, exact re-rank on the candidates' rows, ``auto
 and one query through the command line (a fresh process, imports included; wall and CPU seconds,
 since the wall time on a shared machine says more about the neighbours than about the query).
 
+(0) Storage: reading 48 scattered fingerprints of a 10,000 x 4,096 store with the vectors as zstd
+``list<float>``, uncompressed ``list<float>`` and raw float32 bytes (the store's choice).
+
 (2) Real: each ``--zoo`` (trained models with known lineage, e.g. ``modelatlas zoo build tiny``) is
 put into a store with ``index add`` semantics (models read once, the manifest's times, no
 documented parents: the references' lineage is not told), then every non-root model is identified
@@ -104,6 +107,30 @@ def synthetic(n: int, queries: int, out: Path) -> None:
            [[p, f"{a / b:.1%}", b] for p, (a, b) in sorted(by_pattern.items())])
 
 
+def storage_formats(out: Path, n: int = 10000, d: int = 4096, rows: int = 48) -> None:
+    """Why the store keeps vectors as raw bytes: reading ``rows`` scattered fingerprints of an
+    ``n x d`` store (row groups of 64 rows) as zstd ``list<float>``, uncompressed ``list<float>``, and
+    uncompressed raw float32 bytes (what the store writes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * d), pa.array(x.reshape(-1)))
+    raw = pa.array([r.tobytes() for r in x], pa.binary())
+    picked = np.random.default_rng(1).choice(n, rows, replace=False)
+    groups = sorted(set((picked // 64).tolist()))
+    table = []
+    for name, column, compression in (("list<float>, zstd", lists, "zstd"), ("list<float>, none", lists, "none"),
+                                      ("raw float32 bytes, none", raw, "none")):
+        path = out / "format.parquet"
+        pq.write_table(pa.table({"v": column}), path, compression=compression, row_group_size=64)
+        t0 = time.perf_counter()
+        pq.ParquetFile(path).read_row_groups(groups, columns=["v"])
+        table.append([name, f"{time.perf_counter() - t0:.3f}"])
+        path.unlink()
+    _table(f"reading {rows} scattered fingerprints of a {n:,} x {d:,} store", ["vector column", "seconds"], table)
+
+
 def zoo(location: Path, out: Path) -> None:
     from modelatlas.chart.model_paths import discover_models
     from modelatlas.weights.store import fingerprint_into_store
@@ -151,6 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
+        storage_formats(out)
         if args.synthetic:
             synthetic(args.synthetic, args.queries, out)
         for location in args.zoo:
