@@ -180,7 +180,7 @@ def test_store_is_reused_and_stays_comparable_when_built_incrementally(tmp_path)
 
 
 def test_zoo_folders_chart_as_before(tmp_path):
-    from tests.test_chart_cli import _write_zoo
+    from test_chart_cli import _write_zoo
 
     zoo = _write_zoo(tmp_path / "zoo")
     res = _run("chart", zoo, "--json")
@@ -248,7 +248,7 @@ def test_refs_main_cannot_point_outside_snapshots(tmp_path):
 
 
 def test_a_zoo_through_a_store_keeps_its_accuracy(tmp_path):
-    from tests.test_chart_cli import _write_zoo
+    from test_chart_cli import _write_zoo
 
     zoo = _write_zoo(tmp_path / "zoo")
     direct = json.loads(_run("chart", zoo, "--json").stdout)
