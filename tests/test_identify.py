@@ -220,3 +220,14 @@ def test_stored_quantisation_schemes_reach_the_evidence(family, tmp_path):
     assert schemes["int8-of-ft"] == ["i8-affine"] and schemes["org--ft"] == []
     answer = identify("int8-of-ft", mine)
     assert answer.parents == ["org--ft"] and answer.evidence["quantization_schemes"] == ["i8-affine"]
+
+
+def test_a_projected_store_still_finds_the_parent_without_per_layer_evidence(family, tmp_path):
+    store, queries = family
+    refs = Path(store).parent / "refs"
+    small = tmp_path / "projected.parquet"
+    res = runner.invoke(app, ["index", "add", str(refs), "--index", str(small), "--neurons", "16", "--project", "64"])
+    assert res.exit_code == 0, res.output
+    answer = identify(queries["child-of-ft"], small)
+    assert answer.parents == ["org--ft"] and answer.relation == "finetune"
+    assert any("projected fingerprints" in m for m in answer.messages)
