@@ -112,8 +112,9 @@ def test_reingest_keeps_one_flag_per_claim(atlas_path, tmp_path):
 
     records = [_record(i, f, tag=t, card=c) for i, f, t, c, _ in CASES]
     src = _write(tmp_path / "again.jsonl.gz", records)
-    again, _ = ingest([str(src)], Atlas.load(atlas_path))
-    assert flag_counts(again.issues)["models"] == 5
+    for _ in range(3):  # the same claims give the same messages every time: still one flag each
+        again, _ = ingest([str(src)], Atlas.load(atlas_path))
+        assert flag_counts(again.issues)["models"] == 5 and len(relation_flags(again.issues)) == 5
 
 
 FILE_NAMES = st.sampled_from(["model.safetensors", "m.Q4_0.gguf", "m.ggml", "onnx/model.onnx",

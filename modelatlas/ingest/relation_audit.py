@@ -41,8 +41,8 @@ def _weights_sql(files: str) -> str:
 
 
 def audit_sql() -> str:
-    """Flags as rows ``(child, reason, message)`` from tables ``claims`` (``child, parent, relation,
-    relation_rule, provenance``) and ``files`` (``id, siblings``)."""
+    """Flags as rows ``(child, reason, message)`` from tables ``_audit_claims`` (``child, parent,
+    relation, relation_rule, provenance``) and ``_audit_files`` (``id, siblings``)."""
     base = r"lower(regexp_replace(f, '^.*/', ''))"
     only = lambda w, exts: (f"len({w}) > 0 AND len(list_filter({w}, lambda f: NOT regexp_matches(lower(f), "  # noqa: E731
                             f"'\\.({exts})$'))) = 0")
@@ -52,13 +52,15 @@ def audit_sql() -> str:
     return f"""
     WITH declared AS (
         SELECT child, parent, relation,
-               string_agg(DISTINCT CASE WHEN relation_rule = 'typed_tag' THEN 'base_model:' || relation || ' tag'
-                                        ELSE 'card base_model_relation' END, ' and ') AS declared_by
-        FROM claims WHERE relation_rule IN ('typed_tag', 'card_relation')
+               -- sorted, so that the message (and with it the issue) is the same on every ingest
+               array_to_string(list_sort(list_distinct(list(
+                   CASE WHEN relation_rule = 'typed_tag' THEN 'base_model:' || relation || ' tag'
+                        ELSE 'card base_model_relation' END))), ' and ') AS declared_by
+        FROM _audit_claims WHERE relation_rule IN ('typed_tag', 'card_relation')
         GROUP BY child, parent, relation),
     j AS (
         SELECT c.*, f.siblings AS s, {_weights_sql('f.siblings')} AS w
-        FROM declared c JOIN files f ON f.id = c.child
+        FROM declared c JOIN _audit_files f ON f.id = c.child
         WHERE f.siblings IS NOT NULL)
     SELECT child, 'only_gguf' AS reason,
            {claim} || ' but its weights are only GGUF/GGML files (' || {show} || '): a quantised '
@@ -95,12 +97,13 @@ def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch) -> 
     declared = claims.filter(pc.is_in(claims["relation_rule"], pa.array(["typed_tag", "card_relation"])))
     if not declared.num_rows:
         return 0
-    con.register("claims", declared.select(["child", "parent", "relation", "relation_rule", "provenance"]))
+    con.register("_audit_claims", declared.select(["child", "parent", "relation", "relation_rule", "provenance"]))
     try:
-        con.execute("CREATE OR REPLACE TEMP VIEW files AS SELECT id, siblings FROM wire")
+        con.execute("CREATE OR REPLACE TEMP VIEW _audit_files AS SELECT id, siblings FROM wire")
         rows = con.sql(audit_sql()).fetchall()
     finally:
-        con.unregister("claims")
+        con.execute("DROP VIEW IF EXISTS _audit_files")
+        con.unregister("_audit_claims")
     for child, reason, message in dict.fromkeys(rows):
         batch.issue(f"{KIND}:{reason}", child, message)
     return len(rows)
