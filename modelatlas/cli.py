@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "ecosystem",
     "viz",
     "science",
+    "identify",
 )
 
 #: Command options that name the file a command works on (for messages that have no file of their own).

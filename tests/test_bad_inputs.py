@@ -273,7 +273,7 @@ def test_leftovers_of_dead_writers_are_removed(small_atlas, capsys):
     for path in dead:
         path.write_bytes(b"\0" * 1000)
     (folder / f".{small_atlas.name}.xyz.tmp.tmp").mkdir()  # DuckDB's spill folder of a temporary database
-    unrelated = folder / f".other.duckdb.abc.tmp"
+    unrelated = folder / ".other.duckdb.abc.tmp"
     unrelated.write_bytes(b"keep")
     assert main(["info", "--atlas", str(small_atlas), "--json"]) == 0
     assert not [p for p in folder.iterdir() if p.name.startswith(f".{small_atlas.name}.") and "tmp" in p.name]

@@ -32,7 +32,7 @@ def run_json(capsys, *args):
 def test_stats_and_top_json(atlas_path, capsys):
     out = run_json(capsys, "stats", "--atlas", str(atlas_path), "--json")
     assert {"relation_mix", "quantized_leaves", "temporal_order", "depth_distribution", "descendant_downloads",
-            "merge_influence", "documentation", "component_structure"} == set(out["tables"])
+            "merge_influence", "documentation", "component_structure", "relation_audit"} == set(out["tables"])
     assert out["headline"][0]["paper"] == 0.9941
     top = run_json(capsys, "top", "--atlas", str(atlas_path), "--by", "sub_tree_downloads",
                    "--task", "text-generation", "--limit", "2", "--json")

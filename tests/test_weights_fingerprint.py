@@ -1,4 +1,4 @@
-"""Fingerprints: same rows per signature, kurtosis, hashes, mixed signatures, save/load, CLI."""
+"""Fingerprints: same rows per signature, kurtosis, hashes, mixed signatures, the store, CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy.stats import kurtosis
 
 from modelatlas.cli import main
 from modelatlas.errors import InputError
-from modelatlas.weights.fingerprint import (Fingerprints, SignatureMismatchError, fingerprint_models,
+from modelatlas.weights.fingerprint import (SignatureMismatchError, fingerprint_models,
                                             group_by_signature, select_layers)
 from modelatlas.weights import open_weights, signature
 
@@ -136,22 +136,35 @@ def test_mixed_signatures(tmp_path):
     assert "classifier.weight" not in common.layer_names and len(common.layer_names) == 5
 
 
-def test_save_load_roundtrip_without_pickle(tmp_path):
+def test_store_roundtrip_and_append_skips_present_models(tmp_path):
+    from modelatlas.weights.store import FingerprintStore, ModelMeta
+
     rng = np.random.default_rng(6)
     save_file(_vit_like(rng), tmp_path / "m.safetensors")
+    save_file(_vit_like(rng), tmp_path / "n.safetensors")
     fp = fingerprint_models([tmp_path / "m.safetensors"], ids=["org/model"], layers="mother-vit", n_neurons=7)
-    fp.save(tmp_path / "fp.npz")
-    back = Fingerprints.load(tmp_path / "fp.npz")
-    assert back.ids == ["org/model"] and back.signature_key == fp.signature_key
-    np.testing.assert_array_equal(back.vectors, fp.vectors)
-    np.testing.assert_array_equal(back.kurtosis, fp.kurtosis)
-    assert [r.tolist() for r in back.layer_rows] == [r.tolist() for r in fp.layer_rows]
-    assert back.layers == "mother-vit" and back.content_hashes == fp.content_hashes
-    with np.load(tmp_path / "fp.npz", allow_pickle=False) as z:
-        assert all(z[k].dtype != object for k in z.files)
-    (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(InputError, match="junk.npz"):
-        Fingerprints.load(tmp_path / "junk.npz")
+    store = FingerprintStore.open(tmp_path / "fp.parquet")
+    assert store.add(fp, {"org/model": ModelMeta("org/model", created_at=1.7e9, created_at_source="card",
+                                                 documented_parents=("org/base",))}) == ["org/model"]
+    store.save()
+    back = FingerprintStore.open(tmp_path / "fp.parquet")
+    (plan,) = back.plans
+    got, rows = back.fingerprints(plan)
+    assert got.ids == ["org/model"] and got.signature_key == fp.signature_key
+    np.testing.assert_array_equal(got.vectors, fp.vectors)
+    np.testing.assert_array_equal(got.kurtosis, fp.kurtosis)
+    assert [r.tolist() for r in got.layer_rows] == [r.tolist() for r in fp.layer_rows]
+    assert got.layers == "mother-vit" and got.content_hashes == fp.content_hashes
+    assert rows["documented_parents"].to_pylist() == [["org/base"]]
+    assert rows["created_at"][0].as_py().timestamp() == 1.7e9
+    # the same model again is skipped; another model of the same signature joins the same plan
+    again = fingerprint_models([tmp_path / "m.safetensors", tmp_path / "n.safetensors"], ids=["org/model", "org/n"],
+                               layers="mother-vit", n_neurons=7)
+    assert back.add(again) == ["org/n"]
+    assert back.plan_counts() == {plan: 2}
+    (tmp_path / "junk.parquet").write_bytes(b"junk")
+    with pytest.raises(InputError, match="junk.parquet"):
+        FingerprintStore.open(tmp_path / "junk.parquet")
 
 
 def _cli(args: list[str]) -> int:
@@ -161,30 +174,35 @@ def _cli(args: list[str]) -> int:
         return int(done.code or 0)
 
 
-def test_cli_manifest_group_and_errors(tmp_path, capsys):
+def test_cli_manifest_store_and_errors(tmp_path, capsys):
+    from modelatlas.weights.store import FingerprintStore
+
     rng = np.random.default_rng(7)
     models = tmp_path / "zoo" / "models"
     models.mkdir(parents=True)
     entries = []
     for i, hidden in enumerate([32, 32, 16]):
         save_file(_vit_like(rng, hidden=hidden), models / f"m{i}.safetensors")
-        entries.append({"id": f"c/m{i}", "path": f"models/m{i}.safetensors"})
+        entries.append({"id": f"c/m{i}", "path": f"models/m{i}.safetensors",
+                        "created_at": f"2024-01-0{i + 1}T00:00:00Z"})
     (tmp_path / "zoo" / "manifest.json").write_text(json.dumps({"name": "t", "models": entries}))
     manifest = str(tmp_path / "zoo" / "manifest.json")
-    assert _cli(["fingerprint", manifest, "--out", str(tmp_path / "x.npz"), "--strict"]) == 2
-    assert "m2.safetensors" in capsys.readouterr().err
-    # by default the odd model is left out and reported, the others are written
-    assert _cli(["fingerprint", manifest, "--out", str(tmp_path / "x.npz"), "--json"]) == 0
+    out = str(tmp_path / "x.parquet")
+    assert _cli(["fingerprint", manifest, "--out", str(tmp_path / "x.npz")]) == 2
+    assert "Parquet" in capsys.readouterr().err
+    # two signatures: one store, two plans, the manifest's times kept
+    assert _cli(["fingerprint", manifest, "--out", out, "--neurons", "8", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [s["id"] for s in report["skipped"]] == ["c/m2"] and "differs from" in report["skipped"][0]["error"]
-    assert Fingerprints.load(tmp_path / "x.npz").ids == ["c/m0", "c/m1"]
-    assert _cli(["fingerprint", str(tmp_path / "zoo"), "--out", str(tmp_path / "fps"), "--group",
-                 "--neurons", "8", "--json"]) == 0
+    assert report["added"] == 3 and sorted(p["models"] for p in report["plans"]) == [1, 2]
+    store = FingerprintStore.open(out)
+    assert sorted(store.ids) == ["c/m0", "c/m1", "c/m2"]
+    assert set(store.rows["created_at_source"].to_pylist()) == {"manifest"}
+    # again: nothing read, nothing added
+    assert _cli(["fingerprint", str(tmp_path / "zoo"), "--out", out, "--neurons", "8", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert sorted(o["models"] for o in report["outputs"]) == [1, 2]
-    loaded = [Fingerprints.load(o["file"]) for o in report["outputs"]]
-    assert sorted(i for fp in loaded for i in fp.ids) == ["c/m0", "c/m1", "c/m2"]
-    assert _cli(["fingerprint", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y.npz")]) == 2
+    assert report["added"] == 0 and report["bytes_read"] == 0 and "already in the store" in report["messages"][0]
+    assert _cli(["fingerprint", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y.parquet"),
+                 "--strict"]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -201,8 +219,6 @@ def test_skip_mode_keeps_going_past_bad_files(tmp_path):
     assert fp.ids == [str(good[0]), str(good[1])] and fp.vectors.shape[0] == 2
     assert [s[0] for s in fp.skipped] == [str(paths[1]), str(paths[2])]
     assert "not valid UTF-8 JSON" in fp.skipped[0][1] and "no such file" in fp.skipped[1][1]
-    fp.save(tmp_path / "fp.npz")
-    assert Fingerprints.load(tmp_path / "fp.npz").skipped == fp.skipped
 
 
 def test_cli_weights_info(tmp_path, capsys):
@@ -235,8 +251,14 @@ def test_projection_while_reading_preserves_distances(tmp_path):
     off = ~np.eye(4, dtype=bool) & (exact > 0)
     assert np.all(np.abs(approx[off] / exact[off] - 1) < 0.15)
     assert (approx[0, 1:] == np.sort(approx[0, 1:])).all()  # order of relatives kept
-    small.save(tmp_path / "p.npz")
-    assert Fingerprints.load(tmp_path / "p.npz").projection == 1024
+    from modelatlas.weights.store import FingerprintStore
+
+    store = FingerprintStore.empty(tmp_path / "p.parquet")
+    store.add(small)
+    store.save()
+    back = FingerprintStore.open(tmp_path / "p.parquet")
+    got, _ = back.fingerprints(next(iter(back.plans)))
+    assert got.projection == 1024 and got.vectors.shape == (4, 1024)
     with pytest.raises(InputError, match="no per-layer blocks"):
         small.layer_block(small.layer_names[0])
     with pytest.raises(InputError, match="multiple of 4"):

@@ -14,6 +14,7 @@ from modelatlas.analytics.documentation import documentation
 from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.merge_influence import merge_influence
 from modelatlas.analytics.quantized_leaves import quantized_leaves
+from modelatlas.analytics.relation_audit import relation_audit
 from modelatlas.analytics.relation_mix import merge_rate_ratio, relation_mix
 from modelatlas.analytics.tables import StatTable, share
 from modelatlas.analytics.temporal_order import temporal_order
@@ -21,7 +22,7 @@ from modelatlas.errors import InputError
 
 #: Every statistic, in report order.
 STATISTICS = (relation_mix, quantized_leaves, temporal_order, depth_distribution, descendant_downloads,
-              merge_influence, documentation, component_structure)
+              merge_influence, documentation, component_structure, relation_audit)
 
 
 @dataclass

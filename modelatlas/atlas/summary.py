@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 
 from modelatlas.atlas.components import component_sizes, weakly_connected_components
 from modelatlas.atlas.depth import depth_from_sources
+from modelatlas.ingest.relation_audit import flag_counts
 
 
 def _counts(column) -> dict[str, int]:
@@ -24,7 +25,9 @@ def summarize(atlas) -> dict:
     -------
     dict with ``nodes`` (all rows), ``models`` (real records), ``placeholders``, ``edges``,
     ``edges_by_relation``, ``edges_by_provenance``, ``components``, ``largest_component``,
-    ``sources``, ``max_depth``, ``backfilled_created_at`` and ``issues_by_kind``.
+    ``sources``, ``max_depth``, ``backfilled_created_at``, ``issues_by_kind`` and ``relation_flags``
+    (declared relations the repositories' files contradict, by reason:
+    :mod:`modelatlas.ingest.relation_audit`).
     """
     g = atlas.graph
     labels = weakly_connected_components(g)
@@ -46,4 +49,5 @@ def summarize(atlas) -> dict:
         "metrics": atlas.metrics.num_rows,
         "issues_by_kind": _counts(atlas.issues["kind"]),
         "multi_parent_models": int(np.count_nonzero(g.in_degree > 1)),
+        "relation_flags": flag_counts(atlas.issues),
     }

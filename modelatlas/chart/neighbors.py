@@ -163,3 +163,61 @@ def earlier_neighbors(vectors: np.ndarray, order: np.ndarray, eligible: np.ndarr
         short_arr = np.array(short, np.int64)
         exact(short_arr[np.argsort(pos[short_arr])])
     return labels, dists
+
+
+class StaticIndex:
+    """Nearest neighbours among a fixed set of vectors (a reference store): HNSW, saved to disk.
+
+    Built once per store plan (``identify``'s search, docs/identify.md) with the same hnswlib
+    settings as the charting indexes; queries return approximate candidates, which the caller
+    refines with exact distances on the full fingerprints.
+
+    Parameters
+    ----------
+    vectors:
+        ``n x d`` search vectors.
+    M, ef_construction, ef:
+        HNSW graph degree, build breadth and default search breadth.
+    threads:
+        Threads used to build.
+    """
+
+    def __init__(self, vectors: np.ndarray | None = None, *, M: int = 16, ef_construction: int = 200,
+                 ef: int = 128, threads: int = 2):
+        import hnswlib
+
+        self.ef = ef
+        self._index = None
+        if vectors is not None:
+            x = np.ascontiguousarray(vectors, np.float32)
+            self._index = hnswlib.Index(space="l2", dim=x.shape[1])
+            self._index.init_index(max_elements=max(len(x), 1), ef_construction=ef_construction, M=M,
+                                   random_seed=0)
+            self._index.add_items(x, np.arange(len(x)), num_threads=threads)
+            self._index.set_ef(ef)
+
+    def __len__(self) -> int:
+        return 0 if self._index is None else self._index.get_current_count()
+
+    def save(self, path) -> None:
+        self._index.save_index(str(path))
+
+    @classmethod
+    def load(cls, path, dim: int, *, ef: int = 128) -> "StaticIndex":
+        import hnswlib
+
+        out = cls(ef=ef)
+        out._index = hnswlib.Index(space="l2", dim=dim)
+        out._index.load_index(str(path))
+        out._index.set_ef(ef)
+        return out
+
+    def query(self, vector: np.ndarray, k: int) -> np.ndarray:
+        """Row numbers of (about) the ``k`` nearest vectors, nearest first."""
+        n = len(self)
+        k = min(k, n)
+        if k == 0:
+            return np.zeros(0, np.int64)
+        self._index.set_ef(max(self.ef, k))
+        idx, _ = self._index.knn_query(np.asarray(vector, np.float32)[None, :], k=k, num_threads=1)
+        return idx[0].astype(np.int64)

@@ -47,8 +47,10 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     InputError
         When the manifest itself cannot be read or no model can be fingerprinted.
     """
+    from modelatlas.chart.store_input import layer_blocks
     from modelatlas.weights.fingerprint import fingerprint_models
     from modelatlas.weights.relatives import relative_groups
+    from modelatlas.weights.store import plan_layout
     from modelatlas.zoo.manifest import load_manifest
 
     zoo = load_manifest(location, check_files=False)
@@ -81,14 +83,7 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
         finally:
             for wf in opened:
                 wf.close()
-        offsets = np.asarray(fp.layer_offsets, np.int64)
-        blocks = []
-        for li, name in enumerate(fp.layer_names):
-            size = int(offsets[li + 1] - offsets[li])
-            rows = len(fp.layer_rows[li]) if fp.layer_rows else 1
-            if size and rows:
-                blocks.append(LayerBlock(name, int(offsets[li]), rows, size // rows))
-        blocks_by_group[key] = blocks
+        blocks_by_group[key] = layer_blocks(plan_layout(fp))
         for r, m in enumerate(models):
             v = np.asarray(fp.vectors[r], np.float32)
             if not np.all(np.isfinite(v)):
@@ -105,7 +100,7 @@ def load_zoo_input(location: str | Path, *, n_neurons: int = 100, layers: str = 
     # Rows are grouped by signature; the layout of the first group is the ChartInput's. Other
     # groups have their own layouts, handled by charting each group with its own blocks.
     models_input = _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo.models)
-    truth = _truth(ids, zoo.models)
+    truth = zoo_truth(ids, zoo.models)
     records = [_record(m) for m in zoo.models if m.id in set(ids)]
     return ZooInput(models_input, truth, records, messages)
 
@@ -162,7 +157,8 @@ def _trim_kurtosis(k: np.ndarray | None, n_layers: int) -> np.ndarray | None:
     return None if k is None else k[:, :max(n_layers, 1)]
 
 
-def _truth(ids: list[str], zoo_models) -> GroundTruth:
+def zoo_truth(ids: list[str], zoo_models) -> GroundTruth:
+    """The manifest's lineage of the models ``ids`` (row order); ``None`` where a parent is absent."""
     index = {m: i for i, m in enumerate(ids)}
     by_id = {m.id: m for m in zoo_models}
     parents: list[tuple[int, ...] | None] = []

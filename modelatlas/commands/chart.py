@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from modelatlas.commands.common import JsonFlag, console, emit_json
+from modelatlas.commands.common import JsonFlag, console, emit_json, progress
 
-ZooDir = Annotated[Path, typer.Argument(help="Zoo folder holding manifest.json and weights files.")]
+ChartPaths = Annotated[list[Path], typer.Argument(help="Zoo folder (manifest.json), model files, Hugging Face "
+                                                   "model folders or cache entries, or fingerprint stores (.parquet).")]
 MethodOpt = Annotated[str, typer.Option("--method", "-m", help="Charting method: auto, atlas, mother, "
                                          "random, random-root, majority, price.")]
 AtlasOpt = Annotated[Optional[Path], typer.Option("--atlas", "-a", help="Write predicted edges into this "
@@ -19,22 +20,38 @@ StemOpt = Annotated[float, typer.Option("--stem", help="Share of each component 
                                         "parents (Model Atlas protocol uses 0.1).")]
 ComponentsOpt = Annotated[bool, typer.Option("--components-known/--components-unknown",
                                              help="Tell methods the true families (paper protocol).")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Fingerprint store (.parquet) to read "
+                                                   "fingerprints from and add new ones to.")]
+MtimeOpt = Annotated[bool, typer.Option("--mtime/--no-mtime", help="Without a documented upload time, use "
+                                        "the weights file's modification time (flagged per model).")]
 
 
-def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, stem: StemOpt = 0.0,
-          components_known: ComponentsOpt = False, seed: int = 0, as_json: JsonFlag = False) -> None:
-    """Chart a zoo: predict every model's parents from its weights, times and what is known."""
+def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None, stem: StemOpt = 0.0,
+          components_known: ComponentsOpt = False, seed: int = 0, store: StoreOpt = None,
+          mtime: MtimeOpt = False, as_json: JsonFlag = False) -> None:
+    """Chart models: predict every model's parents from its weights, times and documented parents."""
     import time
 
     import pyarrow as pa
+    from rich.markup import escape
 
     from modelatlas.chart import get_method
     from modelatlas.chart.evaluate import accuracy, edge_accuracy, sample_stem
-    from modelatlas.chart.zoo_input import load_zoo_input
 
     estimator = get_method(method)
-    data = load_zoo_input(zoo_dir)
-    models, truth = data.models, data.truth
+    zoo_run = len(paths) == 1 and store is None and _is_zoo(paths[0])
+    if zoo_run:
+        from modelatlas.chart.zoo_input import load_zoo_input
+
+        data = load_zoo_input(paths[0])
+        models, truth, records, messages, notes = data.models, data.truth, data.records, list(data.messages), {}
+        known_edges: dict = {}
+        declared: dict = {}
+    else:
+        loaded = _models_from_paths(paths, store, mtime, quiet=as_json)
+        models, records, messages, notes = loaded.models, loaded.records, loaded.messages, loaded.notes
+        declared, truth = loaded.declared, _zoo_truth(paths, models.ids)
+        known_edges = dict(models.documented_parents)
     has_truth = truth is not None and any(p is not None for p in truth.parents)
     known = sample_stem(truth, fraction=stem, seed=seed) if (stem > 0 and has_truth) else {}
     if components_known and has_truth:
@@ -42,43 +59,55 @@ def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, s
 
         models = replace(models, components=truth.component)
     t0 = time.perf_counter()
-    result = estimator.chart(models, known_edges=known)
+    result = estimator.chart(models, known_edges={**known_edges, **known})
     seconds = time.perf_counter() - t0
-    messages = data.messages + result.messages
+    messages = messages + result.messages
     if len(models) == 1:
         messages.append("a single model: nothing to chart, it is a root")
     edges = result.to_table(models.ids)
-    out = {"method": method, "zoo": str(zoo_dir), "n_models": len(models), "n_edges": edges.num_rows,
-           "seconds": round(seconds, 4), "accuracy": None, "edge_accuracy": None, "messages": messages}
+    edges = _documented_relations(edges, models, known_edges, declared)
+    where = ", ".join(map(str, paths))
+    out = {"method": method, "zoo" if zoo_run else "paths": str(paths[0]) if zoo_run else [str(p) for p in paths],
+           "n_models": len(models), "n_edges": edges.num_rows,
+           "seconds": round(seconds, 4), "accuracy": None, "edge_accuracy": None, "messages": messages,
+           "model_notes": notes}
     if has_truth:
         out["accuracy"] = accuracy(result, truth, known)
         out["edge_accuracy"] = edge_accuracy(result, truth, known)
     if atlas is not None:
+        import pyarrow.compute as pc
+
         from modelatlas.atlas.atlas import Atlas
         from modelatlas.atlas.store import writing
 
+        pairs = _documented_pairs(models, known_edges)
+        documented = pa.array([(r["child"], r["parent"]) in pairs
+                               for r in edges.select(["parent", "child"]).to_pylist()], pa.bool_())
+        source = f"chart:{Path(paths[0]).name}" if zoo_run else "chart:paths"
         evidence = pa.table({
             "parent": edges["parent"], "child": edges["child"], "relation": edges["relation"],
-            "relation_rule": pa.array(["predicted"] * edges.num_rows, pa.string()),
-            "provenance": pa.array([f"predicted:{method}"] * edges.num_rows, pa.string()),
+            "relation_rule": edges["relation_rule"],
+            "provenance": pc.if_else(documented, "hub_card", f"predicted:{method}"),
             "confidence": edges["confidence"],
-            "source": pa.array([f"chart:{Path(zoo_dir).name}"] * edges.num_rows, pa.string()),
+            "source": pa.array([source] * edges.num_rows, pa.string()),
         })
-        records = pa.Table.from_pylist(data.records)
         with writing(atlas):  # from load to save, so that a concurrent writer's data is not lost
             base = Atlas.load(atlas) if atlas.exists() else Atlas.empty()
-            base.merged_with(records, evidence).save(atlas)
+            base.merged_with(pa.Table.from_pylist(records), evidence).save(atlas)
         out["atlas"] = str(atlas)
     if as_json:
         emit_json(out)
         return
     for msg in messages:
-        console.print(f"[yellow]note:[/] {msg}")
-    table = Table(title=f"chart {zoo_dir} --method {method}")
+        console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False)
+    for model_id, lines in notes.items():
+        for line in lines:
+            console.print(f"[yellow]note:[/] {escape(model_id)}: {escape(line)}", highlight=False)
+    table = Table(title=f"chart {where} --method {method}")
     for col in ("parent", "child", "relation", "confidence"):
         table.add_column(col)
     for row in edges.to_pylist()[:50]:
-        table.add_row(row["parent"], row["child"], row["relation"], f"{row['confidence']:.2f}")
+        table.add_row(escape(row["parent"]), escape(row["child"]), row["relation"], f"{row['confidence']:.2f}")
     console.print(table)
     if edges.num_rows > 50:
         console.print(f"... {edges.num_rows - 50} more edges")
@@ -86,6 +115,89 @@ def chart(zoo_dir: ZooDir, method: MethodOpt = "auto", atlas: AtlasOpt = None, s
     if out["accuracy"] is not None:
         summary += f", accuracy {out['accuracy']:.1%} (edge accuracy {out['edge_accuracy']:.1%})"
     console.print(summary)
+
+
+def _zoo_truth(paths: list[Path], ids: list[str]):
+    """Ground truth when every path is a zoo (e.g. a zoo charted through ``--store``), else None."""
+    from modelatlas.chart.zoo_input import zoo_truth
+    from modelatlas.zoo.manifest import load_manifest
+
+    if not paths or not all(_is_zoo(p) for p in paths):
+        return None
+    zoo_models = [m for p in paths for m in load_manifest(p, check_files=False).models]
+    if set(ids) - {m.id for m in zoo_models}:
+        return None  # the store holds models of no manifest given: no truth for them
+    return zoo_truth(ids, zoo_models)
+
+
+def _is_zoo(path: Path) -> bool:
+    return path.name == "manifest.json" or (path.is_dir() and (path / "manifest.json").is_file())
+
+
+def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool):
+    """Fingerprint what the paths hold (reusing the store's fingerprints) and read it back for charting."""
+    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.chart.store_input import chart_input_from_store
+    from modelatlas.errors import InputError
+    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store, is_store
+
+    stores = [p for p in paths if p.suffix == ".parquet" and p.is_file()]
+    for p in stores:
+        if not is_store(p):
+            raise InputError("a Parquet file but not a modelatlas fingerprint store", path=str(p))
+    work = FingerprintStore.open(store_path) if store_path is not None else FingerprintStore.empty()
+    for p in stores:
+        work.add_store(FingerprintStore.open(p))
+    found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime)
+    messages = list(found.messages)
+    if found.models:
+        with progress("fingerprinting", total=len(found.models), enabled=not quiet) as advance:
+            _, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], work, progress=advance)
+        messages += more
+        if store_path is not None:
+            work.save(store_path)
+    if not len(work):
+        raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
+    loaded = chart_input_from_store(work)
+    loaded.messages[:0] = messages
+    guessed = work.rows["created_at_source"].to_pylist().count("file_mtime")
+    if guessed:
+        loaded.messages.append(f"{guessed} models have no documented upload time: their files' modification "
+                               "times were used (--no-mtime leaves them unknown)")
+    return loaded
+
+
+def _documented_pairs(models, known_edges) -> set[tuple[str, str]]:
+    return {(models.ids[c], models.ids[p]) for c, ps in known_edges.items() for p in ps}
+
+
+def _documented_relations(edges, models, known_edges, declared):
+    """Documented edges get the card's relation (rule ``card_relation``), else ``merge`` for several
+    bases (``card_multi_base``), else ``quantized`` for a quantised child or ``finetune`` (read from
+    the weights: rule ``predicted``), instead of the ``unknown`` of a given edge. Adds the column
+    ``relation_rule`` (``predicted`` for the edges the method found)."""
+    import pyarrow as pa
+
+    pairs = _documented_pairs(models, known_edges)
+    index = {m: i for i, m in enumerate(models.ids)}
+    n_parents = {models.ids[c]: len(ps) for c, ps in known_edges.items()}
+    rel, rule = [], []
+    for row in edges.select(["parent", "child", "relation"]).to_pylist():
+        child = row["child"]
+        if (child, row["parent"]) not in pairs:
+            rel.append(row["relation"])
+            rule.append("predicted")
+        elif declared.get(child):
+            rel.append(declared[child])
+            rule.append("card_relation")
+        elif n_parents[child] > 1:
+            rel.append("merge")
+            rule.append("card_multi_base")
+        else:
+            rel.append("quantized" if models.quantized[index[child]] else "finetune")
+            rule.append("predicted")
+    edges = edges.set_column(edges.schema.get_field_index("relation"), "relation", pa.array(rel, pa.string()))
+    return edges.append_column("relation_rule", pa.array(rule, pa.string()))
 
 
 def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folder (repeatable).")] = [],

@@ -147,6 +147,8 @@ def lineage(
     for source, path in result.paths.items():
         chain = source + "".join(f" -[{s['relation']}, {s['provenance']}]-> {s['child']}" for s in path)
         console.print(escape(chain))
+    for flag in result.relation_flags:
+        console.print(f"[yellow]relation flag ({flag['reason']}):[/yellow] {escape(flag['message'])}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Weights commands: ``fingerprint`` (sampled-neuron fingerprints saved for later commands) and
+"""Weights commands: ``fingerprint`` (sampled-neuron fingerprints into a fingerprint store) and
 ``weights-info`` (what a weights file holds: tensors, signature, quantisation, content hash)."""
 
 from __future__ import annotations
@@ -10,125 +10,78 @@ import typer
 
 from modelatlas.commands.common import JsonFlag, console, emit_json, progress
 from modelatlas.errors import InputError
-from modelatlas.strict_json import loads_strict
-
-
-def expand_inputs(paths: list[Path]) -> list[tuple[str, Path]]:
-    """(id, weights path) pairs from files, model folders and zoo ``manifest.json`` files.
-
-    A folder holding one model (a weights file or a shard index) is one model; any other folder is
-    searched for manifests first, then for weights files one level down.
-    """
-    out: list[tuple[str, Path]] = []
-    for path in paths:
-        if path.name == "manifest.json" or (path.is_dir() and (path / "manifest.json").is_file()):
-            out.extend(_manifest_models(path if path.is_file() else path / "manifest.json"))
-        elif path.is_dir():
-            out.extend(_folder_models(path))
-        elif path.exists():
-            out.append((str(path), path))
-        else:
-            raise InputError("no such file or folder", path=str(path))
-    if not out:
-        raise InputError("no models found in " + ", ".join(map(str, paths)))
-    return out
-
-
-def _manifest_models(manifest: Path) -> list[tuple[str, Path]]:
-    from modelatlas.zoo.manifest import resolve_in_zoo
-
-    try:
-        data = loads_strict(manifest.read_bytes(), path=str(manifest), what="zoo manifest")
-        models = data["models"]
-        root = manifest.parent.resolve()
-        return [(str(m.get("id") or m["path"]),
-                 resolve_in_zoo(root, m["path"], manifest=manifest, where=f"models[{i}]", must_exist=False))
-                for i, m in enumerate(models)]
-    except (OSError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"not a zoo manifest with models[].path ({exc.__class__.__name__}: {exc})",
-                         path=str(manifest)) from None
-
-
-def _folder_models(folder: Path) -> list[tuple[str, Path]]:
-    from modelatlas.weights.reader import FOLDER_CANDIDATES
-
-    suffixes = (".safetensors", ".gguf", ".onnx", ".bin", ".pt", ".pth")
-    if any(folder.glob("*.safetensors.index.json")):
-        return [(str(folder), folder)]
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffixes))
-    if files:
-        return [(str(p), p) for p in files]
-    subfolders = [d for d in sorted(folder.iterdir()) if d.is_dir()
-                  and any(next(d.glob(pattern), None) for pattern in FOLDER_CANDIDATES)]
-    return [(str(d), d) for d in subfolders]
 
 
 def fingerprint(
-    paths: Annotated[list[Path], typer.Argument(help="Weights files, model folders or zoo manifest.json files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (a folder with --group).")],
+    paths: Annotated[list[Path], typer.Argument(help="Weights files, Hugging Face model folders or cache "
+                                                "entries, folders of weights files, zoo folders / manifest.json.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fingerprint store (.parquet); extended when it exists.")],
     neurons: Annotated[int, typer.Option("--neurons", "-n", help="Rows sampled per layer (or per model).")] = 100,
     layers: Annotated[str, typer.Option("--layers", help="dense, attention, mother-vit, mother-lora, "
                                         "mother-llama, mother-sd, or a regular expression.")] = "dense",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the row sample.")] = 0,
     sampling: Annotated[str, typer.Option("--sampling", help="layer: N rows per layer; model: N in all.")] = "layer",
-    align: Annotated[str, typer.Option("--align", help="exact: one signature; common: the tensors all "
-                                       "models share.")] = "exact",
     kurtosis: Annotated[Optional[bool], typer.Option("--kurtosis/--no-kurtosis",
                         help="Kurtosis of each selected layer (default: for mother-* only).")] = None,
     full_hash: Annotated[bool, typer.Option("--full-hash", help="Hash every stored byte (reads whole files).")] = False,
     project: Annotated[Optional[int], typer.Option("--project", help="Reduce vectors to this many "
-                       "dimensions (sparse random projection, while reading).")] = None,
-    group: Annotated[bool, typer.Option("--group", help="Split models by architecture signature; one file each.")] = False,
+                       "dimensions (sparse random projection, while reading; no per-layer evidence then).")] = None,
+    mtime: Annotated[bool, typer.Option("--mtime/--no-mtime", help="Without a documented upload time, record "
+                                        "the weights file's modification time (flagged).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable model (default: "
                                          "leave it out and report it).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fingerprint models: sampled neurons per layer, kurtosis, content hash, quantisation flag."""
+    """Fingerprint models into a store: sampled neurons per layer, kurtosis, content hash, quantisation flag,
+    signature and metadata. Models already in the store are not read again."""
     import time
 
     from rich.markup import escape
 
-    from modelatlas.weights.fingerprint import fingerprint_models
+    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store
 
-    models = expand_inputs(paths)
-    ids = {str(p): i for i, p in models}
-    groups, skipped = _groups([p for _, p in models], group, strict)
-    written = []
+    if out.suffix != ".parquet":
+        raise InputError("the fingerprint store is a Parquet file: give --out NAME.parquet", path=str(out))
+    store = FingerprintStore.open(out)
+    before = len(store)
+    found = discover_models(paths, mtime_fallback=mtime)
+    messages = list(found.messages)
+    if strict and messages:
+        raise InputError(messages[0])
     started = time.perf_counter()
-    with progress("fingerprinting", total=len(groups), enabled=not as_json) as advance:
-        for key, members in groups.items():
-            fp = fingerprint_models(members, ids=[ids[str(p)] for p in members], n_neurons=neurons,
-                                    layers=layers, seed=seed, sampling=sampling, align=align, kurtosis=kurtosis,
-                                    hash_kind="full" if full_hash else "sample",
-                                    on_error="raise" if strict else "skip", project=project)
-            skipped += fp.skipped
-            if group:
-                out.mkdir(parents=True, exist_ok=True)
-                target = out / f"{key}.npz"
-            else:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                target = out
-            fp.save(target)
-            written.append({"file": str(target), "signature_key": fp.signature_key, "models": len(fp.ids),
-                            "layers": len(fp.layer_names), "dimensions": int(fp.vectors.shape[1]),
-                            "quantized": int(fp.quantized.sum()),
-                            "duplicates": len(fp.content_hashes) - len(set(fp.content_hashes)),
-                            "bytes_read": int(fp.bytes_read.sum()),
-                            "name_sources": _summed(fp.name_sources)})
-            advance()
+    with progress("fingerprinting", total=len(found.models), enabled=not as_json) as advance:
+        added, more = fingerprint_into_store(
+            [(m.weights, m.meta) for m in found.models], store, n_neurons=neurons, layers=layers, seed=seed,
+            sampling=sampling, kurtosis=kurtosis, hash_kind="full" if full_hash else "sample", project=project,
+            on_error="raise" if strict else "skip", progress=advance)
+    messages += more
     seconds = time.perf_counter() - started
+    if added:
+        store.save(out)
+    counts = store.plan_counts()
+    new = set(added)
+    rows = store.rows.select(["id", "plan", "quantized", "bytes_read"]).to_pylist()
+    plans = [{"plan": key, "signature_key": store.plans[key]["signature_key"], "models": n,
+              "added": sum(1 for r in rows if r["plan"] == key and r["id"] in new),
+              "layers": len(store.plans[key]["layer_names"]),
+              "dimensions": int(store.plans[key]["layer_offsets"][-1]) if not store.plans[key]["projection"]
+              else int(store.plans[key]["projection"]),
+              "quantized": sum(1 for r in rows if r["plan"] == key and r["quantized"])} for key, n in counts.items()]
+    bytes_read = sum(r["bytes_read"] or 0 for r in rows if r["id"] in new)
+    report = {"store": str(out), "models": len(store), "added": len(added), "before": before, "plans": plans,
+              "bytes_read": bytes_read, "messages": messages, "seconds": seconds}
     if as_json:
-        emit_json({"outputs": written, "skipped": [{"id": i, "error": e} for i, e in skipped],
-                   "seconds": seconds})
+        emit_json(report)
         return
-    for _, error in skipped:
-        console.print(f"[yellow]skipped[/yellow] {escape(error)}", highlight=False)
-    for w in written:
-        console.print(f"{w['file']}: {w['models']} models, signature {w['signature_key']}, "
-                      f"{w['layers']} layers, {w['dimensions']:,} dimensions, {w['quantized']} quantised, "
-                      f"{w['duplicates']} exact duplicates, {w['bytes_read'] / 1e6:,.1f} MB read; tensor names: "
-                      + ", ".join(f"{k} {v}" for k, v in w["name_sources"].items()))
-    console.print(f"{sum(w['models'] for w in written)} models in {seconds:.1f} s")
+    for msg in messages:
+        console.print(f"[yellow]note:[/yellow] {escape(msg)}", highlight=False)
+    for p in plans:
+        console.print(f"plan {p['plan']} (signature {p['signature_key']}): {p['models']} models ({p['added']} new), "
+                      f"{p['layers']} layers, {p['dimensions']:,} dimensions, {p['quantized']} quantised",
+                      highlight=False)
+    console.print(f"{out}: {len(added)} models added ({bytes_read / 1e6:,.1f} MB read), {len(store)} in all, "
+                  f"{seconds:.1f} s", highlight=False)
 
 
 def weights_info(
@@ -221,28 +174,6 @@ def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
         for k, v in c.items():
             total[k] = total.get(k, 0) + v
     return dict(sorted(total.items()))
-
-
-def _groups(paths: list[Path], group: bool, strict: bool) -> tuple[dict[str, list[Path]], list]:
-    """Models by signature key (one group unless ``group``); unreadable ones reported unless strict."""
-    from modelatlas.weights.fingerprint import group_by_signature
-
-    if not group:
-        return {"": paths}, []
-    groups: dict[str, list[Path]] = {}
-    skipped = []
-    for path in paths:
-        try:
-            key = next(iter(group_by_signature([path])))
-        except InputError as exc:
-            if strict:
-                raise
-            skipped.append((str(path), str(exc)))
-            continue
-        groups.setdefault(key, []).append(path)
-    if not groups:
-        raise InputError(f"none of the {len(paths)} models could be read; first error: {skipped[0][1]}")
-    return groups, skipped
 
 
 def register(app: typer.Typer) -> None:

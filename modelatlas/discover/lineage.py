@@ -1,5 +1,8 @@
 """Lineage of one model: its ancestors up to every source, and the size of what descends from it.
 
+Declared relations on the way that the repositories' own files contradict (the relation audit,
+docs/ingest.md) are listed with it.
+
 Ancestors are found by breadth-first search along the reversed edges (every ancestor once, with
 its distance in steps); each source (an ancestor without parents) gets one shortest path down to
 the model, step by step with the relation and provenance of each edge. Descendants are the nodes
@@ -32,6 +35,7 @@ class Lineage:
     downloads: int
     sub_tree_downloads: int
     steps: list[dict] = field(default_factory=list)
+    relation_flags: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -116,4 +120,13 @@ def lineage(atlas, model_id: str) -> Lineage:
         downloads=int(downloads[i]),
         sub_tree_downloads=int(round(downloads[i] + downloads[below].sum())),
         steps=[step(int(g.parent[k]), int(g.child[k])) for k in rows],
+        relation_flags=_flags(atlas, [model_id] + [ids[n].as_py() for n in ancestor_idx]),
     )
+
+
+def _flags(atlas, models: list[str]) -> list[dict]:
+    """Relation-audit flags of the model and its ancestors (:mod:`modelatlas.ingest.relation_audit`)."""
+    from modelatlas.ingest.relation_audit import relation_flags
+
+    wanted = set(models)
+    return [f for f in relation_flags(atlas.issues) if f["model"] in wanted]

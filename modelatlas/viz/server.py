@@ -22,7 +22,8 @@ Endpoints (all ``GET``):
     to parse); JSON is the default.
 ``/api/models/{owner}/{name}``
     A model's metadata, lineage path to its source with the relation of each step, parents,
-    children by relation, sub-tree downloads, licence and data inheritance, Hub link.
+    children by relation, sub-tree downloads, licence and data inheritance, Hub link, and the
+    relation-audit flags of the model (declared relations its files contradict).
 ``/api/search?q=&limit=``
     Completion over model ids (prefix of the id or of its name, then substring; by downloads).
 ``/api/overview?color=&size=&max_points=&bbox=&...filters``
@@ -45,6 +46,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401  (pa.ipc)
 
+from modelatlas.ingest.relation_audit import relation_flags
 from modelatlas.viz.data import CATEGORICAL, SIZES, AtlasView, ViewError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -367,6 +369,7 @@ def _model(view: AtlasView, i: int) -> dict:
         "parents": parents,
         "lineage": lineage,
         "children": children,
+        "relation_flags": relation_flags(view.atlas.issues, view.ids[i]),
         "inheritance": {
             "license": {"own": own_license, "nearest_ancestor": ancestor_license,
                         "differs": bool(own_license and ancestor_license and own_license != ancestor_license),

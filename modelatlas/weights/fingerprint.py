@@ -19,7 +19,6 @@ in the same pass that reads the sampled rows from it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,6 @@ ATTENTION = re.compile(r"(attn|attention|(^|[._])(q|k|v|o|qkv|out|in)_proj|(^|\.
 MOTHER_KINDS = {"mother-vit": "output.dense", "mother-lora": "value", "mother-llama": "self_attn.o_proj",
                 "mother-sd": ""}
 LAYER_CHOICES = ("dense", "attention", *MOTHER_KINDS)
-FORMAT_VERSION = 1
 
 
 class SignatureMismatchError(InputError):
@@ -181,51 +179,6 @@ class Fingerprints:
                              "projection to get them")
         i = self.layer_names.index(layer)
         return self.vectors[:, self.layer_offsets[i]:self.layer_offsets[i + 1]]
-
-    def save(self, path: str | Path) -> Path:
-        """Write an ``.npz`` file holding only plain arrays (readable with ``allow_pickle=False``)."""
-        path = Path(path)
-        meta = {"format": "modelatlas-fingerprints", "version": FORMAT_VERSION,
-                "signature_key": self.signature_key, "hash_kind": self.hash_kind,
-                "n_neurons": self.n_neurons, "layers": self.layers, "seed": self.seed,
-                "sampling": self.sampling, "skipped": [list(x) for x in self.skipped],
-                "projection": self.projection, "name_sources": self.name_sources,
-                "has_kurtosis": self.kurtosis is not None}
-        rows = self.layer_rows or [np.zeros(0, np.int64)]
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), ids=np.array(self.ids, dtype=str),
-                 layer_names=np.array(self.layer_names, dtype=str), vectors=self.vectors,
-                 kurtosis=self.kurtosis if self.kurtosis is not None else np.zeros((0, 0)),
-                 content_hashes=np.array(self.content_hashes, dtype=str), quantized=self.quantized,
-                 bytes_read=self.bytes_read, layer_offsets=self.layer_offsets,
-                 layer_rows=np.concatenate(rows), layer_row_counts=np.array([r.size for r in rows]))
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Fingerprints":
-        """Read a file written by :meth:`save` (never unpickles)."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                if meta.get("format") != "modelatlas-fingerprints":
-                    raise InputError("not a modelatlas fingerprints file", path=str(path))
-                counts = z["layer_row_counts"]
-                flat = z["layer_rows"]
-                bounds = np.concatenate(([0], np.cumsum(counts)))
-                names = [str(n) for n in z["layer_names"]]
-                return cls(ids=[str(i) for i in z["ids"]], signature_key=meta["signature_key"],
-                           layer_names=names, vectors=z["vectors"],
-                           kurtosis=z["kurtosis"] if meta["has_kurtosis"] else None,
-                           content_hashes=[str(h) for h in z["content_hashes"]],
-                           quantized=z["quantized"], bytes_read=z["bytes_read"],
-                           layer_rows=[flat[bounds[i]:bounds[i + 1]] for i in range(len(names))],
-                           layer_offsets=z["layer_offsets"], hash_kind=meta["hash_kind"],
-                           n_neurons=meta["n_neurons"], layers=meta["layers"], seed=meta["seed"],
-                           sampling=meta["sampling"], skipped=[tuple(x) for x in meta["skipped"]],
-                           projection=meta["projection"], name_sources=meta.get("name_sources", []))
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"cannot read fingerprints ({exc})", path=str(path)) from None
 
 
 def _fisher_kurtosis(values: np.ndarray) -> float:

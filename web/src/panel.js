@@ -1,4 +1,5 @@
-// The model panel: metadata, lineage to the source, children by relation, inheritance, Hub link.
+// The model panel: metadata, relation-audit flags, lineage to the source, children by relation,
+// inheritance, Hub link.
 import { RELATION_COLORS, PREDICTED } from './palette.js';
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -24,10 +25,13 @@ export function showModel(panel, d, onModel) {
   const parents = d.parents.map((p) => `<li>${link(p.id)} ${rel(p.relation, p.predicted)}
       <small>${esc(p.provenance)}${p.predicted ? ` · confidence ${p.confidence}` : ''}</small></li>`).join('');
   const lic = d.inheritance.license;
+  const flags = (d.relation_flags || []).map((f) => `<p class="warn" data-testid="relation-flag">
+      declared relation contradicted (${esc(f.reason)}): ${esc(f.message)}</p>`).join('');
   panel.innerHTML = `
     <h2 data-testid="model-id">${esc(d.id)}</h2>
     <a href="${esc(d.hub_url)}" target="_blank" rel="noopener noreferrer">open on the Hub ↗</a>
     ${m.placeholder ? '<p class="warn">placeholder: referenced by a child but no record of its own</p>' : ''}
+    ${flags}
     <table>${rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join('')}</table>
     <h4>Lineage to source</h4><ol data-testid="lineage">${lineage}</ol>
     <h4>Parents</h4><ul>${parents || '<li>none (a source)</li>'}</ul>
