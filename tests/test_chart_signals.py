@@ -137,3 +137,19 @@ def test_auto_decides_every_awkward_family_without_error():
     assert ps.get(4) == frozenset({0}) or ps.get(0) == frozenset({4})  # one edge between them, a direction chosen
     single = ChartInput(ids=["only"], vectors=root[None], layers=LAYERS)
     assert len(get_method("auto").chart(single).child) == 0
+
+
+def test_a_copy_converted_to_a_coarser_dtype_is_a_duplicate_of_its_source():
+    """An F16 (or bf16) copy of a model — even of a quantised one, whose dequantised values it
+    holds — has no other parent than its source, though its bytes differ."""
+    from modelatlas.chart.base import ChartInput, get_method
+
+    rng = np.random.default_rng(11)
+    source = np.round(_model(rng) * 16) / 16 + rng.normal(0, 1e-4, DIM)  # values fp16 cannot hold
+    other = _model(rng)
+    for dtype in (np.float16, ml_dtypes.bfloat16):
+        copy = source.astype(dtype).astype(np.float32)
+        models = ChartInput(ids=["source", "other", "copy"], vectors=np.stack([source, other, copy]),
+                            layers=LAYERS, created_at=np.array([1.0, 2.0, 3.0]), quantized=np.array([True, False, True]))
+        result = get_method("auto").chart(models)
+        assert result.parent_sets()[2] == {0}

@@ -189,17 +189,19 @@ def _synthetic_store(path: Path, n: int, seed: int):
 
 
 def test_leave_one_out_recall_on_a_synthetic_store(tmp_path):
-    """Every non-root, non-merge model against a store of all the others (search index path, HNSW)."""
+    """Every non-root model against a store of all the others (search index path, HNSW); merges
+    and sweep members that share one update direction (fans, which no geometry tells from a chain of
+    checkpoints: docs/chart.md) are left out."""
     z = _synthetic_store(tmp_path / "syn.parquet", 160, seed=5)
     ids = z.models.ids
     right = total = 0
     for i, ps in enumerate(z.truth.parents):
-        if not ps or z.truth.pattern[i] == "merge":
+        if not ps or z.truth.pattern[i] in ("merge", "fan"):
             continue
         answer = identify(ids[i], tmp_path / "syn.parquet")
         total += 1
         right += sorted(answer.parents) == sorted(ids[p] for p in ps)
-    assert total > 100 and right / total >= 0.9
+    assert total > 80 and right / total >= 0.9
     # the cached search index is reused, and rebuilt when the store changes
     cache = tmp_path / "syn.parquet.ann"
     (stamp,) = cache.glob("*.json")

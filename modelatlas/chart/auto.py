@@ -8,7 +8,9 @@ so adding models one by one gives the same graph as charting them all at once
 evidence overrides it. For each model, the first rule that applies decides:
 
 1. **known** parents (stem, documented merges) are kept;
-2. **duplicate**: an earlier model with the same content hash (or the same fingerprint) is the parent;
+2. **duplicate**: an earlier model with the same content hash or the same fingerprint — or whose
+   fingerprint rounded to the model's own storage dtype is the model's (a copy converted to fp16
+   or bf16) — is the parent;
 3. candidates: the ``n_candidates`` nearest earlier models that are not quantised
    (:class:`~modelatlas.chart.neighbors.GrowingIndex`, exact then HNSW);
 4. **LoRA**: of the ``lora_candidates`` nearest candidates, the one whose difference is simplest
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 
+import ml_dtypes
 import numpy as np
 
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
@@ -98,7 +101,7 @@ class Auto(ChartMethod):
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
-                 merge_min_weight: float = 0.05, time_penalty: float = 0.25, geometry: str = "layer",
+                 merge_min_weight: float = 0.05, time_penalty: float = 4.0, geometry: str = "layer",
                  order: str = "auto",
                  fallback: str = "tree",
                  exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
@@ -238,9 +241,24 @@ class OnlineCharter:
     def _is_quantized(self, v: np.ndarray, flagged: bool) -> bool:
         return flagged or ("quantized" in self.m.rules and looks_quantized(v))
 
-    def _keys(self, v: np.ndarray, content_hash: str | None) -> list[str]:
-        keys = ["v:" + hashlib.blake2b(np.asarray(v, np.float32).tobytes(), digest_size=16).hexdigest()]
-        return keys + ([f"h:{content_hash}"] if content_hash is not None else [])
+    @staticmethod
+    def _keys(v: np.ndarray, content_hash: str | None) -> tuple[list[str], list[str]]:
+        """Duplicate keys: the ones a model is looked up by, and the ones it is registered under.
+
+        Besides its exact bytes and content hash, a model is registered under its values rounded
+        to fp16 and to bf16, and looked up at its own storage precision: a copy converted to a
+        coarser dtype (an F16 safetensors of a dequantised GGUF) is a duplicate of its source.
+        """
+        def key(prefix: str, a: np.ndarray) -> str:
+            return prefix + hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
+
+        v32 = np.asarray(v, np.float32)
+        exact = [key("v:", v32)] + ([f"h:{content_hash}"] if content_hash is not None else [])
+        with np.errstate(over="ignore", invalid="ignore"):
+            rounded = {bits: key(f"r{bits}:", v32.astype(dtype).astype(np.float32))
+                       for bits, dtype in ((8, ml_dtypes.bfloat16), (11, np.float16))}
+        bits = significant_bits(v32)
+        return exact + ([rounded[bits]] if bits in rounded else []), exact + list(rounded.values())
 
     def eligibility(self, models: ChartInput, order: np.ndarray) -> np.ndarray:
         """Which models may be candidates (neither quantised nor a duplicate of an earlier one)."""
@@ -248,11 +266,11 @@ class OnlineCharter:
         seen: set[str] = set()
         for i in order.tolist():
             v = models.vectors[i]
-            keys = self._keys(v, models.content_hashes[i])
+            lookup, register = self._keys(v, models.content_hashes[i])
             if self._is_quantized(v, bool(models.quantized[i])) or (
-                    "duplicates" in self.m.rules and any(k in seen for k in keys)):
+                    "duplicates" in self.m.rules and any(k in seen for k in lookup)):
                 ok[i] = False
-            seen.update(keys)
+            seen.update(register)
         return ok
 
     def add(self, label: int, vector: np.ndarray, *, quantized: bool = False,
@@ -275,8 +293,8 @@ class OnlineCharter:
         self.bits[r] = significant_bits(v)
         self.row[label] = r
         self.norm[label] = float(np.sqrt(v @ v))
-        keys = self._keys(v, content_hash)
-        duplicate_of = next((self.hashes[k] for k in keys if k in self.hashes), None)
+        lookup, register = self._keys(v, content_hash)
+        duplicate_of = next((self.hashes[k] for k in lookup if k in self.hashes), None)
         if "duplicates" not in self.m.rules:
             duplicate_of = None
         if neighbors is None:
@@ -288,7 +306,7 @@ class OnlineCharter:
             self.relation[label] = rel
         self.kind[label] = kind
         self.score[label] = score
-        for k in keys:
+        for k in register:
             self.hashes.setdefault(k, label)
         if not quantized and duplicate_of is None and self.index is not None:
             self.index.add(label, self.m.geometry_of(v[None], self.layers)[0])

@@ -406,9 +406,10 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
     if not parents:
         evidence["card_agrees"] = None if not query.documented else False
         evidence["relative_distance_to_nearest"] = nearest[0]["relative_distance"] if nearest else None
-        evidence["root_distance"] = method.root_distance
-        return Provenance(query.id, "no known relative: its nearest reference is as far as an unrelated "
-                          "initialisation", rule=kind, nearest=nearest, evidence=evidence, messages=messages)
+        evidence["alignment_threshold"] = method.align_z
+        return Provenance(query.id, "no known relative: no reference's sampled neurons match its own "
+                          "(neuron alignment, docs/chart.md)", rule=kind, nearest=nearest, evidence=evidence,
+                          messages=messages)
     result = charter.result()
     conf = float(result.confidence[result.child == q].min())
     relation = charter.relation[q]
@@ -417,7 +418,7 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
         evidence["identical_to"] = search.ids[pos[parents[0]]]
         parents, relation, kind = list(documented[parents[0]]), "quantized", "quantized"
     ids = [search.ids[pos[p]] for p in parents]
-    evidence.update(_evidence(query.vector, [vecs[p] for p in parents], blocks, method, relation))
+    evidence.update(_evidence(query.vector, [vecs[p] for p in parents], blocks, relation))
     evidence["distance_to_parents"] = [float(dist[p]) for p in parents]
     if query.documented:
         evidence["card_agrees"] = set(query.documented) == set(ids)
@@ -456,28 +457,20 @@ def _parents_first(documented: dict[int, tuple[int, ...]], times: np.ndarray) ->
         return by_time
 
 
-def _evidence(x: np.ndarray, parents: list[np.ndarray], blocks, method, relation: str) -> dict:
+def _evidence(x: np.ndarray, parents: list[np.ndarray], blocks, relation: str) -> dict:
     """Per-layer evidence: which sampled tensors differ, ranks of the difference, merge weights."""
     from modelatlas.chart.auto import simplex_least_squares
-    from modelatlas.chart.distances import difference_rank
+    from modelatlas.chart.low_rank import adapter_evidence
 
     out: dict = {}
     if relation == "merge":
         w = simplex_least_squares(np.stack(parents, axis=1).astype(np.float64), x.astype(np.float64))
         out["merge_weights"] = [round(float(v), 4) for v in w]
         return out
-    p = parents[0]
-    changed, ranks = [], {}
-    for b in blocks:
-        a, c = b.take(x[None, :])[0], b.take(p[None, :])[0]
-        if np.array_equal(a, c):
-            continue
-        changed.append(b.name)
-        if relation == "adapter" and b.rows > 1:
-            ranks[b.name] = int(difference_rank(a.astype(np.float64), c.astype(np.float64), rtol=method.rank_rtol))
-    out["tensors_changed"] = len(changed)
-    out["tensors_identical"] = len(blocks) - len(changed)
+    (ev,) = adapter_evidence(x, parents[0][None], blocks)
+    out["tensors_changed"] = int((~ev.identical).sum())
+    out["tensors_identical"] = int(ev.identical.sum())
     if relation == "adapter":
-        out["difference_rank"] = ranks
-        out["full_rank"] = int(min(min(b.rows, b.cols) for b in blocks))
+        out["difference_rank"] = {b.name: int(r) for b, r in zip(blocks, ev.ranks) if r}
+        out["adapter_rank"] = ev.adapter_rank
     return out
