@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from modelatlas.chart import ChartInput, get_method
 from modelatlas.cli import app
+from modelatlas.errors import InputError
 
 runner = CliRunner()
 HOUR = 3600
@@ -92,6 +93,24 @@ def test_bench_chart_json(tmp_path):
     rows = json.loads(res.stdout)["results"]
     assert {r["method"] for r in rows} >= {"auto", "atlas", "mother", "price"}
     assert all({"method", "zoo", "accuracy", "seconds"} <= set(r) for r in rows)
+
+
+def test_bench_chart_families_scores_each_family_out_of_family(tmp_path, monkeypatch):
+    from modelatlas.chart import families
+
+    monkeypatch.setattr(families, "TUNED", {"time_penalty": (4.0,)})
+    a = _write_zoo(tmp_path / "a")
+    b = _write_zoo(tmp_path / "b")
+    res = _run("bench", "chart", "--families", f"mine={a}", "--families", f"mine={b}", "--synthetic", "60",
+               "--seeds", "1", "--no-ablations", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert {r["family"] for r in report["results"]} == {"mine", "synthetic"}
+    assert all(z.startswith("synthetic/") for z in report["fitted"]["mine"]["zoos"])
+    auto = next(s for s in report["summary"] if s["method"] == "auto")
+    assert auto["worst"] == min(r["accuracy"] for r in report["results"] if r["method"] == "auto")
+    res = _run("bench", "chart", "--families", f"mine={a}", "--seeds", "1", "--json")
+    assert isinstance(res.exception, InputError) and "at least two families" in str(res.exception)
 
 
 def test_absent_file_nan_and_unknown_method_are_reported(tmp_path):
