@@ -373,7 +373,8 @@ class LineageWriter:
 
     # ------------------------------------------------------------------ finish
     def finish(self, times: TimeModel) -> Zoo:
-        """Give upload times under ``times`` and write ``manifest.json`` (with the time model)."""
+        """Give upload times under ``times`` and write ``manifest.json`` (models in a random order)
+        and ``time-model.json`` (the time model drawn)."""
         when, flipped = assign_times(self.uploads, times, np.random.default_rng([self.seed, 77]))
         models = []
         for u in self.uploads:
@@ -382,7 +383,10 @@ class LineageWriter:
             if u.id in flipped:
                 m.extra["upload_noise"] = "child_first"
             models.append(m)
-        zoo = Zoo(self.name, self.out, models)
+        # Listed in a random order: build order would hand charting the topological order
+        # whenever times are unknown.
+        order = np.random.default_rng([self.seed, 78]).permutation(len(models))
+        zoo = Zoo(self.name, self.out, [models[int(i)] for i in order])
         write_manifest(zoo, omit_unknown_times=times.omit_unknown)
         (self.out / "time-model.json").write_text(json.dumps(times.describe(), indent=1) + "\n", encoding="utf-8")
         return zoo
