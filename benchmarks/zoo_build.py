@@ -1,6 +1,10 @@
 """Time the zoo builders: models, bytes and seconds per zoo, and models per second.
 
-Usage (from the repository root): PYTHONPATH=. python benchmarks/zoo_build.py [NAME ...] [--seed S] [--keep DIR]
+Usage (from the repository root): PYTHONPATH=. python benchmarks/zoo_build.py [NAME ...] [--seed S] [--size SIZE]
+[--keep DIR]
+
+NAME is a zoo (tiny, small, large, vthr, minilm) or a zoo family (llama, vision, recurrent,
+tabular; built at ``--size``, default small).
 
 Builds each named zoo (default: tiny) into a temporary folder (or DIR/NAME with --keep), once —
 builds are deterministic and take minutes, so there is no repetition to take a median of — and
@@ -17,13 +21,16 @@ from collections import Counter
 from pathlib import Path
 
 
-def build_one(name: str, out: Path, seed: int) -> dict:
+def build_one(name: str, out: Path, seed: int, size: str = "small") -> dict:
     import torch
 
+    from modelatlas.zoo.families import FAMILIES, family_builder
     from modelatlas.zoo.recipes import RECIPES
 
     start, cpu = time.perf_counter(), time.process_time()
-    if name == "minilm":
+    if name in FAMILIES:
+        zoo = family_builder(name)(out, seed, size)
+    elif name == "minilm":
         from modelatlas.zoo.minilm import build_minilm
 
         zoo = build_minilm(out, seed)
@@ -40,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=["tiny"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", default="small", help="size of the zoo families (tiny or small)")
     parser.add_argument("--keep", type=Path, help="write the zoos to DIR/NAME instead of a temporary folder")
     args = parser.parse_args()
     names = ["tiny"] + [n for n in args.names if n != "tiny"]
@@ -47,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         for name in names:
-            rows.append(build_one(name, base / name, args.seed))
+            rows.append(build_one(name, base / name, args.seed, args.size))
             r = rows[-1]
             print(f"built {name}: {r['models']} models in {r['wall_s']:.1f} s", flush=True)
     base_rate = rows[0]["wall_s"] / rows[0]["models"]

@@ -60,7 +60,9 @@ def test_package_imports_without_torch(monkeypatch):
     import modelatlas.zoo as zoo
     import modelatlas.zoo.merge  # noqa: F401
     import modelatlas.zoo.quantize  # noqa: F401
+    import modelatlas.zoo.families  # noqa: F401
     import modelatlas.zoo.recipes  # noqa: F401
+    import modelatlas.zoo.upload_times  # noqa: F401
 
     assert zoo.load_manifest
 
@@ -78,3 +80,15 @@ def test_build_json_summary(tmp_path, capsys, monkeypatch):
     assert summary["models"] == 1 + 3 * 2 and summary["seed"] == 3
     assert summary["patterns"] == {"root": 1, "finetune": 2, "lora": 4}
     assert (tmp_path / "manifest-lora-v.json").is_file()
+
+
+def test_build_a_family(tmp_path, capsys):
+    """``zoo build <family> --size tiny`` writes the family's zoo and reports it."""
+    pytest.importorskip("torch", reason="building zoos needs PyTorch")
+    from modelatlas.zoo.manifest import load_manifest
+
+    assert main(["zoo", "build", "tabular", "--size", "tiny", "--out", str(tmp_path), "--seed", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    zoo = load_manifest(tmp_path)
+    assert zoo.name == "tabular" and summary["size"] == "tiny" and summary["models"] == len(zoo.models)
+    assert summary["patterns"]["root"] == 2 and (tmp_path / "time-model.json").is_file()

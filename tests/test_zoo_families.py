@@ -101,6 +101,8 @@ def test_family_manifest_is_a_valid_ground_truth(family_zoo):
         assert (len(m.parents) >= 2) == (m.pattern == "merge"), m.id
         assert m.documented_parents is False or m.pattern == "merge"
     assert len(patterns) >= 4, patterns
+    position = {m.id: i for i, m in enumerate(zoo.models)}  # listed at random, not in build order
+    assert any(position[p] > position[m.id] for m in zoo.models for p in m.parents)
 
 
 def test_duplicates_are_byte_identical(family_zoo):
@@ -267,6 +269,8 @@ def test_snakes_and_fans(family_zoo):
         runs.setdefault(m.extra["run"], []).append(m)
     assert runs and sweeps_of(family_zoo)
     for run in runs.values():
+        run.sort(key=lambda m: m.extra["checkpoint_index"])  # the manifest lists models in a random order
+        assert [m.extra["checkpoint_index"] for m in run] == list(range(len(run)))
         steps = [m.extra["step"] for m in run]
         assert steps == sorted(steps) and len(set(steps)) == len(steps)
         assert all(b.parents == [a.id] for a, b in zip(run, run[1:]))

@@ -74,19 +74,19 @@ def build(
         else:
             zoo = recipes.RECIPES[name](out, seed, on_model=lambda _id: advance())
     seconds = time.perf_counter() - start
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    n_bytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     patterns: dict[str, int] = {}
     for m in zoo.models:
         patterns[m.pattern] = patterns.get(m.pattern, 0) + 1
     summary = {"zoo": name, "out": str(out), "seed": seed, "size": size or ("small" if name in FAMILIES else None),
                "models": len(zoo.models),
                "components": len({m.component for m in zoo.models}), "patterns": patterns,
-               "bytes": size, "seconds": round(seconds, 1)}
+               "bytes": n_bytes, "seconds": round(seconds, 1)}
     if as_json:
         emit_json(summary)
     else:
         console.print(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
-                      f"{size / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
+                      f"{n_bytes / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
         console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
 
 

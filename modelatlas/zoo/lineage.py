@@ -24,7 +24,7 @@ import json
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +42,10 @@ State = dict[str, np.ndarray]
 #: Storage dtypes of the families: manifest name -> numpy dtype of the stored float tensors.
 DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
 LORA_INITS = ("kaiming", "gaussian", "pissa")
+#: A run whose weights end farther than this from its parent (relative distance), or non-finite,
+#: diverged; it is trained again at half the rate, at most ``RETRIES`` times.
+DIVERGED = 3.0
+RETRIES = 6
 
 
 def store(state: State, dtype: str) -> State:
@@ -115,6 +119,7 @@ class LineageWriter:
         return int(self.rng.integers(0, 2**31 - 1))
 
     def architecture(self, model_id: str) -> str:
+        """The architecture name of ``model_id``."""
         return self.models[model_id].architecture
 
     def module(self, model_id: str | None, architecture: str | None = None, state: State | None = None):
@@ -133,6 +138,7 @@ class LineageWriter:
 
     @staticmethod
     def state_of(module) -> State:
+        """Every tensor of ``module``'s state dict (parameters and buffers) as a numpy copy."""
         return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
     def _file(self, component: str, name: str, suffix: str = "") -> Path:
@@ -173,6 +179,19 @@ class LineageWriter:
                         extra={"task": task.name, "recipe": recipe.describe(), "accuracy": acc, "dtype": dtype,
                                "init": "random", **(extra or {})})
 
+    def _stable(self, parent: str, recipe, attempt: Callable) -> tuple[Any, Any, int]:
+        """Run ``attempt(recipe) -> (state, result)`` until its weights are finite and within
+        :data:`DIVERGED` of ``parent``, halving the learning rate each time (a person does not
+        publish a run that blew up: they lower the rate and train again). Returns the recipe used,
+        ``result`` and the number of halvings."""
+        for halvings in range(RETRIES):
+            state, result = attempt(recipe)
+            finite = all(np.all(np.isfinite(v)) for v in state.values() if v.dtype.kind == "f")
+            if finite and relative_change(state, self.states[parent]) <= DIVERGED:
+                return recipe, result, halvings
+            recipe = replace(recipe, lr=recipe.lr / 2)
+        raise RuntimeError(f"training from {parent} diverged {RETRIES} times, down to lr {recipe.lr:g}")
+
     def finetune(self, parent: str, name: str, task, recipe, *, dtype: str, trainable: Sequence[str] | None = None,
                  fresh_head: bool = False, pattern: str = "finetune", sweep: str | None = None,
                  sweep_key: float = 0.0, extra: dict[str, Any] | None = None) -> str:
@@ -180,14 +199,21 @@ class LineageWriter:
         from modelatlas.zoo.family_nets import init_head  # noqa: PLC0415
         from modelatlas.zoo.optimise import train  # noqa: PLC0415
 
-        module = self.module(parent)
-        if fresh_head:
-            init_head(module, self.new_seed())
-        acc = train(module, task, recipe, self.new_seed(), trainable=trainable)
-        stored = store(self.state_of(module), dtype)
+        def attempt(r):
+            module = self.module(parent)
+            if fresh_head:
+                init_head(module, self.new_seed())
+            acc = train(module, task, r, self.new_seed(), trainable=trainable)
+            state = self.state_of(module)
+            return state, (state, acc)
+
+        recipe, (state, acc), halvings = self._stable(parent, recipe, attempt)
+        stored = store(state, dtype)
         info = {"task": task.name, "recipe": recipe.describe(), "accuracy": acc, "dtype": dtype,
                 "head": "fresh" if fresh_head else "shared", "trainable": list(trainable) if trainable else "all",
                 "movement": relative_change(decode(stored), self.states[parent]), **(extra or {})}
+        if halvings:
+            info["lr_halvings"] = halvings
         return self.add(self.models[parent].component, name, stored, parents=[parent], relation="finetune",
                         pattern=pattern, architecture=self.architecture(parent), extra=info, sweep=sweep,
                         sweep_key=sweep_key)
@@ -196,20 +222,23 @@ class LineageWriter:
         """One run of ``parent`` saved at steps ``saves``: each checkpoint the child of the previous one."""
         from modelatlas.zoo.optimise import train  # noqa: PLC0415
 
-        component = self.models[parent].component
-        module, ids = self.module(parent), []
-        run_id = f"{component}/{name}"
+        def attempt(r):
+            module, states = self.module(parent), []
+            train(module, task, r, self.new_seed(), checkpoints=saves,
+                  on_checkpoint=lambda step: states.append((step, self.state_of(module))))
+            return states[-1][1], states
 
-        def save(step: int) -> None:
-            stored = store(self.state_of(module), dtype)
-            ids.append(self.add(component, f"{name}-step{step}", stored, parents=[ids[-1] if ids else parent],
-                                relation="finetune", pattern="snake", architecture=self.architecture(parent),
-                                run=run_id, extra={"task": task.name, "recipe": recipe.describe(), "dtype": dtype,
-                                                   "run": run_id, "step": step, "checkpoint_index": len(ids),
-                                                   "movement": relative_change(decode(stored), self.states[
-                                                       ids[-1] if ids else parent])}))
-
-        train(module, task, recipe, self.new_seed(), checkpoints=saves, on_checkpoint=save)
+        recipe, states, halvings = self._stable(parent, recipe, attempt)
+        component, run_id, ids = self.models[parent].component, f"{self.models[parent].component}/{name}", []
+        for index, (step, state) in enumerate(states):
+            stored = store(state, dtype)
+            previous = ids[-1] if ids else parent
+            info = {"task": task.name, "recipe": recipe.describe(), "dtype": dtype, "run": run_id, "step": step,
+                    "checkpoint_index": index, "movement": relative_change(decode(stored), self.states[previous])}
+            if halvings:
+                info["lr_halvings"] = halvings
+            ids.append(self.add(component, f"{name}-step{step}", stored, parents=[previous], relation="finetune",
+                                pattern="snake", architecture=self.architecture(parent), run=run_id, extra=info))
         return ids
 
     def lora(self, parent: str, name: str, task, recipe, *, targets: Sequence[str], rank: int, alpha: float,
@@ -234,34 +263,38 @@ class LineageWriter:
         if init == "pissa" and any(rank > min(self.states[parent][f"{t}.weight"].shape) for t in targets):
             raise ValueError(f"PiSSA needs rank {rank} ≤ the smallest dimension of every target")
         base_state = self.states[parent] if base_quant is None else dequantize(quantize(self.states[parent], base_quant))
-        module = self.module(parent, state=base_state)
         scaling = alpha / math.sqrt(rank) if rslora else alpha / rank
-        gen = torch.Generator().manual_seed(self.new_seed())
-        wrapped = {}
-        for t in targets:
-            w = LoRALinear(module.get_submodule(t), rank, alpha)
-            w.scaling = scaling
-            with torch.no_grad():
-                if init == "gaussian":
-                    w.lora_A.normal_(0.0, 1.0 / rank, generator=gen)
-                elif init == "pissa":
-                    u, s, vh = torch.linalg.svd(w.base.weight.double(), full_matrices=False)
-                    root = s[:rank].sqrt() / math.sqrt(scaling)
-                    w.lora_A.copy_((root[:, None] * vh[:rank]).float())
-                    w.lora_B.copy_((u[:, :rank] * root[None, :]).float())
-                    w.base.weight.sub_(scaling * (w.lora_B @ w.lora_A))
-            wrapped[t] = w
-            swap_submodule(module, t, w)
-        acc = train(module, task, recipe, self.new_seed(), params=[p for w in wrapped.values() for p in (w.lora_A, w.lora_B)])
-        merged = dict(base_state)
-        adapter = {}
-        for t, w in wrapped.items():
-            a = w.lora_A.detach().numpy().astype(np.float64)
-            b = w.lora_B.detach().numpy().astype(np.float64)
-            residual = w.base.weight.detach().numpy().astype(np.float64)
-            merged[f"{t}.weight"] = (residual + scaling * (b @ a)).astype(np.float32)
-            adapter[f"base_model.model.{t}.lora_A.weight"] = a.astype(np.float32)
-            adapter[f"base_model.model.{t}.lora_B.weight"] = b.astype(np.float32)
+
+        def attempt(r):
+            module = self.module(parent, state=base_state)
+            gen = torch.Generator().manual_seed(self.new_seed())
+            wrapped = {}
+            for t in targets:
+                w = LoRALinear(module.get_submodule(t), rank, alpha)
+                w.scaling = scaling
+                with torch.no_grad():
+                    if init == "gaussian":
+                        w.lora_A.normal_(0.0, 1.0 / rank, generator=gen)
+                    elif init == "pissa":
+                        u, s, vh = torch.linalg.svd(w.base.weight.double(), full_matrices=False)
+                        root = s[:rank].sqrt() / math.sqrt(scaling)
+                        w.lora_A.copy_((root[:, None] * vh[:rank]).float())
+                        w.lora_B.copy_((u[:, :rank] * root[None, :]).float())
+                        w.base.weight.sub_(scaling * (w.lora_B @ w.lora_A))
+                wrapped[t] = w
+                swap_submodule(module, t, w)
+            acc = train(module, task, r, self.new_seed(), params=[p for w in wrapped.values() for p in (w.lora_A, w.lora_B)])
+            merged, adapter = dict(base_state), {}
+            for t, w in wrapped.items():
+                a = w.lora_A.detach().numpy().astype(np.float64)
+                b = w.lora_B.detach().numpy().astype(np.float64)
+                residual = w.base.weight.detach().numpy().astype(np.float64)
+                merged[f"{t}.weight"] = (residual + scaling * (b @ a)).astype(np.float32)
+                adapter[f"base_model.model.{t}.lora_A.weight"] = a.astype(np.float32)
+                adapter[f"base_model.model.{t}.lora_B.weight"] = b.astype(np.float32)
+            return merged, (merged, adapter, acc)
+
+        recipe, (merged, adapter, acc), halvings = self._stable(parent, recipe, attempt)
         component = self.models[parent].component
         adapter_path = self._file(component, name, ".adapter")
         config = {"r": rank, "lora_alpha": alpha, "target_modules": list(targets), "init_lora_weights": init,
@@ -272,6 +305,8 @@ class LineageWriter:
                 "lora_alpha": alpha, "lora_init": init, "lora_rslora": rslora, "lora_scaling": scaling, "lora_targets": list(targets),
                 "lora_base_quant": base_quant, "adapter_path": adapter_path.relative_to(self.out).as_posix(),
                 "movement": relative_change(decode(stored), self.states[parent]), **(extra or {})}
+        if halvings:
+            info["lr_halvings"] = halvings
         return self.add(component, name, stored, parents=[parent], relation="adapter", pattern="lora",
                         architecture=self.architecture(parent), extra=info)
 
@@ -338,7 +373,8 @@ class LineageWriter:
 
     # ------------------------------------------------------------------ finish
     def finish(self, times: TimeModel) -> Zoo:
-        """Give upload times under ``times`` and write ``manifest.json`` (with the time model)."""
+        """Give upload times under ``times`` and write ``manifest.json`` (models in a random order)
+        and ``time-model.json`` (the time model drawn)."""
         when, flipped = assign_times(self.uploads, times, np.random.default_rng([self.seed, 77]))
         models = []
         for u in self.uploads:
@@ -347,7 +383,10 @@ class LineageWriter:
             if u.id in flipped:
                 m.extra["upload_noise"] = "child_first"
             models.append(m)
-        zoo = Zoo(self.name, self.out, models)
+        # Listed in a random order: build order would hand charting the topological order
+        # whenever times are unknown.
+        order = np.random.default_rng([self.seed, 78]).permutation(len(models))
+        zoo = Zoo(self.name, self.out, [models[int(i)] for i in order])
         write_manifest(zoo, omit_unknown_times=times.omit_unknown)
         (self.out / "time-model.json").write_text(json.dumps(times.describe(), indent=1) + "\n", encoding="utf-8")
         return zoo

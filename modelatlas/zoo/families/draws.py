@@ -58,6 +58,11 @@ def recipe(rng: np.random.Generator, *, optimizers: Mapping[str, float], lr: Map
                   clip=float(rng.choice([0.5, 1.0])) if rng.random() < clip else None)
 
 
+def sample(rng: np.random.Generator, items: Sequence[str], k: int) -> list[str]:
+    """Up to ``k`` distinct items of ``items``, in the order drawn."""
+    return [items[int(i)] for i in rng.choice(len(items), min(k, len(items)), replace=False)]
+
+
 def dtype(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
     """A storage dtype (``fp32``, ``fp16``, ``bf16``)."""
     return pick(rng, weights)

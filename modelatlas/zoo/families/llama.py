@@ -130,8 +130,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                 base=root, weights=[round(float(x), 3) for x in rng.uniform(0.3, 1.0, k)],
                 t=float(rng.uniform(0.2, 0.8)), density=float(rng.uniform(0.2, 0.8)), lam=float(rng.uniform(0.5, 1.5)))
     pool = [root, *derived]
-    for q in range(int(rng.integers(1 if tiny else 0, 3))):
-        w.quantize(pool[int(rng.integers(len(pool)))], draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
+    for q in draws.sample(rng, pool, int(rng.integers(1 if tiny else 0, 3))):
+        w.quantize(q, draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
     if tiny or rng.random() < 0.4:
         w.duplicate(root)
 

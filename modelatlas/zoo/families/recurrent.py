@@ -109,8 +109,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                        extra={"sweep": f"{component}/seeds", "sweep_params": {"lr": float(lr), "repeat": k}})
     pool = [m for m in w.models if w.models[m].component == component
             and w.models[m].pattern not in ("duplicate", "quantized")]
-    for _ in range(1 if tiny else int(rng.integers(0, 3))):
-        w.quantize(pool[int(rng.integers(len(pool)))], draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
+    for q in draws.sample(rng, pool, 1 if tiny else int(rng.integers(0, 3))):
+        w.quantize(q, draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
     if tiny or rng.random() < 0.3:
         w.duplicate(str(rng.choice(pool)))
 

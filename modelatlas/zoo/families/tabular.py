@@ -126,8 +126,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                 base=root, weights=[round(float(x), 3) for x in rng.uniform(0.3, 1.2, len(parents))],
                 density=float(rng.uniform(0.1, 0.9)), lam=float(rng.uniform(0.5, 1.5)))
     pool = [root, *[c for chain in chains for c in chain]]
-    for _ in range(1 if tiny else int(rng.integers(0, 3))):
-        w.quantize(pool[int(rng.integers(len(pool)))], draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
+    for q in draws.sample(rng, pool, 1 if tiny else int(rng.integers(0, 3))):
+        w.quantize(q, draws.pick(rng, {"int8-row": 0.5, "int4-group": 0.5}))
     if tiny or rng.random() < 0.4:
         w.duplicate(root)
 

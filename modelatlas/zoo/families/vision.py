@@ -144,8 +144,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
         w.snake(start, "epochs", _task(rng, universe, seed), recipe, saves=saves, dtype=w.models[start].extra["dtype"])
     pool = [m for m in w.models if w.models[m].component == component
             and w.models[m].pattern not in ("duplicate", "quantized")]
-    for _ in range(1 if tiny else int(rng.integers(0, 3))):
-        w.quantize(pool[int(rng.integers(len(pool)))], "int8-row")
+    for q in draws.sample(rng, pool, 1 if tiny else int(rng.integers(0, 3))):
+        w.quantize(q, "int8-row")
     if tiny or rng.random() < 0.3:
         w.duplicate(str(rng.choice([root, *children])))
 
