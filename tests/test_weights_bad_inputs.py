@@ -286,6 +286,17 @@ def test_torch_cut_short_anywhere(tmp_path, legacy):
         _refused(cut_path)
 
 
+def test_torch_legacy_storage_declared_larger_than_the_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(4)}, path, _use_new_zipfile_serialization=False)
+    blob = path.read_bytes()
+    numel = b"cpuq\x06K\x04N"  # the storage's element count (4) in its persistent id
+    assert blob.count(numel) == 1
+    path.write_bytes(blob.replace(numel, b"cpuq\x06J" + struct.pack("<i", 2**29) + b"N"))  # 2 GiB
+    _refused(path, "not a readable PyTorch checkpoint")
+
+
 def test_torch_file_that_is_neither_zip_nor_pickle(tmp_path):
     pytest.importorskip("torch")
     (tmp_path / "text.bin").write_bytes(b"hello, not a checkpoint")
