@@ -167,6 +167,7 @@ def test_gptq_group_index_out_of_range(tmp_path):
     (np.array([np.nan, 4], np.float32), "dtype float32"),
     (np.array([-2, 4], np.int64), "negative size"),
     (np.zeros(0, np.int64), "holds 0 values"),
+    (np.array([0, 2**62], np.int64), "too large for an array"),
 ])
 def test_packed_shape_tensor_that_is_not_a_shape(tmp_path, shape, fragment):
     save_file({"w_packed": np.zeros((2, 2), np.uint8), "w_shape": shape, "w_scale": np.ones(1, np.float32)},
@@ -264,11 +265,14 @@ def test_torch_sparse_and_empty_tensors_are_valid(tmp_path):
     dense = torch.randn(3, 4)
     path = tmp_path / "sparse.pt"
     torch.save({"s": torch.eye(3).to_sparse(), "none": torch.zeros(0, 3), "no_cols": torch.zeros(3, 0),
-                "d": dense}, path)
-    with pytest.warns(SkippedTensorWarning, match=r"sparse\.pt \(s\): skipped, sparse_coo tensor"):
+                "m": torch.empty(2, 2, device="meta"), "d": dense}, path)
+    with pytest.warns(SkippedTensorWarning) as warned:
         wf = open_weights(path)
+    assert sorted(str(w.message) for w in warned) == [
+        f"{path} (m): skipped, meta tensor of shape [2, 2] (only dense tensors with data have rows to sample)",
+        f"{path} (s): skipped, sparse_coo tensor of shape [3, 3] (only dense tensors with data have rows to sample)"]
     with wf:
-        assert set(wf.tensors) == {"none", "no_cols", "d"} and set(wf.skipped) == {"s"}
+        assert set(wf.tensors) == {"none", "no_cols", "d"} and set(wf.skipped) == {"s", "m"}
         np.testing.assert_array_equal(wf.read("d"), dense.numpy())
         assert wf.read("none").shape == (0, 3) and wf.read("no_cols").shape == (3, 0)
         assert wf.read_rows("no_cols", np.array([1])).shape == (1, 0)
