@@ -469,3 +469,9 @@ def test_gguf_unknown_tensor_type_is_refused(tmp_path):
     path = tmp_path / "type.gguf"
     path.write_bytes(_gguf_blob(tensors=record, n_tensors=1, data=b"\0" * 32))
     _refused(path, "not a readable GGUF file")
+
+
+def test_a_fifo_given_as_the_weights_file_is_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    with _no_hang():
+        _refused(tmp_path / "pipe.safetensors", "not a regular file")
