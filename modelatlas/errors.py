@@ -23,6 +23,8 @@ class InputError(ModelAtlasError):
     def __init__(self, message: str, *, path: str | None = None, where: str | None = None):
         self.path = path
         self.where = where
+        # names come from files: a newline or other control character in one must not break the line
+        path, where = _printable(path), _printable(where)
         prefix = ""
         if path:
             prefix = f"{path}"
@@ -32,6 +34,12 @@ class InputError(ModelAtlasError):
         elif where:
             prefix = f"{where}: "
         super().__init__(prefix + message)
+
+
+def _printable(text: str | None) -> str | None:
+    if text is None or text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class UnknownModelError(ModelAtlasError):

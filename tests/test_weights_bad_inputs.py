@@ -475,3 +475,23 @@ def test_a_fifo_given_as_the_weights_file_is_not_opened(tmp_path):
     os.mkfifo(tmp_path / "pipe.safetensors")
     with _no_hang():
         _refused(tmp_path / "pipe.safetensors", "not a regular file")
+
+
+def test_onnx_scale_of_three_dimensions_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("DequantizeLinear", ["W", "s"], ["w"])], "g", [], [], initializer=[
+        numpy_helper.from_array(np.ones((2, 4), np.int8), "W"),
+        numpy_helper.from_array(np.ones((2, 1, 2), np.float32), "s")])  # found by benchmarks/fuzz_weights.py
+    path = tmp_path / "s3.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    _refused(path, "(s)", "has more than 2 dimensions")
+
+
+def test_names_with_control_characters_stay_on_one_line(tmp_path):
+    save_file({"a": np.ones(2, np.float32)}, tmp_path / "s.safetensors")
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"a": "s.safetensors", "\n": "s.safetensors"}}))
+    error = _refused(index, "weight_map places tensor '\\n'")  # found by benchmarks/fuzz_weights.py
+    assert error.where == "\n"  # the attribute keeps the name as it is

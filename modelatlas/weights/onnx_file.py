@@ -265,7 +265,12 @@ class ONNXFile(WeightFile):
                 array = array.reshape((-1, 1) if axis % 2 == 0 else (1, -1))
             elif matmul_output and array.ndim == 1:
                 array = array.reshape(1, -1)  # MatMulInteger scales are per output column
-        return ArrayRows(array.reshape(1, 1) if array.size == 1 else np.atleast_2d(array))
+        if array.size == 1:
+            return ArrayRows(array.reshape(1, 1))
+        if array.ndim > 2:
+            raise InputError(f"scale / zero point {name!r} of shape {list(array.shape)} has more than 2 "
+                             "dimensions: no dequantisation pattern reads it", path=str(self.path), where=name)
+        return ArrayRows(np.atleast_2d(array))
 
     def _orientation(self, value: str) -> tuple[bool, str | None]:
         """Whether ``value`` is an ``[in, out]`` weight, and the bias initializer added after it."""
