@@ -36,8 +36,11 @@ class InputError(ModelAtlasError):
         super().__init__(prefix + message)
 
 
-def _printable(text: str | None) -> str | None:
-    if text is None or text.isprintable():
+def _printable(text: object) -> str | None:
+    if text is None:
+        return None
+    text = text if isinstance(text, str) else repr(text)  # e.g. a name a parser left as bytes
+    if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 

@@ -495,3 +495,15 @@ def test_names_with_control_characters_stay_on_one_line(tmp_path):
     index.write_text(json.dumps({"weight_map": {"a": "s.safetensors", "\n": "s.safetensors"}}))
     error = _refused(index, "weight_map places tensor '\\n'")  # found by benchmarks/fuzz_weights.py
     assert error.where == "\n"  # the attribute keeps the name as it is
+
+
+def test_onnx_name_that_is_not_utf8(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([], "g", [], [], initializer=[numpy_helper.from_array(np.ones(4, np.float32), "Z")])
+    blob = helper.make_model(graph).SerializeToString()
+    assert blob.count(b"B\x01Z") == 1  # the initializer's name field (protobuf field 8, length 1)
+    path = tmp_path / "utf8.onnx"
+    path.write_bytes(blob.replace(b"B\x01Z", b"B\x01\xf3"))  # found by benchmarks/fuzz_weights.py
+    _refused(path, "name is not valid UTF-8: b'\\xf3'")

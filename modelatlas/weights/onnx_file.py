@@ -67,6 +67,11 @@ class ONNXFile(WeightFile):
         self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
         graph = model.graph
+        names = [t.name for t in graph.initializer] + [x for n in graph.node for x in (*n.input, *n.output)]
+        if not all(isinstance(x, str) for x in names):
+            # protobuf leaves an ONNX string that is not valid UTF-8 as bytes
+            bad = next(x for x in names if not isinstance(x, str))
+            raise InputError(f"a tensor or value name is not valid UTF-8: {bad[:60]!r}", path=str(self.path))
         self._inits = {t.name: t for t in graph.initializer}
         self._arrays: dict[str, np.ndarray] = {}
         for t in graph.initializer:
