@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import time
+import traceback
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -105,7 +106,10 @@ def run(minutes: float, batch: int) -> int:
             except InvalidArgument:
                 raise  # the harness is wrong, not the parser
             except Exception as exc:  # noqa: BLE001 - every failure is reported, then the run goes on
-                text = f"{type(exc).__name__}: {str(exc)[:2000]}"
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                notes = " ".join(getattr(exc, "__notes__", []))  # hypothesis's falsifying example
+                text = (f"{type(exc).__name__}: {str(exc)[:2000]} (at {Path(frame.filename).name}:{frame.lineno}) "
+                        f"{notes[:4000]}")
                 failures[name].append(text)
                 print(f"[{name}] FAILURE {text}", flush=True)
         elapsed = minutes * 60 - (deadline - time.monotonic())

@@ -29,6 +29,8 @@ class InputError(ModelAtlasError):
     def __init__(self, message: str, *, path: str | None = None, where: str | None = None):
         self.path = path
         self.where = where
+        # names come from files: a newline or other control character in one must not break the line
+        path, where = _printable(path), _printable(where)
         prefix = ""
         if path:
             prefix = f"{path}"
@@ -38,6 +40,15 @@ class InputError(ModelAtlasError):
         elif where:
             prefix = f"{where}: "
         super().__init__(prefix + message)
+
+
+def _printable(text: object) -> str | None:
+    if text is None:
+        return None
+    text = text if isinstance(text, str) else repr(text)  # e.g. a name a parser left as bytes
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class UnknownModelError(ModelAtlasError):

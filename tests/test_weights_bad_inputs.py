@@ -167,6 +167,7 @@ def test_gptq_group_index_out_of_range(tmp_path):
     (np.array([np.nan, 4], np.float32), "dtype float32"),
     (np.array([-2, 4], np.int64), "negative size"),
     (np.zeros(0, np.int64), "holds 0 values"),
+    (np.array([0, 2**62], np.int64), "too large for an array"),
 ])
 def test_packed_shape_tensor_that_is_not_a_shape(tmp_path, shape, fragment):
     save_file({"w_packed": np.zeros((2, 2), np.uint8), "w_shape": shape, "w_scale": np.ones(1, np.float32)},
@@ -264,11 +265,14 @@ def test_torch_sparse_and_empty_tensors_are_valid(tmp_path):
     dense = torch.randn(3, 4)
     path = tmp_path / "sparse.pt"
     torch.save({"s": torch.eye(3).to_sparse(), "none": torch.zeros(0, 3), "no_cols": torch.zeros(3, 0),
-                "d": dense}, path)
-    with pytest.warns(SkippedTensorWarning, match=r"sparse\.pt \(s\): skipped, sparse_coo tensor"):
+                "m": torch.empty(2, 2, device="meta"), "d": dense}, path)
+    with pytest.warns(SkippedTensorWarning) as warned:
         wf = open_weights(path)
+    assert sorted(str(w.message) for w in warned) == [
+        f"{path} (m): skipped, meta tensor of shape [2, 2] (only dense tensors with data have rows to sample)",
+        f"{path} (s): skipped, sparse_coo tensor of shape [3, 3] (only dense tensors with data have rows to sample)"]
     with wf:
-        assert set(wf.tensors) == {"none", "no_cols", "d"} and set(wf.skipped) == {"s"}
+        assert set(wf.tensors) == {"none", "no_cols", "d"} and set(wf.skipped) == {"s", "m"}
         np.testing.assert_array_equal(wf.read("d"), dense.numpy())
         assert wf.read("none").shape == (0, 3) and wf.read("no_cols").shape == (3, 0)
         assert wf.read_rows("no_cols", np.array([1])).shape == (1, 0)
@@ -284,6 +288,17 @@ def test_torch_cut_short_anywhere(tmp_path, legacy):
         cut_path = tmp_path / f"cut{cut}.pt"
         cut_path.write_bytes(blob[:cut])
         _refused(cut_path)
+
+
+def test_torch_legacy_storage_declared_larger_than_the_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(4)}, path, _use_new_zipfile_serialization=False)
+    blob = path.read_bytes()
+    numel = b"cpuq\x06K\x04N"  # the storage's element count (4) in its persistent id
+    assert blob.count(numel) == 1
+    path.write_bytes(blob.replace(numel, b"cpuq\x06J" + struct.pack("<i", 2**29) + b"N"))  # 2 GiB
+    _refused(path, "not a readable PyTorch checkpoint")
 
 
 def test_torch_file_that_is_neither_zip_nor_pickle(tmp_path):
@@ -454,3 +469,41 @@ def test_gguf_unknown_tensor_type_is_refused(tmp_path):
     path = tmp_path / "type.gguf"
     path.write_bytes(_gguf_blob(tensors=record, n_tensors=1, data=b"\0" * 32))
     _refused(path, "not a readable GGUF file")
+
+
+def test_a_fifo_given_as_the_weights_file_is_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    with _no_hang():
+        _refused(tmp_path / "pipe.safetensors", "not a regular file")
+
+
+def test_onnx_scale_of_three_dimensions_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("DequantizeLinear", ["W", "s"], ["w"])], "g", [], [], initializer=[
+        numpy_helper.from_array(np.ones((2, 4), np.int8), "W"),
+        numpy_helper.from_array(np.ones((2, 1, 2), np.float32), "s")])  # found by benchmarks/fuzz_weights.py
+    path = tmp_path / "s3.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    _refused(path, "(s)", "has more than 2 dimensions")
+
+
+def test_names_with_control_characters_stay_on_one_line(tmp_path):
+    save_file({"a": np.ones(2, np.float32)}, tmp_path / "s.safetensors")
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"a": "s.safetensors", "\n": "s.safetensors"}}))
+    error = _refused(index, "weight_map places tensor '\\n'")  # found by benchmarks/fuzz_weights.py
+    assert error.where == "\n"  # the attribute keeps the name as it is
+
+
+def test_onnx_name_that_is_not_utf8(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([], "g", [], [], initializer=[numpy_helper.from_array(np.ones(4, np.float32), "Z")])
+    blob = helper.make_model(graph).SerializeToString()
+    assert blob.count(b"B\x01Z") == 1  # the initializer's name field (protobuf field 8, length 1)
+    path = tmp_path / "utf8.onnx"
+    path.write_bytes(blob.replace(b"B\x01Z", b"B\x01\xf3"))  # found by benchmarks/fuzz_weights.py
+    _refused(path, "name is not valid UTF-8: b'\\xf3'")

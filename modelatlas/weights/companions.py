@@ -35,6 +35,7 @@ from modelatlas.errors import InputError
 from modelatlas.weights.bnb4bit import COMPANIONS as BNB4_COMPANIONS
 from modelatlas.weights.bnb4bit import QUANT_TYPES, STATE_PREFIX, Blockwise4BitRows, parse_quant_state
 from modelatlas.weights.gptq import PackedIntRows
+from modelatlas.weights.safetensors_header import MAX_ARRAY_BYTES
 from modelatlas.weights.tensors import (AffineDequant, ArrayRows, FloatRows, QuantInfo, RowSource,
                                         StoredTensor, TensorInfo, Unpacked4Bit)
 
@@ -160,7 +161,11 @@ def _logical_shape(values: np.ndarray, *, path: str, name: str) -> tuple[int, ..
                          "of a tensor (one or more integers)", path=path, where=name)
     if (values < 0).any():
         raise InputError(f"shape tensor holds a negative size: {values.tolist()[:8]}", path=path, where=name)
-    return tuple(int(v) for v in values)
+    shape = tuple(int(v) for v in values)
+    if math.prod(d for d in shape if d) * 4 > MAX_ARRAY_BYTES:  # read as float32
+        raise InputError(f"shape {list(shape)[:8]} is too large for an array, even with 0 elements",
+                         path=path, where=name)
+    return shape
 
 
 def _bitsandbytes_4bit(name: str, names: set[str], raw: Callable[[str], ArrayRows], path: str

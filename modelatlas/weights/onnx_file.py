@@ -82,6 +82,11 @@ class ONNXFile(WeightFile):
         self.metadata = {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}}
         graph = model.graph
+        names = [t.name for t in graph.initializer] + [x for n in graph.node for x in (*n.input, *n.output)]
+        if not all(isinstance(x, str) for x in names):
+            # protobuf leaves an ONNX string that is not valid UTF-8 as bytes
+            bad = next(x for x in names if not isinstance(x, str))
+            raise InputError(f"a tensor or value name is not valid UTF-8: {bad[:60]!r}", path=str(self.path))
         self._inits = {t.name: t for t in graph.initializer}
         self._arrays: dict[str, np.ndarray] = {}
         for t in graph.initializer:
@@ -322,7 +327,12 @@ class ONNXFile(WeightFile):
                 array = array.reshape((-1, 1) if axis % 2 == 0 else (1, -1))
             elif matmul_output and array.ndim == 1:
                 array = array.reshape(1, -1)  # MatMulInteger scales are per output column
-        return ArrayRows(array.reshape(1, 1) if array.size == 1 else np.atleast_2d(array))
+        if array.size == 1:
+            return ArrayRows(array.reshape(1, 1))
+        if array.ndim > 2:
+            raise InputError(f"scale / zero point {name!r} of shape {list(array.shape)} has more than 2 "
+                             "dimensions: no dequantisation pattern reads it", path=str(self.path), where=name)
+        return ArrayRows(np.atleast_2d(array))
 
     def _orientation(self, value: str) -> tuple[bool, str | None]:
         """Whether ``value`` is an ``[in, out]`` weight, and the bias initializer added after it."""

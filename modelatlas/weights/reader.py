@@ -43,8 +43,8 @@ def open_weights(path: str | Path, *, hf_names: Iterable[str] | None = None) -> 
     path = Path(path)
     if path.is_dir():
         path = _model_file_in(path)
-    if not path.is_file():
-        raise InputError("no such file", path=str(path))
+    if not path.is_file():  # stat only: a FIFO or device is never opened
+        raise InputError("not a regular file" if path.exists() else "no such file", path=str(path))
     name = path.name.lower()
     if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
         from modelatlas.weights.safetensors_file import SafetensorsFile

@@ -9,8 +9,8 @@ Nested state dicts (``{"state_dict": {...}}``, ``{"model": {...}}``) are flatten
 
 Before ``torch.load``, a zip archive's members are checked against the bounds of
 :mod:`modelatlas.weights.zip_limits` (no memory bomb) and a non-zip file must start like a pickle.
-Sparse (and other non-strided) tensors are valid checkpoint entries but have no rows to sample:
-they are skipped with a warning that says so (``WeightFile.skipped``).
+Sparse (and other non-strided) tensors and meta tensors are valid checkpoint entries but have no
+rows to sample: they are skipped with a warning that says so (``WeightFile.skipped``).
 """
 
 from __future__ import annotations
@@ -105,17 +105,23 @@ class TorchFile(WeightFile):
             self._count(self.path.stat().st_size)
         self._tensors = {}
         for name, tensor in _flatten(obj, str(self.path)):
-            if tensor.layout != torch.strided:
-                self._skip(name, f"{str(tensor.layout).removeprefix('torch.')} tensor of shape "
-                                 f"{list(tensor.shape)} (only dense tensors have rows to sample)")
+            if tensor.layout != torch.strided or tensor.is_meta:
+                kind = "meta" if tensor.is_meta else str(tensor.layout).removeprefix("torch.")
+                self._skip(name, f"{kind} tensor of shape {list(tensor.shape)} (only dense tensors with data "
+                                 "have rows to sample)")
                 continue
             label = DTYPE_LABELS.get(str(tensor.dtype).removeprefix("torch."))
             if label is None:
                 raise InputError(f"unsupported tensor dtype {tensor.dtype}", path=str(self.path), where=name)
             shape = tuple(int(d) for d in tensor.shape)
+            try:
+                rows = TorchRows(tensor, self._count, mapped)
+            except RuntimeError as exc:  # e.g. an empty tensor whose other dimensions overflow
+                raise InputError(f"cannot view tensor of shape {list(shape)[:8]} as rows ({str(exc)[:200]})",
+                                 path=str(self.path), where=name) from None
             self._tensors[name] = tensor
             self.stored[name] = StoredTensor(name, label, shape, tensor.numel() * tensor.element_size())
-            self._add(TensorInfo(name, shape, label), TorchRows(tensor, self._count, mapped))
+            self._add(TensorInfo(name, shape, label), rows)
         if not self.tensors:
             skipped = f" ({len(self.skipped)} skipped: {', '.join(self.skipped)[:200]})" if self.skipped else ""
             raise InputError(f"no dense tensors in this checkpoint{skipped}", path=str(self.path))

@@ -27,8 +27,8 @@ from modelatlas.errors import InputError
 
 #: Most bytes all compressed members of one archive may inflate to, together (256 MiB).
 MAX_INFLATED_BYTES = 256 * 2**20
-#: Most bytes of one pickle member: the state dict's structure, not its tensors (256 MiB; a
-#: 7-billion-parameter checkpoint's ``data.pkl`` is well under 1 MiB).
+#: Most bytes of one pickle member: the state dict's structure, not its tensors (256 MiB; the
+#: ``data.pkl`` of a state dict of 1,000 tensors holds 119 KiB).
 MAX_PICKLE_BYTES = 256 * 2**20
 #: Bytes read or inflated per step.
 STEP = 2**20
