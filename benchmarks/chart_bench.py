@@ -22,22 +22,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from markdown_table import print_table as _table  # noqa: E402
 
 from modelatlas.chart import get_method  # noqa: E402
 from modelatlas.chart.bench import BenchZoo, run_bench  # noqa: E402
 from modelatlas.chart.evaluate import accuracy  # noqa: E402
 from modelatlas.chart.synthetic import synthetic_zoo  # noqa: E402
-
-
-def _table(title, header, rows):
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(c) for c in r) + " |")
-    sys.stdout.flush()
 
 
 def accuracy_tables(zoos, seeds, components_known, ablations=True):

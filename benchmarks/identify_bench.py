@@ -33,21 +33,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from markdown_table import print_table as _table  # noqa: E402
 
 from modelatlas.chart.identify import identify  # noqa: E402
 from modelatlas.weights.fingerprint import Fingerprints  # noqa: E402
 from modelatlas.weights.store import FingerprintStore, ModelMeta  # noqa: E402
-
-
-def _table(title, header, rows):
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(c) for c in r) + " |")
-    sys.stdout.flush()
 
 
 def _children_cpu() -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelatlas.chart.base import LayerBlock
-from modelatlas.chart.zoo_input import GroupedChartInput
+from modelatlas.chart.zoo_input import GroupedChartInput, stack_kurtosis
 from modelatlas.weights.store import FingerprintStore
 
 
@@ -100,15 +100,9 @@ def chart_input_from_store(store: FingerprintStore) -> StoreInput:
                                 "architecture or fingerprint plan; the edge is kept as documented")
             documented[child] = tuple(index[p] for p in inside)
     _drop_cycles(documented, ids, messages)
-    n_layers = max((len(k) for k in kurt if k is not None), default=0)
-    kurtosis = None
-    if n_layers and all(k is not None for k in kurt):
-        kurtosis = np.full((len(ids), n_layers), np.nan)
-        for r, k in enumerate(kurt):
-            kurtosis[r, :len(k)] = k
     models = GroupedChartInput(ids=ids, vectors=mat, layers=[], created_at=np.array(times, np.float64),
                                quantized=np.array(quant), content_hashes=hashes, documented_parents=documented,
-                               groups=np.array(groups, dtype=object), kurtosis=kurtosis, layouts=layouts)
+                               groups=np.array(groups, dtype=object), kurtosis=stack_kurtosis(kurt), layouts=layouts)
     records = [{"id": m["id"], "created_at": m["created_at"], "model_type": m["model_type"], "has_weights": True,
                 "placeholder": False} for m in metas]
     notes = {m["id"]: list(m["notes"] or []) for m in metas if m["notes"]}

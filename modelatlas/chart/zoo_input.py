@@ -120,16 +120,22 @@ def _assemble(ids, vecs, group_of, blocks_by_group, kurt, quant, hashes, zoo_mod
             ps = tuple(index[p] for p in m.parents if p in index)
             if len(ps) == len(m.parents):
                 documented[index[i]] = ps
-    n_layers = max((len(k) for k in kurt if k is not None), default=0)
-    kurtosis = None
-    if n_layers and all(k is not None for k in kurt):
-        kurtosis = np.full((len(ids), n_layers), np.nan)
-        for r, k in enumerate(kurt):
-            kurtosis[r, :len(k)] = k
     return GroupedChartInput(ids=ids, vectors=mat, layers=[], created_at=times, quantized=np.array(quant),
                              content_hashes=hashes, documented_parents=documented,
-                             groups=np.array(group_of, dtype=object), kurtosis=kurtosis,
+                             groups=np.array(group_of, dtype=object), kurtosis=stack_kurtosis(kurt),
                              layouts=blocks_by_group)
+
+
+def stack_kurtosis(kurt: list[np.ndarray | None]) -> np.ndarray | None:
+    """Per-model kurtosis rows as one ``n x L`` array (NaN-padded to the widest), ``None`` unless
+    every model has one."""
+    n_layers = max((len(k) for k in kurt if k is not None), default=0)
+    if not n_layers or any(k is None for k in kurt):
+        return None
+    out = np.full((len(kurt), n_layers), np.nan)
+    for r, k in enumerate(kurt):
+        out[r, :len(k)] = k
+    return out
 
 
 @dataclass
