@@ -164,3 +164,25 @@ def test_chart_auto_finds_the_cross_format_edges(mini_family):
     out = json.loads(result.stdout)
     assert not any("charted separately" in m for m in out["messages"])
     assert out["accuracy"] >= 5 / 6
+
+
+def test_identify_finds_each_cross_format_parent_in_a_store_of_the_others(mini_family, tmp_path):
+    """`index add` puts relatives in every format into one fingerprint plan, so a GGUF or ONNX copy
+    is compared with its safetensors parent (issue 12, item 4)."""
+    import json
+
+    from modelatlas.chart.identify import identify
+    from modelatlas.weights.store import FingerprintStore, ModelMeta, fingerprint_into_store
+
+    manifest = json.loads((mini_family / "manifest.json").read_text())
+    store = FingerprintStore.empty(tmp_path / "refs.parquet")
+    added, messages = fingerprint_into_store(
+        [(mini_family / m["path"], ModelMeta(m["id"], created_at=float(i), created_at_source="manifest"))
+         for i, m in enumerate(manifest["models"])], store, n_neurons=16)
+    store.save()
+    assert len(added) == len(manifest["models"]) and len(store.plans) == 1, messages
+    for m in manifest["models"]:
+        if m["parents"]:
+            answer = identify(m["id"], tmp_path / "refs.parquet")
+            assert answer.parents == m["parents"], (m["id"], answer)
+            assert answer.relation == m["relation"]

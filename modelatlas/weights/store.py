@@ -367,7 +367,8 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
                            kurtosis: bool | None = None, hash_kind: str = "sample",
                            project: int | None = None, on_error: str = "skip",
                            progress=None) -> tuple[list[str], list[str]]:
-    """Fingerprint the models not yet in ``store`` (by id) and add them, grouped by signature.
+    """Fingerprint the models not yet in ``store`` (by id) and add them, grouped into relatives
+    (:func:`modelatlas.weights.relatives.relative_groups`: one architecture, any format).
 
     Parameters
     ----------
@@ -390,7 +391,6 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
     from modelatlas.weights.fingerprint import fingerprint_models
     from modelatlas.weights.quantization import detect_quantization
     from modelatlas.weights.reader import open_weights
-    from modelatlas.weights.signature import signature
 
     present = store.ids
     messages: list[str] = []
@@ -398,15 +398,15 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
     if again:
         messages.append(f"{len(again)} models already in the store, not read again "
                         f"({', '.join(again[:3])}{', ...' if len(again) > 3 else ''})")
-    groups: dict[str, list[tuple[Path, ModelMeta]]] = {}
-    sigs = {}
+    from modelatlas.weights.relatives import relative_groups
+    from modelatlas.weights.signature import common_signature
+
+    todo: dict[Path, ModelMeta] = {}
     for path, meta in models:
         if meta.id in present:
             continue
         try:
             with open_weights(path) as wf:
-                sigs[meta.id] = signature(wf)
-                key = sigs[meta.id].key
                 meta.format = meta.format or wf.format
                 meta.quantization_schemes = tuple(detect_quantization(wf, sample_rows=0).schemes)
         except Exception as exc:  # noqa: BLE001 -- one unreadable model is reported, the rest go on
@@ -414,19 +414,28 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
                 raise
             messages.append(f"{meta.id}: {_message(exc, path)}; left out")
             continue
-        groups.setdefault(key, []).append((path, meta))
+        todo[Path(path)] = meta
+    # Relatives in other formats (canonical names, docs/weights.md) share one plan, on the tensors
+    # they all hold, so that `identify` compares a GGUF or ONNX copy with its safetensors parent.
+    groups = relative_groups(list(todo), on_error=lambda p, exc: messages.append(
+        f"{todo[Path(p)].id}: {_message(exc, Path(p))}; left out"))
     added: list[str] = []
-    for members in groups.values():
+    for group in groups:
+        members = [(p, todo[Path(p)]) for p in group.paths]
         metas = {m.id: m for _, m in members}
+        opened = group.open_all()
         try:
-            fp = fingerprint_models([p for p, _ in members], ids=[m.id for _, m in members], n_neurons=n_neurons,
+            fp = fingerprint_models(opened, ids=[m.id for _, m in members], n_neurons=n_neurons,
                                     layers=layers, seed=seed, sampling=sampling, kurtosis=kurtosis,
-                                    hash_kind=hash_kind, on_error=on_error, project=project)
+                                    hash_kind=hash_kind, on_error=on_error, project=project, align=group.align)
         except InputError as exc:  # e.g. a layer selection that keeps nothing of this architecture
             if on_error == "raise":
                 raise
             messages.append(f"{', '.join(metas)}: {exc}; left out")
             continue
+        finally:
+            for wf in opened:
+                wf.close()
         messages += [f"{model_id}: {error}; left out" for model_id, error in fp.skipped]
         bad = [i for i in range(len(fp.ids)) if not np.all(np.isfinite(fp.vectors[i]))]
         if bad:
@@ -435,7 +444,8 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
         ids = store.add(fp, metas)
         if ids:  # the tensors' shapes let a model with more tensors be read at this plan's rows
             layout = store.plans[plan_key(fp)]
-            layout.setdefault("layer_shapes", [list(sigs[members[0][1].id].shapes[n]) for n in fp.layer_names])
+            shared = dict(common_signature([m.signature for m in group.members]).entries)
+            layout.setdefault("layer_shapes", [list(shared[n]) for n in fp.layer_names])
         added += ids
         if progress is not None:
             for _ in members:
