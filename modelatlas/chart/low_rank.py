@@ -91,8 +91,11 @@ class AdapterEvidence:
 
     @property
     def is_adapter(self) -> bool:
-        """At least one clearly low-rank layer, and low-rank layers outnumber full-rank changes."""
-        return self.adapter_rank > 0 and self.n_low >= max(self.n_full, 1)
+        """At least one clearly low-rank layer, and at least twice as many layers consistent with
+        the adapter as full-rank changes (an adapter run trains at most a few modules fully, such as
+        a new head; the difference between two siblings, an adapter and a fine-tune, mixes both
+        about evenly)."""
+        return self.adapter_rank > 0 and self.n_low >= max(2 * self.n_full, 1)
 
     @property
     def total_rank(self) -> int:
