@@ -63,7 +63,8 @@ def test_replay_reads_every_record_with_its_fields(tmp_path):
         batch = read(hub, tmp_path)
     assert_every_record_once(batch)
     assert [e["page"] for e in hub.log] == [0, 1, 2]
-    assert not batch.issues or {i["kind"] for i in batch.issues} <= {"mistyped_field", "broken_card_data"}
+    reader_issues = {i["kind"] for i in batch.issues if not i["kind"].startswith("relation_contradicted:")}
+    assert reader_issues <= {"mistyped_field", "broken_card_data"}  # (the relation audit's flags are not faults)
     items = {item["id"]: item for page in PAGES for item in page["body"]}
     for row in batch.records.to_pylist():
         item = items[row["id"]]

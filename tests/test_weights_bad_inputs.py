@@ -9,6 +9,7 @@ and that everything else is read exactly as the format's own library reads it.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import struct
@@ -424,14 +425,15 @@ def test_zoo_manifest_paths_stay_in_the_zoo(tmp_path, make, path, fragment):
 
 
 def test_fingerprint_inputs_from_a_manifest_stay_in_the_zoo(tmp_path):
-    from modelatlas.commands.weights import expand_inputs
+    from modelatlas.chart.model_paths import discover_models
 
     zoo = _zoo(tmp_path, "../outside.safetensors")
-    with pytest.raises(InputError, match=r"manifest\.json \(models\[0\]\).*without '\.\.'"):
-        expand_inputs([zoo])
+    found = discover_models([zoo])  # the manifest is refused, named, and the rest of the run goes on
+    assert not found.models and re.search(r"manifest\.json .*without '\.\.'", found.messages[0])
     save_file({"w": np.ones(2, np.float32)}, zoo / "in.safetensors")
     zoo = _zoo(tmp_path, "in.safetensors")
-    assert expand_inputs([zoo]) == [("m", (zoo / "in.safetensors").resolve())]
+    (found,) = discover_models([zoo]).models
+    assert found.meta.id == "m" and found.weights.resolve() == (zoo / "in.safetensors").resolve()
 
 
 # -- GGUF -----------------------------------------------------------------------------------------
