@@ -149,7 +149,8 @@ def test_lora_children_differ_by_low_rank_in_the_targets_only(family_zoo):
         adapter = load_file(str(adapter_path))
         with safe_open(str(adapter_path), "np") as f:
             config = json.loads(f.metadata()["lora_config"])
-        assert config["r"] == r and config["target_modules"] == targets and config["init_lora_weights"] == e["lora_init"]
+        assert config["r"] == r and config["target_modules"] == targets
+        assert config["init_lora_weights"] == e["lora_init"]
         for name, value in child.items():
             target = name.removesuffix(".weight")
             if target in targets and name.endswith(".weight"):
@@ -395,3 +396,39 @@ def test_schedules_stay_within_the_base_rate(schedule, steps, warmup):
         assert factors[-1] <= 1e-9 + factors[0] and factors[-1] < 0.05
     if schedule == "constant":
         assert set(factors) == {1.0}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["fp32", "fp16", "bf16"]), st.integers(1, 5), st.integers(1, 5), st.integers(0, 999))
+def test_storage_rounds_floats_only(dtype, rows, cols, seed):
+    from modelatlas.zoo.lineage import decode, store
+
+    rng = np.random.default_rng(seed)
+    state = {"w": rng.normal(size=(rows, cols)).astype(np.float32), "steps": np.array(7, np.int64)}
+    stored = store(state, dtype)
+    assert stored["w"].dtype == STORED[dtype] and stored["steps"].dtype == np.int64
+    back = decode(stored)
+    assert back["w"].dtype == np.float32 and back["steps"] == 7
+    np.testing.assert_array_equal(back["w"], state["w"].astype(STORED[dtype]).astype(np.float32))
+    assert _close_in(dtype, back["w"].astype(np.float64), state["w"].astype(np.float64), ulps=1.0)
+
+
+def test_a_diverged_run_is_retrained_at_half_the_rate(tmp_path):
+    from modelatlas.zoo.lineage import DIVERGED, LineageWriter
+    from modelatlas.zoo.optimise import Recipe
+
+    w = LineageWriter(tmp_path, "t")
+    w.states["p"] = {"w": np.ones(4, np.float32)}
+    rates = []
+
+    def attempt(recipe):  # blows up above lr 0.1, as a too-high rate does
+        rates.append(recipe.lr)
+        state = {"w": np.full(4, np.inf if recipe.lr > 0.2 else 1 + 10 * recipe.lr, np.float32)}
+        if 0.1 < recipe.lr <= 0.2:
+            state["w"][:] = 2 + DIVERGED
+        return state, recipe.lr
+
+    recipe, result, halvings = w._stable("p", Recipe("sgd", 0.8, 10), attempt)
+    assert rates == [0.8, 0.4, 0.2, 0.1] and recipe.lr == result == 0.1 and halvings == 3
+    with pytest.raises(RuntimeError, match="diverged"):
+        w._stable("p", Recipe("sgd", 1e6, 10), attempt)

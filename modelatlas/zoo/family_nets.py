@@ -152,7 +152,7 @@ class _ViTSelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.query, self.key, self.value = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, h = x.shape

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -262,7 +262,9 @@ class LineageWriter:
             raise ValueError(f"unknown LoRA initialisation {init!r}")
         if init == "pissa" and any(rank > min(self.states[parent][f"{t}.weight"].shape) for t in targets):
             raise ValueError(f"PiSSA needs rank {rank} ≤ the smallest dimension of every target")
-        base_state = self.states[parent] if base_quant is None else dequantize(quantize(self.states[parent], base_quant))
+        base_state = self.states[parent]
+        if base_quant is not None:
+            base_state = dequantize(quantize(base_state, base_quant))
         scaling = alpha / math.sqrt(rank) if rslora else alpha / rank
 
         def attempt(r):
@@ -283,7 +285,8 @@ class LineageWriter:
                         w.base.weight.sub_(scaling * (w.lora_B @ w.lora_A))
                 wrapped[t] = w
                 swap_submodule(module, t, w)
-            acc = train(module, task, r, self.new_seed(), params=[p for w in wrapped.values() for p in (w.lora_A, w.lora_B)])
+            factors = [p for w in wrapped.values() for p in (w.lora_A, w.lora_B)]
+            acc = train(module, task, r, self.new_seed(), params=factors)
             merged, adapter = dict(base_state), {}
             for t, w in wrapped.items():
                 a = w.lora_A.detach().numpy().astype(np.float64)
@@ -302,7 +305,8 @@ class LineageWriter:
         save_safetensors(adapter, adapter_path, metadata={"lora_config": json.dumps(config)})
         stored = store(merged, dtype)
         info = {"task": task.name, "recipe": recipe.describe(), "accuracy": acc, "dtype": dtype, "lora_rank": rank,
-                "lora_alpha": alpha, "lora_init": init, "lora_rslora": rslora, "lora_scaling": scaling, "lora_targets": list(targets),
+                "lora_alpha": alpha, "lora_init": init, "lora_rslora": rslora, "lora_scaling": scaling,
+                "lora_targets": list(targets),
                 "lora_base_quant": base_quant, "adapter_path": adapter_path.relative_to(self.out).as_posix(),
                 "movement": relative_change(decode(stored), self.states[parent]), **(extra or {})}
         if halvings:

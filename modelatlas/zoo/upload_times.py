@@ -97,7 +97,8 @@ def assign_times(uploads: Sequence[Upload], model: TimeModel,
         elif not u.parents:
             natural = EPOCH + timedelta(days=float(rng.uniform(0, 700)))
         else:
-            natural = max(times[p] for p in u.parents) + timedelta(days=float(rng.pareto(1.5) * model.delay_days / 2 + 0.01))
+            delay = timedelta(days=float(rng.pareto(1.5) * model.delay_days / 2 + 0.01))
+            natural = max(times[p] for p in u.parents) + delay
         if u.run is not None and u.run in last_of_run:
             natural = last_of_run[u.run] + timedelta(minutes=_log_uniform(rng, *model.checkpoint_minutes))
         elif u.sweep is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,13 +38,13 @@ def pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
 
 def steps(rng: np.random.Generator, lo: int, hi: int, size: Size) -> int:
     """A log-uniform budget in ``[lo, hi]`` steps, scaled by the size (at least 4 steps)."""
-    return max(4, int(round(log_uniform(rng, lo, hi) * size.budget)))
+    return max(4, round(log_uniform(rng, lo, hi) * size.budget))
 
 
 def recipe(rng: np.random.Generator, *, optimizers: Mapping[str, float], lr: Mapping[str, tuple[float, float]],
            budget: tuple[int, int], size: Size, schedules: Mapping[str, float],
            batches: Sequence[int] = (16, 32, 64), weight_decay: tuple[float, float] = (1e-3, 0.1),
-           clip: float = 0.0) -> "Recipe":
+           clip: float = 0.0) -> Recipe:
     """A training recipe: optimiser, its log-uniform learning rate, schedule, budget, batch,
     weight decay (AdamW always, SGD half the time), gradient clipping with probability ``clip``."""
     from modelatlas.zoo.optimise import Recipe  # noqa: PLC0415 - torch is optional

@@ -25,7 +25,7 @@ import numpy as np
 
 from modelatlas.zoo.families import draws
 from modelatlas.zoo.family_tasks import TextTask
-from modelatlas.zoo.lineage import LineageWriter, lora_init as _lora_init
+from modelatlas.zoo.lineage import LineageWriter, lora_init
 from modelatlas.zoo.manifest import Zoo
 from modelatlas.zoo.upload_times import TimeModel
 
@@ -82,7 +82,8 @@ def _derive(w: LineageWriter, rng: np.random.Generator, parent: str, name: str, 
     recipe = draws.recipe(rng, optimizers={"adamw": 0.8, "adam": 0.2}, lr={"adamw": (5e-4, 2e-2), "adam": (5e-4, 1e-2)},
                           budget=(30, 600), size=size, schedules={"constant": 0.4, "cosine": 0.3, "warmup-cosine": 0.3})
     return w.lora(parent, name, task, recipe, targets=targets, rank=rank, alpha=alpha,
-                  init=_lora_init(rng, {"kaiming": 0.6, "gaussian": 0.2, "pissa": 0.2}, rank), rslora=bool(rng.random() < 0.2),
+                  init=lora_init(rng, {"kaiming": 0.6, "gaussian": 0.2, "pissa": 0.2}, rank),
+                  rslora=bool(rng.random() < 0.2),
                   base_quant=draws.pick(rng, {"int4-group": 0.7, "int8-row": 0.3}) if method == "qlora" else None,
                   dtype=dtype, extra={"lora_placement": placement})
 
@@ -106,11 +107,14 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                 derived.append(_derive(w, rng, grand, f"d{i}.{j}.0", universe, size, allow_qlora=False))
     if tiny or rng.random() < 0.6:  # a checkpointed run of a derivative (or the root)
         start = str(rng.choice([root, *children]))
-        saves = np.cumsum([draws.steps(rng, 10, 150, size) for _ in range(int(rng.integers(2, 4 if tiny else 6)))]).tolist()
-        recipe = draws.recipe(rng, optimizers={"adamw": 0.7, "adam": 0.3}, lr={"adamw": (3e-4, 5e-3), "adam": (3e-4, 3e-3)},
+        count = int(rng.integers(2, 4 if tiny else 6))
+        saves = np.cumsum([draws.steps(rng, 10, 150, size) for _ in range(count)]).tolist()
+        recipe = draws.recipe(rng, optimizers={"adamw": 0.7, "adam": 0.3},
+                              lr={"adamw": (3e-4, 5e-3), "adam": (3e-4, 3e-3)},
                               budget=(saves[-1], saves[-1]), size=draws.Size(1, 1.0),
                               schedules={"constant": 0.5, "cosine": 0.5})
-        w.snake(start, "run", _task(rng, universe), recipe, saves=saves, dtype=w.models[start].extra.get("dtype", "fp32"))
+        w.snake(start, "run", _task(rng, universe), recipe, saves=saves,
+                dtype=w.models[start].extra.get("dtype", "fp32"))
     if tiny or rng.random() < 0.5:  # a learning-rate sweep on one task
         start, task = str(rng.choice([root, *children])), _task(rng, universe)
         base = _finetune_recipe(rng, size)

@@ -24,7 +24,7 @@ import numpy as np
 
 from modelatlas.zoo.families import draws
 from modelatlas.zoo.family_tasks import TextTask
-from modelatlas.zoo.lineage import LineageWriter, lora_init as _lora_init
+from modelatlas.zoo.lineage import LineageWriter, lora_init
 from modelatlas.zoo.manifest import Zoo
 from modelatlas.zoo.upload_times import TimeModel
 
@@ -59,7 +59,7 @@ def _derive(w: LineageWriter, rng: np.random.Generator, parent: str, name: str, 
         recipe = _recipe(rng, size)
         return w.lora(parent, name, task, replace(recipe, optimizer="adam", lr=draws.log_uniform(rng, 1e-3, 2e-2)),
                       targets=["proj", "head"], rank=rank, alpha=float(rng.choice([rank, 2 * rank, 32])),
-                      init=_lora_init(rng, {"kaiming": 0.5, "gaussian": 0.3, "pissa": 0.2}, rank),
+                      init=lora_init(rng, {"kaiming": 0.5, "gaussian": 0.3, "pissa": 0.2}, rank),
                       rslora=bool(rng.random() < 0.3), dtype=dtype, extra={"lora_placement": "all-linear"})
     trainable = None
     if method == "partial":
@@ -67,7 +67,8 @@ def _derive(w: LineageWriter, rng: np.random.Generator, parent: str, name: str, 
     return w.finetune(parent, name, task, _recipe(rng, size), dtype=dtype, trainable=trainable)
 
 
-def _run(w: LineageWriter, rng: np.random.Generator, start: str, name: str, universe: int, size: draws.Size) -> list[str]:
+def _run(w: LineageWriter, rng: np.random.Generator, start: str, name: str, universe: int,
+         size: draws.Size) -> list[str]:
     saves = np.cumsum([draws.steps(rng, 5, 200, size) for _ in range(int(rng.integers(3, 8)))]).tolist()
     recipe = replace(_recipe(rng, size), steps=saves[-1])
     task = _task(rng, universe, "lm" if rng.random() < 0.7 else "label-token")

@@ -24,7 +24,7 @@ import numpy as np
 
 from modelatlas.zoo.families import draws
 from modelatlas.zoo.family_tasks import TabularTask, subset
-from modelatlas.zoo.lineage import LineageWriter, lora_init as _lora_init
+from modelatlas.zoo.lineage import LineageWriter, lora_init
 from modelatlas.zoo.manifest import Zoo
 from modelatlas.zoo.upload_times import TimeModel
 
@@ -37,7 +37,8 @@ def _task(rng: np.random.Generator, universe: int, seed: int) -> tuple[TabularTa
     """A task and whether it needs a fresh head (a new universe relabels everything)."""
     if rng.random() < 0.3:
         return TabularTask(seed * 1000 + 700 + int(rng.integers(0, 100)), shift=int(rng.integers(1, 2**31))), True
-    return TabularTask(universe, subset(rng, 2, 8), shift=int(rng.integers(1, 2**31)) if rng.random() < 0.7 else 0), False
+    shift = int(rng.integers(1, 2**31)) if rng.random() < 0.7 else 0
+    return TabularTask(universe, subset(rng, 2, 8), shift=shift), False
 
 
 def _recipe(rng: np.random.Generator, steps: int):
@@ -63,7 +64,7 @@ def _derive(w: LineageWriter, rng: np.random.Generator, parent: str, name: str, 
             targets = [t for t in targets if t.startswith("blocks.")]
         return w.lora(parent, name, task, replace(recipe, lr=draws.log_uniform(rng, 1e-4, 1e-2)), targets=targets,
                       rank=rank, alpha=float(rng.choice([1, rank, 2 * rank, 64])),
-                      init=_lora_init(rng, {"kaiming": 0.5, "gaussian": 0.25, "pissa": 0.25}, rank),
+                      init=lora_init(rng, {"kaiming": 0.5, "gaussian": 0.25, "pissa": 0.25}, rank),
                       rslora=bool(rng.random() < 0.25), dtype=dtype, extra={"lora_placement": "all-linear"})
     trainable = None
     if method == "partial":
@@ -90,7 +91,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                size: draws.Size, tiny: bool) -> None:
     architecture = str(rng.choice(ARCHITECTURES))
     pretrain = draws.recipe(rng, optimizers={"adamw": 1.0}, lr={"adamw": (1e-3, 5e-3)}, budget=(200, 1500), size=size,
-                            schedules={"cosine": 0.6, "warmup-cosine": 0.4}, weight_decay=(0.05, 0.3), batches=(64, 128))
+                            schedules={"cosine": 0.6, "warmup-cosine": 0.4}, weight_decay=(0.05, 0.3),
+                            batches=(64, 128))
     root = w.root(component, architecture, TabularTask(universe), pretrain, dtype=draws.dtype(rng, DTYPES))
     shape = "tiny" if tiny else draws.pick(rng, {"lone": 0.15, "pair": 0.15, "tree": 0.7})
     if shape == "lone":  # a family of one model
@@ -136,8 +138,9 @@ def time_model(rng: np.random.Generator) -> TimeModel:
     """Often no times at all (absent); otherwise build order, sweeps minutes apart in random order."""
     if rng.random() < 0.4:
         return TimeModel(unknown=1.0, omit_unknown=bool(rng.random() < 0.6))
-    return TimeModel(style="build-order", gap_minutes=(draws.log_uniform(rng, 0.5, 5), draws.log_uniform(rng, 60, 3000)),
-                     fans="burst", checkpoint_minutes=(draws.log_uniform(rng, 5, 60), draws.log_uniform(rng, 120, 4000)),
+    return TimeModel(style="build-order",
+                     gap_minutes=(draws.log_uniform(rng, 0.5, 5), draws.log_uniform(rng, 60, 3000)), fans="burst",
+                     checkpoint_minutes=(draws.log_uniform(rng, 5, 60), draws.log_uniform(rng, 120, 4000)),
                      child_first=float(rng.uniform(0.02, 0.08)),
                      unknown=0.0 if rng.random() < 0.6 else float(rng.uniform(0.05, 0.2)), omit_unknown=True)
 

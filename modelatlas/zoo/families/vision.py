@@ -71,7 +71,8 @@ def _derive(w: LineageWriter, rng: np.random.Generator, parent: str, name: str, 
         head = "classifier" if _is_vit(architecture) else "fc"
         if _is_vit(architecture) and rng.random() < 0.6:
             layers = int(architecture.split("-")[1].split("x")[0])
-            targets = [f"vit.encoder.layer.{i}.attention.attention.{k}" for i in range(layers) for k in ("query", "value")]
+            targets = [f"vit.encoder.layer.{i}.attention.attention.{k}" for i in range(layers)
+                       for k in ("query", "value")]
         elif _is_vit(architecture):
             from modelatlas.zoo.family_nets import FAMILY_ARCHITECTURES, linear_names  # noqa: PLC0415
 
@@ -100,7 +101,8 @@ def _component(w: LineageWriter, rng: np.random.Generator, component: str, unive
                size: draws.Size, tiny: bool) -> None:
     architecture = str(rng.choice(ARCHITECTURES))
     if _is_vit(architecture):
-        pretrain = draws.recipe(rng, optimizers={"adamw": 1.0}, lr={"adamw": (1e-3, 4e-3)}, budget=(300, 700), size=size,
+        pretrain = draws.recipe(rng, optimizers={"adamw": 1.0}, lr={"adamw": (1e-3, 4e-3)}, budget=(300, 700),
+                                size=size,
                                 schedules={"warmup-cosine": 1.0}, batches=(32, 64), weight_decay=(0.02, 0.1))
     else:
         pretrain = draws.recipe(rng, optimizers={"sgd": 1.0}, lr={"sgd": (0.03, 0.2)}, budget=(300, 700), size=size,
