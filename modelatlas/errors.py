@@ -29,8 +29,9 @@ class InputError(ModelAtlasError):
     def __init__(self, message: str, *, path: str | None = None, where: str | None = None):
         self.path = path
         self.where = where
-        # names come from files: a newline or other control character in one must not break the line
-        path, where = _printable(path), _printable(where)
+        # names come from files, in the message too: a newline or other control character in one
+        # must not break the line
+        path, where, message = _printable(path), _printable(where), _printable(message)
         prefix = ""
         if path:
             prefix = f"{path}"

@@ -509,3 +509,24 @@ def test_onnx_name_that_is_not_utf8(tmp_path):
     path = tmp_path / "utf8.onnx"
     path.write_bytes(blob.replace(b"B\x01Z", b"B\x01\xf3"))  # found by benchmarks/fuzz_weights.py
     _refused(path, "name is not valid UTF-8: b'\\xf3'")
+
+
+# -- found by the 30-minute fuzz run (benchmarks/fuzz_weights.py) ---------------------------------
+def test_a_shard_named_with_a_newline_gives_a_one_line_error(tmp_path):
+    from weight_fuzz import check_shard_index, write_shards
+
+    write_shards(tmp_path)
+    check_shard_index(b'{"metadata": {}, "weight_map": {"a": "\\n", "b": "s1.safetensors", "c": "s2.safetensors"}}',
+                      tmp_path)
+
+
+def test_a_gguf_tensor_no_array_can_hold_is_refused(tmp_path):
+    pytest.importorskip("gguf")
+    from weight_fuzz import check_gguf
+
+    # one tensor "t0" whose declared dimensions no array can hold, even with no element
+    blob = bytes.fromhex(
+        "474755460300000001000000000000000000000000000000020000000000000074300300000000000000000000004000"
+        "000000000000000000000000800001000000000000000000000000000000000000000000000000000000000000000000"
+    )
+    check_gguf(blob, tmp_path)

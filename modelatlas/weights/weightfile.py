@@ -88,9 +88,13 @@ class WeightFile:
     def read(self, name: str) -> np.ndarray:
         """The whole logical tensor as float32 (dequantised), in its logical shape."""
         info = self.info(name)
-        values = self._sources[name].full()
+        try:
+            values = self._sources[name].full().reshape(info.shape)
+        except (ValueError, MemoryError) as exc:  # e.g. declared dimensions no array can hold
+            raise InputError(f"tensor of shape {info.shape} cannot be read ({exc})", path=str(self.path),
+                             where=name) from None
         self._check_finite(name, values)
-        return values.reshape(info.shape)
+        return values
 
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
         """Rows of the 2-D view ``(shape[0], prod(shape[1:]))`` as float32, in the order asked.
@@ -106,7 +110,11 @@ class WeightFile:
         if idx.size and (idx.min() < 0 or idx.max() >= info.rows):
             raise InputError(f"row index out of range for {info.rows} rows", path=str(self.path),
                              where=name)
-        values = self._sources[name].rows(idx)
+        try:
+            values = self._sources[name].rows(idx)
+        except (ValueError, MemoryError) as exc:
+            raise InputError(f"rows of a tensor of shape {info.shape} cannot be read ({exc})", path=str(self.path),
+                             where=name) from None
         self._check_finite(name, values)
         return values
 
