@@ -348,7 +348,7 @@ class OnlineCharter:
         def related(x, cand):
             return self._related(x, self.vecs[self.row[x]], cand)[0]
 
-        parents = joint_parents(space, position, free, eligible, fixed, neighbours, related,
+        parents = joint_parents(position, free, eligible, fixed, neighbours, related,
                                 self.m.time_penalty)
         for i in np.flatnonzero(free).tolist():
             p = parents.get(i)

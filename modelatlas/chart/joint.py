@@ -23,17 +23,16 @@ import numpy as np
 from modelatlas.chart.arborescence import minimum_branching_forest
 
 
-def joint_parents(vectors: np.ndarray, position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
+def joint_parents(position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
                   fixed: dict[int, tuple[int, ...]], neighbours: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                   related: Callable[[int, np.ndarray], np.ndarray], time_penalty: float) -> dict[int, int]:
     """Parents of the ``free`` models (absent from the result: a root).
 
     Parameters
     ----------
-    vectors:
-        Fingerprints of one architecture group, ``n x d``.
     position:
-        Each model's place in the processing order (upload order, or the no-times order).
+        Each model's place in the processing order (upload order, or the no-times order), for the
+        ``n`` models of one architecture group.
     free:
         Boolean mask of the models to decide.
     eligible:
@@ -53,7 +52,7 @@ def joint_parents(vectors: np.ndarray, position: np.ndarray, free: np.ndarray, e
     dict
         ``child -> parent`` for the free models given a parent.
     """
-    n = len(vectors)
+    n = len(position)
     rows = np.flatnonzero(free)
     labels, dists = neighbours(rows)
     src, dst, w = [], [], []
