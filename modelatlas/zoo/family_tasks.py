@@ -89,17 +89,25 @@ def _templates(universe: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ImageTask:
-    """Images of some template classes of a universe (see the module docstring)."""
+class _ClassTask:
+    """A classification task: some classes of a universe, maybe under a shift of its inputs."""
 
     universe: int
     classes: tuple[int, ...] = tuple(range(CLASSES))
     shift: int = 0
     objective: str = "ce"
+    kind = ""  # the name's prefix, set by each task
 
     @property
     def name(self) -> str:
-        return f"image-u{self.universe}-c{'.'.join(map(str, self.classes))}-s{self.shift}"
+        return f"{self.kind}-u{self.universe}-c{'.'.join(map(str, self.classes))}-s{self.shift}"
+
+
+@dataclass(frozen=True)
+class ImageTask(_ClassTask):
+    """Images of some template classes of a universe (see the module docstring)."""
+
+    kind = "image"
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         y = rng.integers(0, len(self.classes), n)
@@ -121,17 +129,10 @@ def _teacher(universe: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class TabularTask:
+class TabularTask(_ClassTask):
     """Teacher-labelled vectors of a universe (see the module docstring)."""
 
-    universe: int
-    classes: tuple[int, ...] = tuple(range(CLASSES))
-    shift: int = 0
-    objective: str = "ce"
-
-    @property
-    def name(self) -> str:
-        return f"tabular-u{self.universe}-c{'.'.join(map(str, self.classes))}-s{self.shift}"
+    kind = "tabular"
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         w1, w2 = _teacher(self.universe)
