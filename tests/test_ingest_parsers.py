@@ -13,7 +13,7 @@ from modelatlas.ingest.pyvalue import sibling_names
 from modelatlas.ingest.tags import parse_tag
 from modelatlas.ingest.weights_files import WEIGHT_EXTENSIONS, has_weights
 
-name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,15}", fullmatch=True)
+name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,15}", fullmatch=True).filter(lambda n: ".." not in n)  # no ".."
 model_id = st.builds(lambda a, b: f"{a}/{b}", name, name)
 relation = st.sampled_from(["finetune", "adapter", "quantized", "merge"])
 
