@@ -45,26 +45,38 @@ def significant_bits(values: np.ndarray) -> int:
     return _FP32_BITS
 
 
-def rounding_sigma(a: np.ndarray, b: np.ndarray, bits: int) -> float:
+def rounding_sigma(a: np.ndarray, b: np.ndarray, bits) -> np.ndarray:
     """Standard deviation of the rounding error in ``a - b`` when both are stored with ``bits``
-    significant bits (uniform error of half a unit in the last place, twice)."""
-    rms = float(np.sqrt(0.5 * (np.mean(a * a) + np.mean(b * b))))
-    return rms * 2.0 ** (1 - bits) / np.sqrt(12.0) * np.sqrt(2.0)
+    significant bits (uniform error of half a unit in the last place, twice).
+
+    ``b`` may hold several matrices (``k x rows x cols``, with ``k`` values of ``bits``): one
+    value per matrix.
+    """
+    b = np.asarray(b)
+    mean_b = np.mean(b * b, axis=(-2, -1))
+    rms = np.sqrt(0.5 * (np.mean(a * a) + mean_b))
+    return rms * 2.0 ** (1 - np.asarray(bits, np.float64)) / np.sqrt(12.0) * np.sqrt(2.0)
 
 
-def difference_rank(singular_values: np.ndarray, sigma: float, shape: tuple[int, int]) -> int:
+def difference_rank(singular_values: np.ndarray, sigma, shape: tuple[int, int]) -> np.ndarray:
     """Rank of a difference above rounding noise of standard deviation ``sigma``.
 
     Singular values above ``NOISE_MARGIN · σ (√rows + √cols)`` (the noise's largest) count; and
     the ones below must hold no more than ``TAIL_SLACK`` times the noise's expected energy
     ``σ² · rows · cols`` — a fine-tune's slowly decaying spectrum crosses a coarse dtype's floor
-    with far more energy below it, and is full rank, not an adapter.
+    with far more energy below it, and is full rank, not an adapter. ``singular_values`` may be
+    ``k x m`` (descending per row) with ``k`` values of ``sigma``: one rank per row.
     """
+    sv = np.atleast_2d(singular_values)
+    sigma = np.broadcast_to(np.asarray(sigma, np.float64), (len(sv),))
     rows, cols = shape
     floor = NOISE_MARGIN * sigma * (np.sqrt(rows) + np.sqrt(cols)) + 1e-30
-    r = int((singular_values > floor).sum())
-    tail = float(np.sum(singular_values[r:] ** 2))
-    return r if tail <= TAIL_SLACK * sigma * sigma * rows * cols + 1e-60 else len(singular_values)
+    r = (sv > floor[:, None]).sum(axis=1)
+    energy = np.concatenate([np.cumsum((sv * sv)[:, ::-1], axis=1)[:, ::-1], np.zeros((len(sv), 1))], axis=1)
+    tail = energy[np.arange(len(sv)), r]  # the energy of the singular values from rank r on
+    ok = tail <= TAIL_SLACK * sigma * sigma * rows * cols + 1e-60
+    out = np.where(ok, r, sv.shape[1])
+    return out if np.ndim(singular_values) == 2 else out[0]
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBl
     if bits is None:
         bits_x = significant_bits(x)
         bits = [min(bits_x, significant_bits(c)) for c in cands]
+    bits = np.asarray(bits)
     ranks = np.zeros((k, n_layers), np.int64)
     identical = np.zeros((k, n_layers), bool)
     for li, b in enumerate(layers):
@@ -126,8 +139,7 @@ def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBl
         diff = cm - xm[None]
         identical[:, li] = ~np.any(diff != 0, axis=(1, 2))
         sv = np.linalg.svd(diff, compute_uv=False)
-        for a in range(k):
-            ranks[a, li] = difference_rank(sv[a], rounding_sigma(xm, cm[a], bits[a]), (b.rows, b.cols))
+        ranks[:, li] = difference_rank(sv, rounding_sigma(xm, cm, bits), (b.rows, b.cols))
     full = np.array([min(b.rows, b.cols) for b in layers])
     out = []
     for a in range(k):
