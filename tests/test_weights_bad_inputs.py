@@ -530,3 +530,14 @@ def test_a_gguf_tensor_no_array_can_hold_is_refused(tmp_path):
         "000000000000000000000000800001000000000000000000000000000000000000000000000000000000000000000000"
     )
     check_gguf(blob, tmp_path)
+
+
+def test_an_onnx_matmul_without_outputs_is_read_or_refused_cleanly(tmp_path):
+    pytest.importorskip("onnx")
+    from weight_fuzz import check_onnx, prepare_onnx_folder
+
+    prepare_onnx_folder(tmp_path)  # found by the second 30-minute fuzz run: a MatMul with no output
+    check_onnx(b'\x08\x08:\x82\x01\n\x1b\n\x01W\n\x07fc.bias\r\x01W\x12\x02h1"\x06MatMul\n\x0f\n\x01W\x12\x02h1"'
+               b'\x06MatMul\n\x15\n\x01W\n\x01W\n\x01W\x12\x02h1"\x06MatMul\n\x18\n\x01W\n\x01W\n\x01W\n\x01W\x12\x02h1"'
+               b'\x06MatMul\x12\x01g*\x0b\x10\x01B\x01WJ\x04\x00\x00\x00\x00*\x11\x10\x01B\x07fc.biasJ\x04\x00\x00\x00\x00'
+               b'B\x02\x10\x1c', tmp_path)

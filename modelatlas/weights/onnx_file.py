@@ -184,6 +184,8 @@ class ONNXFile(WeightFile):
         consumers: dict[str, list] = defaultdict(list)
         producer = {}
         for node in graph.node:
+            if not node.output:  # a node that produces nothing reads its inputs for nothing
+                continue
             for x in node.input:
                 consumers[x].append(node)
             for y in node.output:
