@@ -101,7 +101,7 @@ def test_web_panel_answer_carries_the_flags(atlas_path):
     from modelatlas.viz.data import AtlasView
     from modelatlas.viz.server import create_app
 
-    client = TestClient(create_app(AtlasView(Atlas.load(atlas_path))))
+    client = TestClient(create_app(AtlasView(Atlas.load(atlas_path))), base_url="http://localhost:8000")
     body = client.get("/api/models/a/onnx-export").json()
     assert [f["reason"] for f in body["relation_flags"]] == ["onnx_not_quantized"]
     assert client.get("/api/models/a/ft-ok").json()["relation_flags"] == []

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from modelatlas.atlas.assemble import assemble
 from modelatlas.atlas.graph import AtlasGraph
+from modelatlas.atlas.id_lookup import IdLookup
 from modelatlas.atlas.schema import (
     EDGE_SCHEMA,
     EVIDENCE_SCHEMA,
@@ -110,14 +111,14 @@ class Atlas:
             raise UnknownModelError(missing, self.suggest(missing))
         return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
+    @cached_property
+    def id_lookup(self) -> IdLookup:
+        """Exact id lookup and "did you mean" suggestions, built once (:mod:`modelatlas.atlas.id_lookup`)."""
+        return IdLookup(self.nodes["id"])
+
     def suggest(self, model_id: str, limit: int = 5) -> list[str]:
         """Ids that look like ``model_id`` (for "did you mean" messages)."""
-        from rapidfuzz import fuzz, process, utils
-
-        ids = self.nodes["id"].to_pylist()
-        matches = process.extract(model_id, ids, scorer=fuzz.WRatio, processor=utils.default_process,
-                                  limit=limit, score_cutoff=60)
-        return [m[0] for m in matches]
+        return self.id_lookup.suggest(model_id, limit)
 
     def column(self, name: str) -> np.ndarray:
         """A node column as a numpy array (nulls as NaN / None)."""
