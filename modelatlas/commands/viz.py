@@ -57,18 +57,46 @@ def layout(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
 
 def serve(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
           host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000) -> None:
+          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+          allow_host: Annotated[list[str] | None, typer.Option(
+              "--allow-host", help="A host name the page may be reached by besides the loopback ones "
+                                   "(repeatable); requests naming any other host are refused.")] = None) -> None:
     """Serve the web atlas: a read-only page and JSON API over ATLAS."""
     import uvicorn
 
     from modelatlas.viz.data import AtlasView
     from modelatlas.viz.server import create_app
 
+    sock = _listening_socket(host, port)  # before any URL is printed: a busy port is said first
     view = AtlasView(_load_with_layout(atlas))
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can browse the atlas")
+    allowed = [*(allow_host or []), *([host] if host not in ("0.0.0.0", "::") else [])]
     console.print(f"web atlas of {view.n:,} models at http://{host}:{port}/")
-    uvicorn.run(create_app(view), host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(create_app(view, allow_hosts=allowed), log_level="warning")).run(sockets=[sock])
+
+
+def _listening_socket(host: str, port: int):
+    """A socket bound to ``host``:``port``; a busy port or unknown interface is a :class:`HostError`."""
+    import errno
+    import socket
+
+    from modelatlas.errors import HostError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise HostError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is in use (another server?); choose another with --port" if exc.errno == errno.EADDRINUSE \
+            else f"cannot be opened: {exc.strerror}"
+        raise HostError(f"port {port} on {host} {why}") from None
+    return sock
 
 
 def figure(kind: Annotated[str, typer.Argument(help="galaxy or component")],

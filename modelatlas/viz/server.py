@@ -1,12 +1,17 @@
 """The web atlas: a read-only JSON API over one atlas, and the page that draws it.
 
-``create_app(view)`` returns a FastAPI application. Every answer is bounded (page sizes and node
+``create_app(view)`` returns the ASGI application (FastAPI). Every answer is bounded (page sizes and node
 counts have hard caps), every input is validated (model ids against the Hub's id grammar, numbers
 against ranges), no request names a file, and errors are JSON objects ``{"error": ...}`` with a
 status code, never tracebacks. The page's assets are served from the package
 (``modelatlas/viz/static``) and a Content-Security-Policy forbids the page any other origin.
 
-Endpoints (all ``GET``):
+Only requests whose ``Host`` header names a loopback address, or a host the user allowed
+(``serve --allow-host``), are answered: any other is refused with 421, so a web page on another
+site cannot read the API through the user's browser by rebinding its DNS name to 127.0.0.1.
+Every ``GET`` also answers ``HEAD`` (headers only), as HTTP requires.
+
+Endpoints (all ``GET`` and ``HEAD``):
 
 ``/api/meta``
     Counts, the colour and size features with their legends, the created_at range.
@@ -37,7 +42,9 @@ Endpoints (all ``GET``):
 # No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from functools import lru_cache
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -71,9 +78,23 @@ DETAIL_FIELDS = ("author", "placeholder", "created_at", "created_at_backfilled",
                  "gated", "card_present", "card_length", "sources")
 
 
-def create_app(view: AtlasView):
-    """The FastAPI application serving ``view`` (see the module docstring for the endpoints)."""
+#: Host names always allowed (every 127.0.0.0/8 and ``::1`` address is, too).
+LOOPBACK_NAMES = ("localhost",)
+
+
+def create_app(view: AtlasView, allow_hosts: Iterable[str] = ()):
+    """The FastAPI application serving ``view`` (see the module docstring for the endpoints).
+
+    Parameters
+    ----------
+    view:
+        The atlas to serve.
+    allow_hosts:
+        Host names (or addresses) that requests may name in their ``Host`` header besides the
+        loopback ones, e.g. the machine's name when serving on a network interface.
+    """
     view.warm()
+    allowed = {_host_name(h) for h in (*LOOPBACK_NAMES, *allow_hosts)}
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -98,6 +119,14 @@ def create_app(view: AtlasView):
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
         return JSONResponse({"error": "internal error"}, status_code=500)
+
+    @app.middleware("http")
+    async def _host_allow_list(request: Request, call_next):
+        host = _host_name(request.headers.get("host", ""))
+        if host not in allowed and not _is_loopback(host):
+            return JSONResponse({"error": f"host {host[:100]!r} is not served here (serve --allow-host adds one)"},
+                                status_code=421)
+        return await call_next(request)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
@@ -176,7 +205,45 @@ def create_app(view: AtlasView):
                         headers={"X-Point-Count": str(count), "X-Total-Points": str(total),
                                  "Cache-Control": "no-store"})
 
-    return app
+    return _HeadAsGet(app)
+
+
+class _HeadAsGet:
+    """ASGI wrapper answering ``HEAD`` as the same ``GET`` without its body (RFC 9110 §9.3.2), so
+    every endpoint, present or future, supports it (``curl -I``)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+def _host_name(header: str) -> str:
+    """The host of a ``Host`` header, lower case, without port or brackets (``[::1]:8000`` → ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    if header.count(":") == 1:
+        header = header.split(":", 1)[0]
+    return header.rstrip(".")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------- answers
