@@ -119,7 +119,7 @@ class ReferenceSearch:
     def _stamp(self) -> dict:
         st = self.store.stat()
         return {"store_size": st.st_size, "store_mtime_ns": st.st_mtime_ns, "models": len(self.ids),
-                "search_dim": SEARCH_DIM, "width": self.width}
+                "search_dim": SEARCH_DIM, "width": self.width, "index": "voyager-hnsw"}
 
     def _load_or_build(self, rebuild: bool):
         from modelatlas.chart.neighbors import StaticIndex

@@ -1,13 +1,31 @@
-"""Growing nearest-neighbour index over fingerprints: exact while small, HNSW (hnswlib) beyond.
+"""Growing nearest-neighbour index over fingerprints: exact while small, HNSW beyond.
 
 Models are added one at a time in the order they are charted, so a query only ever sees the
 models added before it — the same answer whether models arrive one by one (online) or all at
-once. hnswlib is run single-threaded with a fixed seed, so insertion is deterministic.
+once. The HNSW library is voyager (an hnswlib descendant with wheels for every platform; measured
+side by side with hnswlib and usearch in docs/BENCHMARKS.md), run single-threaded with a fixed
+seed, so insertion is deterministic.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def hnsw_index(dim: int, capacity: int, *, M: int = 16, ef_construction: int = 200):
+    """An empty HNSW index over ``dim``-vectors (Euclidean; queries return squared distances),
+    seeded so that single-threaded insertion builds the same graph every time. It grows past
+    ``capacity`` by itself.
+
+    References
+    ----------
+    Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using
+    Hierarchical Navigable Small World graphs" (2018), the algorithm behind every index here.
+    """
+    from voyager import Index, Space
+
+    return Index(Space.Euclidean, num_dimensions=dim, M=M, ef_construction=ef_construction, random_seed=0,
+                 max_elements=max(capacity, 1))
 
 
 class GrowingIndex:
@@ -52,22 +70,12 @@ class GrowingIndex:
         if self._hnsw is None and n + 1 > self.exact_up_to:
             self._build_hnsw(n + 1)
         elif self._hnsw is not None:
-            self._ensure_capacity(n + 1)
-            self._hnsw.add_items(v[None, :], np.array([n]), num_threads=1)
+            self._hnsw.add_item(v, n)
 
     def _build_hnsw(self, count: int) -> None:
-        import hnswlib
-
-        self._hnsw = hnswlib.Index(space="l2", dim=self.dim)
-        self._hnsw.init_index(max_elements=max(2 * count, 4096), ef_construction=200, M=self.M,
-                              random_seed=0)
-        self._hnsw.set_ef(self.ef)
-        for s in range(0, count, 1):  # one at a time: the same graph as online insertion
-            self._hnsw.add_items(self._vecs[s:s + 1], np.array([s]), num_threads=1)
-
-    def _ensure_capacity(self, count: int) -> None:
-        if count > self._hnsw.get_max_elements():
-            self._hnsw.resize_index(2 * count)
+        self._hnsw = hnsw_index(self.dim, max(2 * count, 4096), M=self.M)
+        for s in range(count):  # one at a time: the same graph as online insertion
+            self._hnsw.add_item(self._vecs[s], s)
 
     def query(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and Euclidean distances of the ``k`` nearest stored vectors, nearest first."""
@@ -81,9 +89,8 @@ class GrowingIndex:
             short = min(n, max(4 * k, k + 16))
             idx = np.argpartition(approx, short - 1)[:short] if short < n else np.arange(n)
         else:
-            self._hnsw.set_ef(max(self.ef, k))
-            idx, _ = self._hnsw.knn_query(v[None, :], k=k, num_threads=1)
-            idx = idx[0].astype(np.int64)
+            idx, _ = self._hnsw.query(v, k=k, num_threads=1, query_ef=max(self.ef, k))
+            idx = idx.astype(np.int64)
         diff = self._vecs[idx].astype(np.float64) - v.astype(np.float64)
         dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         o = np.lexsort((idx, dist))[:k]
@@ -144,13 +151,9 @@ def earlier_neighbors(vectors: np.ndarray, order: np.ndarray, eligible: np.ndarr
     if n <= exact_up_to or len(elig) <= exact_up_to:
         exact(np.asarray(order, np.int64))
         return labels, dists
-    import hnswlib
-
-    index = hnswlib.Index(space="l2", dim=x.shape[1])
-    index.init_index(max_elements=len(elig), ef_construction=200, M=M, random_seed=0)
-    index.set_ef(max(ef, 4 * k))
+    index = hnsw_index(x.shape[1], len(elig), M=M)
     index.add_items(x[elig], elig, num_threads=threads)
-    found, _ = index.knn_query(x, k=min(4 * k, len(elig)), num_threads=threads)
+    found, _ = index.query(x, k=min(4 * k, len(elig)), num_threads=threads, query_ef=max(ef, 4 * k))
     short = []
     for qi in range(n):
         cand = found[qi].astype(np.int64)
@@ -168,7 +171,7 @@ def earlier_neighbors(vectors: np.ndarray, order: np.ndarray, eligible: np.ndarr
 class StaticIndex:
     """Nearest neighbours among a fixed set of vectors (a reference store): HNSW, saved to disk.
 
-    Built once per store plan (``identify``'s search, docs/identify.md) with the same hnswlib
+    Built once per store plan (``identify``'s search, docs/identify.md) with the same HNSW
     settings as the charting indexes; queries return approximate candidates, which the caller
     refines with exact distances on the full fingerprints.
 
@@ -184,32 +187,29 @@ class StaticIndex:
 
     def __init__(self, vectors: np.ndarray | None = None, *, M: int = 16, ef_construction: int = 200,
                  ef: int = 128, threads: int = 2):
-        import hnswlib
-
         self.ef = ef
         self._index = None
         if vectors is not None:
             x = np.ascontiguousarray(vectors, np.float32)
-            self._index = hnswlib.Index(space="l2", dim=x.shape[1])
-            self._index.init_index(max_elements=max(len(x), 1), ef_construction=ef_construction, M=M,
-                                   random_seed=0)
+            self._index = hnsw_index(x.shape[1], len(x), M=M, ef_construction=ef_construction)
             self._index.add_items(x, np.arange(len(x)), num_threads=threads)
-            self._index.set_ef(ef)
 
     def __len__(self) -> int:
-        return 0 if self._index is None else self._index.get_current_count()
+        return 0 if self._index is None else len(self._index)
 
     def save(self, path) -> None:
-        self._index.save_index(str(path))
+        self._index.save(str(path))
 
     @classmethod
     def load(cls, path, dim: int, *, ef: int = 128) -> "StaticIndex":
-        import hnswlib
+        """The index saved at ``path``; a file that is not an index of ``dim``-vectors raises
+        ``ValueError`` (the caller rebuilds it)."""
+        from voyager import Index
 
         out = cls(ef=ef)
-        out._index = hnswlib.Index(space="l2", dim=dim)
-        out._index.load_index(str(path))
-        out._index.set_ef(ef)
+        out._index = Index.load(str(path))
+        if out._index.num_dimensions != dim:
+            raise ValueError(f"{path}: an index of {out._index.num_dimensions}-vectors, expected {dim}")
         return out
 
     def query(self, vector: np.ndarray, k: int) -> np.ndarray:
@@ -218,6 +218,6 @@ class StaticIndex:
         k = min(k, n)
         if k == 0:
             return np.zeros(0, np.int64)
-        self._index.set_ef(max(self.ef, k))
-        idx, _ = self._index.knn_query(np.asarray(vector, np.float32)[None, :], k=k, num_threads=1)
-        return idx[0].astype(np.int64)
+        idx, _ = self._index.query(np.asarray(vector, np.float32), k=k, num_threads=1,
+                                   query_ef=max(self.ef, k))
+        return idx.astype(np.int64)

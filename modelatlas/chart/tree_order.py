@@ -29,6 +29,8 @@ from scipy.sparse.csgraph import (
     minimum_spanning_tree,
 )
 
+from modelatlas.chart.neighbors import hnsw_index
+
 #: Neighbours per model in the graph the forest is taken from, beyond ``exact_up_to`` models.
 NEIGHBOURS = 10
 
@@ -44,15 +46,11 @@ def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
         rows, cols = np.triu_indices(n, 1)
         weights = d2[rows, cols]
     else:
-        import hnswlib
-
-        index = hnswlib.Index(space="l2", dim=x.shape[1])
-        index.init_index(max_elements=n, ef_construction=200, M=16, random_seed=0)
+        index = hnsw_index(x.shape[1], n)
         index.add_items(x.astype(np.float32), np.arange(n))
         k = min(NEIGHBOURS + 1, n)
-        index.set_ef(max(2 * k, 50))
-        labels, d2 = index.knn_query(x.astype(np.float32), k=k)
-        rows, cols, weights = np.repeat(np.arange(n), k), labels.reshape(-1), d2.reshape(-1).astype(np.float64)
+        labels, d2 = index.query(x.astype(np.float32), k=k, query_ef=max(2 * k, 50))
+        rows, cols, weights = np.repeat(np.arange(n), k), labels.reshape(-1).astype(np.int64), d2.reshape(-1).astype(np.float64)
         keep = rows != cols
         rows, cols, weights = rows[keep], cols[keep], weights[keep]
     # Identical fingerprints are 0 apart, and a sparse matrix would drop a 0 weight as "no edge".
