@@ -17,7 +17,14 @@ import sys
 
 import typer
 
-from modelatlas.errors import HostError, InputError, Interrupted, ModelAtlasError, StoreError
+from modelatlas.errors import (
+    HostError,
+    InputError,
+    Interrupted,
+    MissingDependencyError,
+    ModelAtlasError,
+    StoreError,
+)
 
 app = typer.Typer(
     name="modelatlas",
@@ -56,6 +63,8 @@ def _as_user_error(exc: BaseException, where) -> ModelAtlasError | None:
         return Interrupted(where)
     if isinstance(exc, EOFError):  # click would print only "Aborted!"
         return InputError(f"input ended early ({exc})", path=str(where) if where else None)
+    if isinstance(exc, ModuleNotFoundError):
+        return MissingDependencyError.from_import_error(exc)
     if isinstance(exc, MemoryError):
         return HostError(f"{where or 'modelatlas'}: out of memory")
     if isinstance(exc, OSError):

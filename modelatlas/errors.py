@@ -52,6 +52,33 @@ def _printable(text: object) -> str | None:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+#: Optional modules and the extra of ``pyproject.toml`` that installs each (docs/architecture.md).
+OPTIONAL_EXTRAS = {"fastapi": "web", "uvicorn": "web", "starlette": "web", "matplotlib": "figures",
+                   "pandas": "dataframes", "torch": "torch"}
+
+
+class MissingDependencyError(ModelAtlasError):
+    """An optional dependency that the asked-for work needs is not installed.
+
+    Parameters
+    ----------
+    module:
+        The missing top-level module.
+    extra:
+        The extra that installs it (``pip install 'modelatlas[EXTRA]'``).
+    """
+
+    def __init__(self, module: str, extra: str):
+        self.module, self.extra = module, extra
+        super().__init__(f"this needs {module}, which is not installed: pip install 'modelatlas[{extra}]'")
+
+    @classmethod
+    def from_import_error(cls, exc: ModuleNotFoundError) -> MissingDependencyError | None:
+        """The error for ``exc`` when it is about an optional module; ``None`` otherwise (a bug)."""
+        module = (exc.name or "").split(".")[0]
+        return cls(module, OPTIONAL_EXTRAS[module]) if module in OPTIONAL_EXTRAS else None
+
+
 class UnknownModelError(ModelAtlasError):
     """A model id that is not in the atlas; suggests close matches."""
 
