@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 
 from modelatlas import Atlas
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.impact import top_models
 from modelatlas.analytics.statistics import STATISTICS, compute_statistics
 from modelatlas.discover.licence_forensics import licence_drift
@@ -143,7 +142,7 @@ def main() -> None:
     rows = []
     total, stats = timed(lambda: compute_statistics(atlas), args.repeat)
     rows.append(("all statistics (modelatlas stats), cold caches", total, CPU[-1]))
-    facts = AtlasFacts(atlas)
+    facts = atlas.facts
     for fn in STATISTICS:
         rows.append((f"  {fn.__name__} (graph arrays cached)", timed(lambda: fn(facts), args.repeat)[0], CPU[-1]))
     rows.append(("top 20 per task by sub_tree_downloads", timed(
