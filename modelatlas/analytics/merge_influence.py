@@ -24,19 +24,20 @@ def sibling_influence(facts: AtlasFacts) -> tuple[np.ndarray, np.ndarray, np.nda
     g, n = facts.graph, facts.n
     merged = np.flatnonzero(facts.merged)
     known = facts.observed("downloads")
-    others = ~facts.merged
-    parents_of = g.reverse_adjacency[merged].astype(np.float64)          # merged x parents
-    children_of = g.adjacency.astype(np.float64)                          # parents x children
-    siblings = parents_of @ children_of @ sp.diags(others.astype(np.float64))
-    siblings.data[:] = 1.0                                                # each sibling once
-    has_sibling = np.asarray(siblings.sum(axis=1)).ravel() > 0
-    measured = siblings @ sp.diags(known.astype(np.float64))
-    measured.eliminate_zeros()
-    count = np.asarray(measured.sum(axis=1)).ravel()
-    total = measured @ facts.sub_tree_downloads
-    mean = np.divide(total, count, out=np.full(merged.size, np.nan), where=count > 0)
-    keep = has_sibling if n else np.zeros(0, dtype=bool)
-    compared = known[merged] & (count > 0)
+    # A non-merged model has at most one parent, so the sibling sets of a merged model's parents are
+    # disjoint: per-parent sums add up exactly (linear work, no merged x siblings matrix).
+    plain_edge = ~facts.merged[g.child]
+    measured_edge = plain_edge & known[g.child]
+    siblings = np.bincount(g.parent, weights=plain_edge, minlength=n)
+    count = np.bincount(g.parent, weights=measured_edge, minlength=n)
+    total = np.bincount(g.parent, weights=np.where(measured_edge, facts.sub_tree_downloads[g.child], 0.0),
+                        minlength=n)
+    parents_of = g.reverse_adjacency[merged]
+    per_merged = sp.csr_matrix(parents_of, dtype=np.float64)
+    sib, cnt, tot = per_merged @ siblings, per_merged @ count, per_merged @ total
+    mean = np.divide(tot, cnt, out=np.full(merged.size, np.nan), where=cnt > 0)
+    keep = sib > 0
+    compared = known[merged] & (cnt > 0)
     return merged[keep], compared[keep], mean[keep]
 
 
