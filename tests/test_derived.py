@@ -174,3 +174,14 @@ def test_components_are_named_by_their_roots():
     assert f.component_name(big) == "z/root +1 root"  # most sub-tree downloads first, never the child
     rows = compute_statistics(atlas).tables["component_structure"].rows
     assert rows[0]["component"] == f"c{big}: z/root +1 root"
+
+
+def test_observed_is_decided_per_source():
+    """A null licence means "none declared" where the model's source records licences, and "not
+    collected" where it does not; placeholders observe nothing."""
+    records = pa.table({"id": ["h/a", "h/b", "c/x", "c/y"], "license": ["mit", None, None, None],
+                        "sources": [["hub"], ["hub"], ["edges.csv"], ["edges.csv", "hub"]]})
+    atlas = Atlas.build(records, pa.Table.from_pylist([edge("h/a", "c/x"), edge("p/gone", "h/b")]))
+    f = atlas.facts
+    observed = {name: bool(f.observed("license")[f.index(name)]) for name in f.ids}
+    assert observed == {"h/a": True, "h/b": True, "c/x": False, "c/y": True, "p/gone": False}

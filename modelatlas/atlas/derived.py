@@ -237,20 +237,24 @@ class AtlasFacts:
         n = self.n
         present = np.asarray(pc.is_valid(self.atlas.nodes[name]).to_numpy(zero_copy_only=False), dtype=bool) \
             if n else np.zeros(0, dtype=bool)
-        # (node, source) pairs; models that name no source share one anonymous source.
-        sources = self.atlas.nodes["sources"].combine_chunks()
-        flat = pc.list_flatten(sources)
-        owner = np.asarray(pc.list_parent_indices(sources).to_numpy(zero_copy_only=False), dtype=np.int64)
-        codes, labels = category_codes(flat)
-        owner, codes = owner[codes >= 0], codes[codes >= 0]
-        unnamed = np.setdiff1d(np.arange(n), owner)
-        owner = np.concatenate([owner, unnamed])
-        codes = np.concatenate([codes, np.full(unnamed.size, len(labels), dtype=np.int64)])
-        recorded = np.zeros(len(labels) + 1, dtype=bool)
+        owner, codes, k = self._source_pairs
+        recorded = np.zeros(k, dtype=bool)
         recorded[codes[present[owner] & self.real[owner]]] = True
         via_source = np.zeros(n, dtype=bool)
         via_source[owner[recorded[codes]]] = True
         return (present | via_source) & self.real
+
+    @cached_property
+    def _source_pairs(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(node, source code) pairs and the number of sources; models that name no source share
+        one anonymous source (the last code)."""
+        sources = self.atlas.nodes["sources"].combine_chunks()
+        owner = np.asarray(pc.list_parent_indices(sources).to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes, labels = category_codes(pc.list_flatten(sources))
+        owner, codes = owner[codes >= 0], codes[codes >= 0]
+        unnamed = np.setdiff1d(np.arange(self.n), owner)
+        return (np.concatenate([owner, unnamed]),
+                np.concatenate([codes, np.full(unnamed.size, len(labels), dtype=np.int64)]), len(labels) + 1)
 
     @cached_property
     def modality(self) -> np.ndarray:
