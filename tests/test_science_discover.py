@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.discover.data_lineage import data_lineage
 from modelatlas.discover.forensics import model_forensics
 from modelatlas.discover.issue_propagation import affected_descendants
@@ -21,7 +20,7 @@ from science_atlases import build, edge, model, small_atlas
 
 @pytest.fixture()
 def facts():
-    return AtlasFacts(small_atlas())
+    return small_atlas().facts
 
 
 def idx(facts, model_id):
@@ -51,7 +50,7 @@ def test_licence_drift_over_the_atlas(facts):
 def test_non_commercial_ancestor_outranks_a_restricted_one():
     atlas = build([model("a/nc", license="cc-by-nc-4.0"), model("b/ll", license="llama3"), model("c/x", license="mit")],
                   [edge("a/nc", "b/ll"), edge("b/ll", "c/x")])
-    rows = licence_drift(AtlasFacts(atlas))["rows"]
+    rows = licence_drift(atlas.facts)["rows"]
     assert {(r["child"], r["ancestor"]) for r in rows} == {("b/ll", "a/nc"), ("c/x", "a/nc")}
     assert next(r for r in rows if r["child"] == "c/x")["path"] == "a/nc -finetune-> b/ll -finetune-> c/x"
 
@@ -67,7 +66,7 @@ def test_data_lineage(facts):
 def test_dataset_tags_count_as_declared():
     atlas = build([model("a/r", tags=["dataset:squad", "license:mit"]), model("a/c", datasets=["own"])],
                   [edge("a/r", "a/c")])
-    f = AtlasFacts(atlas)
+    f = atlas.facts
     lin = data_lineage(f, idx(f, "a/c"))
     assert lin["own"] == ["own"] and [r["dataset"] for r in lin["inherited"]] == ["squad"]
 
@@ -115,7 +114,7 @@ def test_search_by_score_and_params():
                    model("a/t", params=500_000_000)], [edge("a/r", "a/s"), edge("a/r", "a/t")],
                   metrics=[{"id": "a/s", "metric": "acc", "value": 0.4, "source": "t"},
                            {"id": "a/t", "metric": "acc", "value": 0.6, "source": "t"}])
-    f = AtlasFacts(atlas)
+    f = atlas.facts
     res = search(f, SearchQuery(max_params=2e9, rank_by="score:acc"))
     assert [r["id"] for r in res["rows"]] == ["a/t", "a/s"]
     assert "acc = 0.600 (reported)" in res["rows"][0]["reasons"]
@@ -128,10 +127,10 @@ def test_transfer_branch_and_bound():
     models = [model("c/head", task="text-classification", downloads=100)] + \
              [model(i, task="text-generation") for i in ids[1:]]
     atlas = build(models, [edge(p, c) for p, c in zip(ids, ids[1:])])
-    out = transfer_candidates(AtlasFacts(atlas), "text-classification", limit=3)
+    out = transfer_candidates(atlas.facts, "text-classification", limit=3)
     assert [r["id"] for r in out["rows"]] == ["c/g00", "c/g01", "c/g02"]
     assert [r["distance"] for r in out["rows"]] == [1, 2, 3]
     assert out["explored"] < 8 and out["seeds"] == 1
     assert "does text-classification" in out["rows"][0]["reason"]
     with pytest.raises(InputError, match="no model is known to do"):
-        transfer_candidates(AtlasFacts(atlas), "translation")
+        transfer_candidates(atlas.facts, "translation")

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelatlas import Atlas
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.atlas.graph import AtlasGraph
 from modelatlas.errors import InputError
 from modelatlas.impute.evaluate import evaluate
@@ -80,7 +79,7 @@ def chain_atlas():
 
 
 def test_graph_knn_metric_known_answer():
-    task = build_task(AtlasFacts(chain_atlas()), "s")
+    task = build_task(chain_atlas().facts, "s")
     view = TrainView(task, task.known)
     q = np.array([2, 3])  # a2: a1 at 1, a0 / a4 at 2; a3: a4 at 1, a1 at 2
     assert GraphKNN(1).predict(view, q).value.tolist() == [20.0, 50.0]
@@ -96,14 +95,14 @@ def test_hub_majority_known_answer():
     models = [model("r/root", license="x")] + [model(f"h/l{i}", license=lic)
                                                 for i, lic in enumerate(["a", "a", "b", None, None])]
     atlas = build(models, [edge("r/root", f"h/l{i}") for i in range(5)])
-    task = build_task(AtlasFacts(atlas), "license")
+    task = build_task(atlas.facts, "license")
     pred = HubVote().predict(TrainView(task, task.known), np.array([3, 4]))  # h/l3, h/l4
     assert task.decode(pred.value).tolist() == ["a", "a"]
     assert pred.confidence.tolist() == [pytest.approx(2 / 3)] * 2 and pred.covered.all()
 
 
 def test_evaluate_names_methods_and_graph_beats_global():
-    facts = AtlasFacts(planted_families(n_families=24, size=20))
+    facts = planted_families(n_families=24, size=20).facts
     res = evaluate(build_task(facts, "license"), hide=0.3, seeds=(0, 1))
     acc = {r["method"]: r["accuracy"] for r in res["results"]}
     assert {"global_majority", "component_majority", "hub_majority", "graph_knn", "auto"} <= set(acc)
@@ -119,7 +118,7 @@ def test_evaluate_names_methods_and_graph_beats_global():
 
 def test_impute_never_overwrites_and_is_stored(tmp_path):
     atlas = small_atlas()
-    facts = AtlasFacts(atlas)
+    facts = atlas.facts
     task = build_task(facts, "license")
     table = impute(task, "graph_knn")
     assert set(table["id"].to_pylist()) == {"c/q2", "y/lora3"}  # the two models without a licence
@@ -136,16 +135,16 @@ def test_impute_never_overwrites_and_is_stored(tmp_path):
 
 
 def test_bad_imputation_targets():
-    facts = AtlasFacts(small_atlas())
+    facts = small_atlas().facts
     with pytest.raises(InputError, match="neither a metric"):
         build_task(facts, "stars")
     atlas = build([model("a/x"), model("a/y")], [edge("a/x", "a/y")])
     with pytest.raises(InputError, match="absent on every model"):
-        build_task(AtlasFacts(atlas), "license")
+        build_task(atlas.facts, "license")
     with pytest.raises(InputError, match="no models"):
-        build_task(AtlasFacts(Atlas.empty()), "license")
+        build_task(Atlas.empty().facts, "license")
     with pytest.raises(InputError, match="at least 5"):
-        evaluate(build_task(AtlasFacts(chain_atlas()), "s"))
+        evaluate(build_task(chain_atlas().facts, "s"))
     with pytest.raises(InputError, match="between 0 and 1"):
         evaluate(build_task(facts, "license"), hide=1.5)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.statistics import compute_statistics
 from modelatlas.discover.licence_forensics import licence_drift
 from modelatlas.impute.evaluate import evaluate
@@ -30,14 +29,14 @@ def test_paper_constants_hold_on_real_data(trees):
 
 
 def test_hub_and_graph_beat_global_on_real_licences(trees):
-    facts = AtlasFacts(trees)
+    facts = trees.facts
     res = evaluate(build_task(facts, "license"), seeds=(0,), methods=[GlobalBaseline(), HubVote(), GraphKNN(5)])
     acc = {r["method"]: r["accuracy"] for r in res["results"]}
     assert acc["hub_majority"] > acc["global_majority"] and acc["graph_knn"] > acc["global_majority"]
 
 
 def test_licence_drift_finds_llama_and_gemma_children(trees):
-    report = licence_drift(AtlasFacts(trees), limit=5)
+    report = licence_drift(trees.facts, limit=5)
     assert report["cases"] > 20
     assert any(pair.startswith(("llama2 ->", "gemma ->")) for pair in report["by_pair"])
     assert all(" -" in r["path"] for r in report["rows"])
@@ -47,7 +46,7 @@ def test_leaderboard_scores_are_imputable(shared_data):
     from modelatlas.ingest.leaderboard import leaderboard_atlas
 
     atlas = leaderboard_atlas(shared_data / "open-llm-leaderboard-v2.csv")
-    res = evaluate(build_task(AtlasFacts(atlas), "leaderboard:ifeval"), seeds=(0,),
+    res = evaluate(build_task(atlas.facts, "leaderboard:ifeval"), seeds=(0,),
                    methods=[GlobalBaseline(), GraphKNN(5)])
     mae = {r["method"]: r["mae"] for r in res["results"]}
     assert mae["graph_knn"] < mae["global_mean"]

@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelatlas import Atlas
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.impact import top_models
-from modelatlas.analytics.modality import node_modality
+from modelatlas.atlas.modality import node_modality
 from modelatlas.analytics.statistics import compute_statistics
 from modelatlas.errors import InputError
 from science_atlases import build, edge, model, small_atlas, ts
@@ -70,9 +69,10 @@ def test_descendant_downloads_and_merge_influence(stats):
     # llama (100 < 885) and ft1 (50 < 325) are out-downloaded; d/merge (300 > 20) and sd (1000 > 10) are not.
     assert d["non_leaf_models"] == 4 and d["share_descendants_exceed"] == 0.5
     m = row(stats.tables["merge_influence"], "modality", "language")
-    # llama: merged 320 vs mean(375, 500, 10) = 295; ft1: merged 320 vs 5.
-    assert m["parents"] == 2 and m["share_merged_higher"] == 1.0
-    assert m["uplift"] == pytest.approx(640 / 300 - 1)
+    # d/merge (320) beside the non-merged children of its parents llama and ft1: ft1 (375), q1 (500),
+    # q2 (10), ft2 (5); mean 222.5. One comparison, filed under the merged model.
+    assert (m["merged_models"], m["compared"], m["share_merged_higher"]) == (1, 1, 1.0)
+    assert m["uplift"] == pytest.approx(320 / 222.5 - 1)
 
 
 def test_documentation(stats):
@@ -110,7 +110,7 @@ def test_modality_from_task_and_column():
 
 
 def test_top_models():
-    facts = AtlasFacts(small_atlas())
+    facts = small_atlas().facts
     rows = top_models(facts, "sub_tree_downloads", limit=3)
     assert [r["id"] for r in rows] == ["sd/sd", "meta/llama", "b/q1"]
     assert rows[1]["sub_tree_downloads"] == 985 and rows[1]["descendants"] == 6

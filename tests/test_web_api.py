@@ -315,11 +315,12 @@ def test_unknown_route_and_internal_error(client, view, monkeypatch):
 
 
 def test_categories_pool_rare_values_and_unknowns():
-    from modelatlas.viz.data import MAX_CATEGORIES, OTHER, _encode
+    from modelatlas.atlas.derived import category_codes
+    from modelatlas.viz.data import MAX_CATEGORIES, OTHER, _pool
 
     values = np.array([None, "", "unknown", "other"] * 3 + [f"v{k}" for k in range(MAX_CATEGORIES + 4)]
                       + ["v0"] * 5, dtype=object)
-    cats = _encode(values)
+    cats = _pool(*category_codes(pa.array(values.tolist(), pa.string())))
     assert cats.labels[0] == "unknown" and cats.counts[0] == 9
     assert cats.labels[1] == "v0" and cats.labels[2] == "other"  # the real value "other", by count
     assert cats.labels[-1] == OTHER and len(cats.labels) == MAX_CATEGORIES + 2

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.analytics.facts import AtlasFacts
-from modelatlas.analytics.tables import StatTable, share
+from modelatlas.analytics.tables import TOP_COMPONENTS, StatTable, component_label, share
+from modelatlas.atlas.derived import AtlasFacts
 
 
-def component_structure(facts: AtlasFacts, limit: int | None = None) -> StatTable:
-    """One row per component among the ``limit`` biggest (default: ``facts.top_components``).
+def component_structure(facts: AtlasFacts, top_components: int = TOP_COMPONENTS) -> StatTable:
+    """One row per component among the ``top_components`` biggest.
 
-    Columns: size, share of all models, main source (most sub-tree downloads), sources, edges,
+    Columns: the component's name (its roots, :func:`~modelatlas.analytics.tables.component_label`),
+    size, share of all models, sources, edges,
     max depth, breadth (most models at one depth), leaves, merges (models with several parents or
     a ``merge`` edge), quantised models, hubs (sibling-leaf sets), total downloads.
     """
-    limit = facts.top_components if limit is None else limit
     labels, depth = facts.components, facts.depth
-    k = min(limit, facts.component_sizes.size)
-    names = facts.component_names()
+    k = min(top_components, facts.component_sizes.size)
     table = StatTable("component_structure", "Biggest components and their structure",
                       "LLM component: deep and complex, ~1/3 of models; Flux: big but shallow",
                       ["component", "models", "share_of_atlas", "sources", "edges", "max_depth", "breadth",
@@ -50,7 +49,7 @@ def component_structure(facts: AtlasFacts, limit: int | None = None) -> StatTabl
     for c in range(k):
         size = int(facts.component_sizes[c])
         table.rows.append({
-            "component": names[c], "models": size, "share_of_atlas": share(size, facts.n),
+            "component": component_label(facts, c), "models": size, "share_of_atlas": share(size, facts.n),
             "sources": int(sums["sources"][c]), "edges": int(edges[c]), "max_depth": int(maxd[c]),
             "breadth": int(breadth[c]), "leaves": int(sums["leaves"][c]), "merges": int(sums["merges"][c]),
             "quantized": int(sums["quantized"][c]), "hubs": int(hubs[c]), "downloads": int(sums["downloads"][c])})

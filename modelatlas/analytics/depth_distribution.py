@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.analytics.facts import AtlasFacts
-from modelatlas.analytics.tables import StatTable, share
+from modelatlas.analytics.tables import TOP_COMPONENTS, StatTable, groupings, share
+from modelatlas.atlas.derived import AtlasFacts
 
 #: Depth bins reported; the last one is "this depth or deeper".
 DEPTH_BINS = (1, 2, 3, 4, 5)
 
 
-def depth_distribution(facts: AtlasFacts) -> StatTable:
+def depth_distribution(facts: AtlasFacts, top_components: int = TOP_COMPONENTS) -> StatTable:
     """Per group: models with a parent (depth >= 1, shortest path from a source) by depth bin.
 
     Sources are excluded from the shares (a source has no depth to compare); ``sources`` counts them.
@@ -27,7 +27,7 @@ def depth_distribution(facts: AtlasFacts) -> StatTable:
     table = StatTable("depth_distribution", "Depth of models with a parent (share per depth)",
                       "CV: > 96% at depth 1; NLP: ~55% at depth 1 and > 5% at depth >= 5",
                       ["group_by", "group", "models", *names, "mean_depth", "max_depth", "sources"])
-    for grouping in facts.groupings():
+    for grouping in groupings(facts, top_components):
         nsrc = {r["group"]: r["n"] for r in grouping.sums(src, {})}
         maxd = np.zeros(len(grouping.names), dtype=np.int64)
         codes = grouping.codes[rows]
@@ -44,11 +44,12 @@ def depth_distribution(facts: AtlasFacts) -> StatTable:
     return table
 
 
-def depth_histogram(facts: AtlasFacts, group_by: str = "modality") -> dict[str, np.ndarray]:
+def depth_histogram(facts: AtlasFacts, group_by: str = "modality",
+                    top_components: int = TOP_COMPONENTS) -> dict[str, np.ndarray]:
     """Count of models at each depth (index = depth) per group, for figures."""
     d = facts.depth
     out = {}
-    for grouping in facts.groupings():
+    for grouping in groupings(facts, top_components):
         if grouping.name != group_by:
             continue
         for code, name in enumerate(grouping.names):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from modelatlas.analytics.depth_distribution import depth_histogram
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.analytics.statistics import AtlasStatistics
 from modelatlas.atlas.schema import RELATIONS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.errors import InputError
 
 #: Ranking keys ``modelatlas top --by`` accepts.

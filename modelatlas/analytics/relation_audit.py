@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelatlas.analytics.facts import AtlasFacts
-from modelatlas.analytics.tables import StatTable, share
+from modelatlas.analytics.tables import TOP_COMPONENTS, StatTable, groupings, share
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.ingest.relation_audit import REASONS, relation_flags
 
 
-def relation_audit(facts: AtlasFacts) -> StatTable:
+def relation_audit(facts: AtlasFacts, top_components: int = TOP_COMPONENTS) -> StatTable:
     """Models with a declared relation, and those whose files contradict it (per reason)."""
     atlas = facts.atlas
     ev = atlas.evidence
@@ -34,7 +34,7 @@ def relation_audit(facts: AtlasFacts) -> StatTable:
                       "not in the papers (issue 12): GGUF-only fine-tunes, ONNX exports declared quantised, "
                       "adapters without adapter files",
                       ["group_by", "group", "declared", "contradicted", "share_contradicted", *REASONS])
-    for grouping in facts.groupings():
+    for grouping in groupings(facts, top_components):
         for row in grouping.sums(declared, {"contradicted": flagged, **columns}):
             table.rows.append({"group_by": row["group_by"], "group": row["group"], "declared": row["n"],
                                "contradicted": int(row["contradicted"]),

@@ -4,20 +4,19 @@ generative vision, quantisation is rare in vision, merging ~35x more common in N
 
 from __future__ import annotations
 
-
-from modelatlas.analytics.facts import AtlasFacts
-from modelatlas.analytics.tables import StatTable, share
+from modelatlas.analytics.tables import TOP_COMPONENTS, StatTable, groupings, share
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.atlas.schema import RELATIONS
 
 
-def relation_mix(facts: AtlasFacts) -> StatTable:
+def relation_mix(facts: AtlasFacts, top_components: int = TOP_COMPONENTS) -> StatTable:
     """Edges per relation, grouped by the child's group; shares sum to 1 per group."""
     rel = facts.edge_relation
     cols = {r: rel == r for r in RELATIONS}
     table = StatTable("relation_mix", "Relation mix (share of edges by relation, grouped by the child)",
                       "Fig. 5: CV quantisation < 0.15% of models; merging ~35x more common in NLP than CV",
                       ["group_by", "group", "edges", *RELATIONS])
-    for grouping in facts.groupings():
+    for grouping in groupings(facts, top_components):
         for row in grouping.sums(facts.graph.child, cols):
             out = {"group_by": row["group_by"], "group": row["group"], "edges": row["n"]}
             out.update({r: share(row[r], row["n"]) for r in RELATIONS})

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.analytics.figures import all_figures
 from modelatlas.analytics.impact import top_models
-from modelatlas.analytics.statistics import compute_statistics
+from modelatlas.analytics.statistics import HEADLINE_COLUMNS, compute_statistics
 from modelatlas.analytics.tables import StatTable, _fmt
 
 #: Rows shown per grouping in the report (months and components can be many).
@@ -27,14 +26,14 @@ def write_report(atlas, out: str | Path, *, title: str = "Model Atlas report", t
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stats = compute_statistics(atlas, top_components=top_components)
-    facts = AtlasFacts(atlas, top_components=top_components)
+    facts = atlas.facts
     figures = all_figures(facts, stats, out)
     top = top_models(facts, "sub_tree_downloads", limit=20)
     summary = (f"{atlas.num_nodes:,} models ({int(facts.real.sum()):,} with records), {atlas.num_edges:,} edges, "
                f"{facts.component_sizes.size:,} components.")
     sections = [_sections(t) for t in stats.tables.values()]
     md = [f"# {title}", "", summary, "", "## The Model Atlas paper beside this atlas", "",
-          StatTable("headline", "", "", ["statistic", "paper", "ours", "n"], stats.headline).to_markdown(), ""]
+          StatTable("headline", "", "", HEADLINE_COLUMNS, stats.headline).to_markdown(), ""]
     md += [f"![{f.stem}]({f.name})" for f in figures] + [""]
     for t, sec in zip(stats.tables.values(), sections):
         md += [f"## {t.title}", "", f"*Paper: {t.paper}*", ""]

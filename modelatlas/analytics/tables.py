@@ -119,3 +119,53 @@ def _fmt(value) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     return str(value)
+
+
+#: How many of the biggest components get their own group unless a caller says otherwise.
+TOP_COMPONENTS = 10
+
+
+def groupings(facts, top_components: int = TOP_COMPONENTS) -> list[Grouping]:
+    """The whole atlas, modalities, the biggest components (with an edge) and creation months.
+
+    Parameters
+    ----------
+    facts:
+        The atlas's derived-data layer (``atlas.facts``).
+    top_components:
+        How many of the biggest components get their own group.
+
+    Returns
+    -------
+    list of Grouping, computed once per atlas and ``top_components``.
+    """
+    return facts.memo(("groupings", top_components), lambda: _make_groupings(facts, top_components))
+
+
+def component_label(facts, label: int) -> str:
+    """``c<label>: <root>`` (``+k roots`` when the family has several sources)."""
+    return f"c{label}: {facts.component_name(label)}"
+
+
+def _make_groupings(facts, top_components: int) -> list[Grouping]:
+    out = [Grouping("all", np.zeros(facts.n, dtype=np.int64), ["all"])]
+    mcodes, mods = facts.codes("modality")
+    out.append(Grouping("modality", mcodes, mods))
+    k = min(top_components, facts.component_sizes.size)
+    multi = [c for c in range(k) if facts.component_sizes[c] > 1]
+    codes = np.where(np.isin(facts.components, multi), facts.components, -1)
+    out.append(Grouping("component", codes, [component_label(facts, c) for c in range(k)]))
+    out.append(_month_grouping(facts.created_at))
+    return out
+
+
+def _month_grouping(created_at: np.ndarray) -> Grouping:
+    """Creation month (UTC) of each node, in calendar order; ``-1`` where unknown."""
+    codes = np.full(created_at.size, -1, dtype=np.int64)
+    known = ~np.isnan(created_at)
+    if not known.any():
+        return Grouping("month", codes, [])
+    months = (created_at[known] * 1e6).astype("datetime64[us]").astype("datetime64[M]")
+    uniq, inverse = np.unique(months, return_inverse=True)
+    codes[known] = inverse
+    return Grouping("month", codes, [str(m) for m in uniq])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelatlas.atlas.assemble import assemble
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.atlas.graph import AtlasGraph
-from modelatlas.atlas.id_lookup import IdLookup
 from modelatlas.atlas.schema import (
     EDGE_SCHEMA,
     EVIDENCE_SCHEMA,
@@ -60,7 +59,7 @@ class Atlas:
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, records: pa.Table, evidence: pa.Table | None = None, *,
-              metrics: pa.Table | None = None, issues: list[dict] | None = None) -> "Atlas":
+              metrics: pa.Table | None = None, issues: list[dict] | None = None) -> Atlas:
         """Build an atlas from model records and parent claims (see :mod:`modelatlas.atlas.assemble`)."""
         evidence = EVIDENCE_SCHEMA.empty_table() if evidence is None else evidence
         nodes, edges, evidence, issue_table = assemble(records, evidence, issues=issues)
@@ -69,11 +68,11 @@ class Atlas:
         return cls(nodes, edges, evidence, metrics, issue_table)
 
     @classmethod
-    def empty(cls) -> "Atlas":
+    def empty(cls) -> Atlas:
         return cls(NODE_SCHEMA.empty_table(), EDGE_SCHEMA.empty_table())
 
     def merged_with(self, records: pa.Table, evidence: pa.Table | None = None, *,
-                    metrics: pa.Table | None = None, issues: list[dict] | None = None) -> "Atlas":
+                    metrics: pa.Table | None = None, issues: list[dict] | None = None) -> Atlas:
         """A new atlas holding this one's data and the given source's.
 
         Re-adding a source that is already in the atlas yields the same atlas (the evidence and
@@ -96,10 +95,25 @@ class Atlas:
     def num_edges(self) -> int:
         return self.edges.num_rows
 
-    @cached_property
+    @property
     def graph(self) -> AtlasGraph:
-        """Integer-indexed view; node ``i`` is ``nodes[i]``."""
-        return AtlasGraph.from_ids(self.nodes["id"], self.edges["parent"], self.edges["child"])
+        """Integer-indexed view; node ``i`` is ``nodes[i]`` (cached until ``nodes`` or ``edges`` is replaced)."""
+        cached = self.__dict__.get("_graph")
+        if cached is None or cached[0] is not self.nodes or cached[1] is not self.edges:
+            cached = (self.nodes, self.edges,
+                      AtlasGraph.from_ids(self.nodes["id"], self.edges["parent"], self.edges["child"]))
+            self.__dict__["_graph"] = cached
+        return cached[2]
+
+    @property
+    def facts(self) -> AtlasFacts:
+        """The derived-data layer of this atlas (:class:`~modelatlas.atlas.derived.AtlasFacts`):
+        depth, sub-tree downloads, category codes, edge lookups, ancestors, inheritance. Built once
+        and rebuilt when ``nodes`` or ``edges`` is replaced."""
+        facts = self.__dict__.get("_facts")
+        if facts is None or not facts.matches(self):
+            facts = self.__dict__["_facts"] = AtlasFacts(self)
+        return facts
 
     def index_of(self, model_ids) -> np.ndarray:
         """Row indices of ``model_ids``; raises :class:`UnknownModelError` for an unknown id."""
@@ -111,14 +125,9 @@ class Atlas:
             raise UnknownModelError(missing, self.suggest(missing))
         return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
-    @cached_property
-    def id_lookup(self) -> IdLookup:
-        """Exact id lookup and "did you mean" suggestions, built once (:mod:`modelatlas.atlas.id_lookup`)."""
-        return IdLookup(self.nodes["id"])
-
     def suggest(self, model_id: str, limit: int = 5) -> list[str]:
-        """Ids that look like ``model_id`` (for "did you mean" messages)."""
-        return self.id_lookup.suggest(model_id, limit)
+        """Ids that look like ``model_id`` (for "did you mean" messages; :mod:`modelatlas.atlas.id_lookup`)."""
+        return self.facts.id_lookup.suggest(model_id, limit)
 
     def column(self, name: str) -> np.ndarray:
         """A node column as a numpy array (nulls as NaN / None)."""
@@ -138,7 +147,7 @@ class Atlas:
         return save_atlas(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Atlas":
+    def load(cls, path: str | Path) -> Atlas:
         """Read an atlas written by :meth:`save`."""
         from modelatlas.atlas.store import load_atlas
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
-from modelatlas.atlas.components import component_sizes, weakly_connected_components
-from modelatlas.atlas.depth import depth_from_sources
 from modelatlas.ingest.relation_audit import flag_counts
 
 
@@ -29,10 +27,9 @@ def summarize(atlas) -> dict:
     (declared relations the repositories' files contradict, by reason:
     :mod:`modelatlas.ingest.relation_audit`).
     """
-    g = atlas.graph
-    labels = weakly_connected_components(g)
-    sizes = component_sizes(labels)
-    depth = depth_from_sources(g)
+    facts = atlas.facts
+    g = facts.graph
+    sizes, depth = facts.component_sizes, facts.depth
     placeholders = int(pc.sum(atlas.nodes["placeholder"]).as_py() or 0)
     return {
         "nodes": atlas.num_nodes,

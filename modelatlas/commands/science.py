@@ -30,14 +30,14 @@ def stats(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
           group_by: Annotated[Optional[str], typer.Option(
               "--group-by", help="Show only one grouping: all, modality, component or month.")] = None) -> None:
     """Meta-ML statistics of the Model Atlas paper, per modality, component and month."""
-    from modelatlas.analytics.statistics import compute_statistics
+    from modelatlas.analytics.statistics import HEADLINE_COLUMNS, compute_statistics
     from modelatlas.atlas.atlas import Atlas
 
     result = compute_statistics(Atlas.load(atlas), top_components=components)
     if as_json:
         emit_json(result.to_dict())
         return
-    _print_rows("Model Atlas paper vs this atlas", result.headline, ["statistic", "paper", "ours", "n"])
+    _print_rows("Model Atlas paper vs this atlas", result.headline, HEADLINE_COLUMNS)
     for table in result.tables.values():
         rows = table.rows if group_by is None or "group_by" not in table.columns else table.select(group_by)
         _print_rows(f"{table.title}  [paper: {table.paper}]", rows, table.columns)
@@ -51,11 +51,10 @@ def top(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
         per: Annotated[Optional[str], typer.Option(help="Rank within each 'component' or 'task'.")] = None,
         limit: Annotated[int, typer.Option(help="Rows (per group).")] = 20) -> None:
     """The most influential models: ranked by sub-tree downloads or descendant counts."""
-    from modelatlas.analytics.facts import AtlasFacts
     from modelatlas.analytics.impact import top_models
     from modelatlas.atlas.atlas import Atlas
 
-    rows = top_models(AtlasFacts(Atlas.load(atlas)), by, task=task, component=component, per=per, limit=limit)
+    rows = top_models(Atlas.load(atlas).facts, by, task=task, component=component, per=per, limit=limit)
     if as_json:
         emit_json({"by": by, "task": task, "component": component, "per": per, "rows": rows})
         return
@@ -77,7 +76,6 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
            ) -> None:
     """Impute a missing attribute or metric from the atlas (Table 1); stores results in the atlas's
     ``imputations`` table, never over known values."""
-    from modelatlas.analytics.facts import AtlasFacts
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.atlas.store import writing
     from modelatlas.impute.evaluate import evaluate as run_evaluation
@@ -88,7 +86,7 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
     # Stored results are written back: hold the writer lock from load to save.
     with writing(atlas) if not evaluate else nullcontext():
         loaded = Atlas.load(atlas)
-        facts = AtlasFacts(loaded)
+        facts = loaded.facts
         task = build_task(facts, what)
         if evaluate:
             scope = None if component is None else facts.components == component
@@ -118,7 +116,6 @@ def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to e
               limit: Annotated[int, typer.Option(help="Rows to list per section.")] = 50) -> None:
     """Model forensics: ancestry, inherited datasets, licence drift and every descendant an issue in
     MODEL_ID would reach; or, with --licences, every licence drift in the atlas."""
-    from modelatlas.analytics.facts import AtlasFacts
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.discover.forensics import model_forensics
     from modelatlas.discover.licence_forensics import licence_drift
@@ -126,7 +123,7 @@ def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to e
 
     if not licences and not model_id:
         raise InputError("name a MODEL_ID, or pass --licences for the whole atlas")
-    facts = AtlasFacts(Atlas.load(atlas))
+    facts = Atlas.load(atlas).facts
     if licences:
         report = licence_drift(facts, limit=limit)
         if as_json:
@@ -169,13 +166,12 @@ def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
            decay: Annotated[float, typer.Option(help="Score decay per step for --transfer-to.")] = 0.5,
            limit: Annotated[int, typer.Option(help="Results.")] = 20) -> None:
     """Find models by traits and lineage together, each with the reasons it matched."""
-    from modelatlas.analytics.facts import AtlasFacts
     from modelatlas.atlas.atlas import Atlas
     from modelatlas.discover.search import SearchQuery
     from modelatlas.discover.search import search as run_search
     from modelatlas.discover.transfer import transfer_candidates
 
-    facts = AtlasFacts(Atlas.load(atlas))
+    facts = Atlas.load(atlas).facts
     if transfer_to:
         report = transfer_candidates(facts, transfer_to, limit=limit, decay=decay, metric=metric)
         if as_json:

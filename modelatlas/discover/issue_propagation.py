@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.discover.paths import chain_to, describe, descendant_distances, path_text
 
 

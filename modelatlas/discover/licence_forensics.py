@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.discover.licences import RANK_NAMES, RESTRICTED, licence_rank
-from modelatlas.discover.paths import describe, path_text
+from modelatlas.discover.paths import describe, path_text, walk
 
 
 def licence_ranks(facts: AtlasFacts) -> np.ndarray:
@@ -92,13 +92,11 @@ def licence_drift(facts: AtlasFacts, limit: int | None = None) -> dict:
 
 def model_licence_findings(facts: AtlasFacts, node: int) -> list[dict]:
     """For one model: every restrictive ancestor whose licence is stricter than the model's."""
-    from modelatlas.discover.paths import upward_tree, walk
-
     ranks = licence_ranks(facts)
     own = int(ranks[node])
     if own < 0:
         return []
-    order, pred = upward_tree(facts, node)
+    order, pred = facts.ancestors(node)
     licences = facts.text("license")
     out = []
     for a in order[1:]:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelatlas.atlas.graph import reachable
-
 
 @dataclass
 class Lineage:
@@ -41,24 +39,6 @@ class Lineage:
         return dict(self.__dict__)
 
 
-def _bfs_parents(rev_indptr, rev_indices, start: int):
-    """Distance and one BFS predecessor (towards the model) of every ancestor."""
-    dist = {start: 0}
-    towards = {}
-    frontier = [start]
-    while frontier:
-        nxt = []
-        for node in frontier:
-            for p in rev_indices[rev_indptr[node]:rev_indptr[node + 1]]:
-                p = int(p)
-                if p not in dist:
-                    dist[p] = dist[node] + 1
-                    towards[p] = node
-                    nxt.append(p)
-        frontier = nxt
-    return dist, towards
-
-
 def lineage(atlas, model_id: str) -> Lineage:
     """Ancestors, paths to the sources, and descendant statistics of ``model_id``.
 
@@ -74,22 +54,24 @@ def lineage(atlas, model_id: str) -> Lineage:
     Lineage
     """
     i = int(atlas.index_of([model_id])[0])
-    g = atlas.graph
+    facts = atlas.facts
+    g = facts.graph
     ids = atlas.nodes["id"]
     edges = atlas.edges
     relation, provenance = edges["relation"], edges["provenance"]
 
     def step(p: int, c: int) -> dict:
-        k = edge_row[(p, c)]
+        k = facts.edge_id(p, c)
         return {"parent": ids[p].as_py(), "child": ids[c].as_py(),
                 "relation": relation[k].as_py(), "provenance": provenance[k].as_py()}
 
-    rev = g.reverse_adjacency
-    dist, towards = _bfs_parents(rev.indptr, rev.indices, i)
+    order, towards = facts.ancestors(i)
+    dist = {i: 0}
+    for node in order[1:]:
+        dist[int(node)] = dist[int(towards[node])] + 1
     # Edges among the model and its ancestors; the graph's k-th edge is the edges table's row k.
-    inside = np.fromiter(dist, dtype=np.int64)
+    inside = np.asarray(order, dtype=np.int64)
     rows = np.flatnonzero(np.isin(g.child, inside) & np.isin(g.parent, inside))
-    edge_row = {(int(g.parent[k]), int(g.child[k])): int(k) for k in rows}
     ancestor_idx = sorted((n for n in dist if n != i), key=lambda n: (dist[n], ids[n].as_py()))
     placeholder = atlas.nodes["placeholder"]
     in_deg = g.in_degree
@@ -98,15 +80,10 @@ def lineage(atlas, model_id: str) -> Lineage:
     for s in sources:
         path, node = [], s
         while node != i:
-            path.append(step(node, towards[node]))
-            node = towards[node]
+            path.append(step(node, int(towards[node])))
+            node = int(towards[node])
         paths[ids[s].as_py()] = path
-
-    start = np.zeros(g.n, dtype=bool)
-    start[i] = True
-    below = reachable(g.adjacency, start)
-    below[i] = False
-    downloads = np.nan_to_num(np.asarray(atlas.column("downloads"), dtype=np.float64))
+    rev = g.reverse_adjacency
     return Lineage(
         model=model_id,
         placeholder=bool(placeholder[i].as_py()),
@@ -116,9 +93,9 @@ def lineage(atlas, model_id: str) -> Lineage:
         sources=[ids[s].as_py() for s in sources],
         paths=paths,
         children=int(g.out_degree[i]),
-        descendants=int(below.sum()),
-        downloads=int(downloads[i]),
-        sub_tree_downloads=int(round(downloads[i] + downloads[below].sum())),
+        descendants=int(facts.descendant_counts[i]),
+        downloads=int(facts.downloads[i]),
+        sub_tree_downloads=int(round(facts.sub_tree_downloads[i])),
         steps=[step(int(g.parent[k]), int(g.child[k])) for k in rows],
         relation_flags=_flags(atlas, [model_id] + [ids[n].as_py() for n in ancestor_idx]),
     )

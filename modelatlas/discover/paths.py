@@ -4,24 +4,13 @@ each step (for the "path that shows it" of forensics and the reasons of search r
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.csgraph import breadth_first_order
 
-from modelatlas.analytics.facts import AtlasFacts
-
-
-def upward_tree(facts: AtlasFacts, node: int) -> tuple[np.ndarray, np.ndarray]:
-    """Breadth-first search from ``node`` towards its ancestors.
-
-    Returns
-    -------
-    order, predecessors : the ancestors in BFS order (``node`` first) and, per node, the next step
-    back towards ``node`` (``-9999`` for nodes not reached), so a path is read by following it.
-    """
-    return breadth_first_order(facts.graph.reverse_adjacency, node, directed=True, return_predecessors=True)
+from modelatlas.atlas.derived import AtlasFacts
 
 
 def walk(predecessors: np.ndarray, start: int, target: int) -> list[int]:
-    """Nodes from ``target`` back to ``start`` following ``predecessors`` (``start`` last)."""
+    """Nodes from ``target`` back to ``start`` following ``predecessors`` (``start`` last), e.g. those of
+    :meth:`~modelatlas.atlas.derived.AtlasFacts.ancestors`."""
     path = [target]
     while path[-1] != start:
         step = int(predecessors[path[-1]])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.compute as pc
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.analytics.impact import RANK_KEYS, rank_values
 from modelatlas.discover.paths import chain_to, describe, descendant_distances, path_text
 from modelatlas.errors import InputError

@@ -16,7 +16,7 @@ import heapq
 import numpy as np
 import pyarrow.compute as pc
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.discover.paths import path_text
 from modelatlas.errors import InputError
 from modelatlas.impute.nearest_labelled import undirected

@@ -193,7 +193,7 @@ class AutoImputer:
         add(np.log1p(facts.downloads[rows]))
         params = facts.atlas.column("params").astype(np.float64)[rows]
         add(np.log1p(np.where(params > 0, params, np.nan)))
-        add(facts.created[rows] / 3.15576e13)  # years since 1970
+        add(facts.created_at[rows] / 3.15576e7)  # years since 1970
         return np.column_stack(cols), np.array(cat)
 
 

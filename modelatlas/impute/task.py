@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelatlas.analytics.facts import AtlasFacts
+from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.errors import InputError
 
 #: The attributes of Table 1b; any other string node column works too.

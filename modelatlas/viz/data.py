@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelatlas.atlas.components import component_sizes
-from modelatlas.atlas.depth import depth_from_sources
+from modelatlas.atlas.derived import category_codes
 from modelatlas.atlas.schema import PREDICTED_PREFIX
-from modelatlas.atlas.subtree import sub_tree_downloads
 from modelatlas.errors import ModelAtlasError, UnknownModelError
 from modelatlas.viz.layout import ensure_layout, layout_parents
 
@@ -48,7 +47,8 @@ class Categories:
     """One categorical column as codes: ``labels[codes[i]]`` is node ``i``'s value.
 
     Code 0 is always ``unknown`` (missing values) and the last code :data:`OTHER` when the column has
-    more than :data:`MAX_CATEGORIES` values; the rest are the most frequent values, commonest first.
+    more than :data:`MAX_CATEGORIES` values; the rest are the most frequent values, commonest first
+    (the derived-data layer's order, :func:`~modelatlas.atlas.derived.category_codes`).
     """
 
     labels: list[str]
@@ -71,6 +71,7 @@ class AtlasView:
     component: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        self.facts = self.atlas.facts  # the derived-data layer every other room reads too
         layout = ensure_layout(self.atlas)
         self.xy = np.column_stack([layout["x"].to_numpy(), layout["y"].to_numpy()])
         self.component = layout["component"].to_numpy().astype(np.int64)
@@ -80,71 +81,52 @@ class AtlasView:
     def n(self) -> int:
         return self.atlas.num_nodes
 
-    @cached_property
+    @property
     def ids(self) -> np.ndarray:
-        return np.asarray(self.atlas.nodes["id"].to_pylist(), dtype=object)
+        return self.facts.ids
 
-    @cached_property
+    @property
     def graph(self):
-        return self.atlas.graph
+        return self.facts.graph
 
     @cached_property
     def parent(self) -> np.ndarray:
         """Layout parent (shallowest parent) of each node, ``-1`` for sources."""
         return layout_parents(self.graph)
 
-    @cached_property
+    @property
     def depth(self) -> np.ndarray:
-        return depth_from_sources(self.graph)
+        return self.facts.depth
 
-    @cached_property
+    @property
     def downloads(self) -> np.ndarray:
-        return np.nan_to_num(self.atlas.column("downloads").astype(np.float64))
+        return self.facts.downloads
 
     @cached_property
     def numeric(self) -> dict[str, np.ndarray]:
-        from modelatlas.atlas.subtree import descendant_counts
-
-        out = {"downloads": self.downloads,
-               "sub_tree_downloads": sub_tree_downloads(self.graph, self.downloads).astype(np.float64),
-               "descendants": descendant_counts(self.graph).astype(np.float64)}
+        out = {"downloads": self.downloads, "sub_tree_downloads": self.facts.sub_tree_downloads,
+               "descendants": self.facts.descendant_counts.astype(np.float64)}
         for name in ("likes", "downloads_all_time"):
-            out[name] = np.nan_to_num(self.atlas.column(name).astype(np.float64))
+            out[name] = np.nan_to_num(self.facts.number(name))
         return out
 
-    @cached_property
+    @property
     def created_at(self) -> np.ndarray:
         """Creation time in epoch seconds (NaN when unknown)."""
-        col = self.atlas.nodes["created_at"]
-        secs = pc.divide(pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()), 1_000_000)
-        return pc.cast(secs, pa.float64()).to_numpy(zero_copy_only=False)
-
-    @cached_property
-    def edges_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
-        """Edge rows sorted by (parent, child), and where each parent's run starts (CSR)."""
-        g = self.graph
-        order = np.lexsort((g.child, g.parent))
-        return order, np.searchsorted(g.parent[order], np.arange(self.n + 1))
+        return self.facts.created_at
 
     def out_edges(self, nodes: np.ndarray) -> np.ndarray:
         """Rows of ``atlas.edges`` leaving any of ``nodes``."""
-        order, start = self.edges_by_parent
-        lo, hi = start[nodes], start[nodes + 1]
-        lengths = hi - lo
-        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        return order[offsets]
+        return self.facts.out_edges(nodes)
 
     def edge_id(self, parent: int, child: int) -> int | None:
         """Row of the edge ``parent -> child`` in ``atlas.edges`` (``None`` if absent)."""
-        order, start = self.edges_by_parent
-        run = order[start[parent]:start[parent + 1]]
-        k = np.searchsorted(self.graph.child[run], child)
-        return int(run[k]) if k < run.size and self.graph.child[run[k]] == child else None
+        return self.facts.edge_id(parent, child)
 
-    @cached_property
+    @property
     def edge_relation(self) -> np.ndarray:
         """Relation of each edge (rows of ``atlas.edges``), as an object array."""
-        return np.asarray(self.atlas.edges["relation"].to_pylist(), dtype=object)
+        return self.facts.edge_relation
 
     @cached_property
     def edge_provenance(self) -> np.ndarray:
@@ -210,19 +192,20 @@ class AtlasView:
     def _categories(self) -> dict[str, Categories]:
         out = {}
         for name in CATEGORICAL:
-            values = self.parent_relation if name == "relation" else \
-                np.asarray(self.atlas.nodes[name].to_pylist(), dtype=object)
-            out[name] = _encode(values)
+            codes, labels = category_codes(pa.array(self.parent_relation.tolist(), pa.string())) \
+                if name == "relation" else self.facts.codes(name)
+            out[name] = _pool(codes, labels)
         return out
 
     def warm(self) -> None:
         """Compute every cached array now, so that no request pays for it (or races to)."""
-        for name in ("ids", "parent", "depth", "numeric", "created_at", "edges_by_parent", "edge_relation",
+        for name in ("ids", "parent", "depth", "numeric", "created_at", "edge_relation",
                      "edge_provenance", "edge_relation_codes", "edge_provenance_codes", "edge_confidence",
                      "edge_predicted", "component_order", "component_starts", "_categories", "_search_keys",
                      "_longest_id"):
             getattr(self, name)
-        self.atlas.id_lookup  # noqa: B018  (built now, not by the first unknown id)
+        self.facts.edges_by_parent  # noqa: B018
+        self.facts.id_lookup  # noqa: B018  (built now, not by the first unknown id)
 
     # ------------------------------------------------------------------ lookups
     @cached_property
@@ -232,11 +215,11 @@ class AtlasView:
 
     def index(self, model_id: str) -> int:
         """Node index of ``model_id``: a direct lookup, so every model of the atlas can be opened,
-        odd ids included; an unknown id gets suggestions from :attr:`Atlas.id_lookup` in about the
+        odd ids included; an unknown id gets suggestions from :attr:`AtlasFacts.id_lookup` in about the
         time a known id takes (docs/web.md)."""
         if not model_id or len(model_id) > self._longest_id:
             raise ViewError(f"not a model id of this atlas: ids here are 1 to {self._longest_id} characters", 404)
-        lookup = self.atlas.id_lookup
+        lookup = self.facts.id_lookup
         found = lookup.find(model_id)
         if found is None:
             raise ViewError(str(UnknownModelError(model_id, lookup.suggest(model_id))), 404)
@@ -290,22 +273,21 @@ class AtlasView:
         return self.atlas.nodes.slice(i, 1).to_pylist()[0]
 
 
-def _encode(values: np.ndarray) -> Categories:
-    missing = np.array([v is None or v in MISSING for v in values], dtype=bool)
-    present = values[~missing].astype(str)
-    uniq, inverse, counts = np.unique(present, return_inverse=True, return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    keep = order[:MAX_CATEGORIES]
-    rank = np.full(uniq.size, -1, dtype=np.int64)
-    rank[keep] = np.arange(keep.size) + 1
-    labels = [UNKNOWN] + uniq[keep].tolist()
-    cat_counts = [int(missing.sum())] + counts[keep].astype(int).tolist()
-    other = uniq.size > MAX_CATEGORIES
-    if other:
-        labels.append(OTHER)
-        cat_counts.append(int(counts[order[MAX_CATEGORIES:]].sum()))
-        rank[rank < 0] = len(labels) - 1
-    codes = np.zeros(values.size, dtype=np.uint8)
-    codes[~missing] = rank[inverse]
-    return Categories(labels, codes, cat_counts)
-
+def _pool(codes: np.ndarray, labels: list[str]) -> Categories:
+    """The layer's codes (``-1`` missing, commonest first) as display codes: 0 :data:`UNKNOWN` for
+    missing values and the values of :data:`MISSING`, then the :data:`MAX_CATEGORIES` commonest,
+    the rest pooled as :data:`OTHER`."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    shown = [k for k, label in enumerate(labels) if label not in MISSING]
+    keep = shown[:MAX_CATEGORIES]
+    rank = np.zeros(len(labels) + 1, dtype=np.int64)  # the last slot: code -1 (missing)
+    rank[keep] = np.arange(len(keep)) + 1
+    out_labels = [UNKNOWN] + [labels[k] for k in keep]
+    out_counts = [int(np.count_nonzero(codes < 0)) + int(sum(counts[k] for k, lb in enumerate(labels)
+                                                            if lb in MISSING))] + [int(counts[k]) for k in keep]
+    rest = shown[MAX_CATEGORIES:]
+    if rest:
+        rank[rest] = len(out_labels)
+        out_labels.append(OTHER)
+        out_counts.append(int(counts[rest].sum()))
+    return Categories(out_labels, rank[codes].astype(np.uint8), out_counts)
