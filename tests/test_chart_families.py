@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from modelatlas.chart import families as fam
-from modelatlas.chart.base import ChartMethod, ChartResult, get_method
 from modelatlas.chart.bench import BenchZoo
+from modelatlas.chart.estimator import ChartMethod, get_method
 from modelatlas.chart.evaluate import calibration_error, confidence_outcomes, evaluate, sample_stem
 from modelatlas.chart.synthetic import synthetic_zoo
+from modelatlas.chart.types import ChartResult
 from modelatlas.errors import InputError
 
 

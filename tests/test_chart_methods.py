@@ -237,7 +237,7 @@ def test_known_edges_are_kept_and_stem_is_per_component():
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(8, 40), components_known=st.booleans())
 def test_every_method_predicts_an_acyclic_graph_within_families(seed, n, components_known):
-    from modelatlas.chart.base import find_cycle
+    from modelatlas.chart.graph import find_cycle
 
     z = synthetic_zoo(n, n_components=2, seed=seed)
     models = replace(z.models, components=z.truth.component if components_known else None)

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
-from modelatlas.chart.base import LayerBlock
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
+from modelatlas.chart.types import LayerBlock
 
 LAYERS = [LayerBlock("a", 0, 32, 48), LayerBlock("b", 32 * 48, 32, 32), LayerBlock("head", 32 * 48 + 32 * 32, 10, 32)]
 DIM = sum(b.size for b in LAYERS)
@@ -117,7 +117,8 @@ def test_auto_decides_every_awkward_family_without_error():
     """Issue cases that are data, not errors: a bf16 child of an fp32 parent, frozen (bit-identical)
     layers, a child uploaded before its parent, a byte-identical copy of a root, unknown times,
     and a family of one model."""
-    from modelatlas.chart.base import ChartInput, get_method
+    from modelatlas.chart.estimator import get_method
+    from modelatlas.chart.types import ChartInput
 
     rng = np.random.default_rng(7)
     root = _model(rng)
@@ -142,7 +143,8 @@ def test_auto_decides_every_awkward_family_without_error():
 def test_a_copy_converted_to_a_coarser_dtype_is_a_duplicate_of_its_source():
     """An F16 (or bf16) copy of a model — even of a quantised one, whose dequantised values it
     holds — has no other parent than its source, though its bytes differ."""
-    from modelatlas.chart.base import ChartInput, get_method
+    from modelatlas.chart.estimator import get_method
+    from modelatlas.chart.types import ChartInput
 
     rng = np.random.default_rng(11)
     source = np.round(_model(rng) * 16) / 16 + rng.normal(0, 1e-4, DIM)  # values fp16 cannot hold

@@ -33,7 +33,7 @@ def test_core_commands_import_without_optional_modules():
               f"for m in {BLOCKED!r}: sys.modules[m] = None\n"
               "import modelatlas, modelatlas.cli\n"
               "from modelatlas.atlas.atlas import Atlas\n"
-              "from modelatlas.chart.base import get_method\n"
+              "from modelatlas.chart.estimator import get_method\n"
               "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -62,9 +62,9 @@ def test_figure_bad_input(view, tmp_path, kwargs, message):
 
 
 def test_unknown_is_light_blue():
-    assert category_colors("license", ["unknown", "mit", "other", "(other values)"]) == \
+    assert category_colors("license", ["unknown", "mit", "other", "(other values)"], "(other values)") == \
         ["#add8e6", "#e6194b", "#3cb44b", "#a9a9a9"]
-    assert category_colors("relation", ["unknown", "adapter"])[1] == "#3cb44b"
+    assert category_colors("relation", ["unknown", "adapter"], "(other values)")[1] == "#3cb44b"
 
 
 def test_layout_and_figure_commands(tmp_path, capsys):

@@ -16,6 +16,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from modelatlas.zoo.manifest import PATTERNS, load_manifest
+from merge_oracles import slerp, ties
 
 torch = pytest.importorskip("torch", reason="building zoos needs PyTorch: pip install 'modelatlas[torch]'")
 
@@ -165,35 +166,6 @@ def test_lora_difference_is_low_rank_and_matches_adapter(tiny_zoo):
     assert len(ranks) >= 2  # fixed rank and varying ranks
 
 
-def _slerp(a, b, t):
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
-    if abs(cos) > 0.9995:
-        return (1 - t) * a + t * b
-    om = np.arccos(cos)
-    return (np.sin((1 - t) * om) * a + np.sin(t * om) * b) / np.sin(om)
-
-
-def _ties(base, tensors, weights, density, lam):
-    """TIES per element, written plainly: trim, elect, disjoint mean."""
-    base = base.astype(np.float64).ravel()
-    taus = []
-    for t in tensors:
-        tau = t.astype(np.float64).ravel() - base
-        keep = np.argsort(-np.abs(tau), kind="stable")[: int(np.ceil(density * tau.size))]
-        trimmed = np.zeros_like(tau)
-        trimmed[keep] = tau[keep]
-        taus.append(trimmed)
-    out = base.copy()
-    for i in range(base.size):
-        vals = [(w, tau[i]) for w, tau in zip(weights, taus)]
-        sign = np.sign(sum(w * v for w, v in vals))
-        agree = [(w, v) for w, v in vals if v != 0 and np.sign(v) == sign]
-        if agree:
-            out[i] += lam * sum(w * v for w, v in agree) / sum(w for w, _ in agree)
-    return out
-
-
 def test_merges_equal_the_stated_combination(tiny_zoo):
     zoo = tiny_zoo
     by_id = zoo.by_id()
@@ -208,12 +180,12 @@ def test_merges_equal_the_stated_combination(tiny_zoo):
             if method == "average":
                 want = sum(w * p[name].astype(np.float64) for w, p in zip(m.extra["merge_weights"], parents))
             elif method == "slerp":
-                want = _slerp(parents[0][name], parents[1][name], m.extra["merge_t"])
+                want = slerp(parents[0][name], parents[1][name], m.extra["merge_t"])
             else:
                 if value.size > 4096:
                     continue  # the plain per-element check is slow; smaller tensors suffice
                 base = load_file(by_id[m.extra["merge_base"]].path)[name]
-                want = _ties(base, [p[name] for p in parents], m.extra["merge_weights"],
+                want = ties(base, [p[name] for p in parents], m.extra["merge_weights"],
                              m.extra["merge_density"], m.extra["merge_lambda"])
             np.testing.assert_allclose(value.ravel(), np.ravel(want), rtol=1e-5, atol=1e-6, err_msg=f"{m.id} {name}")
     assert set(methods) == {"average", "slerp", "ties"}

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from modelatlas.zoo.families import FAMILIES
 from modelatlas.zoo.manifest import load_manifest
+from merge_oracles import slerp, ties
 
 pytest.importorskip("torch", reason="building zoos needs PyTorch: pip install 'modelatlas[torch]'")
 from safetensors import safe_open  # noqa: E402
@@ -194,35 +195,6 @@ def test_frozen_layers_are_bit_identical(family_zoo):
     assert moved >= 1
 
 
-def _slerp(a, b, t):
-    a, b = a.ravel(), b.ravel()
-    if min(np.linalg.norm(a), np.linalg.norm(b)) < 1e-8:
-        return (1 - t) * a + t * b
-    cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
-    if abs(cos) > 0.9995:
-        return (1 - t) * a + t * b
-    om = np.arccos(cos)
-    return (np.sin((1 - t) * om) * a + np.sin(t * om) * b) / np.sin(om)
-
-
-def _ties(base, tensors, weights, density, lam):
-    """TIES written plainly: keep the values of each task vector at least as large in magnitude as
-    its ``ceil(density · n)``-th largest, elect the sign of the weighted sum, weighted mean of the
-    kept values that agree with it."""
-    taus = []
-    for t in tensors:
-        tau = (t - base).ravel()
-        cut = np.sort(np.abs(tau))[::-1][int(np.ceil(density * tau.size)) - 1]
-        taus.append(np.where(np.abs(tau) >= cut, tau, 0.0))
-    w = np.asarray(weights)[:, None]
-    taus = np.stack(taus)
-    sign = np.sign((w * taus).sum(0))
-    agree = (np.sign(taus) == sign) & (taus != 0)
-    total = (w * agree).sum(0)
-    mean = np.divide((w * taus * agree).sum(0), total, out=np.zeros_like(total), where=total > 0)
-    return base.ravel() + lam * mean
-
-
 def test_merges_equal_the_stated_combination(family_zoo):
     by_id = family_zoo.by_id()
     assert _of(family_zoo, "merge")
@@ -240,11 +212,11 @@ def test_merges_equal_the_stated_combination(family_zoo):
             if method == "average":
                 expected = sum(w * x for w, x in zip(ws, xs)) / sum(ws)
             elif method == "slerp":
-                expected = _slerp(xs[0], xs[1], e["merge_t"]).reshape(value.shape)
+                expected = slerp(xs[0], xs[1], e["merge_t"]).reshape(value.shape)
             elif method == "task_arithmetic":
                 expected = base[name] + e["merge_lambda"] * sum(w * (x - base[name]) for w, x in zip(ws, xs))
             elif method == "ties":
-                expected = _ties(base[name], xs, ws, e["merge_density"], e["merge_lambda"]).reshape(value.shape)
+                expected = ties(base[name], xs, ws, e["merge_density"], e["merge_lambda"]).reshape(value.shape)
             else:  # dare: every element is one of the drop patterns of the parents' task vectors
                 assert method == "dare"
                 taus = [w * (x - base[name]) / e["merge_density"] for w, x in zip(ws, xs)]

@@ -1,16 +1,15 @@
 """The meta-ML report: every statistic table, the paper's numbers beside ours, the most influential
-models and the figures, as Markdown and HTML (jinja2) in one folder."""
+models and the figures, as Markdown and HTML in one folder (:mod:`modelatlas.report_files`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from modelatlas.analytics.figures import all_figures
 from modelatlas.analytics.impact import top_models
 from modelatlas.analytics.statistics import HEADLINE_COLUMNS, compute_statistics
-from modelatlas.analytics.tables import StatTable, _fmt
+from modelatlas.analytics.tables import StatTable
+from modelatlas.report_files import write_report_files
 
 #: Rows shown per grouping in the report (months and components can be many).
 ROWS_PER_SECTION = 40
@@ -44,14 +43,8 @@ def write_report(atlas, out: str | Path, *, title: str = "Model Atlas report", t
     md += ["## Most influential models (sub-tree downloads)", "",
            StatTable("top", "", "", ["rank", "id", "sub_tree_downloads", "downloads", "descendants", "pipeline_tag"],
                      top).to_markdown(), ""]
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    env = Environment(loader=PackageLoader("modelatlas.analytics", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    html = env.get_template("report.html").render(
-        title=title, summary=summary, headline=stats.headline, figures=[f.name for f in figures],
-        tables=sections, top=top, fmt=_fmt)
-    (out / "report.html").write_text(html, encoding="utf-8")
-    return {"markdown": out / "report.md", "html": out / "report.html", "figures": figures,
+    md_path, html_path = write_report_files(out, "\n".join(md), title)
+    return {"markdown": md_path, "html": html_path, "figures": figures,
             "headline": stats.headline}
 
 

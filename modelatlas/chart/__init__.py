@@ -1,6 +1,6 @@
 """Structure recovery from weights: baselines, MoTHer, Algorithm 1 and our ``auto`` method.
 
-Every method shares the estimator interface of :mod:`modelatlas.chart.base`; pick one by name
+Every method shares the estimator interface of :mod:`modelatlas.chart.estimator`; pick one by name
 with :func:`get_method`.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from modelatlas.chart.base import (ChartInput, ChartMethod, ChartResult, LayerBlock, get_method,
-                                   method_names)
+from modelatlas.chart.estimator import ChartMethod, get_method, method_names
+from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 
 #: Modules that register a method (one method per module).
 METHOD_MODULES = ("random_parents", "majority", "price", "mother", "algorithm1", "auto")

@@ -31,11 +31,15 @@ Horwitz et al., "Charting and Navigating Hugging Face's Model Atlas", 2025, App.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from modelatlas.chart.arborescence import minimum_branching_forest
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
 from modelatlas.chart.distances import euclidean
+from modelatlas.chart.estimator import ChartMethod, register
+from modelatlas.chart.types import ChartInput, ChartResult
 
 
 @register
@@ -43,6 +47,14 @@ class Algorithm1(ChartMethod):
     """Model Atlas Algorithm 1 with switchable rules."""
 
     name = "atlas"
+    _parameter_constraints = {
+        "K": [Interval(Integral, 1, None, closed="left")],
+        "K_th": [Interval(Real, 0, None, closed="left")],
+        "rho_percentile": [Interval(Real, 0, 100, closed="both")],
+        **{rule: ["boolean"] for rule in ("quantization", "deduplication", "temporal", "snake_fan", "merges",
+                                          "greedy")},
+        "duplicate_parent": [StrOptions({"copy", "original"})],
+    }
 
     def __init__(self, K: int = 5, K_th: float = 0.05, rho_percentile: float = 60.0,
                  quantization: bool = True, deduplication: bool = True, temporal: bool = True,

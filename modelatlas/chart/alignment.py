@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelatlas.chart.base import LayerBlock
+from modelatlas.chart.types import LayerBlock
 
 #: Cyclic row shifts used as the null (unrelated row pairs).
 SHIFTS = (1, 2, 3)

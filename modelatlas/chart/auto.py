@@ -38,16 +38,19 @@ the family it scores (:mod:`modelatlas.chart.families`).
 from __future__ import annotations
 
 import hashlib
+from numbers import Integral, Real
 
 import ml_dtypes
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, LayerBlock, register
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
+from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
+from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 from modelatlas.errors import InputError
 
 
@@ -98,6 +101,23 @@ class Auto(ChartMethod):
     name = "auto"
     RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges", "joint")
     ORDERS = ("auto", "time", "tree", "kurtosis")
+    _parameter_constraints = {
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "align_z": [Interval(Real, 0, None, closed="neither")],
+        "root_distance": [Interval(Real, 0, None, closed="neither")],
+        "lora_candidates": [Interval(Integral, 1, None, closed="left")],
+        "merge_residual": [Interval(Real, 0, None, closed="neither")],
+        "merge_candidates": [Interval(Integral, 2, None, closed="left")],  # a merge has two parents or more
+        "merge_min_weight": [Interval(Real, 0, 1, closed="left")],
+        "time_penalty": [Interval(Real, 0, None, closed="left")],
+        "geometry": [StrOptions({"layer", "raw"})],
+        "order": [StrOptions(set(ORDERS))],
+        "fallback": [StrOptions({"tree", "kurtosis"})],
+        "exact_up_to": [Interval(Integral, 0, None, closed="left")],
+        "rules": [SubsetOf(RULES)],
+        "calibrate": ["boolean"],
+        "calibration": [dict, None],
+    }
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,

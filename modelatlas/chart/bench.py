@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, get_method, method_names
+from modelatlas.chart.estimator import get_method, method_names
 from modelatlas.chart.evaluate import Evaluation, evaluate
-from modelatlas.chart.synthetic import GroundTruth
+from modelatlas.chart.types import ChartInput, GroundTruth
 
 #: Rules of Algorithm 1 switched off one at a time (Table 3).
 ATLAS_ABLATIONS = ("greedy", "quantization", "deduplication", "temporal", "snake_fan", "merges")

@@ -32,8 +32,8 @@ def rule_outcomes(models, truth, params: dict | None = None) -> dict[str, list[t
     families, one architecture at a time (as :meth:`ChartMethod.chart` does).
     """
     from modelatlas.chart.auto import Auto
-    from modelatlas.chart.base import architecture_groups
     from modelatlas.chart.evaluate import correct_mask
+    from modelatlas.chart.types import architecture_groups
 
     out: dict[str, list[tuple[float, float]]] = {}
     for rows in architecture_groups(models):

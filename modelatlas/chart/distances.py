@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from modelatlas.chart.base import ChartInput
+from modelatlas.chart.types import ChartInput
 
 
 def euclidean(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:

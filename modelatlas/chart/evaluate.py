@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult
-from modelatlas.chart.synthetic import GroundTruth
+from modelatlas.chart.estimator import ChartMethod
+from modelatlas.chart.types import ChartInput, ChartResult, GroundTruth
 
 
 def sample_stem(truth: GroundTruth, *, fraction: float = 0.1, seed: int = 0) -> dict[int, tuple[int, ...]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelatlas.chart.base import get_method, method_names
+from modelatlas.chart.estimator import get_method, method_names
 from modelatlas.chart.bench import BenchZoo
 from modelatlas.chart.evaluate import Evaluation, calibration_error, evaluate, reliability
 from modelatlas.errors import InputError

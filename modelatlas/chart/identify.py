@@ -361,8 +361,8 @@ def _stored_query(model_id: str, store: Path, table) -> _Query:
 
 def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -> Provenance:
     from modelatlas.chart.auto import Auto, OnlineCharter, looks_quantized
-    from modelatlas.chart.base import LayerBlock
     from modelatlas.chart.store_input import layer_blocks
+    from modelatlas.chart.types import LayerBlock
 
     layout = search.layout
     blocks = layer_blocks(layout)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from modelatlas.chart.base import LayerBlock
+from modelatlas.chart.types import LayerBlock
 
 #: Significant bits of the storage formats recognised (implicit bit included).
 _PRECISIONS = ((ml_dtypes.bfloat16, 8), (np.float16, 11))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
+from modelatlas.chart.estimator import ChartMethod, register
+from modelatlas.chart.types import ChartInput, ChartResult
 
 
 @register
@@ -18,6 +19,7 @@ class Majority(ChartMethod):
     """Attach every model to the stem's most frequent parent."""
 
     name = "majority"
+    _parameter_constraints: dict = {}
 
     def __init__(self):
         pass

@@ -20,12 +20,17 @@ Horwitz, Shul, Hoshen, "On the Origin of Llamas: Model Tree Heritage Recovery", 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from modelatlas.chart.arborescence import dense_to_edges, minimum_branching_forest
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, register
 from modelatlas.chart.clustering import ward_clusters
 from modelatlas.chart.distances import finetune_distance, kurtosis_score, lora_distance, stage_from_known
+from modelatlas.chart.estimator import ChartMethod, register
+from modelatlas.chart.graph import restrict_parents
+from modelatlas.chart.types import ChartInput, ChartResult
 
 
 @register
@@ -54,6 +59,16 @@ class MoTHer(ChartMethod):
     """
 
     name = "mother"
+    _parameter_constraints = {
+        "distance": [StrOptions({"auto", "ft", "lora"})],
+        "layer_reduce": [StrOptions({"max", "sum", "mean"})],
+        "per_layer": [StrOptions({"max", "rms"})],
+        "c": [Interval(Real, 0, None, closed="left")],
+        "mean_with_diagonal": ["boolean"],
+        "stage": [StrOptions({"auto", "specialization", "generalization"})],
+        "n_trees": [Interval(Integral, 1, None, closed="left"), None],
+        "rank_rtol": [Interval(Real, 0, 1, closed="neither")],
+    }
 
     def __init__(self, distance: str = "auto", layer_reduce: str = "max", per_layer: str = "max",
                  c: float = 0.3, mean_with_diagonal: bool = False, stage: str = "auto",
@@ -81,9 +96,8 @@ class MoTHer(ChartMethod):
         for lab in np.unique(labels):
             rows = np.flatnonzero(labels == lab)
             if len(rows) > 1:
-                inv = {int(r): i for i, r in enumerate(rows)}
-                sub_known = {inv[c]: tuple(inv[p] for p in ps if p in inv) for c, ps in known.items() if c in inv}
-                result = result.concat(self.chart_tree(models.subset(rows), stage, sub_known), rows)
+                result = result.concat(self.chart_tree(models.subset(rows), stage, restrict_parents(known, rows)),
+                                       rows)
         return result
 
     def distances(self, models: ChartInput) -> tuple[np.ndarray, str]:

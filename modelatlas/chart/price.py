@@ -12,9 +12,15 @@ D. de S. Price, "A general theory of bibliometric and other cumulative advantage
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Real
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, known_descendants, register
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from modelatlas.chart.estimator import ChartMethod, register
+from modelatlas.chart.graph import known_descendants
+from modelatlas.chart.random_parents import RandomParents
+from modelatlas.chart.types import ChartInput, ChartResult
 
 
 @register
@@ -22,6 +28,9 @@ class Price(ChartMethod):
     """Preferential attachment in time order, seeded by the stem."""
 
     name = "price"
+    #: ``attachment`` is added to every degree; above 0 so that a stem without edges can start.
+    _parameter_constraints = {**RandomParents._parameter_constraints,
+                              "attachment": [Interval(Real, 0, None, closed="neither")]}
 
     def __init__(self, random_state: int = 0, attachment: float = 1.0):
         self.random_state = random_state

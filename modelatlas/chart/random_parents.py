@@ -12,9 +12,14 @@ Known edges (the 10% stem) are kept as given.
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Integral
 
-from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, known_descendants, register
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from modelatlas.chart.estimator import ChartMethod, register
+from modelatlas.chart.graph import known_descendants
+from modelatlas.chart.types import ChartInput, ChartResult
 
 
 @register
@@ -22,6 +27,9 @@ class RandomParents(ChartMethod):
     """Uniformly random parent among the other models of the component."""
 
     name = "random"
+    #: A seed for :func:`numpy.random.default_rng`: a non-negative int, a Generator, or None (fresh).
+    _parameter_constraints = {"random_state": [Interval(Integral, 0, None, closed="left"),
+                                               np.random.Generator, None]}
 
     def __init__(self, random_state: int = 0):
         self.random_state = random_state

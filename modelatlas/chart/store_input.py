@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelatlas.chart.base import LayerBlock
+from modelatlas.chart.types import LayerBlock
 from modelatlas.chart.zoo_input import GroupedChartInput, stack_kurtosis
 from modelatlas.weights.store import FingerprintStore
 
@@ -112,7 +112,7 @@ def chart_input_from_store(store: FingerprintStore) -> StoreInput:
 
 def _drop_cycles(documented: dict[int, tuple[int, ...]], ids: list[str], messages: list[str]) -> None:
     """Cards that name each other as base models (a cycle): drop one card's claim per cycle."""
-    from modelatlas.chart.base import find_cycle
+    from modelatlas.chart.graph import find_cycle
 
     for _ in range(len(documented)):
         cycle = find_cycle(documented)

@@ -16,35 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, LayerBlock
+from modelatlas.chart.types import ChartInput, GroundTruth, LayerBlock
 
 #: Default pattern mix of non-root models.
 DEFAULT_MIX = {"finetune": 0.3, "lora": 0.15, "quantized": 0.1, "duplicate": 0.05,
                "snake": 0.15, "fan": 0.15, "merge": 0.1}
-
-
-@dataclass
-class GroundTruth:
-    """True lineage of charted models (row-aligned with a :class:`ChartInput`).
-
-    ``parents[i]`` is a tuple of parent rows (empty for roots) or ``None`` when unknown.
-    """
-
-    parents: list[tuple[int, ...] | None]
-    relation: list[str | None]
-    pattern: list[str | None]
-    component: np.ndarray
-
-    def subset(self, rows: np.ndarray) -> "GroundTruth":
-        """The truth of the models at ``rows``, renumbered like :meth:`ChartInput.subset` (parents
-        outside the subset are dropped; a permutation of every row keeps every parent)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        new_row = {int(r): i for i, r in enumerate(rows)}
-        return GroundTruth(
-            parents=[None if self.parents[r] is None else tuple(new_row[q] for q in self.parents[r] if q in new_row)
-                     for r in rows.tolist()],
-            relation=[self.relation[r] for r in rows.tolist()], pattern=[self.pattern[r] for r in rows.tolist()],
-            component=np.asarray(self.component)[rows])
 
 
 @dataclass

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelatlas.chart.base import ChartInput, LayerBlock
-from modelatlas.chart.synthetic import GroundTruth
+from modelatlas.chart.types import ChartInput, GroundTruth, LayerBlock
 from modelatlas.errors import InputError
 
 

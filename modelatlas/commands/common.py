@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import math
 from contextlib import contextmanager
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from modelatlas.atlas.store import DEFAULT_ATLAS
+from modelatlas.jsonio import dumps_text
 
 console = Console(stderr=True)
 
@@ -23,25 +20,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object fo
 DEFAULT_ATLAS_PATH = DEFAULT_ATLAS
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def emit_json(obj: Any) -> None:
-    """Print ``obj`` as one JSON document on standard output (NaN and infinities as null)."""
-    typer.echo(json.dumps(_plain(obj), ensure_ascii=False))
+    """Print ``obj`` as one JSON document on standard output (:func:`modelatlas.jsonio.dumps`:
+    NaN and infinities as null)."""
+    typer.echo(dumps_text(obj))
 
 
 @contextmanager

@@ -8,13 +8,13 @@ one figure each from the analyses' results and are reused by the ``--plot`` opti
 
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from modelatlas.errors import ModelAtlasError
+from modelatlas.jsonio import dumps
+from modelatlas.report_files import write_report_files
 
 ORDER_TRAITS = ("license", "languages", "pipeline_tag")
 MUTATION_TRAITS = ("license", "languages", "pipeline_tag", "library_name")
@@ -312,44 +312,6 @@ def write_report(atlas, out_dir, **kwargs) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = run_all(atlas, figures=out, **kwargs)
-    md = to_markdown(res)
-    (out / "report.md").write_text(md, encoding="utf-8")
-    (out / "report.html").write_text(_html(md), encoding="utf-8")
-    from modelatlas.commands.common import _plain
-
-    (out / "results.json").write_text(json.dumps(_plain(res), indent=1, ensure_ascii=False), encoding="utf-8")
+    write_report_files(out, to_markdown(res), "Anatomy of an ML ecosystem — report")
+    (out / "results.json").write_bytes(dumps(res, indent=True))
     return res
-
-
-def _html(md: str) -> str:
-    """A small Markdown-to-HTML rendering (headings, lists, tables, images) without extra deps."""
-    lines, body, in_table = md.splitlines(), [], False
-    for line in lines:
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-:"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("!["):
-            src = line[line.index("(") + 1:-1]
-            body.append(f'<p><img src="{html.escape(src)}" style="max-width:100%"></p>')
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    return ("<!doctype html><meta charset='utf-8'><title>Anatomy report</title><style>body{font-family:sans-serif;"
-            "max-width:1100px;margin:auto}td{border:1px solid #ccc;padding:2px 6px}table{border-collapse:collapse}"
-            "</style>\n" + "\n".join(body))

@@ -23,12 +23,12 @@ for 2M-model atlases, where counting every bigram of every document dominates th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from modelatlas.errors import ModelAtlasError
+from modelatlas.jsonio import dumps_text
 
 MEASURES = ("tfidf", "bow", "levenshtein")
 ARTIFACTS = ("metadata", "card")
@@ -53,7 +53,7 @@ def metadata_strings(atlas, rows: np.ndarray) -> list[str]:
     out = []
     for rec in table.to_pylist():
         doc = {METADATA_FIELDS[k]: v for k, v in rec.items() if v is not None}
-        out.append(json.dumps(doc, default=str, ensure_ascii=False))
+        out.append(dumps_text(doc))
     return out
 
 

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-#: Colour (RGB) of each relation-to-parent class.
-RELATION_COLORS: dict[str, tuple[int, int, int]] = {
-    "root": (160, 160, 160), "finetune": (31, 119, 180), "adapter": (44, 160, 44),
-    "quantized": (255, 127, 14), "merge": (214, 39, 40), "unknown": (148, 103, 189),
-    "mixed": (140, 86, 75),
-}
+from modelatlas.viz.palette import relation_rgb
+
+#: Colour (RGB) of each relation-to-parent class: the palette of the figures and the page.
+RELATION_COLORS = relation_rgb()
 MIN_SIZE, SIZE_PER_DECADE = 2.0, 3.0
 
 

@@ -20,30 +20,9 @@ import numpy as np
 
 from modelatlas.errors import InputError
 from modelatlas.viz.data import OTHER, AtlasView, ViewError
+from modelatlas.viz.palette import RELATION_COLORS, UNKNOWN_COLOR, category_colors
 
 FIGURE_KINDS = ("galaxy", "component")
-UNKNOWN_COLOR = "#add8e6"  # light blue for unknown values (paper's convention)
-#: Relation colours shared with the web page (web/src/palette.js).
-RELATION_COLORS = {"finetune": "#e6194b", "adapter": "#3cb44b", "quantized": "#4363d8", "merge": "#f58231",
-                   "unknown": UNKNOWN_COLOR, "source": "#222222"}
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-           "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#a9a9a9")
-
-
-def category_colors(feature: str, labels: list[str]) -> list[str]:
-    """One colour per category label: relation colours for ``relation``, else the palette;
-    ``unknown`` is light blue and the pooled rare values grey."""
-    out = []
-    for k, label in enumerate(labels):
-        if label == "unknown":
-            out.append(UNKNOWN_COLOR)
-        elif feature == "relation" and label in RELATION_COLORS:
-            out.append(RELATION_COLORS[label])
-        elif label == OTHER:
-            out.append("#a9a9a9")
-        else:
-            out.append(PALETTE[(k - 1) % len(PALETTE)])
-    return out
 
 
 def draw_figure(view: AtlasView, kind: str, out: str | Path, *, color: str = "relation",
@@ -85,7 +64,7 @@ def draw_figure(view: AtlasView, kind: str, out: str | Path, *, color: str = "re
             nodes = np.arange(view.n)
     except ViewError as exc:
         raise InputError(str(exc)) from None
-    colors = np.array(category_colors(color, cats.labels))
+    colors = np.array(category_colors(color, cats.labels, OTHER))
     weight = np.log1p(view.numeric[size][nodes])
     sizes = 1.0 + 30.0 * weight / weight.max() if weight.size and weight.max() > 0 else np.full(nodes.size, 2.0)
     if kind == "galaxy":

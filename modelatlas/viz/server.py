@@ -14,7 +14,7 @@ Every ``GET`` also answers ``HEAD`` (headers only), as HTTP requires.
 Endpoints (all ``GET`` and ``HEAD``):
 
 ``/api/meta``
-    Counts, the colour and size features with their legends, the created_at range.
+    Counts, the colour and size features with their legends, the palette, the created_at range.
 ``/api/components?offset=&limit=``
     Components, largest first, paged (``limit`` at most 500).
 ``/api/components/{c}/graph?max_nodes=&format=json|arrow&bbox=``
@@ -54,6 +54,8 @@ import pyarrow as pa
 import pyarrow.ipc  # noqa: F401  (pa.ipc)
 
 from modelatlas.ingest.relation_audit import relation_flags
+from modelatlas.jsonio import dumps
+from modelatlas.viz import palette
 from modelatlas.viz.data import CATEGORICAL, SIZES, AtlasView, ViewError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -177,7 +179,7 @@ def create_app(view: AtlasView, allow_hosts: Iterable[str] = ()):
 
     @app.get("/api/models/{model_id:path}")
     def model(model_id: str):
-        return _model(view, view.index(model_id))
+        return Response(dumps(_model(view, view.index(model_id))), media_type="application/json")
 
     @app.get("/api/search")
     def search(q: Annotated[str, Query(min_length=1, max_length=200)],
@@ -257,6 +259,7 @@ def _meta(view: AtlasView) -> dict:
         "colors": {name: {"labels": c.labels, "counts": c.counts}
                    for name, c in ((n, view.categories(n)) for n in CATEGORICAL)},
         "sizes": list(SIZES),
+        "palette": palette.as_dict(),
         "created_at": [_iso(created.min()), _iso(created.max())] if created.size else None,
         "bounds": [float(view.xy[:, 0].min()), float(view.xy[:, 1].min()),
                    float(view.xy[:, 0].max()), float(view.xy[:, 1].max())] if view.n else None,
@@ -396,7 +399,7 @@ def _component_graph_arrow(view: AtlasView, component: int, max_nodes: int, bbox
 
 def _model(view: AtlasView, i: int) -> dict:
     row = view.node_row(i)
-    details = {k: _plain(row.get(k)) for k in DETAIL_FIELDS}
+    details = {k: row.get(k) for k in DETAIL_FIELDS}
     tags = row.get("tags") or []
     details["tags"] = tags[:50]
     rev = view.graph.reverse_adjacency
@@ -511,9 +514,3 @@ def _epoch(text: str) -> float:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(float(seconds), tz=timezone.utc).isoformat()
-
-
-def _plain(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value

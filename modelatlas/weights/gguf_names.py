@@ -245,12 +245,8 @@ def canonical_names(metadata: dict, gguf_names: Iterable[str], *, path: str = ""
 
     Parameters
     ----------
-    metadata:
-        The GGUF key/values (``general.architecture``, ``<arch>.block_count``).
-    gguf_names:
-        The file's tensor names.
-    path:
-        The file, for error messages.
+    metadata, gguf_names, path:
+        As for :func:`hf_name_map`.
 
     Returns
     -------

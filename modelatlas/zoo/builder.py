@@ -19,15 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from modelatlas.zoo import merge as merging
 from modelatlas.zoo.manifest import Zoo, ZooModel, write_manifest
+from modelatlas.zoo.merge import State
 from modelatlas.zoo.quantize import GROUP_SIZE, dequantize, quantize
+from modelatlas.zoo.writer import ZooWriter
 
-State = dict[str, np.ndarray]
 
 #: Mean delay (days) between a parent's upload and its child's, per pattern.
 _MEAN_DELAY_DAYS = {"finetune": 30.0, "lora": 25.0, "quantized": 8.0, "duplicate": 60.0, "merge": 20.0,
@@ -56,54 +57,18 @@ class _Record:
 
 
 @dataclass
-class ZooBuilder:
-    """Trains and writes the models of one zoo into ``out``.
+class ZooBuilder(ZooWriter):
+    """Trains and writes the models of one zoo into ``out`` (parameters of :class:`ZooWriter`, and
+    ``batch``, the training batch size)."""
 
-    Parameters
-    ----------
-    out:
-        Zoo folder (created); weights go to ``out/models/<component>/``.
-    name:
-        Zoo name recorded in the manifest.
-    seed:
-        Seed of everything random.
-    on_model:
-        Called with each model id once its weights are written (progress bars).
-    batch:
-        Training batch size.
-    """
-
-    out: Path
-    name: str
-    seed: int = 0
-    on_model: Callable[[str], None] | None = None
     batch: int = 64
-    rng: np.random.Generator = field(init=False)
-    states: dict[str, State] = field(init=False, default_factory=dict)
     records: list[_Record] = field(init=False, default_factory=list)
     _by_id: dict[str, _Record] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        import torch  # noqa: PLC0415 - optional dependency
-
-        torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
-        self.out = Path(self.out).resolve()  # models' paths are absolute (ZooModel.path)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.rng = np.random.default_rng([self.seed, 2024])
+    stream: ClassVar[int] = 2024
 
     # ----------------------------------------------------------------- helpers
     def _model(self, model_id: str) -> ZooModel:
         return self._by_id[model_id].model
-
-    def new_seed(self) -> int:
-        """A fresh training seed from the zoo's generator."""
-        return int(self.rng.integers(0, 2**31 - 1))
-
-    def _path(self, component: str, name: str, suffix: str = "") -> Path:
-        path = self.out / "models" / component / f"{name}{suffix}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
 
     def _save(self, tensors: State, path: Path, metadata: dict[str, str] | None = None) -> None:
         save_safetensors(tensors, path, metadata)
@@ -115,7 +80,7 @@ class ZooBuilder:
         if model_id in self._by_id:
             raise ValueError(f"model {model_id!r} is built twice")
         if path is None:
-            path = self._path(component, name)
+            path = self.weights_path(component, name)
             self._save(state, path)
         if state is not None:
             self.states[model_id] = state
@@ -173,7 +138,7 @@ class ZooBuilder:
         targets = tuple(targets or LORA_TARGETS[p.architecture])
         cfg = RunConfig(task, steps, lr, self.new_seed(), self.batch)
         adapter, acc = lora_finetune(build(p.architecture, self.states[parent]), cfg, targets, rank, alpha)
-        adapter_path = self._path(p.component, name, ".adapter")
+        adapter_path = self.weights_path(p.component, name, ".adapter")
         config = {"r": rank, "lora_alpha": alpha, "target_modules": list(targets)}
         self._save({f"base_model.model.{k}": v for k, v in adapter.items()}, adapter_path,
                    metadata={"lora_config": json.dumps(config)})
@@ -189,9 +154,9 @@ class ZooBuilder:
         name = name or f"{p.id.split('/', 1)[1]}-{scheme}"
         packed = quantize(self.states[parent], scheme)
         floats = dequantize(packed)
-        path = self._path(p.component, name)
+        path = self.weights_path(p.component, name)
         self._save(packed, path)
-        deq_path = self._path(p.component, name, ".dequantized")
+        deq_path = self.weights_path(p.component, name, ".dequantized")
         self._save(floats, deq_path)
         extra = {"quant_scheme": scheme, "dequantized_path": self._rel(deq_path)}
         if scheme == "int4-group":
@@ -203,7 +168,7 @@ class ZooBuilder:
         """A re-upload of ``parent``: the same bytes under another id."""
         p = self._model(parent)
         name = name or f"{p.id.split('/', 1)[1]}-reupload"
-        path = self._path(p.component, name)
+        path = self.weights_path(p.component, name)
         shutil.copyfile(p.path, path)
         return self._add(p.component, name, self.states[parent], parents=[parent], relation="finetune",
                          pattern="duplicate", architecture=p.architecture, extra={"duplicate_of": parent},

@@ -26,18 +26,19 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ml_dtypes
 import numpy as np
 
 from modelatlas.zoo import merge as merging
+from modelatlas.zoo.merge import State
 from modelatlas.zoo.builder import save_safetensors
 from modelatlas.zoo.manifest import Zoo, ZooModel, write_manifest
 from modelatlas.zoo.quantize import GROUP_SIZE, dequantize, quantize
 from modelatlas.zoo.upload_times import TimeModel, Upload, assign_times
+from modelatlas.zoo.writer import ZooWriter
 
-State = dict[str, np.ndarray]
 
 #: Storage dtypes of the families: manifest name -> numpy dtype of the stored float tensors.
 DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
@@ -80,44 +81,15 @@ def relative_change(child: State, parent: State) -> float:
 
 
 @dataclass
-class LineageWriter:
-    """Trains, derives and writes the models of one family zoo into ``out``.
+class LineageWriter(ZooWriter):
+    """Trains, derives and writes the models of one family zoo into ``out`` (parameters of
+    :class:`~modelatlas.zoo.writer.ZooWriter`; ``name`` is the family)."""
 
-    Parameters
-    ----------
-    out:
-        Zoo folder (created); weights go to ``out/models/<component>/``.
-    name:
-        Zoo name recorded in the manifest (the family).
-    seed:
-        Seed of everything random: same seed, same bytes.
-    on_model:
-        Called with each model id once its weights are written.
-    """
-
-    out: Path
-    name: str
-    seed: int = 0
-    on_model: Callable[[str], None] | None = None
-    rng: np.random.Generator = field(init=False)
-    states: dict[str, State] = field(init=False, default_factory=dict)
     models: dict[str, ZooModel] = field(init=False, default_factory=dict)
     uploads: list[Upload] = field(init=False, default_factory=list)
-
-    def __post_init__(self) -> None:
-        import torch  # noqa: PLC0415 - optional dependency
-
-        torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
-        self.out = Path(self.out).resolve()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.rng = np.random.default_rng([self.seed, 2026])
+    stream: ClassVar[int] = 2026
 
     # ----------------------------------------------------------------- helpers
-    def new_seed(self) -> int:
-        """A fresh training seed from the zoo's generator."""
-        return int(self.rng.integers(0, 2**31 - 1))
-
     def architecture(self, model_id: str) -> str:
         """The architecture name of ``model_id``."""
         return self.models[model_id].architecture
@@ -141,11 +113,6 @@ class LineageWriter:
         """Every tensor of ``module``'s state dict (parameters and buffers) as a numpy copy."""
         return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
-    def _file(self, component: str, name: str, suffix: str = "") -> Path:
-        path = self.out / "models" / component / f"{name}{suffix}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
     def add(self, component: str, name: str, stored: State | None, *, parents: Sequence[str], relation: str | None,
             pattern: str, architecture: str, extra: dict[str, Any], documented: bool = False,
             decoded: State | None = None, path: Path | None = None, sweep: str | None = None,
@@ -155,7 +122,7 @@ class LineageWriter:
         if model_id in self.models:
             raise ValueError(f"model {model_id!r} is built twice")
         if path is None:
-            path = self._file(component, name)
+            path = self.weights_path(component, name)
             save_safetensors(stored, path)
         self.states[model_id] = decoded if decoded is not None else decode(stored)
         self.models[model_id] = ZooModel(id=model_id, path=path, created_at=None, parents=list(parents),
@@ -299,7 +266,7 @@ class LineageWriter:
 
         recipe, (merged, adapter, acc), halvings = self._stable(parent, recipe, attempt)
         component = self.models[parent].component
-        adapter_path = self._file(component, name, ".adapter")
+        adapter_path = self.weights_path(component, name, ".adapter")
         config = {"r": rank, "lora_alpha": alpha, "target_modules": list(targets), "init_lora_weights": init,
                   "use_rslora": rslora}
         save_safetensors(adapter, adapter_path, metadata={"lora_config": json.dumps(config)})
@@ -319,7 +286,7 @@ class LineageWriter:
         p = self.models[parent]
         name = f"{p.id.split('/', 1)[1]}-{scheme}"
         packed = quantize(self.states[parent], scheme)
-        path = self._file(p.component, name)
+        path = self.weights_path(p.component, name)
         save_safetensors(packed, path)
         extra: dict[str, Any] = {"quant_scheme": scheme}
         if scheme == "int4-group":
@@ -331,7 +298,7 @@ class LineageWriter:
         """A re-upload of ``parent``: the same bytes under another id."""
         p = self.models[parent]
         name = name or f"{p.id.split('/', 1)[1]}-reupload"
-        path = self._file(p.component, name)
+        path = self.weights_path(p.component, name)
         shutil.copyfile(p.path, path)
         return self.add(p.component, name, None, parents=[parent], relation="finetune", pattern="duplicate",
                         architecture=p.architecture, extra={"duplicate_of": parent},

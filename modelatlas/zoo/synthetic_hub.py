@@ -54,6 +54,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from modelatlas.ingest.normalize import MODALITY
+
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
 FINETUNE, ADAPTER, QUANTIZED, MERGE, ROOT = 0, 1, 2, 3, -1
 
@@ -79,8 +81,8 @@ class Domain:
 
     Attributes
     ----------
-    name, modality:
-        Domain and its modality (``nlp``, ``cv``, ``audio``, ``multimodal``) as the papers group them.
+    name:
+        Domain (its modality is the ingest's, :attr:`modality`).
     pipeline_tags, library, model_type, architecture:
         Hub metadata of the family (``config`` is omitted where ``model_type`` is None, as for
         diffusers pipelines).
@@ -105,7 +107,6 @@ class Domain:
     """
 
     name: str
-    modality: str
     pipeline_tags: tuple[str, ...]
     library: str
     model_type: str | None
@@ -122,6 +123,12 @@ class Domain:
     datasets: tuple[str, ...]
     multilingual_root: float
 
+    @property
+    def modality(self) -> str:
+        """The modality the ingest gives the domain's first task (the one task map,
+        :data:`modelatlas.ingest.normalize.MODALITY`)."""
+        return MODALITY[self.pipeline_tags[0]]
+
 
 #: Domains. Relation mixes: Model Atlas §3.2 ("Most generative models rely on parameter-efficient
 #: adapters ... discriminative models almost exclusively use full fine-tuning"; quantization "rare in
@@ -129,34 +136,30 @@ class Domain:
 #: VLMs "a balance between these extremes"; merging "about 35 times more common in NLP than in CV";
 #: "audio models rarely use adapters").
 DOMAINS: tuple[Domain, ...] = (
-    Domain("llm", "nlp", ("text-generation",), "transformers", "llama", "LlamaForCausalLM",
+    Domain("llm", ("text-generation",), "transformers", "llama", "LlamaForCausalLM",
            0.30, 0.22, 1.75, 0.47, 0.76, 0.17, 0.33, 0.050, (8.5, 10.8),
            ("HuggingFaceH4/ultrachat_200k", "tatsu-lab/alpaca", "Open-Orca/OpenOrca"), 0.55),
-    Domain("nlp", "nlp", ("text-classification", "token-classification", "feature-extraction",
+    Domain("nlp", ("text-classification", "token-classification", "feature-extraction",
                           "sentence-similarity", "fill-mask", "translation", "summarization"),
            "transformers", "bert", "BertForSequenceClassification",
            0.30, 0.36, 2.2, 0.80, 0.55, 0.06, 0.03, 0.006, (7.0, 9.0),
            ("imdb", "glue", "squad", "conll2003"), 0.45),
-    Domain("cv_disc", "cv", ("image-classification", "object-detection", "image-segmentation"),
+    Domain("cv_disc", ("image-classification", "object-detection", "image-segmentation"),
            "transformers", "vit", "ViTForImageClassification",
            0.12, 0.16, 1.85, 0.985, 0.30, 0.04, 0.0008, 0.0015, (6.5, 8.8),
            ("imagefolder", "imagenet-1k", "cifar10"), 0.0),
-    Domain("cv_gen", "cv", ("text-to-image", "image-to-image"), "diffusers", None, None,
+    Domain("cv_gen", ("text-to-image", "image-to-image"), "diffusers", None, None,
            0.13, 0.10, 1.8, 0.975, 0.30, 0.80, 0.0015, 0.0015, (8.9, 10.1),
            ("imagefolder", "laion/laion2B-en"), 0.0),
-    Domain("audio", "audio", ("automatic-speech-recognition", "audio-classification", "text-to-speech"),
+    Domain("audio", ("automatic-speech-recognition", "audio-classification", "text-to-speech"),
            "transformers", "whisper", "WhisperForConditionalGeneration",
            0.08, 0.10, 2.2, 0.85, 0.40, 0.02, 0.01, 0.002, (7.5, 9.2),
            ("mozilla-foundation/common_voice_11_0", "librispeech_asr"), 0.6),
-    Domain("vlm", "multimodal", ("image-text-to-text",), "transformers", "llava",
+    Domain("vlm", ("image-text-to-text",), "transformers", "llava",
            "LlavaForConditionalGeneration",
            0.07, 0.06, 2.0, 0.70, 0.55, 0.20, 0.15, 0.010, (9.0, 10.5),
            ("liuhaotian/LLaVA-Instruct-150K",), 0.5),
 )
-
-#: Modality of every pipeline tag the generator emits (for statistics computed from the file).
-PIPELINE_MODALITY: dict[str, str] = {t: d.modality for d in DOMAINS for t in d.pipeline_tags}
-
 
 @dataclass(frozen=True)
 class SynthParams:
@@ -461,7 +464,7 @@ def generate(n: int, seed: int = 0, params: SynthParams | None = None) -> Synthe
     license_[:] = np.where(restr, rng.integers(0, n_restr, total),
                            n_restr + _skewed(rng, total, len(PERMISSIVE_LICENSES)))
     ml = np.array([d.multilingual_root for d in doms])[domain]
-    nlp_like = np.isin(domain, [i for i, d in enumerate(doms) if d.modality in ("nlp", "audio", "multimodal")])
+    nlp_like = np.isin(domain, [i for i, d in enumerate(doms) if d.modality in ("language", "audio", "vision-language")])
     multi = rng.random(total) < ml
     extra_langs = rng.integers(1, 1 << len(LANGUAGES), total) & ((1 << len(LANGUAGES)) - 2)
     languages = np.where(nlp_like, np.where(multi, 1 | extra_langs, 1), 0).astype(np.int64)

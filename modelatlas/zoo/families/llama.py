@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from modelatlas.zoo.families import draws
+from modelatlas.zoo.families.skeleton import build_family
 from modelatlas.zoo.family_tasks import TextTask
 from modelatlas.zoo.lineage import LineageWriter, lora_init
 from modelatlas.zoo.manifest import Zoo
@@ -154,12 +155,12 @@ def time_model(rng: np.random.Generator) -> TimeModel:
 
 def build(out, seed: int = 0, size: str = "small", on_model: Callable[[str], None] | None = None) -> Zoo:
     """The ``llama`` family zoo of ``size`` (``tiny`` or ``small``) for ``seed``, written to ``out``."""
-    s = draws.SIZES[size]
-    w = LineageWriter(out, "llama", seed, on_model)
-    for c in range(s.components):
-        _component(w, w.rng, f"c{c}", seed * 1000 + c, s, tiny=size == "tiny")
-    if size != "tiny":  # a family of one model
+
+    def solo(w: LineageWriter, s: draws.Size) -> None:  # a family of one model
         w.root("solo", str(w.rng.choice(ARCHITECTURES)), TextTask(seed * 1000 + 999, tuple(range(PRETRAIN_DOMAINS))),
                draws.recipe(w.rng, optimizers={"adamw": 1.0}, lr={"adamw": (2e-3, 8e-3)}, budget=(250, 600), size=s,
                             schedules={"warmup-cosine": 1.0}), dtype=draws.dtype(w.rng, DTYPES))
-    return w.finish(time_model(w.rng))
+
+    return build_family(out, "llama", seed, size, on_model,
+                        lambda w, c, s, tiny: _component(w, w.rng, f"c{c}", seed * 1000 + c, s, tiny=tiny),
+                        time_model, finally_=solo)

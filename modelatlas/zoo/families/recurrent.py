@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from modelatlas.zoo.families import draws
+from modelatlas.zoo.families.skeleton import build_family
 from modelatlas.zoo.family_tasks import TextTask
 from modelatlas.zoo.lineage import LineageWriter, lora_init
 from modelatlas.zoo.manifest import Zoo
@@ -129,8 +130,6 @@ def time_model(rng: np.random.Generator) -> TimeModel:
 
 def build(out, seed: int = 0, size: str = "small", on_model: Callable[[str], None] | None = None) -> Zoo:
     """The ``recurrent`` family zoo of ``size`` (``tiny`` or ``small``) for ``seed``, written to ``out``."""
-    s = draws.SIZES[size]
-    w = LineageWriter(out, "recurrent", seed, on_model)
-    for c in range(s.components):
-        _component(w, w.rng, f"c{c}", seed * 1000 + c, s, tiny=size == "tiny")
-    return w.finish(time_model(w.rng))
+    return build_family(out, "recurrent", seed, size, on_model,
+                        lambda w, c, s, tiny: _component(w, w.rng, f"c{c}", seed * 1000 + c, s, tiny=tiny),
+                        time_model)

@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from modelatlas.zoo.families import draws
+from modelatlas.zoo.families.skeleton import build_family
 from modelatlas.zoo.family_tasks import ImageTask, subset
 from modelatlas.zoo.lineage import LineageWriter
 from modelatlas.zoo.manifest import Zoo
@@ -164,8 +165,6 @@ def time_model(rng: np.random.Generator) -> TimeModel:
 
 def build(out, seed: int = 0, size: str = "small", on_model: Callable[[str], None] | None = None) -> Zoo:
     """The ``vision`` family zoo of ``size`` (``tiny`` or ``small``) for ``seed``, written to ``out``."""
-    s = draws.SIZES[size]
-    w = LineageWriter(out, "vision", seed, on_model)
-    for c in range(s.components):
-        _component(w, w.rng, f"c{c}", seed * 1000 + c, seed, s, tiny=size == "tiny")
-    return w.finish(time_model(w.rng))
+    return build_family(out, "vision", seed, size, on_model,
+                        lambda w, c, s, tiny: _component(w, w.rng, f"c{c}", seed * 1000 + c, seed, s, tiny=tiny),
+                        time_model)

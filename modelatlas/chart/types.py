@@ -1,29 +1,26 @@
-"""The charting interface shared by every method (DESIGN.md, "Interfaces").
+"""The data a charting method takes and returns (DESIGN.md, "Interfaces"; docs/chart.md).
 
-A method is a small estimator: constructed with its hyper-parameters, it charts a
-:class:`ChartInput` and returns a :class:`ChartResult`, one row per predicted ``parent -> child``
-edge with a relation and a confidence::
+* :class:`ChartInput`: the models to chart, addressed by row index (fingerprints, times, flags);
+* :class:`ChartResult`: predicted ``parent -> child`` edges with relation and confidence;
+* :class:`GroundTruth`: the true lineage of charted models, for evaluation;
+* :class:`LayerBlock`: where one layer sits inside a fingerprint vector.
 
-    method = get_method("atlas", K=5)
-    result = method.chart(models, known_edges={3: (0,)})
-
-Models are addressed by their row index in ``models``. Methods never compare models of
-different architectures: :func:`architecture_groups` splits the input by signature first.
+Parents are always ``child row -> tuple of parent rows``; taking a subset of rows renumbers them
+with :func:`modelatlas.chart.graph.restrict_parents`.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field, replace
-from typing import Callable, ClassVar, Mapping
+from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
 
+from modelatlas.chart.graph import KnownEdges, restrict_parents
 from modelatlas.errors import InputError
 
-#: child index -> tuple of parent indices (an empty tuple means "known root").
-KnownEdges = Mapping[int, tuple[int, ...]]
+__all__ = ["ChartInput", "ChartResult", "GroundTruth", "KnownEdges", "LayerBlock", "architecture_groups"]
 
 
 @dataclass(frozen=True)
@@ -127,9 +124,6 @@ class ChartInput:
     def subset(self, rows: np.ndarray) -> "ChartInput":
         """The models at ``rows`` (documented parents outside the subset are dropped)."""
         rows = np.asarray(rows, dtype=np.int64)
-        remap = {int(r): i for i, r in enumerate(rows)}
-        documented = {remap[c]: tuple(remap[p] for p in ps if p in remap)
-                      for c, ps in self.documented_parents.items() if c in remap}
         return replace(
             self,
             ids=[self.ids[r] for r in rows],
@@ -137,7 +131,7 @@ class ChartInput:
             created_at=self.created_at[rows],
             quantized=self.quantized[rows],
             content_hashes=[self.content_hashes[r] for r in rows],
-            documented_parents=documented,
+            documented_parents=restrict_parents(self.documented_parents, rows),
             groups=self.groups[rows],
             kurtosis=None if self.kurtosis is None else self.kurtosis[rows],
             components=None if self.components is None else self.components[rows],
@@ -212,84 +206,27 @@ class ChartResult:
         })
 
 
-class ChartMethod:
-    """Base class: a charting method with scikit-learn-style parameters.
+@dataclass
+class GroundTruth:
+    """True lineage of charted models (row-aligned with a :class:`ChartInput`).
 
-    Subclasses set :attr:`name`, take their hyper-parameters as keyword arguments of
-    ``__init__`` (stored as attributes of the same names) and implement :meth:`chart_group`,
-    which charts models of one architecture. :meth:`chart` splits the input by architecture,
-    checks known edges, and concatenates the groups' results.
+    ``parents[i]`` is a tuple of parent rows (empty for roots) or ``None`` when unknown.
     """
 
-    name: ClassVar[str] = ""
+    parents: list[tuple[int, ...] | None]
+    relation: list[str | None]
+    pattern: list[str | None]
+    component: np.ndarray
 
-    def get_params(self) -> dict:
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
-
-    def set_params(self, **params) -> "ChartMethod":
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise InputError(f"method {self.name!r} has no parameter {key!r}; "
-                                 f"parameters: {', '.join(sorted(valid)) or 'none'}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def chart(self, models: ChartInput, known_edges: KnownEdges | None = None) -> ChartResult:
-        """Predict every model's parents.
-
-        Parameters
-        ----------
-        models:
-            The models to chart.
-        known_edges:
-            Parents already known (e.g. the evaluation stem): ``child -> parents``; an empty tuple
-            marks a known root. They are returned unchanged, with confidence 1.
-
-        Returns
-        -------
-        ChartResult
-            One row per predicted edge; models without a row are predicted roots.
-        """
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(self.blas_threads):
-            return self._chart(models, known_edges)
-
-    #: BLAS threads while charting: the algebra is many small matrices, where OpenBLAS threads
-    #: only contend (a 768 x 24 QR took 170 ms with threads and 1 ms without on the 2-core machine).
-    blas_threads: ClassVar[int] = 1
-
-    def _chart(self, models: ChartInput, known_edges: KnownEdges | None) -> ChartResult:
-        known = check_known_edges(known_edges or {}, len(models))
-        result = ChartResult.empty()
-        messages: list[str] = []
-        groups = architecture_groups(models)
-        n_arch = len(set(map(str, models.groups)))
-        if n_arch > 1:
-            messages.append(f"{n_arch} architectures: charted separately, never compared")
-        for rows in groups:
-            if len(rows) == 1:
-                continue
-            inv = {int(g): i for i, g in enumerate(rows)}
-            sub_known = {inv[c]: tuple(inv[p] for p in ps if p in inv)
-                         for c, ps in known.items() if c in inv}
-            result = result.concat(self.chart_group(models.subset(rows), sub_known), rows)
-        keep = ~np.isin(result.child, np.fromiter(known, np.int64, len(known)))
-        keep &= ~_edges_closing_cycles(result, known, keep, messages)
-        given = ChartResult.from_parents(known, confidence={c: 1.0 for c in known})
-        result = ChartResult(result.parent[keep], result.child[keep], result.relation[keep],
-                             result.confidence[keep], result.messages).concat(given)
-        result.messages = list(dict.fromkeys(messages + result.messages))
-        return result
-
-    def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
-        raise NotImplementedError
+    def subset(self, rows: np.ndarray) -> "GroundTruth":
+        """The truth of the models at ``rows``, renumbered like :meth:`ChartInput.subset` (parents
+        outside the subset are dropped; a permutation of every row keeps every parent)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        known = restrict_parents({r: ps for r, ps in enumerate(self.parents) if ps is not None}, rows)
+        return GroundTruth(
+            parents=[known.get(i) for i in range(len(rows))],
+            relation=[self.relation[r] for r in rows.tolist()], pattern=[self.pattern[r] for r in rows.tolist()],
+            component=np.asarray(self.component)[rows])
 
 
 def architecture_groups(models: ChartInput) -> list[np.ndarray]:
@@ -301,108 +238,3 @@ def architecture_groups(models: ChartInput) -> list[np.ndarray]:
     for i, k in enumerate(keys):
         order.setdefault(k, []).append(i)
     return [np.array(v, dtype=np.int64) for v in order.values()]
-
-
-def check_known_edges(known: KnownEdges, n: int) -> dict[int, tuple[int, ...]]:
-    """Validate known edges: indices in range, no self-loops, no cycles.
-
-    Raises
-    ------
-    InputError
-        Naming the offending model index (a cycle lists its members).
-    """
-    out: dict[int, tuple[int, ...]] = {}
-    for c, ps in known.items():
-        c = int(c)
-        ps = tuple(int(p) for p in ps)
-        if not 0 <= c < n or any(not 0 <= p < n for p in ps):
-            raise InputError(f"known edge into model {c} names an index outside 0..{n - 1}",
-                             where="known_edges")
-        if c in ps:
-            raise InputError(f"known edges make model {c} its own parent", where="known_edges")
-        out[c] = ps
-    cycle = find_cycle(out)
-    if cycle:
-        raise InputError("known edges contain a cycle: " + " -> ".join(map(str, cycle)),
-                         where="known_edges")
-    return out
-
-
-def _edges_closing_cycles(result: "ChartResult", known: Mapping[int, tuple[int, ...]], keep: np.ndarray,
-                          messages: list[str]) -> np.ndarray:
-    """Predicted edges to drop so that predictions plus known edges stay acyclic.
-
-    A method may constrain only part of the stem (e.g. one parent of a known merge, or a tree
-    cluster that holds only one end of a known edge), so a prediction can close a cycle through
-    known edges. Each such cycle loses its least confident predicted edge; known edges are
-    acyclic on their own (:func:`check_known_edges`), so every cycle has a predicted edge.
-    """
-    drop = np.zeros(len(result.child), dtype=bool)
-    while True:
-        parents: dict[int, list[int]] = {c: list(ps) for c, ps in known.items()}
-        edge_of: dict[tuple[int, int], int] = {}
-        for e in np.flatnonzero(keep & ~drop):
-            p, c = int(result.parent[e]), int(result.child[e])
-            parents.setdefault(c, []).append(p)
-            edge_of[(p, c)] = int(e)
-        cycle = find_cycle({c: tuple(ps) for c, ps in parents.items()})
-        if not cycle:
-            return drop
-        on_cycle = [edge_of[(a, b)] for a, b in zip(cycle, cycle[1:]) if (a, b) in edge_of]
-        worst = min(on_cycle, key=lambda e: result.confidence[e])
-        drop[worst] = True
-        messages.append(f"predicted edge {int(result.parent[worst])} -> {int(result.child[worst])} "
-                        "closed a cycle with known edges and was dropped")
-
-
-def find_cycle(parents: Mapping[int, tuple[int, ...]]) -> list[int]:
-    """One directed cycle in ``child -> parents`` (as a list of nodes, first repeated), or ``[]``."""
-    import networkx as nx
-
-    g = nx.DiGraph((p, c) for c, ps in parents.items() for p in ps)
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return []
-    return [int(a) for a, _ in cycle] + [int(cycle[0][0])]
-
-
-def known_descendants(known: Mapping[int, tuple[int, ...]], node: int) -> set[int]:
-    """Models below ``node`` through known edges (a new parent for ``node`` must avoid them)."""
-    children: dict[int, list[int]] = {}
-    for c, ps in known.items():
-        for p in ps:
-            children.setdefault(p, []).append(c)
-    out, stack = set(), [node]
-    while stack:
-        for c in children.get(stack.pop(), ()):
-            if c not in out:
-                out.add(c)
-                stack.append(c)
-    return out
-
-
-_REGISTRY: dict[str, Callable[..., ChartMethod]] = {}
-
-
-def register(cls):
-    """Class decorator: make a method available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def method_names() -> list[str]:
-    from modelatlas.chart import _load_methods
-
-    _load_methods()
-    return list(_REGISTRY)
-
-
-def get_method(name: str, **params) -> ChartMethod:
-    """The charting method called ``name``, built with ``params``."""
-    names = method_names()
-    if name not in _REGISTRY:
-        raise InputError(f"unknown charting method {name!r}; choose one of {', '.join(names)}",
-                         where="--method")
-    method = _REGISTRY[name]()
-    return method.set_params(**params)

@@ -1,0 +1,196 @@
+"""The charting estimator: base class, parameter validation and the registry of methods.
+
+A method is a small estimator in scikit-learn's sense (DESIGN.md, "Interfaces"; docs/chart.md):
+constructed with its hyper-parameters, it charts a :class:`~modelatlas.chart.types.ChartInput` and
+returns a :class:`~modelatlas.chart.types.ChartResult`, one row per predicted ``parent -> child``
+edge with a relation and a confidence::
+
+    method = get_method("atlas", K=5)
+    result = method.chart(models, known_edges={3: (0,)})
+
+Every method declares the values each parameter may take in ``_parameter_constraints``, written
+with scikit-learn's own constraint objects (:mod:`sklearn.utils._param_validation`: ``Interval``,
+``StrOptions``, ``"boolean"``, types, ``None``), and those are checked when the method is built by
+:func:`get_method`, when :meth:`ChartMethod.set_params` changes them, and again at
+:meth:`ChartMethod.chart` (an attribute may have been assigned directly), as scikit-learn checks
+at ``fit``. A bad value raises :class:`~modelatlas.errors.InputError` naming the parameter.
+
+Models are addressed by their row index. Methods never compare models of different
+architectures: :meth:`ChartMethod.chart` splits the input by signature first
+(:func:`~modelatlas.chart.types.architecture_groups`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, ClassVar
+
+import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError, Options, validate_parameter_constraints
+
+from modelatlas.chart.graph import KnownEdges, check_known_edges, edges_closing_cycles, restrict_parents
+from modelatlas.chart.types import ChartInput, ChartResult, architecture_groups
+from modelatlas.errors import InputError
+
+
+class SubsetOf(Options):
+    """Constraint: a list or tuple whose every item is one of ``options`` (e.g. ``auto``'s rules).
+
+    scikit-learn's constraint language has no such kind and accepts only its own classes, so this
+    extends :class:`~sklearn.utils._param_validation.Options` (a finite set of allowed values).
+    """
+
+    def __init__(self, options):
+        super().__init__(str, set(options))
+        self.order = tuple(options)
+
+    def is_satisfied_by(self, val) -> bool:
+        return isinstance(val, (list, tuple)) and all(isinstance(v, str) and v in self.options for v in val)
+
+    def __str__(self) -> str:
+        return f"a list or tuple of items among {{{', '.join(map(repr, self.order))}}}"
+
+
+class ChartMethod:
+    """Base class: a charting method with scikit-learn-style parameters.
+
+    Subclasses set :attr:`name`, take their hyper-parameters as keyword arguments of
+    ``__init__`` (stored as attributes of the same names), declare each one's allowed values in
+    :attr:`_parameter_constraints` and implement :meth:`chart_group`, which charts models of one
+    architecture. :meth:`chart` validates the parameters, splits the input by architecture,
+    checks known edges, and concatenates the groups' results.
+    """
+
+    name: ClassVar[str] = ""
+    #: Allowed values per ``__init__`` parameter, in scikit-learn's constraint language.
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    #: BLAS threads while charting: the algebra is many small matrices, where OpenBLAS threads
+    #: only contend (a 768 x 24 QR took 170 ms with threads and 1 ms without on the 2-core machine).
+    blas_threads: ClassVar[int] = 1
+
+    def get_params(self) -> dict:
+        """The method's hyper-parameters by name (scikit-learn's ``get_params``)."""
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+
+    def set_params(self, **params) -> "ChartMethod":
+        """Change hyper-parameters; an unknown name or a value outside its constraints raises.
+
+        Raises
+        ------
+        InputError
+            Naming the parameter and the values it accepts.
+        """
+        valid = self.get_params()
+        for key in params:
+            if key not in valid:
+                raise InputError(f"method {self.name!r} has no parameter {key!r}; "
+                                 f"parameters: {', '.join(sorted(valid)) or 'none'}")
+        self._validate_params({**valid, **params})
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def _validate_params(self, params: dict | None = None) -> None:
+        """Check ``params`` (default: the current ones) against :attr:`_parameter_constraints`.
+
+        As in scikit-learn, a parameter without a declaration is not checked (a method written
+        outside the package may declare none); every method of the package declares all of its
+        parameters (``tests/test_chart_params.py``).
+        """
+        params = self.get_params() if params is None else params
+        try:
+            validate_parameter_constraints(self._parameter_constraints, params,
+                                           caller_name=f"charting method {self.name!r}")
+        except InvalidParameterError as err:
+            raise InputError(str(err)) from None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def chart(self, models: ChartInput, known_edges: KnownEdges | None = None) -> ChartResult:
+        """Predict every model's parents.
+
+        Parameters
+        ----------
+        models:
+            The models to chart.
+        known_edges:
+            Parents already known (e.g. the evaluation stem): ``child -> parents``; an empty tuple
+            marks a known root. They are returned unchanged, with confidence 1.
+
+        Returns
+        -------
+        ChartResult
+            One row per predicted edge; models without a row are predicted roots.
+
+        Raises
+        ------
+        InputError
+            For a parameter outside its constraints or invalid known edges.
+        """
+        from threadpoolctl import threadpool_limits
+
+        self._validate_params()
+        with threadpool_limits(self.blas_threads):
+            return self._chart(models, known_edges)
+
+    def _chart(self, models: ChartInput, known_edges: KnownEdges | None) -> ChartResult:
+        known = check_known_edges(known_edges or {}, len(models))
+        result = ChartResult.empty()
+        messages: list[str] = []
+        groups = architecture_groups(models)
+        n_arch = len(set(map(str, models.groups)))
+        if n_arch > 1:
+            messages.append(f"{n_arch} architectures: charted separately, never compared")
+        for rows in groups:
+            if len(rows) == 1:
+                continue
+            result = result.concat(self.chart_group(models.subset(rows), restrict_parents(known, rows)), rows)
+        keep = ~np.isin(result.child, np.fromiter(known, np.int64, len(known)))
+        keep &= ~edges_closing_cycles(result.parent, result.child, result.confidence, known, keep, messages)
+        given = ChartResult.from_parents(known, confidence={c: 1.0 for c in known})
+        result = ChartResult(result.parent[keep], result.child[keep], result.relation[keep],
+                             result.confidence[keep], result.messages).concat(given)
+        result.messages = list(dict.fromkeys(messages + result.messages))
+        return result
+
+    def chart_group(self, models: ChartInput, known: dict[int, tuple[int, ...]]) -> ChartResult:
+        """Chart models of one architecture (indices local to ``models``)."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Callable[..., ChartMethod]] = {}
+
+
+def register(cls):
+    """Class decorator: make a method available by its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def method_names() -> list[str]:
+    """The names of every registered charting method."""
+    from modelatlas.chart import _load_methods
+
+    _load_methods()
+    return list(_REGISTRY)
+
+
+def get_method(name: str, **params) -> ChartMethod:
+    """The charting method called ``name``, built with ``params``.
+
+    Raises
+    ------
+    InputError
+        For an unknown method or parameter, or a value outside the parameter's constraints
+        (e.g. ``get_method("atlas", K=-3)``).
+    """
+    names = method_names()
+    if name not in _REGISTRY:
+        raise InputError(f"unknown charting method {name!r}; choose one of {', '.join(names)}",
+                         where="--method")
+    method = _REGISTRY[name]()
+    return method.set_params(**params)
