@@ -106,21 +106,12 @@ def export(
     loaded = Atlas.load(atlas)
     out.parent.mkdir(parents=True, exist_ok=True)
     with progress(f"writing {out}"):
+        from modelatlas.viz.export import write_graph, write_table
+
         if fmt in ("graphml", "gexf"):
-            from modelatlas.viz.export import write_graph
             write_graph(loaded, out, fmt)
         else:
-            table = getattr(loaded, what)
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-                pq.write_table(table, out)
-            else:
-                import pyarrow as pa
-                import pyarrow.compute as pc
-                import pyarrow.csv as pcsv
-                # CSV has no lists: join them with '|'.
-                cols = [pc.binary_join(c, "|") if pa.types.is_list(c.type) else c for c in table.columns]
-                pcsv.write_csv(pa.table(cols, names=table.column_names), out)
+            write_table(getattr(loaded, what), out, fmt)
     console.print(f"wrote {out}")
 
 
