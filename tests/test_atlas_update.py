@@ -209,3 +209,27 @@ def test_a_refresh_killed_mid_way_leaves_the_atlas_as_it_was(tmp_path):
             run(path, None)
             _same(Atlas.load(path), after)
     assert killed_inside >= 1
+
+
+def test_a_log_written_before_the_refresh_columns_is_extended_in_place(tmp_path):
+    from modelatlas.ingest.pipeline import INGEST_LOG, INGEST_LOG_SCHEMA, stored_log
+
+    first = _batch({"o/a": []})
+    atlas = Atlas.empty().merged_with(first.records, first.evidence)
+    atlas.extras[INGEST_LOG] = log_rows([first]).drop_columns(["since", "watermark"])
+    path = tmp_path / "atlas.duckdb"
+    atlas.save(path)
+    _apply(path, _batch({"o/b": ["o/a"]}, when=1))
+    log = stored_log(Atlas.load(path))
+    assert log.schema == INGEST_LOG_SCHEMA and log.num_rows == 2
+
+
+def test_a_reader_waits_for_an_update_in_place(tmp_path):
+    """While another process holds the file for writing, opening it waits (bounded) instead of failing."""
+    path = _save(tmp_path, _batch({"o/a": []}))
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(1.5)", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    assert Atlas.load(path).num_nodes == 1
+    assert holder.wait(timeout=30) == 0 and time.monotonic() - started > 0.3

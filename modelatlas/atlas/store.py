@@ -365,7 +365,7 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
             raise KeyboardInterrupt from None
         except duckdb.IOException as exc:
             # another process is updating the file in place (modelatlas.atlas.update): wait for it, bounded
-            if "lock" not in str(exc).lower():
+            if "Could not set lock" not in str(exc):
                 raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
                                  f"{_first_line(exc)}") from None
             if time.monotonic() >= deadline:
