@@ -72,12 +72,12 @@ def table_sql(name: str) -> str:
     return f'"{name}"'
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _host_error(path: Path, exc: OSError, doing: str) -> HostError:
-    return HostError(f"{path}: cannot {doing}: {exc.strerror or _first_line(exc)}")
+    return HostError(f"{path}: cannot {doing}: {exc.strerror or first_line(exc)}")
 
 
 # ---------------------------------------------------------------------------------- the writer lock
@@ -271,7 +271,7 @@ def save_atlas(atlas, path: str | Path) -> Path:
         except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
-            raise HostError(f"{path}: cannot write the atlas: {_first_line(exc)}") from None
+            raise HostError(f"{path}: cannot write the atlas: {first_line(exc)}") from None
         except OSError as exc:
             raise _host_error(path, exc, "write the atlas") from None
         finally:
@@ -295,7 +295,7 @@ def open_for_update(path: str | Path) -> duckdb.DuckDBPyConnection:
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        raise HostError(f"{path}: cannot open the atlas for writing: {_first_line(exc)}") from None
+        raise HostError(f"{path}: cannot open the atlas for writing: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -367,14 +367,14 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
             # another process is updating the file in place (modelatlas.atlas.update): wait for it, bounded
             if "Could not set lock" not in str(exc):
                 raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
             if time.monotonic() >= deadline:
                 raise AtlasBusyError(f"{path}: atlas is being updated by another process; gave up after "
                                      f"waiting {LOCK_WAIT_SECONDS:g} s (run again when it has finished)") from None
             time.sleep(_LOCK_POLL_SECONDS)
         except duckdb.Error as exc:
             raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)}") from None
     try:
         tables, odd = _objects(con)
         if _META not in tables or "nodes" not in tables or "edges" not in tables:
@@ -389,7 +389,7 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
         if isinstance(exc, duckdb.InterruptException):  # Ctrl-C inside DuckDB: the command line says so
             raise KeyboardInterrupt from None
         if isinstance(exc, duckdb.Error):
-            raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
+            raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
         raise
     return con
 
@@ -442,7 +442,7 @@ def read_table(path: str | Path, name: str):
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
+        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
     finally:
         con.close()
 
@@ -474,7 +474,7 @@ def load_atlas(path: str | Path, *, node_columns: tuple[str, ...] | None = None)
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
+        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
     finally:
         con.close()
     # DuckDB gives back its own spelling of types (time zone "Etc/UTC", nullable fields).
@@ -490,7 +490,7 @@ def load_atlas(path: str | Path, *, node_columns: tuple[str, ...] | None = None)
             core[name] = conform(tables.pop(name), schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise StoreError(f"{path}: table {name!r} does not have the atlas's column types: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)}") from None
     # an update in place (modelatlas.atlas.update) appends rows; the atlas's rows are in id order
     for name, keys in (("nodes", ["id"]), ("edges", ["child", "parent"])):
         if name in core and not _sorted(core[name], keys):

@@ -49,7 +49,8 @@ from modelatlas.atlas.assemble import (
 from modelatlas.atlas.cycles import break_cycles
 from modelatlas.atlas.graph import AtlasGraph
 from modelatlas.atlas.schema import EDGE_SCHEMA, EVIDENCE_SCHEMA, ISSUE_SCHEMA, METRIC_SCHEMA, NODE_SCHEMA, conform
-from modelatlas.atlas.store import open_for_update, table_sql
+from modelatlas.atlas.store import first_line, open_for_update, table_sql
+from modelatlas.errors import HostError
 
 HISTORY = "refresh_history"
 #: One row per change a Hub crawl made to the atlas (see module docstring).
@@ -114,19 +115,24 @@ def update_in_place(path: str | Path, batch, *, full_crawl: bool, log: pa.Table,
     evidence, ev_issues = clean_evidence(batch.evidence)
     con = open_for_update(path)
     try:
-        con.execute("BEGIN TRANSACTION")
-        history = _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
-        _ensure_table(con, "ingest_log", log.schema)
-        _insert(con, "ingest_log", log)
-        con.execute("UPDATE atlas_meta SET value = ? WHERE key = 'saved_at'", [json.dumps(run_at.isoformat())])
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")
-    except BaseException:
         try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+            con.execute("BEGIN TRANSACTION")
+            history = _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
+            _ensure_table(con, "ingest_log", log.schema)
+            _insert(con, "ingest_log", log)
+            con.execute("UPDATE atlas_meta SET value = ? WHERE key = 'saved_at'", [json.dumps(run_at.isoformat())])
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # no transaction left to roll back
+            raise
+        con.execute("CHECKPOINT")  # fold the write-ahead log into the file now, not at the next open
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise HostError(f"{path}: cannot update the atlas (left as it was): {first_line(exc)}") from None
     finally:
         con.close()
     return history
@@ -187,7 +193,7 @@ def _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
     con.execute("""CREATE TEMP TABLE touched AS SELECT id FROM crawled UNION SELECT child FROM new_evidence
                    UNION SELECT child FROM withdrawn""")
     ids = _arrow(con, "SELECT id, created_at FROM nodes ORDER BY id")
-    pairs = _arrow(con, "SELECT DISTINCT parent, child FROM evidence")
+    pairs = _arrow(con, "SELECT DISTINCT parent, child FROM evidence ORDER BY child, parent")  # the build's edge order
     graph = AtlasGraph.from_ids(ids["id"], pairs["parent"], pairs["child"])
     keep, removed = break_cycles(graph, epoch_us(ids["created_at"]))
     con.register("kept_pairs", pairs.filter(pa.array(keep)))
