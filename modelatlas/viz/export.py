@@ -76,8 +76,23 @@ def plain_table(table: pa.Table) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
-    """Write ``table`` as ``csv`` (lists joined, ISO 8601 times) or ``parquet`` (as it is), a batch
-    at a time."""
+    """Write ``table`` a batch at a time.
+
+    Parameters
+    ----------
+    table:
+        The atlas's ``nodes`` or ``edges`` (any Arrow table).
+    path:
+        The file to write.
+    fmt:
+        ``csv`` (lists joined with :data:`LIST_SEPARATOR`, times ISO 8601: :func:`plain_column`) or
+        ``parquet`` (the table as it is).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
