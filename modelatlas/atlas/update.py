@@ -48,7 +48,15 @@ from modelatlas.atlas.assemble import (
 )
 from modelatlas.atlas.cycles import break_cycles
 from modelatlas.atlas.graph import AtlasGraph
-from modelatlas.atlas.schema import EDGE_SCHEMA, EVIDENCE_SCHEMA, ISSUE_SCHEMA, METRIC_SCHEMA, NODE_SCHEMA, conform
+from modelatlas.atlas.schema import (
+    EDGE_SCHEMA,
+    EVIDENCE_SCHEMA,
+    EXTRA_TABLES,
+    ISSUE_SCHEMA,
+    METRIC_SCHEMA,
+    NODE_SCHEMA,
+    conform,
+)
 from modelatlas.atlas.store import first_line, open_for_update, table_sql
 from modelatlas.errors import HostError
 
@@ -120,7 +128,10 @@ def update_in_place(path: str | Path, batch, *, full_crawl: bool, log: pa.Table,
             history = _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
             _ensure_table(con, "ingest_log", log.schema)
             _insert(con, "ingest_log", log)
-            con.execute("UPDATE atlas_meta SET value = ? WHERE key = 'saved_at'", [json.dumps(run_at.isoformat())])
+            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                                                "AND database_name = current_database()").fetchall()}
+            for key, value in (("saved_at", run_at.isoformat()), ("extras", sorted(tables & set(EXTRA_TABLES)))):
+                con.execute("UPDATE atlas_meta SET value = ? WHERE key = ?", [json.dumps(value), key])
             con.execute("COMMIT")
         except BaseException:
             try:
