@@ -113,7 +113,7 @@ def test_mixed_parent_relations_get_the_mixed_colour(tmp_path):
 _hostile = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(_hostile, min_size=2, max_size=5, unique_by=_xml), tag=_hostile, author=_hostile)
 def test_hostile_strings_stay_well_formed(tmp_path, ids, tag, author):
     atlas = _atlas(ids, tag=tag, author=author)
