@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow.compute as pc
 import pytest
 from hub_records import answer_pages
 from hypothesis import given
@@ -197,3 +198,40 @@ def test_a_log_written_before_the_refresh_columns_still_extends(tmp_path, monkey
         merged, _ = ingest(["hub:"], atlas, checkpoint_dir=tmp_path, hub_options=FAST)
     assert merged.extras[INGEST_LOG].num_rows == 2
     assert last_refresh(merged, "hub:") == merged.extras[INGEST_LOG]["watermark"][1].as_py() - timedelta(minutes=10)
+
+
+def test_refresh_updates_the_atlas_in_place_when_a_parent_was_renamed(tmp_path, monkeypatch, capsys):
+    """The Hub answers with a model whose parent was renamed (its tags and card name the new id):
+    the refresh moves that edge in place and records it; a model not refreshed keeps its edge to
+    the old id (no edge is guessed), and the atlas file is updated, not rewritten."""
+    from modelatlas.atlas.atlas import Atlas
+
+    old, new = "meta-llama/Llama-2-7b-chat-hf", "meta-llama/Llama-2-7b-chat-renamed"
+    child, other = "abeiler/goatV9-chat-QLORA-Merged", "flumboyantApple/twittSent01"
+    atlas = tmp_path / "hub.duckdb"
+    newest = modified(NEWEST_FIRST[0])
+    changed = json.loads(json.dumps(next(i for i in ITEMS if i["id"] == child)).replace(old, new))
+    changed["lastModified"] = (newest + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    refreshed = answer_pages([changed] + [i for i in NEWEST_FIRST if i["id"] != child],
+                             params=(("sort", "lastModified"), ("direction", "-1")))
+    with ReplayHub(SORTED) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, out, err = run_cli(["ingest", "hub:", "--atlas", str(atlas), "--hub-rate", "100", "--json"], capsys)
+        assert code == 0, err
+    inode = atlas.stat().st_ino
+    with ReplayHub(refreshed) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, out, err = run_cli(["ingest", "hub:", "--since", (newest + timedelta(hours=1)).isoformat(),
+                                  "--atlas", str(atlas), "--hub-rate", "100", "--json"], capsys)
+    assert code == 0, err
+    assert atlas.stat().st_ino == inode  # updated in place, not replaced by a new file
+    summary = json.loads(out)
+    assert summary["sources"][0]["records"] == 1
+    changes = summary["changes"]["hub:"]
+    assert changes["parent_added"] == 1 and changes["parent_removed"] == 1 and changes["modified"] == 1
+    loaded = Atlas.load(atlas)
+    parents = {(p, c) for p, c in zip(loaded.edges["parent"].to_pylist(), loaded.edges["child"].to_pylist())}
+    assert (new, child) in parents and (old, child) not in parents and (old, other) in parents
+    history = {(r["change"], r["id"], r["parent"]) for r in loaded.extras["refresh_history"].to_pylist()}
+    assert {("parent_removed", child, old), ("parent_added", child, new)} <= history
+    assert loaded.nodes.filter(pc.equal(loaded.nodes["id"], new))["placeholder"].to_pylist() == [True]

@@ -154,21 +154,24 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     missing = pc.filter(referenced, pc.invert(pc.is_in(referenced, nodes["id"])))
     missing = missing.take(pc.sort_indices(missing))  # sorted, so records sorted by id stay in runs
     if len(missing):
-        placeholders = conform(pa.table({
-            "id": missing,
-            "placeholder": pa.array([True] * len(missing)),
-            "author": pc.if_else(pc.match_substring(missing, "/"),
-                                 pc.list_element(pc.split_pattern(missing, "/", max_splits=1), 0), None),
-            "sources": pa.array([["referenced"]] * len(missing), pa.list_(pa.string())),
-        }), NODE_SCHEMA)
-        nodes = pa.concat_tables([nodes, placeholders.select(nodes.column_names)], promote_options="permissive")
+        nodes = pa.concat_tables([nodes, placeholder_rows(missing).select(nodes.column_names)],
+                                 promote_options="permissive")
     nodes = take_rows(nodes, pc.sort_indices(nodes["id"]).to_numpy())
-    nodes = _flag_backfilled(nodes)
+    nodes = flag_backfilled(nodes)
 
     # Self-loops and cycles.
     graph = AtlasGraph.from_ids(nodes["id"], edges["parent"], edges["child"])
-    keep, removed = break_cycles(graph, _epoch(nodes["created_at"]))
-    ids = nodes["id"]
+    keep, removed = break_cycles(graph, epoch_us(nodes["created_at"]))
+    issues += cycle_issues(nodes["id"], removed)
+    if not keep.all():
+        edges = edges.filter(pa.array(keep))
+    issue_table = pa.Table.from_pylist(issues, schema=ISSUE_SCHEMA) if issues else ISSUE_SCHEMA.empty_table()
+    return nodes, edges, evidence, issue_table
+
+
+def cycle_issues(ids, removed) -> list[dict]:
+    """The issues (no source: the atlas's own) of the self-loops and cycle edges :func:`break_cycles` dropped."""
+    issues = []
     for r in removed:
         parent, child = ids[r.parent].as_py(), ids[r.child].as_py()
         if r.reason == "self_loop":
@@ -178,10 +181,22 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
             path = " -> ".join(ids[i].as_py() for i in r.cycle + r.cycle[:1])
             issues.append({"kind": "cycle", "source": None, "where": child,
                            "message": f"cycle {path} broken by dropping its newest edge {parent!r} -> {child!r}"})
-    if not keep.all():
-        edges = edges.filter(pa.array(keep))
-    issue_table = pa.Table.from_pylist(issues, schema=ISSUE_SCHEMA) if issues else ISSUE_SCHEMA.empty_table()
-    return nodes, edges, evidence, issue_table
+    return issues
+
+
+#: ``sources`` of a placeholder made because an edge names it (not one that lost its record).
+REFERENCED = "referenced"
+
+
+def placeholder_rows(ids: pa.Array) -> pa.Table:
+    """Placeholder node rows for ``ids``: referenced by a parent claim, no record of their own."""
+    return conform(pa.table({
+        "id": ids,
+        "placeholder": pa.array([True] * len(ids), pa.bool_()),
+        "author": pc.if_else(pc.match_substring(ids, "/"),
+                             pc.list_element(pc.split_pattern(ids, "/", max_splits=1), 0), None),
+        "sources": pa.array([[REFERENCED]] * len(ids), pa.list_(pa.string())),
+    }), NODE_SCHEMA)
 
 
 #: A variable-width column is sliced instead of gathered when at most this share of the rows
@@ -261,14 +276,14 @@ def _gather_plan(lengths: tuple[int, ...], indices: np.ndarray, batch_rows: int)
     return plan
 
 
-def _flag_backfilled(nodes: pa.Table) -> pa.Table:
+def flag_backfilled(nodes: pa.Table) -> pa.Table:
     cutoff = pa.scalar(datetime.fromisoformat(BACKFILL_CUTOFF), pa.timestamp("us", tz="UTC"))
     flag = pc.less(nodes["created_at"], cutoff)
     idx = nodes.schema.get_field_index("created_at_backfilled")
     return nodes.set_column(idx, "created_at_backfilled", flag)
 
 
-def _epoch(created_at) -> np.ndarray:
+def epoch_us(created_at) -> np.ndarray:
     """Microseconds since the epoch, ``-inf`` where missing."""
     values = pc.cast(created_at, pa.int64()).to_numpy(zero_copy_only=False)
     arr = np.asarray(values, dtype=np.float64)

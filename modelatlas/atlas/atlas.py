@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelatlas.atlas.assemble import assemble
+from modelatlas.atlas.assemble import REFERENCED, assemble
 from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.atlas.graph import AtlasGraph
 from modelatlas.atlas.schema import (
@@ -78,7 +78,7 @@ class Atlas:
         Re-adding a source that is already in the atlas yields the same atlas (the evidence and
         records are deduplicated), so ingesting is idempotent. Issues are kept per ingest run.
         """
-        real = self.nodes.filter(pc.invert(self.nodes["placeholder"]))
+        real = self.nodes.filter(has_record(self.nodes))
         all_records = _concat([real, conform(records, NODE_SCHEMA)], NODE_SCHEMA)
         all_evidence = _concat([self.evidence, evidence], EVIDENCE_SCHEMA)
         all_metrics = _concat([self.metrics, metrics], METRIC_SCHEMA)
@@ -147,11 +147,18 @@ class Atlas:
         return save_atlas(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Atlas:
-        """Read an atlas written by :meth:`save`."""
+    def load(cls, path: str | Path, *, node_columns: tuple[str, ...] | None = None) -> Atlas:
+        """Read an atlas written by :meth:`save` (only ``node_columns`` of the nodes, when given)."""
         from modelatlas.atlas.store import load_atlas
 
-        return load_atlas(path)
+        return load_atlas(path, node_columns=node_columns)
+
+
+def has_record(nodes: pa.Table) -> pa.Array:
+    """Rows that hold a record: real models, and placeholders of models that disappeared from the
+    Hub (their last record kept; docs/ingest.md "Refreshing"), not placeholders made for a reference."""
+    referenced_only = pc.fill_null(pc.equal(pc.binary_join(nodes["sources"], "\n"), REFERENCED), False)
+    return pc.or_(pc.invert(nodes["placeholder"]), pc.invert(referenced_only))
 
 
 def _concat(tables: list[pa.Table | None], schema: pa.Schema) -> pa.Table:

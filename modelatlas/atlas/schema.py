@@ -120,6 +120,7 @@ EXTRA_TABLES: tuple[str, ...] = (
     "leaderboard_hints",   # modelatlas.ingest.leaderboard
     "imputations",         # modelatlas.impute.store
     "layout",              # modelatlas.viz.layout
+    "refresh_history",     # modelatlas.atlas.update
 )
 
 

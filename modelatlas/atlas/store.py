@@ -65,19 +65,19 @@ def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _table_sql(name: str) -> str:
+def table_sql(name: str) -> str:
     """The quoted SQL identifier of a known table; anything else is a programming error."""
     if name not in KNOWN_TABLES:
         raise ValueError(f"{name!r} is not an atlas table (modelatlas.atlas.store.KNOWN_TABLES)")
     return f'"{name}"'
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _host_error(path: Path, exc: OSError, doing: str) -> HostError:
-    return HostError(f"{path}: cannot {doing}: {exc.strerror or _first_line(exc)}")
+    return HostError(f"{path}: cannot {doing}: {exc.strerror or first_line(exc)}")
 
 
 # ---------------------------------------------------------------------------------- the writer lock
@@ -240,7 +240,7 @@ def save_atlas(atlas, path: str | Path) -> Path:
     path = Path(path)
     tables = atlas.tables()
     for name in tables:
-        _table_sql(name)
+        table_sql(name)
     with writing(path):
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
         try:
@@ -255,12 +255,12 @@ def save_atlas(atlas, path: str | Path) -> Path:
             try:
                 for name, table in tables.items():
                     con.register("_incoming", table)
-                    con.execute(f"CREATE TABLE {_table_sql(name)} AS SELECT * FROM _incoming")
+                    con.execute(f"CREATE TABLE {table_sql(name)} AS SELECT * FROM _incoming")
                     con.unregister("_incoming")
                 meta = {"format_version": FORMAT_VERSION, "saved_at": datetime.now(timezone.utc).isoformat(),
                         "extras": sorted(atlas.extras)}
-                con.execute(f"CREATE TABLE {_table_sql(_META)} (key VARCHAR, value VARCHAR)")
-                con.executemany(f"INSERT INTO {_table_sql(_META)} VALUES (?, ?)",
+                con.execute(f"CREATE TABLE {table_sql(_META)} (key VARCHAR, value VARCHAR)")
+                con.executemany(f"INSERT INTO {table_sql(_META)} VALUES (?, ?)",
                                 [(k, json.dumps(v)) for k, v in meta.items()])
                 con.execute("CHECKPOINT")
             finally:
@@ -271,12 +271,31 @@ def save_atlas(atlas, path: str | Path) -> Path:
         except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
-            raise HostError(f"{path}: cannot write the atlas: {_first_line(exc)}") from None
+            raise HostError(f"{path}: cannot write the atlas: {first_line(exc)}") from None
         except OSError as exc:
             raise _host_error(path, exc, "write the atlas") from None
         finally:
             _remove([p for p in (tmp, Path(f"{tmp}.wal"), Path(f"{tmp}.tmp")) if p.exists() or p.is_symlink()])
     return path
+
+
+def open_for_update(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the existing atlas file ``path``, for an update in place
+    (:mod:`modelatlas.atlas.update`), after :func:`connect`'s checks; the caller holds :func:`writing`.
+
+    Raises
+    ------
+    StoreError, HostError
+        As :func:`connect`; a file that cannot be opened for writing.
+    """
+    path = Path(path)
+    connect(path).close()
+    try:
+        return _open(path, read_only=False)
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise HostError(f"{path}: cannot open the atlas for writing: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -298,7 +317,7 @@ def _objects(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[str]]:
 
 def _check_meta(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
-        rows = con.execute(f"SELECT CAST(key AS VARCHAR), CAST(value AS VARCHAR) FROM {_table_sql(_META)}").fetchall()
+        rows = con.execute(f"SELECT CAST(key AS VARCHAR), CAST(value AS VARCHAR) FROM {table_sql(_META)}").fetchall()
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error:
@@ -337,13 +356,25 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
     if not os.access(path, os.R_OK):
         raise HostError(f"{path}: cannot read the atlas: permission denied")
     _sweep_if_free(path)
-    try:
-        con = _open(path, read_only=True)
-    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
-                         f"{_first_line(exc)}") from None
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            con = _open(path, read_only=True)
+            break
+        except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+            raise KeyboardInterrupt from None
+        except duckdb.IOException as exc:
+            # another process is updating the file in place (modelatlas.atlas.update): wait for it, bounded
+            if "Could not set lock" not in str(exc):
+                raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
+                                 f"{first_line(exc)}") from None
+            if time.monotonic() >= deadline:
+                raise AtlasBusyError(f"{path}: atlas is being updated by another process; gave up after "
+                                     f"waiting {LOCK_WAIT_SECONDS:g} s (run again when it has finished)") from None
+            time.sleep(_LOCK_POLL_SECONDS)
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: cannot open as an atlas database (damaged or not DuckDB?): "
+                             f"{first_line(exc)}") from None
     try:
         tables, odd = _objects(con)
         if _META not in tables or "nodes" not in tables or "edges" not in tables:
@@ -358,7 +389,7 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
         if isinstance(exc, duckdb.InterruptException):  # Ctrl-C inside DuckDB: the command line says so
             raise KeyboardInterrupt from None
         if isinstance(exc, duckdb.Error):
-            raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
+            raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
         raise
     return con
 
@@ -378,8 +409,49 @@ def _check_tables(tables: dict, path: Path) -> None:
             raise StoreError(f"{path}: damaged atlas: an edge's {end} is not a node")
 
 
-def load_atlas(path: str | Path):
+def _sorted(table, keys: list[str]) -> bool:
+    import pyarrow.compute as pc
+
+    if table.num_rows < 2:
+        return True
+    head, tail = table.slice(0, table.num_rows - 1), table.slice(1)
+    first = keys[0]
+    ahead = pc.less(head[first], tail[first])
+    if len(keys) == 1:
+        return bool(pc.all(ahead).as_py())
+    same = pc.equal(head[first], tail[first])
+    second = pc.less_equal(head[keys[1]], tail[keys[1]])
+    return bool(pc.all(pc.or_(ahead, pc.and_(same, second))).as_py())
+
+
+def read_table(path: str | Path, name: str):
+    """One known table of the atlas file ``path`` as Arrow (``None`` when the file lacks it), without
+    loading the rest (e.g. ``ingest_log`` for ``--since last``).
+
+    Raises
+    ------
+    StoreError
+        See :func:`connect`.
+    """
+    path = Path(path)
+    sql = f"SELECT * FROM {table_sql(name)}"
+    con = connect(path)
+    try:
+        present, _ = _objects(con)
+        return con.sql(sql).to_arrow_table() if name in present else None
+    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def load_atlas(path: str | Path, *, node_columns: tuple[str, ...] | None = None):
     """Read every table of an atlas file into an :class:`~modelatlas.atlas.atlas.Atlas`.
+
+    ``node_columns`` reads only those node columns (the others are null): a summary of a large
+    atlas need not hold its card texts.
 
     Raises
     ------
@@ -395,12 +467,14 @@ def load_atlas(path: str | Path):
     con = connect(path)
     try:
         present, _ = _objects(con)
-        tables = {name: con.sql(f"SELECT * FROM {_table_sql(name)}").to_arrow_table()
+        picked = "*" if node_columns is None else ", ".join(f'"{c}"' for c in node_columns
+                                                               if c in CORE_SCHEMAS["nodes"].names)
+        tables = {name: con.sql(f"SELECT {picked if name == 'nodes' else '*'} FROM {table_sql(name)}").to_arrow_table()
                   for name in (*CORE_TABLES, *EXTRA_TABLES) if name in present}
     except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        raise StoreError(f"{path}: damaged atlas: {_first_line(exc)}") from None
+        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
     finally:
         con.close()
     # DuckDB gives back its own spelling of types (time zone "Etc/UTC", nullable fields).
@@ -416,7 +490,11 @@ def load_atlas(path: str | Path):
             core[name] = conform(tables.pop(name), schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise StoreError(f"{path}: table {name!r} does not have the atlas's column types: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)}") from None
+    # an update in place (modelatlas.atlas.update) appends rows; the atlas's rows are in id order
+    for name, keys in (("nodes", ["id"]), ("edges", ["child", "parent"])):
+        if name in core and not _sorted(core[name], keys):
+            core[name] = core[name].sort_by([(k, "ascending") for k in keys])
     _check_tables(core, path)
     atlas = Atlas(**core)
     atlas.extras = tables

@@ -45,34 +45,44 @@ def ingest(
     from modelatlas.atlas.store import writing
     from modelatlas.ingest.hub_api import parse_since
     from modelatlas.ingest.pipeline import ingest as run_ingest
-    from modelatlas.ingest.pipeline import ingest_summary
+    from modelatlas.ingest.pipeline import SUMMARY_NODE_COLUMNS, ingest_summary, refresh_in_place
 
     hub_options = HubOptions(rate=hub_rate, connect_timeout=hub_connect_timeout, read_timeout=hub_read_timeout,
                              max_wait=hub_max_wait, max_pages=hub_max_pages)
     hub_since = parse_since(since) if since is not None else None
     # The writer lock spans load to save: a concurrent ingest waits instead of being overwritten.
     with writing(atlas):
-        current = Atlas.load(atlas) if Path(atlas).exists() else None
         hub = any(s.startswith("hub:") for s in sources)
+        # Hub crawls into an existing atlas are applied in place (docs/ingest.md, "Refreshing").
+        in_place = Path(atlas).exists() and all(s.startswith("hub:") for s in sources) and fmt in (None, "hub")
+        current = Atlas.load(atlas) if Path(atlas).exists() and not in_place else None
         # One bar (Rich allows one live display): sources read, or models fetched when a Hub crawl runs.
         with progress("models fetched from the Hub" if hub else "sources read", total=None if hub else len(sources),
                       enabled=not as_json) as advance:
             started = [False]
 
-            def on_source(name: str) -> None:  # noqa: ARG001 - one tick per finished file source
+            def on_source(name: str) -> None:  # one tick per finished file source
                 if started[0] and not hub:
                     advance(1)
                 started[0] = True
 
-            merged, batches = run_ingest(list(sources), current, fmt=fmt, on_source=on_source,
-                                         on_progress=advance if hub else None, checkpoint_dir=Path(atlas).parent,
-                                         hub_options=hub_options, hub_since=hub_since)
+            options = dict(on_source=on_source, on_progress=advance if hub else None,
+                           checkpoint_dir=Path(atlas).parent, hub_options=hub_options, hub_since=hub_since)
+            if in_place:
+                batches, changes = refresh_in_place(list(sources), atlas, **options)
+            else:
+                merged, batches = run_ingest(list(sources), current, fmt=fmt, **options)
             if not hub:
                 advance(1)
-        with progress("saving atlas", enabled=not as_json):
-            merged.save(atlas)
+        if in_place:
+            merged = Atlas.load(atlas, node_columns=SUMMARY_NODE_COLUMNS)
+        else:
+            with progress("saving atlas", enabled=not as_json):
+                merged.save(atlas)
     summary = ingest_summary(merged, batches)
     summary["atlas_path"] = str(atlas)
+    if in_place:
+        summary["changes"] = changes
     if as_json:
         emit_json(summary)
         return
@@ -87,6 +97,9 @@ def ingest(
     a = summary["atlas"]
     console.print(f"atlas {atlas}: {a['nodes']:,} nodes ({a['placeholders']:,} placeholders), {a['edges']:,} edges; "
                   f"issues: " + (", ".join(f"{k} {v:,}" for k, v in a["issues_by_kind"].items()) or "none"))
+    for source, counts in summary.get("changes", {}).items():
+        console.print(f"updated in place from {source}: " + (", ".join(f"{k} {v:,}" for k, v in counts.items())
+                                                              or "no changes"))
 
 
 def export(
@@ -106,21 +119,12 @@ def export(
     loaded = Atlas.load(atlas)
     out.parent.mkdir(parents=True, exist_ok=True)
     with progress(f"writing {out}"):
+        from modelatlas.viz.export import write_graph, write_table
+
         if fmt in ("graphml", "gexf"):
-            from modelatlas.viz.export import write_graph
             write_graph(loaded, out, fmt)
         else:
-            table = getattr(loaded, what)
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-                pq.write_table(table, out)
-            else:
-                import pyarrow as pa
-                import pyarrow.compute as pc
-                import pyarrow.csv as pcsv
-                # CSV has no lists: join them with '|'.
-                cols = [pc.binary_join(c, "|") if pa.types.is_list(c.type) else c for c in table.columns]
-                pcsv.write_csv(pa.table(cols, names=table.column_names), out)
+            write_table(getattr(loaded, what), out, fmt)
     console.print(f"wrote {out}")
 
 

@@ -125,9 +125,10 @@ def log_rows(batches: list[SourceBatch], run_at: datetime | None = None) -> pa.T
     return pa.Table.from_pylist(rows, schema=INGEST_LOG_SCHEMA)
 
 
-def stored_log(atlas: Atlas | None) -> pa.Table:
-    """The atlas's ``ingest_log`` in :data:`INGEST_LOG_SCHEMA` (columns added since it was written are null)."""
-    old = atlas.extras.get(INGEST_LOG) if atlas is not None else None
+def stored_log(atlas: Atlas | pa.Table | None) -> pa.Table:
+    """The atlas's ``ingest_log`` (or that table itself) in :data:`INGEST_LOG_SCHEMA` (columns added
+    since it was written are null)."""
+    old = atlas.extras.get(INGEST_LOG) if isinstance(atlas, Atlas) else atlas
     if old is None:
         return INGEST_LOG_SCHEMA.empty_table()
     for f in INGEST_LOG_SCHEMA:
@@ -137,7 +138,7 @@ def stored_log(atlas: Atlas | None) -> pa.Table:
     return old.select(INGEST_LOG_SCHEMA.names).cast(INGEST_LOG_SCHEMA)
 
 
-def last_refresh(atlas: Atlas | None, source: str) -> datetime:
+def last_refresh(atlas: Atlas | pa.Table | None, source: str) -> datetime:
     """Where ``--since last`` starts for ``source`` (``hub:QUERY``): its newest logged watermark,
     less :data:`REFRESH_OVERLAP`.
 
@@ -178,12 +179,7 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
     atlas, batches:
         The merged atlas (its ``ingest_log`` extra table extended) and one batch per source.
     """
-    if hub_since is not None:
-        files = [s for s in sources if not s.startswith(HUB_PREFIX)]
-        if files:
-            raise InputError("--since refreshes hub: sources only; ingest files in another run", path=files[0])
-        if isinstance(hub_since, str) and hub_since != "last":
-            raise InputError(f"--since takes a date or 'last', not {hub_since!r}")
+    _check_since(sources, hub_since)
     batches = []
     for source in sources:
         since = last_refresh(atlas, source) if hub_since == "last" else hub_since
@@ -194,6 +190,52 @@ def ingest(sources: list[str], atlas: Atlas | None = None, *, fmt: str | None = 
     merged = merge_batches(atlas, batches)
     merged.extras[INGEST_LOG] = pa.concat_tables([stored_log(merged), log_rows(batches)])
     return merged, batches
+
+
+def _check_since(sources: list[str], hub_since) -> None:
+    if hub_since is not None:
+        files = [s for s in sources if not s.startswith(HUB_PREFIX)]
+        if files:
+            raise InputError("--since refreshes hub: sources only; ingest files in another run", path=files[0])
+        if isinstance(hub_since, str) and hub_since != "last":
+            raise InputError(f"--since takes a date or 'last', not {hub_since!r}")
+
+
+def refresh_in_place(sources: list[str], path, *, on_source=None, on_progress=None, checkpoint_dir=None,
+                     hub_options=None, hub_since: datetime | str | None = None) -> tuple[list[SourceBatch], dict]:
+    """Crawl ``hub:`` ``sources`` and apply each crawl to the existing atlas file ``path`` in place
+    (:func:`modelatlas.atlas.update.update_in_place`: changed rows and edges only, one transaction
+    per source, a history of changes; a full crawl turns models it no longer lists into placeholders).
+
+    Parameters are those of :func:`ingest`; the caller holds the atlas's writer lock
+    (:func:`modelatlas.atlas.store.writing`).
+
+    Returns
+    -------
+    batches, changes:
+        One batch per source; the changes by kind, per source.
+    """
+    from modelatlas.atlas.store import read_table
+    from modelatlas.atlas.update import update_in_place
+
+    files = [s for s in sources if not s.startswith(HUB_PREFIX)]
+    if files:
+        raise InputError("an update in place takes hub: sources only", path=files[0])
+    _check_since(sources, hub_since)
+    batches, changes = [], {}
+    for source in sources:
+        since = last_refresh(read_table(path, INGEST_LOG), source) if hub_since == "last" else hub_since
+        if on_source:
+            on_source(source)
+        batch = read_source(source, "hub", on_progress=on_progress, checkpoint_dir=checkpoint_dir,
+                            hub_options=hub_options, hub_since=since)
+        changes[source] = update_in_place(path, batch, full_crawl=since is None, log=log_rows([batch]))
+        batches.append(batch)
+    return batches, changes
+
+
+#: Node columns :func:`ingest_summary` reads (an atlas updated in place is loaded with these only).
+SUMMARY_NODE_COLUMNS = ("id", "placeholder", "created_at_backfilled")
 
 
 def ingest_summary(atlas: Atlas, batches: list[SourceBatch]) -> dict:

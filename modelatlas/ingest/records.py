@@ -84,19 +84,31 @@ def _count_sql(value: str) -> str:
             f"THEN TRY_CAST({value} AS BIGINT) END")
 
 
-def _report_counts(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> None:
-    """Report ``safetensors.total`` / ``gguf.total`` values that are not parameter counts
-    (``mistyped_field``; ``params`` is left empty for them)."""
-    for label, value in (("safetensors.total", "json_extract(safetensors, '$.total')"), ("gguf.total", _GGUF_TOTAL)):
-        rows = con.execute(f"""SELECT id, CAST(v AS VARCHAR) FROM (SELECT id, {value} AS v FROM wire)
-                               WHERE v IS NOT NULL AND json_type(v) <> 'NULL' AND {_count_sql('v')} IS NULL
-                               ORDER BY id""").fetchall()
-        for model_id, raw in rows[:MAX_ROW_MESSAGES]:
+def _bad_count_sql(value: str) -> str:
+    """``value`` as text when it is given but not a parameter count (:func:`_count_sql`), else NULL."""
+    return (f"CASE WHEN {value} IS NOT NULL AND json_type({value}) <> 'NULL' AND {_count_sql(value)} IS NULL "
+            f"THEN CAST({value} AS VARCHAR) END")
+
+
+#: Per-row checks the node query computes in the same pass (column -> what its value reports).
+_ROW_CHECKS = {"_bad_st_total": "safetensors.total", "_bad_gguf_total": "gguf.total"}
+
+
+def _report_rows(records: pa.Table, batch: SourceBatch) -> None:
+    """Report what the node query's check columns found (rows in id order): ids that are not
+    ``author/name`` (``odd_model_id``: the record is kept) and ``safetensors.total`` / ``gguf.total``
+    values that are not parameter counts (``mistyped_field``; ``params`` is left empty for them)."""
+    for model_id in records.filter(records["_odd_id"])["id"].to_pylist():
+        batch.issue("odd_model_id", model_id, f"model id {model_id!r} is not of the form author/name "
+                                              f"(letters, digits, - _ .); record kept as it is")
+    for column, label in _ROW_CHECKS.items():
+        bad = records.filter(pc.is_valid(records[column])).select(["id", column])
+        for model_id, raw in zip(bad["id"].to_pylist()[:MAX_ROW_MESSAGES], bad[column].to_pylist()):
             batch.issue("mistyped_field", model_id, f"{label} of {model_id!r} is not a parameter count "
                                                     f"({(raw or '')[:80]!r}); params left empty")
-        if len(rows) > MAX_ROW_MESSAGES:
-            batch.issue("mistyped_field", None, f"{len(rows) - MAX_ROW_MESSAGES:,} more {label} values that are not "
-                                                f"parameter counts not listed")
+        if bad.num_rows > MAX_ROW_MESSAGES:
+            batch.issue("mistyped_field", None, f"{bad.num_rows - MAX_ROW_MESSAGES:,} more {label} values that are "
+                                                f"not parameter counts not listed")
 
 
 def _parsed_sql() -> str:
@@ -152,6 +164,10 @@ def _node_sql(source: str) -> str:
         {has_weights_sql('siblings')} AS has_weights,
         crawl_root, snapshot,
         [{_sq(source)}] AS sources,
+        -- checks reported by _report_rows, in this one pass over the file
+        NOT regexp_matches(id, {_sq(MODEL_ID_PATTERN)}) AS _odd_id,
+        {_bad_count_sql('st[2]')} AS _bad_st_total,
+        {_bad_count_sql(_GGUF_TOTAL)} AS _bad_gguf_total,
         -- the parent claims, unnested by _claims_sql
         CASE WHEN contains(tag_lines, 'base_model:')
              THEN list_filter(tags, lambda t: starts_with(t, 'base_model:')) END AS _bm_tags,
@@ -200,11 +216,7 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> So
     """
     with _spilling_sort(con):
         records = con.sql(_node_sql(batch.source) + "\n    ORDER BY id").to_arrow_table()
-    odd = con.execute(f"SELECT id FROM wire WHERE NOT regexp_matches(id, {_sq(MODEL_ID_PATTERN)}) ORDER BY id").fetchall()
-    for (model_id,) in odd:  # kept: the record is real, but its id is not one the Hub would accept
-        batch.issue("odd_model_id", model_id, f"model id {model_id!r} is not of the form author/name "
-                                              f"(letters, digits, - _ .); record kept as it is")
-    _report_counts(con, batch)
+    _report_rows(records, batch)
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
     claim_con = quiet_connection()
     try:
@@ -212,7 +224,7 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> So
         claims = claim_con.sql(_claims_sql()).to_arrow_table()
     finally:
         claim_con.close()
-    records = records.drop_columns(["_bm_tags", "_card_bases", "_card_rel"])
+    records = records.drop_columns(["_bm_tags", "_card_bases", "_card_rel", "_odd_id", *_ROW_CHECKS])
     batch.stats["relation_flags"] = audit_relations(con, claims.filter(pc.is_null(claims["problem"])), batch)
     batch.records = conform(records, NODE_SCHEMA)
 
