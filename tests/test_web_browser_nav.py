@@ -6,8 +6,11 @@ keyboard and a 390 px screen. Headless Debian chromium, as tests/test_web_browse
 from __future__ import annotations
 
 import pytest
+import test_web_browser as base
+from test_web_browser import wait_rendered, watch
 
-from test_web_browser import browser, page, real_site, site, wait_rendered, watch  # noqa: F401  (fixtures)
+# The fixtures of the first browser tests (one chromium and one server per module).
+browser, page, site, real_site = base.browser, base.page, base.site, base.real_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
+from web_atlas import hand_made_atlas
 
 from modelatlas import Atlas
 from modelatlas.atlas.graph import AtlasGraph
@@ -24,7 +25,6 @@ from modelatlas.viz.layout import (
     layout_parents,
     node_themes,
 )
-from web_atlas import hand_made_atlas
 
 
 def _forest(parents: list[int]) -> AtlasGraph:

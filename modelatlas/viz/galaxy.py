@@ -1,9 +1,10 @@
 """What the galaxy overview needs beyond its point stream: family names, labels, hover lookups and
 the edges of the rectangle in view (docs/web.md, "Galaxy").
 
-* **Family names.** A family (weakly connected component) is named by its root of largest
-  sub-tree downloads; when it has several roots (a merge joins two trees) every root is listed,
-  heaviest first, and the name says how many more there are.
+* **Family names.** A family (weakly connected component) is named by its roots of largest
+  sub-tree downloads (the two heaviest, then how many more); every root is listed with it,
+  heaviest first. On the real atlas the family holding Llama-2 joins 26 roots through merges:
+  "deepseek-ai/DeepSeek-R1, meta-llama/Llama-2-7b-chat-hf + 24 more roots".
 * **Labels.** The largest families are labelled at the top of their drawing, and each theme's
   disc of single models (:func:`modelatlas.viz.layout.node_themes`) with its task and count.
 * **Hover.** The model nearest a point of the layout, by a k-d tree built once
@@ -30,6 +31,8 @@ MAX_EDGES = 200_000
 DEFAULT_EDGES = 50_000
 #: Roots listed per family (the count says how many there are).
 ROOTS_LISTED = 50
+#: Roots a family's name spells out (a merge of trees is named by its two heaviest, then a count).
+NAMED_ROOTS = 2
 
 
 class Galaxy:
@@ -64,9 +67,10 @@ class Galaxy:
         roots, starts = self.roots_by_family
         mine = roots[starts[component]:starts[component + 1]]
         listed = [v.ids[i] for i in mine[:ROOTS_LISTED]]
-        name = listed[0] if listed else f"family {component}"
-        if mine.size > 1:
-            name += f" + {mine.size - 1:,} more root{'s' if mine.size > 2 else ''}"
+        name = ", ".join(listed[:NAMED_ROOTS]) if listed else f"family {component}"
+        if mine.size > NAMED_ROOTS:
+            rest = mine.size - NAMED_ROOTS
+            name += f" + {rest:,} more root{'s' if rest > 1 else ''}"
         return {"component": int(component), "name": name, "size": int(v.component_sizes[component]),
                 "roots": listed, "root_count": int(mine.size)}
 

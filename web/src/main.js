@@ -316,14 +316,11 @@ async function showOverview(reset) {
       onView, onError: fail, relationLabels: atlas.meta.colors.relation.labels,
     });
   }
-  if (!atlas.labels) {
-    atlas.labels = await api('/api/labels?limit=60');
-    for (const f of atlas.labels.families) atlas.names.set(f.component, f);
-  }
-  atlas.overview.setLabels(atlas.labels, state.minFamily);
+  const labels = labelsOnce();
   status('loading galaxy…');
-  const { buffer: buf, total } = await request;
+  const [{ buffer: buf, total }] = await Promise.all([request, labels]);
   if (mine !== overviewSeq) return; // a newer view or filter won
+  atlas.overview.setLabels(atlas.labels, state.minFamily);
   mark('fetched');
   const colors = categoryColors(state.color, atlas.meta.colors[state.color].labels);
   const counts = await atlas.overview.show(buf, colors, reset, state.view);
@@ -352,9 +349,10 @@ async function showComponent() {
   }
   if (atlas.family.of !== state.component) atlas.family = { of: state.component, bbox: null, truncated: false };
   const mine = ++familySeq;
-  const name = (await familyName(state.component)).name;
-  status(`loading family ${name}…`);
-  const data = familyFromTable(await fetchOnce(graphUrl(), apiTable));
+  status('loading family…');
+  const answer = fetchOnce(graphUrl(), apiTable);
+  const [table, { name }] = await Promise.all([answer, familyName(state.component)]);
+  const data = familyFromTable(table);
   if (mine !== familySeq) return; // a newer view won
   mark('fetched');
   atlas.family.truncated ||= data.truncated;
@@ -387,6 +385,17 @@ function currentStyle() {
   };
 }
 
+/** The galaxy's labels (`/api/labels`), asked once (in parallel with the first points). */
+let labelsAsked = null;
+function labelsOnce() {
+  labelsAsked ??= api('/api/labels?limit=60').then((res) => {
+    atlas.labels = res;
+    for (const f of res.families) atlas.names.set(f.component, f);
+    return res;
+  });
+  return labelsAsked;
+}
+
 /** A family's name and roots (`/api/families/{c}`), fetched once. */
 async function familyName(c) {
   if (!atlas.names.has(c)) atlas.names.set(c, await api(`/api/families/${c}`));
@@ -398,9 +407,12 @@ const modelUrl = (id) => '/api/models/' + id.split('/').map(encodeURIComponent).
 /** Show model `id`'s panel. On failure the panel and the URL drop the model and the error is shown. */
 async function openModel(id) {
   try {
-    const detail = await api(modelUrl(id));
+    // The family's name is asked alongside (the model is normally in the family on screen).
+    const guess = state.component !== null ? familyName(state.component).catch(() => null) : null;
+    const detail = await fetchOnce(modelUrl(id), api);
     if (state.model !== id) return; // another model was chosen meanwhile
-    const fam = await familyName(detail.component);
+    const fam = detail.component === state.component && guess ? (await guess) ?? await familyName(detail.component)
+      : await familyName(detail.component);
     showModel($('panel'), detail, (other) => selectModel(other).catch(fail), fam.name);
     $('panel').querySelector('.close').addEventListener('click', () => { state.model = null; navigate(); });
     atlas.component?.highlight(id);
@@ -536,7 +548,7 @@ function setupSearch() {
 }
 
 async function loadFamilies() {
-  const res = await api('/api/labels?limit=60');
+  const res = await labelsOnce();
   const list = $('families');
   for (const f of res.families.slice(0, 15)) {
     atlas.names.set(f.component, f);
@@ -566,6 +578,12 @@ async function main() {
   const early = (state.component === null ? apiBytes : apiTable)(first);
   early.catch(() => {}); // a bad URL value: the checked view below asks again
   pending.set(first, early);
+  if (state.model) { // a shared model: its panel's answer is asked now too
+    const detail = api(modelUrl(state.model));
+    detail.catch(() => {});
+    pending.set(modelUrl(state.model), detail);
+  }
+  labelsOnce().catch(() => {});
   atlas.meta = await api('/api/meta');
   mark('meta');
   setupControls(atlas.meta);

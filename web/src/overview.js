@@ -162,8 +162,10 @@ export class Overview {
       return el;
     };
     this.familyLabels = labels.families.map((f) => {
-      const more = f.root_count > 1 ? ` +${(f.root_count - 1).toLocaleString()} roots` : '';
-      const el = make(`${short(f.roots[0] || f.name)}${more} · ${f.size.toLocaleString()}`, f.name, 'family');
+      // The two heaviest roots by name (a family joined by merges has several), then a count.
+      const named = f.roots.slice(0, 2).map(short).join(' · ') || f.name;
+      const more = f.root_count > 2 ? ` +${(f.root_count - 2).toLocaleString()} roots` : '';
+      const el = make(`${named}${more} · ${f.size.toLocaleString()}`, f.roots.join(', '), 'family');
       el.dataset.component = f.component;
       return { el, f };
     });
