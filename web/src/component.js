@@ -6,7 +6,11 @@ import Sigma from 'sigma';
 import { NodePointProgram } from 'sigma/rendering';
 import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
 
-const LARGE = 20000;
+// Above LARGE models: GL points and no labels (sigma's shaded discs and label placement cost per
+// node on every frame, most of a first frame with software WebGL). Above SKELETON_FROM: only
+// the skeleton's edges in the first frame.
+const LARGE = 3000;
+const SKELETON_FROM = 20000;
 const CAMERA_SETTLES_MS = 250; // report the camera once panning and zooming pause this long
 const CORNERS = ['bounds-min', 'bounds-max'];
 const SKELETON = 5000;
@@ -32,7 +36,7 @@ export class ComponentView {
 
   /** Build the graph of `data` (see family.js) and draw it once, already styled with `style` at
    * `time`, seen through `camera` ({x, y, ratio} of sigma's camera; null: the whole family). */
-  load(data, style, time, camera) {
+  load(data, style, time, camera, model = null) {
     this.container.hidden = false;
     this.data = data;
     this.selected = null;
@@ -60,15 +64,18 @@ export class ComponentView {
     // next to its parent in the radial layout). The selected model gets all its edges; predicted
     // edges are always drawn.
     let cut = 0;
-    if (large) {
+    const skeleton = n > SKELETON_FROM;
+    if (skeleton) {
       const weights = Float64Array.from(e.target, (t) => data.nodes.descendants[t]).sort().reverse();
       cut = Math.max(1, weights[Math.min(SKELETON, weights.length) - 1]);
     }
     for (let k = 0; k < e.source.length; k++) {
-      if (!large || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
+      if (!skeleton || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
     }
-    this.skeletonOnly = large;
+    this.skeletonOnly = skeleton;
     this.graph = graph;
+    // A model chosen already (a shared URL) is selected in the first frame, not by a second one.
+    if (model) this.select(model);
     window.__atlas.marks.built = performance.now();
     this.tmin = Infinity; this.tmax = -Infinity;
     for (const t of data.nodes.created_at) {
@@ -184,15 +191,22 @@ export class ComponentView {
     return this.data ? this.data.nodes.id.indexOf(id) : -1;
   }
 
-  highlight(id) {
+  /** Select model `id` (with all its edges); whether the selection changed. */
+  select(id) {
     const i = this.row(id);
-    this.selected = i >= 0 ? i : null;
-    if (this.selected !== null && this.skeletonOnly) {
+    const next = i >= 0 ? i : null;
+    if (next === this.selected) return false;
+    this.selected = next;
+    if (next !== null && this.skeletonOnly) {
       // Draw every edge of the selected model.
       const e = this.data.edges;
       for (let k = 0; k < e.source.length; k++) if (e.source[k] === i || e.target[k] === i) this.addEdge(this.graph, k);
     }
-    this.renderer?.refresh();
+    return true;
+  }
+
+  highlight(id) {
+    if (this.select(id)) this.renderer?.refresh();
   }
 
   focus(id) {

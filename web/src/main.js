@@ -33,7 +33,9 @@ const atlas = {
 const mark = (name) => { atlas.marks[name] = performance.now(); };
 window.__atlas = atlas; // inspected by the end-to-end tests and the render benchmark
 
-const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}(\/[A-Za-z0-9_.\-]{1,96})?$/;
+// Any id the atlas may hold (ingest keeps ids that are not ASCII or are long, flagged
+// odd_model_id): the server looks it up; the page only bounds its length and refuses controls.
+const MODEL_ID = /^[^\u0000-\u001f\u007f]{1,500}$/u;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DEFAULTS = { color: 'relation', size: 'downloads', lod: 50000, points: 300000, minFamily: 1 };
 const int = (text, lo, hi) => (/^\d+$/.test(text) && Number(text) >= lo && Number(text) <= hi ? Number(text) : null);
@@ -356,7 +358,8 @@ async function showComponent() {
   if (mine !== familySeq) return; // a newer view won
   mark('fetched');
   atlas.family.truncated ||= data.truncated;
-  atlas.component.load(data, currentStyle(), state.time, state.cameraOf === state.component ? state.camera : null);
+  atlas.component.load(data, currentStyle(), state.time, state.cameraOf === state.component ? state.camera : null,
+    state.model);
   const notes = [];
   const where = atlas.family.bbox ? ' in view' : '';
   if (data.truncated) {
