@@ -41,19 +41,23 @@ def test_galaxy_labels_hover_and_click_select_the_model(page, site):
     assert page.inner_text("[data-testid=model-id]") == "lmsys/vicuna-7b"
 
 
-def test_galaxy_draws_edges_when_zoomed_in_and_hides_small_families(page, site):
+def test_galaxy_draws_edges_in_view_and_hides_small_families(page, site):
     page.goto(site + "/")
     wait_rendered(page, "overview")
-    assert page.evaluate("window.__atlas.galaxyEdges || 0") == 0
+    # 40 models: all in view, so all 38 edges are drawn.
+    page.wait_for_function("() => window.__atlas.galaxyEdges === 38", timeout=15_000)
     x, y = _model_screen(page, "lmsys/vicuna-7b")
     page.mouse.move(x, y)
     for _ in range(10):
         page.mouse.wheel(0, -500)
         page.wait_for_timeout(40)
-    page.wait_for_function("() => window.__atlas.galaxyEdges > 0", timeout=15_000)
-    page.goto(site + "/#min=3")
-    wait_rendered(page, "overview")
-    assert "families under 3 models hidden" in page.inner_text("[data-testid=status]")
+    # Zoomed in: only the edges into the models in view.
+    page.wait_for_function("() => window.__atlas.galaxyEdges > 0 && window.__atlas.galaxyEdges < 38", timeout=15_000)
+    page.fill("[data-testid=min-family]", "3")
+    page.press("[data-testid=min-family]", "Enter")
+    page.wait_for_function("() => document.querySelector('[data-testid=status]').textContent.includes("
+                           "'families under 3 models hidden')")
+    assert "min=3" in page.evaluate("location.hash")
     assert page.evaluate("window.__atlas.overview.component.every((c) => c === 0 || c === 1)")
 
 

@@ -1,8 +1,8 @@
 // The galaxy: every model as a WebGL point (regl-scatterplot draws millions), coloured by a
 // categorical feature and sized by (log) downloads. Families are labelled by their root's name,
 // single models by their task's disc; hovering names the model under the pointer and its family,
-// clicking opens that model; zoomed in, the edges of the models in view are drawn on a 2-D canvas
-// over the points. Zooming reports the visible rectangle (layout coordinates) so the page can
+// clicking opens that model; with at most 20,000 models in view, their edges are drawn on a 2-D
+// canvas over the points. Zooming reports the visible rectangle (layout coordinates) so the page can
 // fetch the models inside it.
 import createScatterplot from 'regl-scatterplot';
 import { scaleLinear } from 'd3-scale';
@@ -14,7 +14,9 @@ const EDGE_FIELDS = 6; // x0, y0, x1, y1, relation code, predicted (see galaxy.G
 const SIZES = Array.from({ length: 64 }, (_, k) => 1.5 + (k / 63) * 10);
 const VIEW_SETTLES_MS = 250; // report the view once panning and zooming pause this long
 const HOVER_MS = 60; // ask the server who is under the pointer once it rests this long
-const EDGES_BELOW = 0.02; // draw edges once the view holds less than this share of the atlas's area
+// Edges are drawn once the view holds at most this many drawn models (zoomed in, or a small
+// atlas), at most MAX_EDGES of them (those into the heaviest sub-trees).
+const EDGES_UP_TO = 20000;
 const MAX_EDGES = 20000;
 const LABEL_MIN_PX = 28; // a family is labelled once its drawing is this wide on screen (the largest always)
 const ALWAYS_LABELLED = 8;
@@ -145,6 +147,7 @@ export class Overview {
       this.plot.zoomToOrigin();
     }
     this.placeOverlays();
+    this.updateEdges(this.visible()).catch((err) => this.onError(err));
     return counts;
   }
 
@@ -201,11 +204,14 @@ export class Overview {
     this.drawEdges();
   }
 
-  /** Zoomed in far enough: fetch the edges into the models in view (else drop them). */
+  /** Few enough models in view: fetch the edges into them (else drop the edges). */
   async updateEdges(rect) {
-    const [x0, y0, x1, y1] = this.bounds;
-    const share = ((rect[2] - rect[0]) * (rect[3] - rect[1])) / Math.max((x1 - x0) * (y1 - y0), 1e-12);
-    if (share > EDGES_BELOW) { this.edges = null; this.drawEdges(); return; }
+    const [x0, y0, x1, y1] = rect;
+    let inView = 0;
+    for (let i = 0; i < this.lx.length && inView <= EDGES_UP_TO; i++) {
+      if (this.lx[i] >= x0 && this.lx[i] <= x1 && this.ly[i] >= y0 && this.ly[i] <= y1) inView += 1;
+    }
+    if (inView > EDGES_UP_TO || inView === 0) { this.edgeSeq = (this.edgeSeq || 0) + 1; this.edges = null; this.drawEdges(); return; }
     const mine = (this.edgeSeq = (this.edgeSeq || 0) + 1);
     const { buffer } = await apiBytes(`/api/edges?bbox=${rect.join(',')}&max_edges=${MAX_EDGES}`);
     if (mine !== this.edgeSeq) return;
