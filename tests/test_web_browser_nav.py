@@ -95,15 +95,33 @@ def test_search_words_enter_and_no_results(page, site):
     assert page.evaluate("document.body.dataset.model") == "lmsys/vicuna-7b"
 
 
-@pytest.mark.parametrize("bad, shown", [("c=0&t=-1e20", "t=-1e20"), ("c=0&color=constructor", "color=constructor"),
-                                        ("c=0&size=__proto__", "size=__proto__"), ("c=0&conf=2", "conf=2"),
-                                        ("c=999", "c=999"), ("c=0&license=nope", "license=nope")])
-def test_bad_share_urls_fall_back_with_a_notice(page, site, bad, shown):
-    page.goto(site + "/#" + bad)
-    wait_rendered(page, "overview" if bad == "c=999" else "component-0")
-    page.wait_for_selector("[data-testid=notice]:not([hidden])")
-    assert shown in page.inner_text("[data-testid=notice]")
-    assert shown not in page.evaluate("decodeURIComponent(location.hash)")
+BAD_URLS = [("c=0&t=-1e20", "t=-1e20"), ("c=0&color=constructor", "color=constructor"),
+            ("c=0&size=__proto__", "size=__proto__"), ("c=0&conf=2", "conf=2"), ("c=999", "c=999"),
+            ("c=0&license=nope", "license=nope")]
+
+
+def test_bad_share_urls_fall_back_with_a_notice(browser, site):
+    for bad, shown in BAD_URLS:
+        context = browser.new_context(viewport={"width": 1000, "height": 700})
+        pg = context.new_page()
+        problems = watch(pg, site)
+        pg.goto(site + "/#" + bad)
+        wait_rendered(pg, "overview" if bad == "c=999" else "component-0")
+        pg.wait_for_selector("[data-testid=notice]:not([hidden])")
+        assert shown in pg.inner_text("[data-testid=notice]"), bad
+        assert shown not in pg.evaluate("decodeURIComponent(location.hash)"), bad
+        context.close()
+        assert not problems, (bad, problems)
+
+
+def test_family_lists_all_its_roots(page, site):
+    page.goto(site + "/#c=0")
+    wait_rendered(page, "component-0")
+    fam = page.evaluate("() => fetch('/api/families/0').then((r) => r.json())")
+    page.wait_for_selector("[data-testid=roots]:not([hidden])")
+    assert page.locator("#roots button").all_inner_texts() == fam["roots"]
+    page.click(f"#roots button >> nth={len(fam['roots']) - 1}")
+    page.wait_for_selector(f"body[data-model='{fam['roots'][-1]}']", state="attached")
 
 
 def test_a_model_that_cannot_be_opened_says_so_and_leaves_the_url(page, site):

@@ -25,7 +25,8 @@ Endpoints (all ``GET``):
     children by relation, sub-tree downloads, licence and data inheritance, Hub link, and the
     relation-audit flags of the model (declared relations its files contradict).
 ``/api/search?q=&limit=``
-    Completion over model ids (prefix of the id or of its name, then substring; by downloads).
+    Models whose id holds every word of ``q`` in any order, ranked exact, prefix, word starts, rest
+    (by downloads within a rank), each with its family's name (:meth:`AtlasView.search`).
 ``/api/overview?color=&size=&max_points=&bbox=&min_family=&...filters``
     Every (filtered) model as five little-endian float32 per point: x, y, colour code, size in
     [0, 1], component — the galaxy overview drawn with WebGL points; beyond ``max_points`` only

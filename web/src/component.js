@@ -93,6 +93,7 @@ export class ComponentView {
       hideEdgesOnMove: large, hideLabelsOnMove: large, labelRenderedSizeThreshold: large ? 1e9 : 9,
       defaultNodeType: large ? 'point' : 'circle', nodeProgramClasses: { point: NodePointProgram },
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
+      allowInvalidContainer: true, // a view switched away while this family was loading
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
     });

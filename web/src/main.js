@@ -307,6 +307,7 @@ async function showOverview(reset) {
   $('timeline').hidden = true;
   $('banner').hidden = true;
   if (reset) atlas.bbox = null;
+  familySeq += 1; // a family answer still on its way is no longer wanted
   const mine = ++overviewSeq;
   const request = fetchOnce(overviewUrl(), apiBytes);
   if (!atlas.overview) {
@@ -350,6 +351,7 @@ async function showComponent() {
     });
   }
   if (atlas.family.of !== state.component) atlas.family = { of: state.component, bbox: null, truncated: false };
+  overviewSeq += 1; // a galaxy answer still on its way is no longer wanted
   const mine = ++familySeq;
   status('loading family…');
   const answer = fetchOnce(graphUrl(), apiTable);
@@ -375,6 +377,7 @@ async function showComponent() {
   status(`family ${name} · ${data.total_nodes.toLocaleString()} models`);
   $('family-name').textContent = name;
   $('family-name').hidden = false;
+  showRoots(await familyName(state.component));
   markRendered();
 }
 
@@ -460,6 +463,29 @@ async function refresh() {
   }
 }
 
+/** Every root of the family on screen (a family joined by merges has several), as buttons. */
+function showRoots(fam) {
+  const list = $('roots');
+  list.replaceChildren();
+  for (const id of fam.roots) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.className = 'linklike';
+    b.textContent = id;
+    b.addEventListener('click', () => selectModel(id).catch(fail));
+    li.append(b);
+    list.append(li);
+  }
+  const more = fam.root_count - fam.roots.length;
+  if (more > 0) {
+    const li = document.createElement('li');
+    li.textContent = `… ${more.toLocaleString()} more`;
+    list.append(li);
+  }
+  $('roots-count').textContent = `(${fam.root_count.toLocaleString()})`;
+  $('roots-box').hidden = false;
+}
+
 /** A new view the user chose: a history entry, then draw it. */
 function navigate() {
   writeHash(true);
@@ -474,11 +500,16 @@ async function route() {
     if (state.component === null) {
       $('panel').hidden = true;
       $('family-name').hidden = true;
+      $('roots-box').hidden = true;
       await showOverview(true);
     } else {
-      await showComponent();
+      // The same family still on screen (Back/Forward between its models): restyle, no reload.
+      const same = atlas.component?.data && !$('graph').hidden && atlas.family.of === state.component
+        && atlas.component.data.component === state.component;
+      if (same) refresh();
+      else await showComponent();
       if (state.model) await openModel(state.model);
-      else $('panel').hidden = true;
+      else { $('panel').hidden = true; atlas.component?.highlight(null); }
     }
   } catch (err) {
     fail(err);
