@@ -5,6 +5,7 @@ keyboard and a 390 px screen. Headless Debian chromium, as tests/test_web_browse
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import test_web_browser as base
 from test_web_browser import wait_rendered, watch
@@ -199,5 +200,21 @@ def test_llama_2_is_found_by_name_and_labelled_on_the_real_galaxy(browser, real_
     assert family in comps
     text = labels.nth(comps.index(family)).inner_text()
     assert "llama-2" in text.lower(), text
+    # Its time slider: most of the family is undated (placeholders); once a time is set they stay
+    # dimmed and are counted apart from the dated models shown.
+    members = view.members(family)
+    undated = int(np.isnan(view.created_at[members]).sum())
+    assert undated > 0
+    t = int(np.nanmedian(view.created_at[members]))
+    pg.goto(f"{url}/#c={family}&t={t}")
+    wait_rendered(pg, f"component-{family}")
+    pg.wait_for_function("() => document.querySelector('[data-testid=time-label]').textContent.includes('dimmed')")
+    label = pg.locator("[data-testid=time-label]")
+    assert int(label.get_attribute("data-undated")) == undated
+    dated = int(label.get_attribute("data-dated"))
+    assert dated == int((view.created_at[members] <= t).sum())
+    row = pg.evaluate("() => { const c = window.__atlas.component; "
+                      "return c.data.nodes.created_at.findIndex((v) => Number.isNaN(v)); }")
+    assert pg.evaluate(f"() => window.__atlas.component.nodeStyle('{row}', {{}}).color") == "#d0d0d0"
     context.close()
     assert not problems, problems
