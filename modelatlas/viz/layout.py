@@ -231,11 +231,13 @@ def family_themes(component: np.ndarray, theme: np.ndarray) -> np.ndarray:
     known = theme >= 0
     if not known.any():
         return out
-    pairs, counts = np.unique(np.column_stack([component[known], theme[known]]), axis=0, return_counts=True)
-    best = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))  # per component: most counted, smallest code
+    width = int(theme.max()) + 1
+    keys, counts = np.unique(component[known] * width + theme[known], return_counts=True)
+    comp, code = keys // width, keys % width
+    best = np.lexsort((code, -counts, comp))  # per component: most counted, then smallest code
     first = np.ones(best.size, dtype=bool)
-    first[1:] = pairs[best[1:], 0] != pairs[best[:-1], 0]
-    out[pairs[best[first], 0]] = pairs[best[first], 1]
+    first[1:] = comp[best[1:]] != comp[best[:-1]]
+    out[comp[best[first]]] = code[best[first]]
     return out
 
 
@@ -271,10 +273,15 @@ def _pack(xy: np.ndarray, component: np.ndarray, gap: float, comp_theme: np.ndar
     scale = np.where(extent > 0, target / np.where(extent > 0, extent, 1.0), 1.0)
     out = xy * scale[component][:, None]
     themes = np.unique(comp_theme)
+    # Single models grouped by theme once (not one scan of every node per theme).
+    lone = np.flatnonzero(size[component] == 1)
+    lone = lone[np.argsort(comp_theme[component[lone]], kind="stable")]
+    lone_start = np.searchsorted(comp_theme[component[lone]], themes)
+    lone_stop = np.searchsorted(comp_theme[component[lone]], themes, side="right")
     region_w, region_h, parts = [], [], []
-    for t in themes:
+    for j, t in enumerate(themes):
         families = np.flatnonzero((comp_theme == t) & (size > 1))  # labels are sorted by size
-        singles = np.flatnonzero((comp_theme == t) & (size == 1))
+        singles = lone[lone_start[j]:lone_stop[j]]  # nodes of this theme's single-model families
         disc = SINGLE_SPACING * np.sqrt(singles.size + 0.5) if singles.size else 0.0
         cell = 2 * target[families] + gap
         if singles.size:  # the disc is one more cell, in size order
@@ -297,11 +304,10 @@ def _pack(xy: np.ndarray, component: np.ndarray, gap: float, comp_theme: np.ndar
     offset = np.empty((by_area.size, 2))
     offset[by_area] = np.column_stack([rx, ry])
     shift = np.zeros((k, 2))
-    for (families, centres, singles, disc_centre), (ox, oy) in zip(parts, offset):
+    for (families, centres, nodes, disc_centre), (ox, oy) in zip(parts, offset):
         shift[families] = centres + (ox, oy)
-        if singles.size:
+        if nodes.size:
             # Vogel's sunflower: rank r at radius sqrt(r), golden-angle turns; ranks by `order`.
-            nodes = np.flatnonzero(np.isin(component, singles))  # one node per single component
             rank = np.empty(nodes.size)
             rank[np.argsort(order[nodes], kind="stable")] = np.arange(nodes.size)
             r = SINGLE_SPACING * np.sqrt(rank + 0.5)
@@ -328,9 +334,9 @@ def node_themes(atlas) -> tuple[np.ndarray, np.ndarray, list[str]]:
     theme = pc.fill_null(task.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     labels = task.dictionary.to_pylist()
     theme[np.isin(theme, [i for i, v in enumerate(labels) if v in ("", "unknown")])] = -1
-    keys = [np.asarray(pc.fill_null(atlas.nodes[name], "").to_pylist(), dtype=object)
-            for name in ("library_name", "author")]
-    order = np.lexsort((np.arange(n), keys[1].astype(str), keys[0].astype(str)))
+    # Arrow sorts the string columns itself (stable, in place of per-row Python strings).
+    keys = pa.table({name: pc.fill_null(atlas.nodes[name], "") for name in ("library_name", "author")})
+    order = pc.sort_indices(keys, sort_keys=[("library_name", "ascending"), ("author", "ascending")]).to_numpy()
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     return theme, rank, labels
