@@ -190,6 +190,11 @@ def test_llama_2_is_found_by_name_and_labelled_on_the_real_galaxy(browser, real_
     problems = watch(pg, url)
     pg.goto(url + "/")
     wait_rendered(pg, "overview")
+    # Controls that would do nothing are not offered.
+    predicted = int(view.edge_predicted.sum())
+    assert pg.locator("#predicted-box").is_hidden() == (predicted == 0)
+    options = pg.locator("#sidebar select option").all_inner_texts()
+    assert options and not any(o.endswith("(0)") for o in options)
     pg.fill("[data-testid=search]", "llama 2")
     pg.wait_for_selector("[data-testid=suggestions] li[data-id]")
     first = pg.locator("[data-testid=suggestions] li[data-id] >> nth=0")
