@@ -72,6 +72,43 @@ def first_render(browser, url: str, what: str, repeats: int) -> tuple[list[float
     return times, marks
 
 
+def model_opened(browser, url: str, model_id: str, component: int) -> float:
+    """Milliseconds from navigation to a model's family drawn and its panel filled (a share URL)."""
+    from urllib.parse import quote
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/#c={component}&m={quote(model_id, safe='')}")
+    page.wait_for_function("(id) => document.body.dataset.model === id", arg=model_id, timeout=120_000)
+    ms = page.evaluate("() => performance.now()")
+    page.close()
+    return ms
+
+
+def atlas_targets(browser, path: str, repeats: int, models: int, seed: int = 0) -> None:
+    """The issue's targets on a saved atlas (e.g. ``modelatlas synth -n 200000`` ingested): galaxy
+    first frame, and random models (the largest family's heaviest model among them) opened."""
+    t = time.perf_counter()
+    view = AtlasView(Atlas.load(path))
+    print(f"loaded {view.n:,} models ({view.component_sizes.size:,} families) in {time.perf_counter() - t:.1f} s",
+          flush=True)
+    rng = np.random.default_rng(seed)
+    picks = [int(v) for v in rng.integers(0, view.n, models)]
+    biggest = view.members(0)
+    picks.append(int(biggest[np.argmax(view.numeric["sub_tree_downloads"][biggest])]))
+    with LiveServer(view) as site:
+        drawn, marks = first_render(browser, f"{site}/", "overview", repeats)
+        print(f"galaxy first frame: first visit {drawn[0]:,.0f} ms, median {statistics.median(drawn):,.0f} ms, "
+              f"max {max(drawn):,.0f} ms", flush=True)
+        opened = []
+        for i in picks:
+            ms = model_opened(browser, site, view.ids[i], int(view.component[i]))
+            opened.append(ms)
+            print(f"  opened {view.ids[i]} (family of {int(view.component_sizes[view.component[i]]):,}): {ms:,.0f} ms",
+                  flush=True)
+        print(f"model opened (family + panel): median {statistics.median(opened):,.0f} ms, max {max(opened):,.0f} ms "
+              f"over {len(opened)} models", flush=True)
+
+
 def fetch_only(browser, site: str, path: str, repeats: int) -> list[float]:
     """Baseline: fetching the same (binary) answer in a page, without decoding or drawing it."""
     times = []
@@ -176,10 +213,19 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--family-only", action="store_true", help="skip the galaxy and the API load")
+    ap.add_argument("--atlas", help="measure the galaxy's first frame and models opened on this saved atlas only")
+    ap.add_argument("--models", type=int, default=10, help="with --atlas: random models to open")
     args = ap.parse_args()
     if not CHROMIUM.exists():
         sys.exit("needs Debian's chromium at /usr/bin/chromium (scripts/test-setup.sh)")
     from playwright.sync_api import sync_playwright
+
+    if args.atlas:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            atlas_targets(browser, args.atlas, args.repeats, args.models)
+            browser.close()
+        return
 
     rows = []
     with sync_playwright() as p:

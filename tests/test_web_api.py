@@ -203,8 +203,13 @@ def test_merge_lineage_goes_through_the_shallowest_parent(client):
     d = client.get("/api/models/bob/merged-7b").json()
     assert {p["id"]: p["relation"] for p in d["parents"]} == {"lmsys/vicuna-7b": "merge", "alice/chat-lora": "merge"}
     assert [s["id"] for s in d["lineage"]] == ["bob/merged-7b", "lmsys/vicuna-7b", "meta-llama/Llama-2-7b-hf"]
-    assert d["inheritance"]["license"] == {"own": "apache-2.0", "nearest_ancestor": "llama2", "differs": True,
-                                           "effective": "apache-2.0"}
+    # Inheritance looks at every ancestor, not only the lineage drawn: the merge inherits llama2
+    # through vicuna and Llama-2 although its own licence (and alice's) is apache-2.0.
+    lic = d["inheritance"]["license"]
+    assert lic["own"] == "apache-2.0" and lic["differs"] and lic["effective"] == "apache-2.0"
+    held = {a["license"]: (a["ancestor"], a["distance"]) for a in lic["ancestor_licenses"]}
+    assert held["llama2"] == ("lmsys/vicuna-7b", 1)
+    assert {s["ancestor"] for s in lic["stricter_ancestors"]} >= {"lmsys/vicuna-7b"}
 
 
 def test_predicted_parent_and_licence_inheritance(client):

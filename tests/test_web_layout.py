@@ -8,19 +8,23 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import pdist
+from web_atlas import hand_made_atlas
 
 from modelatlas import Atlas
 from modelatlas.atlas.graph import AtlasGraph
 from modelatlas.viz.layout import (
     LAYOUT_TABLE,
+    SINGLE_SPACING,
     RadialTreeLayout,
     compute_layout,
     ensure_layout,
     extend_layout,
+    family_themes,
     layout_is_current,
     layout_parents,
+    node_themes,
 )
-from web_atlas import hand_made_atlas
 
 
 def _forest(parents: list[int]) -> AtlasGraph:
@@ -106,13 +110,75 @@ def test_layout_parent_is_the_shallowest():
 
 
 def test_largest_component_is_packed_first():
+    # One theme: shelves are filled left to right, top to bottom, largest first, so every smaller
+    # family lies right of the largest (same shelf) or below it (a later shelf).
     atlas = hand_made_atlas()
-    table = compute_layout(atlas)
-    comp = table["component"].to_numpy()
+    xy, comp = RadialTreeLayout().fit(atlas.graph)
     sizes = np.bincount(comp)
     assert sizes[0] == sizes.max()
-    y = table["y"].to_numpy()
-    assert y[comp == 0].max() >= y[comp == sizes.size - 1].max()
+    first = xy[comp == 0]
+    for c in np.flatnonzero(sizes > 1)[1:]:
+        other = xy[comp == c]
+        assert other[:, 0].min() >= first[:, 0].max() or other[:, 1].max() <= first[:, 1].min()
+
+
+def _themed_forest(rng, n_themes=3, families=4, singles=300):
+    """Families of 2..20 models and single models, each with a theme (its task code)."""
+    parents, theme = [], []
+    for t in range(n_themes):
+        for _ in range(families):
+            root = len(parents)
+            parents.append(-1)
+            theme.append(t)
+            for _ in range(int(rng.integers(1, 20))):
+                parents.append(int(rng.integers(root, len(parents))))
+                theme.append(t if rng.random() < 0.8 else -1)
+        parents += [-1] * singles
+        theme += [t] * singles
+    return _forest(parents), np.asarray(theme, dtype=np.int64)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=1, max_value=4),
+       st.integers(min_value=0, max_value=400))
+def test_themes_make_regions_and_single_models_a_disc(seed, n_themes, singles):
+    rng = np.random.default_rng(seed)
+    g, theme = _themed_forest(rng, n_themes, 3, singles)
+    xy, comp = RadialTreeLayout().fit(g, theme)
+    sizes = np.bincount(comp)
+    comp_theme = family_themes(comp, theme)
+    boxes = []
+    for t in range(n_themes):
+        members = np.flatnonzero(comp_theme[comp] == t)
+        boxes.append((xy[members].min(0), xy[members].max(0)))
+        lone = members[sizes[comp[members]] == 1]
+        assert lone.size == singles
+        if lone.size:
+            # Gathered in one disc of radius SINGLE_SPACING * sqrt(count), not a grid of cells.
+            assert pdist(xy[lone]).max(initial=0) <= 2 * SINGLE_SPACING * np.sqrt(lone.size + 0.5) + 1e-9
+            assert len({tuple(np.round(p, 9)) for p in xy[lone]}) == lone.size
+    for a in range(n_themes):  # regions of different themes do not overlap
+        for b in range(a + 1, n_themes):
+            (lo_a, hi_a), (lo_b, hi_b) = boxes[a], boxes[b]
+            assert not (np.all(lo_a < hi_b - 1e-9) and np.all(lo_b < hi_a - 1e-9))
+
+
+def test_family_theme_is_the_commonest_task():
+    comp = np.array([0, 0, 0, 1, 1, 2])
+    theme = np.array([3, 1, 1, -1, -1, 2])
+    assert family_themes(comp, theme).tolist() == [1, -1, 2]
+
+
+def test_node_themes_follow_the_task_column():
+    atlas = hand_made_atlas()
+    theme, order, labels = node_themes(atlas)
+    tasks = atlas.nodes["pipeline_tag"].to_pylist()
+    for a in range(len(tasks)):
+        for b in range(len(tasks)):
+            if tasks[a] and tasks[b] and tasks[a] not in ("unknown",):
+                assert (theme[a] == theme[b]) == (tasks[a] == tasks[b])
+                assert labels[theme[a]] == tasks[a]
+    assert sorted(order.tolist()) == list(range(len(tasks)))
 
 
 def _new_models(atlas: Atlas) -> Atlas:

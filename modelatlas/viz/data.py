@@ -32,6 +32,9 @@ UNKNOWN = "unknown"
 OTHER = "(other values)"
 #: Values that mean "not known" (drawn light blue); the Hub uses licence "unknown" itself.
 MISSING = ("", UNKNOWN)
+#: What separates the words of a search query ("llama 2 chat", "llama-2/chat").
+SEARCH_WORD = re.compile(r"[\s/_.\-:,;]+")
+MAX_SEARCH_WORDS = 8
 
 
 class ViewError(ModelAtlasError):
@@ -226,34 +229,73 @@ class AtlasView:
         return found
 
     @cached_property
-    def _search_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        lower = np.char.lower(self.ids.astype(str))
-        names = np.array([s.rsplit("/", 1)[-1] for s in lower.tolist()], dtype=lower.dtype) \
-            if lower.size else lower
-        by_id, by_name = np.argsort(lower), np.argsort(names)
-        return lower[by_id], by_id, names[by_name], by_name
+    def _search_keys(self) -> tuple[pa.Array, pa.Array]:
+        """Lower-cased ids and names (the part after ``/``), for :meth:`search`."""
+        lower = pc.utf8_lower(self.atlas.nodes["id"].combine_chunks()) if self.n else pa.array([], pa.string())
+        names = pc.replace_substring_regex(lower, r"^[^/]*/", "")
+        return lower, names
 
     def search(self, query: str, limit: int) -> list[int]:
-        """Ids starting with ``query`` (whole id or the part after ``/``), then ids containing it;
-        each group by downloads, most first."""
+        """Models whose id contains every word of ``query``, in any order ("llama 2 chat").
+
+        Ranked: the exact id or name first, then ids or names starting with the query as typed,
+        then ids where every word starts a word of the id (``2`` in ``Llama-2-7b``, not in
+        ``llama-3.2``), then the rest; within each rank by downloads, most first.
+        """
         q = query.strip().lower()
-        if not q:
+        words = list(dict.fromkeys(w for w in SEARCH_WORD.split(q) if w))[:MAX_SEARCH_WORDS]
+        if not words:
             return []
-        keys_id, order_id, keys_name, order_name = self._search_keys
-        hits = []
-        for keys, order in ((keys_id, order_id), (keys_name, order_name)):
-            lo = np.searchsorted(keys, q, side="left")
-            hi = np.searchsorted(keys, q + "\U0010ffff", side="left")
-            hits.append(order[lo:hi])
-        prefix = np.unique(np.concatenate(hits))
-        prefix = prefix[np.argsort(-self.downloads[prefix], kind="stable")][:limit]
-        if prefix.size >= limit:
-            return prefix.tolist()
-        mask = pc.match_substring(self.atlas.nodes["id"], q, ignore_case=True).to_numpy(zero_copy_only=False)
-        mask[prefix] = False
-        extra = np.flatnonzero(mask)
-        extra = extra[np.argsort(-self.downloads[extra], kind="stable")][:limit - prefix.size]
-        return prefix.tolist() + extra.tolist()
+        lower, names = self._search_keys
+        mask = None
+        for w in words:
+            hit = pc.match_substring(lower, w)
+            mask = hit if mask is None else pc.and_(mask, hit)
+        found = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        if not found.size:
+            return []
+        ids, nm = lower.take(found), names.take(found)
+        tier = np.full(found.size, 3, dtype=np.int64)
+        at_word = np.ones(found.size, dtype=bool)
+        for w in words:
+            at_word &= pc.match_substring_regex(ids, r"(^|[^0-9a-z])" + re.escape(w)).to_numpy(zero_copy_only=False)
+        tier[at_word] = 2
+        starts = pc.or_(pc.starts_with(ids, q), pc.starts_with(nm, q)).to_numpy(zero_copy_only=False)
+        tier[starts] = 1
+        exact = pc.or_(pc.equal(ids, q), pc.equal(nm, q)).to_numpy(zero_copy_only=False)
+        tier[exact] = 0
+        order = np.lexsort((found, -self.downloads[found], tier))[:limit]
+        return found[order].tolist()
+
+    def inheritance(self, i: int) -> dict:
+        """Licence and data a model inherits from *all* its ancestors (not only the layout-parent
+        chain): the nearest licensed ancestor, every stricter ancestor licence
+        (:func:`~modelatlas.discover.licence_forensics.model_licence_findings`) and the datasets of
+        :func:`~modelatlas.discover.data_lineage.data_lineage` (Model Atlas paper, section 3.1)."""
+        from modelatlas.discover.data_lineage import data_lineage
+        from modelatlas.discover.licence_forensics import model_licence_findings
+        from modelatlas.discover.paths import describe, path_text, walk
+
+        facts = self.facts
+        answer = facts.inheritance(i)  # the layer's answer, the same modelatlas forensics gives
+        licences = facts.text("license")
+        order, pred = facts.ancestors(i)
+        # Every distinct ancestor licence with its nearest holder (BFS order: nearest first).
+        seen: dict[str, dict] = {}
+        for a in order[1:]:
+            lic = licences[a]
+            if lic and lic not in seen:
+                chain = walk(pred, i, int(a))
+                seen[lic] = {"license": lic, "ancestor": self.ids[a], "distance": len(chain) - 1,
+                             "path": path_text(describe(facts, chain))}
+        data = data_lineage(facts, i)
+        answer["license"].update(ancestor_licenses=list(seen.values()),
+                                 differs=bool(answer["license"]["own"] and any(
+                                     a["license"] != answer["license"]["own"] for a in seen.values())),
+                                 stricter_ancestors=model_licence_findings(facts, i))
+        answer["datasets"]["inherited"] = data["inherited"]
+        answer["ancestors"] = data["ancestors"]
+        return answer
 
     def lineage(self, i: int) -> list[int]:
         """Node ``i`` and its layout ancestors up to a source (``i`` first)."""

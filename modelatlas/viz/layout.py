@@ -16,9 +16,14 @@ is almost a forest: most models have one parent, and most leaves sit in *hubs* o
    (:func:`~modelatlas.atlas.hubs.sibling_leaf_hubs`) are not spread over the ring: the hub weighs
    ``sqrt(size)`` leaves and its members fill a sunflower disc (Vogel's spiral) centred on their
    own ring, so a parent with 10,000 quantisations is a compact blob, not a ring of dust.
-4. **Packing.** Each component is scaled to a radius ``sqrt(size)`` (area ∝ models) and the
-   components, largest first, are packed in shelves (rows) of a square strip; row positions are
-   cumulative sums, so packing 10^6 singletons is one vectorised pass.
+4. **Packing by theme.** Each family (component of two or more models) is scaled to a radius
+   ``sqrt(size)`` (area ∝ models). Families are grouped by their *theme* (the commonest task,
+   ``pipeline_tag``, of their members; :func:`family_themes`), so related families sit together;
+   single models are not given a cell each (on the Hub about 72% of families are single models,
+   which a grid of cells turns into a carpet) but gathered into one dense sunflower disc per theme,
+   ordered by library then author. Each theme's cells are shelf-packed, largest first, into a
+   region, and the regions are shelf-packed, largest first; row positions are cumulative sums, so
+   packing 10^6 singletons stays vectorised (docs/web.md, "Galaxy").
 
 :func:`extend_layout` places models added later next to their layout parent without moving anyone
 else (the "online layout" of section 5).
@@ -69,8 +74,21 @@ class RadialTreeLayout:
     hub_min_size: int = 24
     gap: float = 0.6
 
-    def fit(self, graph: AtlasGraph) -> tuple[np.ndarray, np.ndarray]:
+    def fit(self, graph: AtlasGraph, theme: np.ndarray | None = None,
+            order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Positions of every node.
+
+        Parameters
+        ----------
+        graph:
+            The atlas graph.
+        theme:
+            Optional int64 theme code per node (e.g. its task; ``-1`` unknown): families are
+            grouped by their members' commonest theme and single models by their own
+            (:func:`family_themes`). Without it every family has one theme.
+        order:
+            Optional int64 rank per node ordering single models inside their theme's disc
+            (e.g. by library, then author), so that alike models sit in one band.
 
         Returns
         -------
@@ -123,7 +141,11 @@ class RadialTreeLayout:
         xy = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
         if in_hub.any():
             xy[in_hub] = self._hub_discs(hub[in_hub], anchor, hub_size, radius, angle, span)
-        return _pack(xy, component, self.gap), component
+        if theme is None:
+            theme = np.full(n, -1, dtype=np.int64)
+        if order is None:
+            order = np.arange(n, dtype=np.int64)
+        return _pack(xy, component, self.gap, family_themes(component, theme), theme, order), component
 
     @staticmethod
     def _hub_discs(labels, anchor, hub_size, radius, angle, span) -> np.ndarray:
@@ -201,28 +223,123 @@ def _group_offsets(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pack(xy: np.ndarray, component: np.ndarray, gap: float) -> np.ndarray:
-    """Scale each component to radius ``sqrt(size)`` and pack them in shelves, largest first."""
+def family_themes(component: np.ndarray, theme: np.ndarray) -> np.ndarray:
+    """Theme of each component: its members' commonest known theme code (``-1`` when none is
+    known; ties go to the smaller code)."""
+    k = int(component.max()) + 1 if component.size else 0
+    out = np.full(k, -1, dtype=np.int64)
+    known = theme >= 0
+    if not known.any():
+        return out
+    width = int(theme.max()) + 1
+    keys, counts = np.unique(component[known] * width + theme[known], return_counts=True)
+    comp, code = keys // width, keys % width
+    best = np.lexsort((code, -counts, comp))  # per component: most counted, then smallest code
+    first = np.ones(best.size, dtype=bool)
+    first[1:] = comp[best[1:]] != comp[best[:-1]]
+    out[comp[best[first]]] = code[best[first]]
+    return out
+
+
+#: Distance scale of the single models' sunflower discs (a family of one model would get a cell of
+#: side ``2 + gap``; in a disc it takes about ``pi * SINGLE_SPACING**2``).
+SINGLE_SPACING = 0.5
+
+
+def _shelves(w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Shelf packing of rectangles ``w x h`` in the given order into a strip about as wide as the
+    square of their total area; returns each one's top-left (x, y going down) and the total size."""
+    width = max(float(np.sqrt((w * h).sum()) * 1.1), float(w.max()))
+    left = np.cumsum(w) - w
+    row = np.floor(left / width).astype(np.int64)
+    row_start = np.searchsorted(row, np.arange(row[-1] + 1))
+    row_height = np.maximum.reduceat(h, row_start)
+    x0 = left - left[row_start][row]
+    y0 = (np.cumsum(row_height) - row_height)[row]
+    right = np.zeros(row_start.size)
+    np.maximum.at(right, row, x0 + w)
+    return x0, y0, float(right.max()), float(row_height.sum())
+
+
+def _pack(xy: np.ndarray, component: np.ndarray, gap: float, comp_theme: np.ndarray,
+          theme: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Scale each family to radius ``sqrt(size)``, gather single models into one disc per theme,
+    shelf-pack each theme's cells (largest first) into a region, then the regions."""
     k = int(component.max()) + 1
     size = np.bincount(component, minlength=k).astype(np.float64)
     extent = np.zeros(k)
     np.maximum.at(extent, component, np.hypot(xy[:, 0], xy[:, 1]))
     target = np.sqrt(size)
     scale = np.where(extent > 0, target / np.where(extent > 0, extent, 1.0), 1.0)
-    cell = 2 * target + gap  # each component's square cell
-    # Shelf packing of a strip as wide as the square that holds all cells: labels are already
-    # sorted by size, so each shelf's height is its first cell's.
-    width = max(np.sqrt(np.square(cell).sum()) * 1.1, cell[0])
-    left = np.cumsum(cell) - cell
-    row = np.floor(left / width).astype(np.int64)
-    row_start = np.searchsorted(row, np.arange(row[-1] + 1))
-    row_height = cell[row_start]
-    x0 = left - left[row_start][row]
-    y0 = (np.cumsum(row_height) - row_height)[row]
-    cx = x0 + cell / 2
-    cy = -(y0 + row_height[row] / 2)
-    return np.column_stack([xy[:, 0] * scale[component] + cx[component],
-                            xy[:, 1] * scale[component] + cy[component]])
+    out = xy * scale[component][:, None]
+    themes = np.unique(comp_theme)
+    # Single models grouped by theme once (not one scan of every node per theme).
+    lone = np.flatnonzero(size[component] == 1)
+    lone = lone[np.argsort(comp_theme[component[lone]], kind="stable")]
+    lone_start = np.searchsorted(comp_theme[component[lone]], themes)
+    lone_stop = np.searchsorted(comp_theme[component[lone]], themes, side="right")
+    region_w, region_h, parts = [], [], []
+    for j, t in enumerate(themes):
+        families = np.flatnonzero((comp_theme == t) & (size > 1))  # labels are sorted by size
+        singles = lone[lone_start[j]:lone_stop[j]]  # nodes of this theme's single-model families
+        disc = SINGLE_SPACING * np.sqrt(singles.size + 0.5) if singles.size else 0.0
+        cell = 2 * target[families] + gap
+        if singles.size:  # the disc is one more cell, in size order
+            at = int(np.searchsorted(-cell, -(2 * disc + gap)))
+            cell = np.insert(cell, at, 2 * disc + gap)
+        if not cell.size:
+            continue
+        x0, y0, w, h = _shelves(cell, cell)
+        centres = np.column_stack([x0 + cell / 2, y0 + cell / 2])
+        disc_centre = None
+        if singles.size:
+            disc_centre = centres[at]
+            centres = np.delete(centres, at, axis=0)
+        region_w.append(w)
+        region_h.append(h)
+        parts.append((families, centres, singles, disc_centre))
+    region_w, region_h = np.asarray(region_w), np.asarray(region_h)
+    by_area = np.argsort(-(region_w * region_h), kind="stable")
+    rx, ry, _, _ = _shelves(region_w[by_area] + gap, region_h[by_area] + gap)
+    offset = np.empty((by_area.size, 2))
+    offset[by_area] = np.column_stack([rx, ry])
+    shift = np.zeros((k, 2))
+    for (families, centres, nodes, disc_centre), (ox, oy) in zip(parts, offset):
+        shift[families] = centres + (ox, oy)
+        if nodes.size:
+            # Vogel's sunflower: rank r at radius sqrt(r), golden-angle turns; ranks by `order`.
+            rank = np.empty(nodes.size)
+            rank[np.argsort(order[nodes], kind="stable")] = np.arange(nodes.size)
+            r = SINGLE_SPACING * np.sqrt(rank + 0.5)
+            theta = rank * _GOLDEN_ANGLE
+            out[nodes] = 0.0
+            shift[component[nodes]] = disc_centre + (ox, oy) + np.column_stack([r * np.cos(theta), r * np.sin(theta)])
+    out += shift[component]
+    out[:, 1] *= -1  # shelves grow downwards; the largest region sits at the top
+    return out
+
+
+def node_themes(atlas) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per node: the theme code used to group families (the task, ``pipeline_tag``; ``-1``
+    unknown) and the rank ordering single models within a theme (library, then author, then id).
+
+    Returns
+    -------
+    (theme, order, labels): int64 arrays over ``atlas.nodes``, and the task of each theme code.
+    """
+    n = atlas.num_nodes
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+    task = pc.dictionary_encode(atlas.nodes["pipeline_tag"].combine_chunks())
+    theme = pc.fill_null(task.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    labels = task.dictionary.to_pylist()
+    theme[np.isin(theme, [i for i, v in enumerate(labels) if v in ("", "unknown")])] = -1
+    # Arrow sorts the string columns itself (stable, in place of per-row Python strings).
+    keys = pa.table({name: pc.fill_null(atlas.nodes[name], "") for name in ("library_name", "author")})
+    order = pc.sort_indices(keys, sort_keys=[("library_name", "ascending"), ("author", "ascending")]).to_numpy()
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return theme, rank, labels
 
 
 def layout_table(ids, xy: np.ndarray, component: np.ndarray) -> pa.Table:
@@ -235,7 +352,8 @@ def layout_table(ids, xy: np.ndarray, component: np.ndarray) -> pa.Table:
 
 def compute_layout(atlas, method: RadialTreeLayout | None = None) -> pa.Table:
     """Lay out every node of ``atlas`` and return the :data:`LAYOUT_TABLE` table."""
-    xy, component = (method or RadialTreeLayout()).fit(atlas.graph)
+    theme, order, _ = node_themes(atlas)
+    xy, component = (method or RadialTreeLayout()).fit(atlas.graph, theme, order)
     return layout_table(atlas.nodes["id"], xy, component)
 
 

@@ -30,13 +30,16 @@ Endpoints (all ``GET`` and ``HEAD``):
     children by relation, sub-tree downloads, licence and data inheritance, Hub link, and the
     relation-audit flags of the model (declared relations its files contradict).
 ``/api/search?q=&limit=``
-    Completion over model ids (prefix of the id or of its name, then substring; by downloads).
-``/api/overview?color=&size=&max_points=&bbox=&...filters``
+    Models whose id holds every word of ``q`` in any order, ranked exact, prefix, word starts, rest
+    (by downloads within a rank), each with its family's name (:meth:`AtlasView.search`).
+``/api/overview?color=&size=&max_points=&bbox=&min_family=&...filters``
     Every (filtered) model as five little-endian float32 per point: x, y, colour code, size in
     [0, 1], component — the galaxy overview drawn with WebGL points; beyond ``max_points`` only
     the models with the largest sub-tree downloads (level of detail). ``bbox=x0,y0,x1,y1`` (layout
     coordinates) keeps the models inside that rectangle: the page asks for it as the user zooms in,
-    so the level of detail follows the view.
+    so the level of detail follows the view; ``min_family`` hides families smaller than that.
+``/api/families/{c}``, ``/api/labels``, ``/api/at``, ``/api/edges``
+    Family names, galaxy labels, hover lookup and edges in view (:mod:`modelatlas.viz.galaxy`).
 """
 
 # No "from __future__ import annotations": FastAPI must resolve the Annotated query types.
@@ -57,6 +60,7 @@ from modelatlas.ingest.relation_audit import relation_flags
 from modelatlas.jsonio import dumps
 from modelatlas.viz import palette
 from modelatlas.viz.data import CATEGORICAL, SIZES, AtlasView, ViewError
+from modelatlas.viz.galaxy import add_galaxy_routes
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE = 500
@@ -149,6 +153,7 @@ def create_app(view: AtlasView, allow_hosts: Iterable[str] = ()):
         app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
 
     answers: dict[str, dict] = {}
+    galaxy = add_galaxy_routes(app, view)
 
     @app.get("/api/meta")
     def meta():
@@ -186,7 +191,9 @@ def create_app(view: AtlasView, allow_hosts: Iterable[str] = ()):
                limit: Annotated[int, Query(ge=1, le=MAX_SEARCH)] = 10):
         hits = view.search(q, limit)
         return {"query": q, "results": [{"id": view.ids[i], "downloads": int(view.downloads[i]),
-                                         "component": int(view.component[i])} for i in hits]}
+                                         "component": int(view.component[i]),
+                                         "family": galaxy.family(int(view.component[i]))["name"]}
+                                        for i in hits]}
 
     @app.get("/api/overview")
     def overview(color: Annotated[str, Query(max_length=40)] = "relation",
@@ -198,11 +205,12 @@ def create_app(view: AtlasView, allow_hosts: Iterable[str] = ()):
                  created_from: Annotated[str | None, Query(max_length=40)] = None,
                  created_to: Annotated[str | None, Query(max_length=40)] = None,
                  max_points: Annotated[int, Query(ge=1, le=MAX_OVERVIEW_POINTS)] = MAX_OVERVIEW_POINTS,
-                 bbox: Annotated[str | None, Query(max_length=200)] = None):
+                 bbox: Annotated[str | None, Query(max_length=200)] = None,
+                 min_family: Annotated[int, Query(ge=1, le=10**9)] = 1):
         filters = {"license": license, "pipeline_tag": pipeline_tag, "relation": relation,
                    "library_name": library_name}
         body, count, total = _overview(view, color, size, filters, created_from, created_to, max_points,
-                                       _bbox(bbox) if bbox is not None else None)
+                                       _bbox(bbox) if bbox is not None else None, min_family)
         return Response(body, media_type="application/octet-stream",
                         headers={"X-Point-Count": str(count), "X-Total-Points": str(total),
                                  "Cache-Control": "no-store"})
@@ -423,9 +431,6 @@ def _model(view: AtlasView, i: int) -> dict:
         children[relation] = {"count": int(group.size), "models": [
             {"id": view.ids[view.graph.child[k]], "downloads": int(view.downloads[view.graph.child[k]]),
              "predicted": bool(view.edge_predicted[k])} for k in group[:MAX_CHILDREN_LISTED]]}
-    own_license = row.get("license")
-    ancestor_license = next((e["license"] for e in lineage[1:] if e["license"]), None)
-    inherited_data = sorted({d for e in lineage[1:] for d in e["datasets"]})
     return {
         "id": view.ids[i],
         "hub_url": HUB_URL + view.ids[i],
@@ -440,18 +445,15 @@ def _model(view: AtlasView, i: int) -> dict:
         "lineage": lineage,
         "children": children,
         "relation_flags": relation_flags(view.atlas.issues, view.ids[i]),
-        "inheritance": {
-            "license": {"own": own_license, "nearest_ancestor": ancestor_license,
-                        "differs": bool(own_license and ancestor_license and own_license != ancestor_license),
-                        "effective": own_license or ancestor_license},
-            "datasets": {"own": row.get("datasets") or [], "from_ancestors": inherited_data},
-        },
+        "inheritance": view.inheritance(i),
     }
 
 
 def _overview(view: AtlasView, color: str, size: str, filters: dict, created_from, created_to,
-              max_points: int = MAX_OVERVIEW_POINTS, bbox: tuple[float, float, float, float] | None = None):
-    """Points of the galaxy (inside ``bbox`` when given); beyond ``max_points`` (level of detail) the
+              max_points: int = MAX_OVERVIEW_POINTS, bbox: tuple[float, float, float, float] | None = None,
+              min_family: int = 1):
+    """Points of the galaxy (inside ``bbox`` when given, of families of at least ``min_family``
+    models); beyond ``max_points`` (level of detail) the
     models with the largest sub-tree downloads, which keeps each family's upper tree.
     Returns (bytes, shown, matching)."""
     cats = view.categories(color)
@@ -471,6 +473,8 @@ def _overview(view: AtlasView, color: str, size: str, filters: dict, created_fro
             keep &= op(view.created_at, _epoch(bound))
     if bbox is not None:
         keep &= _inside(view.xy, bbox)
+    if min_family > 1:
+        keep &= view.component_sizes[view.component] >= min_family
     idx = np.flatnonzero(keep)
     total = int(idx.size)
     if total > max_points:

@@ -6,10 +6,17 @@ import Sigma from 'sigma';
 import { NodePointProgram } from 'sigma/rendering';
 import { PREDICTED, RELATION_COLORS, UNKNOWN } from './palette.js';
 
-const LARGE = 20000;
+// Above LARGE models: GL points and no labels (sigma's shaded discs and label placement cost per
+// node on every frame, most of a first frame with software WebGL). Above SKELETON_FROM: only
+// the skeleton's edges in the first frame.
+const LARGE = 3000;
+const SKELETON_FROM = 20000;
 const CAMERA_SETTLES_MS = 250; // report the camera once panning and zooming pause this long
 const CORNERS = ['bounds-min', 'bounds-max'];
 const SKELETON = 5000;
+const REPLAY_MS = 4800; // ▶ lasts this long whatever the frame rate: slow frames skip steps
+const REPLAY_STEPS = 60;
+const UNDATED = '#d0d0d0'; // models without a creation date, once a time or date cut is set
 
 export class ComponentView {
   constructor(container, tooltip, { onModel, onTime, onCamera }) {
@@ -29,7 +36,7 @@ export class ComponentView {
 
   /** Build the graph of `data` (see family.js) and draw it once, already styled with `style` at
    * `time`, seen through `camera` ({x, y, ratio} of sigma's camera; null: the whole family). */
-  load(data, style, time, camera) {
+  load(data, style, time, camera, model = null) {
     this.container.hidden = false;
     this.data = data;
     this.selected = null;
@@ -57,15 +64,18 @@ export class ComponentView {
     // next to its parent in the radial layout). The selected model gets all its edges; predicted
     // edges are always drawn.
     let cut = 0;
-    if (large) {
+    const skeleton = n > SKELETON_FROM;
+    if (skeleton) {
       const weights = Float64Array.from(e.target, (t) => data.nodes.descendants[t]).sort().reverse();
       cut = Math.max(1, weights[Math.min(SKELETON, weights.length) - 1]);
     }
     for (let k = 0; k < e.source.length; k++) {
-      if (!large || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
+      if (!skeleton || data.nodes.descendants[e.target[k]] >= cut || this.predicted[k]) this.addEdge(graph, k);
     }
-    this.skeletonOnly = large;
+    this.skeletonOnly = skeleton;
     this.graph = graph;
+    // A model chosen already (a shared URL) is selected in the first frame, not by a second one.
+    if (model) this.select(model);
     window.__atlas.marks.built = performance.now();
     this.tmin = Infinity; this.tmax = -Infinity;
     for (const t of data.nodes.created_at) {
@@ -83,6 +93,7 @@ export class ComponentView {
       hideEdgesOnMove: large, hideLabelsOnMove: large, labelRenderedSizeThreshold: large ? 1e9 : 9,
       defaultNodeType: large ? 'point' : 'circle', nodeProgramClasses: { point: NodePointProgram },
       defaultEdgeType: 'line', renderEdgeLabels: false, minCameraRatio: 0.005, maxCameraRatio: 20,
+      allowInvalidContainer: true, // a view switched away while this family was loading
       nodeReducer: (node, attrs) => this.nodeStyle(node, attrs),
       edgeReducer: (edge, attrs) => this.edgeStyle(edge, attrs),
     });
@@ -121,15 +132,22 @@ export class ComponentView {
     this.time = time;
     this.slider.value = time === null || time === undefined || this.tmax === this.tmin ? 1000
       : Math.round(1000 * (time - this.tmin) / (this.tmax - this.tmin));
-    this.updateTimeLabel();
     this.visible = new Uint8Array(d.id.length);
+    // Undated models (most placeholders) cannot be placed in time: once a time or date cut is
+    // set they stay on screen, dimmed, and are counted apart rather than passing as "shown".
+    this.timeCut = time !== null && time !== undefined || s.from !== '' || s.to !== '';
+    let dated = 0, undated = 0;
     for (let i = 0; i < d.id.length; i++) {
       let ok = true;
       for (const [f, code] of Object.entries(wanted)) if (d.colors[f][i] !== code) { ok = false; break; }
-      const t = d.created_at[i]; // NaN (unknown) passes every time bound
+      const t = d.created_at[i];
+      if (ok && Number.isNaN(t)) { undated += 1; this.visible[i] = 1; continue; }
       if (t < from || t > to || t > cut) ok = false;
       this.visible[i] = ok ? 1 : 0;
+      dated += ok ? 1 : 0;
     }
+    this.counts = { dated, undated };
+    this.updateTimeLabel();
     this.s = { ...s, codes: d.colors[s.color], sizes, top: Math.log1p(sizes.reduce((m, v) => (v > m ? v : m), 1)) };
   }
 
@@ -140,6 +158,7 @@ export class ComponentView {
     if (Number.isNaN(i)) return attrs; // a hidden corner
     attrs.color = colors[codes[i]];
     attrs.size = 1.5 + 10 * Math.log1p(sizes[i]) / top;
+    if (this.timeCut && Number.isNaN(this.data.nodes.created_at[i])) { attrs.color = UNDATED; attrs.size = 1.5; }
     if (!this.visible[i]) attrs.hidden = true;
     if (i === this.selected) { attrs.highlighted = true; attrs.forceLabel = true; attrs.label = this.data.nodes.id[i]; }
     return attrs;
@@ -173,15 +192,22 @@ export class ComponentView {
     return this.data ? this.data.nodes.id.indexOf(id) : -1;
   }
 
-  highlight(id) {
+  /** Select model `id` (with all its edges); whether the selection changed. */
+  select(id) {
     const i = this.row(id);
-    this.selected = i >= 0 ? i : null;
-    if (this.selected !== null && this.skeletonOnly) {
+    const next = i >= 0 ? i : null;
+    if (next === this.selected) return false;
+    this.selected = next;
+    if (next !== null && this.skeletonOnly) {
       // Draw every edge of the selected model.
       const e = this.data.edges;
       for (let k = 0; k < e.source.length; k++) if (e.source[k] === i || e.target[k] === i) this.addEdge(this.graph, k);
     }
-    this.renderer?.refresh();
+    return true;
+  }
+
+  highlight(id) {
+    if (this.select(id)) this.renderer?.refresh();
   }
 
   focus(id) {
@@ -216,28 +242,41 @@ export class ComponentView {
     window.dispatchEvent(new CustomEvent('atlas-restyle'));
   }
 
+  /** "date · N models shown · M undated (dimmed)": the counts respect the filters. */
   updateTimeLabel() {
     const t = this.time ?? this.tmax;
-    let shown = 0;
-    for (const c of this.data.nodes.created_at) if (!(c > t)) shown += 1; // unknown dates always count
-    document.getElementById('time-label').textContent = this.tmax
-      ? `${new Date(t * 1000).toISOString().slice(0, 10)} · ${shown.toLocaleString()} models` : 'no dates';
+    const { dated, undated } = this.counts;
+    const date = this.tmax ? new Date(t * 1000).toISOString().slice(0, 10) : 'no dates';
+    const label = `${date} · ${dated.toLocaleString()} dated models shown`
+      + (undated ? ` · ${undated.toLocaleString()} undated${this.timeCut ? ' (dimmed)' : ''}` : '');
+    const el = document.getElementById('time-label');
+    el.textContent = label;
+    el.dataset.dated = dated;
+    el.dataset.undated = undated;
   }
 
-  // Replay the family's growth: 60 steps from the first model's creation to the last.
+  // Replay the family's growth in REPLAY_MS: each animation frame shows the step its time has
+  // reached, so a slow frame skips steps instead of stretching the replay.
   play() {
-    clearInterval(this.timer);
-    let step = 0;
-    this.timer = setInterval(() => {
-      step += 1;
-      this.slider.value = Math.round((1000 * step) / 60);
-      this.setTime(this.sliderTime());
-      if (step >= 60) clearInterval(this.timer);
-    }, 80);
+    cancelAnimationFrame(this.timer);
+    const start = performance.now();
+    let drawn = 0, last = -1;
+    const frame = (now) => {
+      const step = Math.min(REPLAY_STEPS, Math.floor(((now - start) / REPLAY_MS) * REPLAY_STEPS) + 1);
+      if (step !== last) {
+        last = step;
+        drawn += 1;
+        this.slider.value = Math.round((1000 * step) / REPLAY_STEPS);
+        this.setTime(this.sliderTime());
+      }
+      if (step < REPLAY_STEPS) this.timer = requestAnimationFrame(frame);
+      else window.__atlas.replay = { ms: performance.now() - start, steps: drawn };
+    };
+    this.timer = requestAnimationFrame(frame);
   }
 
   hide() {
-    clearInterval(this.timer);
+    cancelAnimationFrame(this.timer);
     this.container.hidden = true;
     this.tooltip.hidden = true;
   }
