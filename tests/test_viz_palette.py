@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from fastapi.testclient import TestClient
 
 from modelatlas.viz.data import OTHER, AtlasView
-from modelatlas.viz.export import to_networkx
+from modelatlas.viz.export import write_graph
 from modelatlas.viz.figure import category_colors
 from modelatlas.viz.server import create_app
 from web_atlas import hand_made_atlas
@@ -24,18 +25,18 @@ def atlas():
 
 
 def _hex(rgb: dict) -> str:
-    return "#{:02x}{:02x}{:02x}".format(rgb["r"], rgb["g"], rgb["b"])
+    return "#{:02x}{:02x}{:02x}".format(*(int(rgb[c]) for c in "rgb"))
 
 
-def test_relation_colours_agree_everywhere(atlas):
+def test_relation_colours_agree_everywhere(atlas, tmp_path):
     view = AtlasView(atlas)
     labels = view.categories("relation").labels
     figure = dict(zip(labels, category_colors("relation", labels, OTHER)))
-    graph = to_networkx(atlas, viz=True)
+    graph = nx.read_gexf(write_graph(atlas, tmp_path / "atlas.gexf", "gexf"))
     export = {}
     for _, attrs in graph.nodes(data=True):
         export.setdefault(attrs["relation_to_parent"], set()).add(_hex(attrs["viz"]["color"]))
-    meta = TestClient(create_app(view)).get("/api/meta").json()["palette"]
+    meta = TestClient(create_app(view), base_url="http://localhost").get("/api/meta").json()["palette"]
     page_js = dict(re.findall(r"(\w+): '(#[0-9a-f]{6})'", PALETTE_JS.read_text().split("RELATION_COLORS = {")[1]
                               .split("}")[0]))
     relations = {"finetune", "adapter", "quantized", "merge"}

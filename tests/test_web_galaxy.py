@@ -21,7 +21,7 @@ def view():
 
 @pytest.fixture(scope="module")
 def client(view):
-    return TestClient(create_app(view), raise_server_exceptions=False)
+    return TestClient(create_app(view), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
 
 
 def _roots(view, c):

@@ -8,6 +8,7 @@ filtering. No request reads the disk.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
