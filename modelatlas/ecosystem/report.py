@@ -9,12 +9,12 @@ one figure each from the analyses' results and are reused by the ``--plot`` opti
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from modelatlas.errors import ModelAtlasError
+from modelatlas.jsonio import dumps
 
 ORDER_TRAITS = ("license", "languages", "pipeline_tag")
 MUTATION_TRAITS = ("license", "languages", "pipeline_tag", "library_name")
@@ -315,9 +315,7 @@ def write_report(atlas, out_dir, **kwargs) -> dict:
     md = to_markdown(res)
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "report.html").write_text(_html(md), encoding="utf-8")
-    from modelatlas.commands.common import _plain
-
-    (out / "results.json").write_text(json.dumps(_plain(res), indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / "results.json").write_text(dumps(res, indent=True), encoding="utf-8")
     return res
 
 
