@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import sys
+
+from typing import Annotated
 
 import typer
 
+from modelatlas.commands.output import colour_off, set_colour
 from modelatlas.errors import HostError, InputError, Interrupted, ModelAtlasError, StoreError
+
+try:  # recent typer carries its own copy of click; older releases use click itself
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as _click_errors
 
 app = typer.Typer(
     name="modelatlas",
@@ -27,9 +34,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelatlas")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelatlas {_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """Chart the Model Atlas: the graph of machine-learning models, from metadata and from weights."""
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour on any output (as NO_COLOR=1 does).")]
+    = False,
+) -> None:
+    """Chart the Model Atlas: the graph of machine-learning models, from metadata and from weights.
+
+    Results go to standard output (a table on a terminal, tab-separated when piped; --format json
+    or --json for machines), progress and errors to standard error (docs/cli.md).
+    """
+    set_colour(not no_color)
 
 
 #: Modules under modelatlas.commands, each with ``register(app)``.
@@ -54,6 +86,8 @@ def _as_user_error(exc: BaseException, where) -> ModelAtlasError | None:
     """The :class:`ModelAtlasError` for an exception a command let through; ``None`` for a bug."""
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted(where)
+    if isinstance(exc, BrokenPipeError):  # the reader of standard output left (| head): click exits quietly
+        return None
     if isinstance(exc, EOFError):  # click would print only "Aborted!"
         return InputError(f"input ended early ({exc})", path=str(where) if where else None)
     if isinstance(exc, MemoryError):
@@ -107,18 +141,34 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split("\n")))
 
 
+def _print_error(message: str) -> None:
+    """``message`` on standard error, red on a terminal unless colour is off (NO_COLOR, --no-color)."""
+    if colour_off() or not sys.stderr.isatty():
+        sys.stderr.write(message + "\n")
+    else:
+        typer.secho(message, err=True, fg=typer.colors.RED)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a failure prints one line and returns its exit status (module docstring)."""
+    set_colour(True)  # --no-color of an earlier call in the same process does not carry over
     try:
-        app(args=argv)  # exits through SystemExit with click's status
+        status = app(args=argv, standalone_mode=False)
     except ModelAtlasError as exc:
         message = "error: " + _one_line(str(exc)) if not isinstance(exc, Interrupted) else _one_line(str(exc))
-        if os.environ.get("NO_COLOR"):
-            typer.echo(message, err=True)
-        else:
-            typer.secho(message, err=True, fg=typer.colors.RED)
+        _print_error(message)
         return exc.exit_status
-    return 0
+    except _click_errors.NoArgsIsHelpError as exc:  # a group given no sub-command: its help
+        exc.show()
+        return exc.exit_code
+    except _click_errors.ClickException as exc:  # a usage error: one line too, with click's status (2)
+        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+        _print_error("error: " + _one_line(exc.format_message()) + where)
+        return exc.exit_code
+    except typer.Abort:
+        _print_error(_one_line(str(Interrupted(None))))
+        return Interrupted(None).exit_status
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,53 +1,36 @@
-"""Options and output helpers shared by every sub-command."""
+"""Options and helpers shared by every sub-command (output conventions: :mod:`.output`, docs/cli.md)."""
 
 from __future__ import annotations
 
-import json
-import math
 from contextlib import contextmanager
-from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Optional
 
-import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from modelatlas.atlas.store import DEFAULT_ATLAS
+from modelatlas.commands.output import OutputFormat, Results, diagnostics, emit_json, note, resolve_format, say
 
-console = Console(stderr=True)
+__all__ = ["DEFAULT_ATLAS_PATH", "AtlasPath", "FormatOpt", "JsonFlag", "Results", "diagnostics", "emit_json", "note",
+           "OutputFormatOpt", "progress", "resolve_format", "say"]
 
 AtlasPath = Annotated[Path, typer.Option("--atlas", "-a", help="Atlas database file (DuckDB).")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for machines "
+                                        "(the same as --format json).")]
+_FORMAT_HELP = ("Output: table (drawn), tsv (tab-separated, a header row per table) or json. "
+                "Default: table on a terminal, tsv when piped or redirected.")
+FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", "--output-format", help=_FORMAT_HELP)]
+#: ``ingest`` and ``export`` use ``--format`` for what they read or write.
+OutputFormatOpt = Annotated[Optional[OutputFormat], typer.Option("--output-format", help=_FORMAT_HELP)]
 DEFAULT_ATLAS_PATH = DEFAULT_ATLAS
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def emit_json(obj: Any) -> None:
-    """Print ``obj`` as one JSON document on standard output (NaN and infinities as null)."""
-    typer.echo(json.dumps(_plain(obj), ensure_ascii=False))
 
 
 @contextmanager
 def progress(description: str, total: float | None = None, *, enabled: bool = True):
-    """A Rich progress bar on standard error; yields ``advance(n)``."""
-    if not enabled:
+    """A Rich progress bar on standard error, drawn only on a terminal; yields ``advance(n)``."""
+    console = diagnostics()
+    if not enabled or not console.is_terminal:
         yield lambda n=1: None
         return
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),

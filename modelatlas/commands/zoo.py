@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import JsonFlag, emit_json, progress, say
 from modelatlas.errors import ModelAtlasError
 from modelatlas.zoo.families import FAMILIES, SIZES, family_builder
 
@@ -85,9 +85,9 @@ def build(
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
-                      f"{n_bytes / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
-        console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
+        say(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
+            f"{n_bytes / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
+        say("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
 
 
 @zoo_app.command("list")
