@@ -79,7 +79,9 @@ class Provenance:
     messages: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The answer as JSON-ready data; the model's id under ``id`` (docs/cli.md, "JSON")."""
+        data = dict(self.__dict__)
+        return {"id": data.pop("model"), **data}
 
 
 class ReferenceSearch:

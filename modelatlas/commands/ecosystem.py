@@ -321,7 +321,7 @@ def summary_cmd(atlas: AtlasPath = DEFAULT_ATLAS_PATH, top: TopOption = 20, fmt:
     if fmt == "json":
         emit_json(result)
         return
-    for panel in ("licenses", "tasks", "languages", "libraries", "datasets", "arxiv_papers"):
+    for panel in ("licences", "tasks", "languages", "libraries", "datasets", "arxiv_papers"):
         out.table(f"{panel} ({result[panel]['documented']:,} models document one)", ["value", "models", "share"],
                   [[t["value"], t["count"], t["share"]] for t in result[panel]["top"]])
     out.table("most children", ["model", "children"], [[t["id"], t["children"]] for t in result["most_children"]])

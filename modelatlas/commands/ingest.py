@@ -153,14 +153,14 @@ def lineage(
         emit_json({**result.as_dict(), **({"trees": trees} if trees else {})})
         return
     out = Results(fmt)
-    out.line(f"{result.model}{' (placeholder)' if result.placeholder else ''}: "
+    out.line(f"{result.id}{' (placeholder)' if result.placeholder else ''}: "
              f"{result.children:,} children, {result.descendants:,} descendants, "
              f"sub_tree_downloads {result.sub_tree_downloads:,}")
     if not result.sources:
         out.line("no ancestors: this model is a source")
     if trees:
         for direction, root in trees.items():
-            out.tree(f"{direction} of {result.model}", _tree_lines(root))
+            out.tree(f"{direction} of {result.id}", _tree_lines(root))
     elif result.sources:
         out.table("paths to the sources", ["source", "parent", "child", "relation", "provenance"],
                   [[source, s["parent"], s["child"], s["relation"], s["provenance"]]

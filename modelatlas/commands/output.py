@@ -195,6 +195,7 @@ class Results:
 
             t = Table(title=Text(_printable(title)) if title else None, show_header=header)
             for i, c in enumerate(columns):
+                # overflow="fold": a narrow terminal wraps a long cell onto more lines, never cuts it.
                 numeric = bool(rows) and all(_is_number(r[i]) or r[i] is None for r in rows)
                 t.add_column(Text(_printable(c)), justify="right" if numeric else "left", overflow="fold")
             for r in rows:

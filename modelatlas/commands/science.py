@@ -202,7 +202,7 @@ def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
         return
     out.line(f"{report['matches']:,} models match")
     rows = [{**r, "reasons": "; ".join(r["reasons"])} for r in report["rows"]]
-    out.records("search results", rows, ["id", rank_by, "pipeline_tag", "license", "reasons"])
+    out.records("search results", rows, ["id", rank_by, "pipeline_tag", "licence", "reasons"])
 
 
 def report(out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.html and figures.")],

@@ -24,7 +24,7 @@ from modelatlas.atlas.graph import reachable
 class Lineage:
     """Result of :func:`lineage` (plain data; ``as_dict`` for JSON)."""
 
-    model: str
+    id: str
     placeholder: bool
     parents: list[dict]
     ancestors: list[dict]
@@ -108,7 +108,7 @@ def lineage(atlas, model_id: str) -> Lineage:
     below[i] = False
     downloads = np.nan_to_num(np.asarray(atlas.column("downloads"), dtype=np.float64))
     return Lineage(
-        model=model_id,
+        id=model_id,
         placeholder=bool(placeholder[i].as_py()),
         parents=[step(int(p), i) for p in rev.indices[rev.indptr[i]:rev.indptr[i + 1]]],
         ancestors=[{"id": ids[n].as_py(), "distance": dist[n], "placeholder": bool(placeholder[n].as_py())}
@@ -129,4 +129,4 @@ def _flags(atlas, models: list[str]) -> list[dict]:
     from modelatlas.ingest.relation_audit import relation_flags
 
     wanted = set(models)
-    return [f for f in relation_flags(atlas.issues) if f["model"] in wanted]
+    return [f for f in relation_flags(atlas.issues) if f["id"] in wanted]
