@@ -302,9 +302,13 @@ def test_json_keys_use_id_and_licence(atlas_path, capsys, args):
     assert not keys & {"model", "model_id", "license", "licenses"}, keys
 
 
-def test_lineage_json_names_the_model_id(atlas_path, capsys):
+def test_lineage_and_forensics_json_name_the_model_and_its_licence(atlas_path, capsys):
     assert call(["lineage", "a/ft2", "--atlas", atlas_path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "a/ft2"
+    assert call(["forensics", "a/ft2", "--atlas", atlas_path, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["id"] == "a/ft2" and report["licence"] == "apache-2.0"
+    assert report["licence_drift"][0]["ancestor"] == "meta/llama"  # llama2 above apache-2.0
 
 
 # -- a thin CLI ---------------------------------------------------------------------------------------------

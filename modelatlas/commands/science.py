@@ -153,7 +153,7 @@ def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to e
     lineage = report["data_lineage"]
     out.line(f"own datasets: {', '.join(lineage['own']) or '-'}")
     out.records("inherited datasets", lineage["inherited"])
-    out.records("licence drift against ancestors", report["licence"])
+    out.records("licence drift against ancestors", report["licence_drift"])
     out.records("descendants an issue here would reach", report["issue_propagation"]["rows"])
 
 

@@ -26,5 +26,6 @@ def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) ->
     ancestry = lineage(facts.atlas, model_id)
     return {"id": model_id, "licence": facts.text("license")[node], "ancestors": ancestry.ancestors,
             "sources": ancestry.sources, "paths": {s: path_text(p) for s, p in ancestry.paths.items()},
-            "sub_tree_downloads": ancestry.sub_tree_downloads, "data_lineage": data_lineage(facts, node), "licence": model_licence_findings(facts, node),
+            "sub_tree_downloads": ancestry.sub_tree_downloads, "data_lineage": data_lineage(facts, node),
+            "licence_drift": model_licence_findings(facts, node),
             "issue_propagation": affected_descendants(facts, np.array([node]), limit=limit)}
