@@ -266,7 +266,7 @@ def _print_matrix(out: Results, title: str, rows: list[dict], zoos) -> None:
             r = cell.get((m, z.name))
             vals += [100 * r["accuracy"], 100 * r["accuracy_std"], r["seconds"]] if r else [None, None, None]
         table.append([m, *vals])
-    out.table(title, ["method", *(c for z in zoos for c in (z.name, "±", "s"))], table)
+    out.table(title, ["method", *(c for z in zoos for c in (z.name, f"{z.name} ±", f"{z.name} s"))], table)
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:

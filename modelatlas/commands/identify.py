@@ -78,7 +78,7 @@ def identify(
         line += f" (confidence {answer.confidence:.2f}, rule {answer.rule})"
     out.line(line)
     if answer.nearest:
-        out.table("nearest known models", ["id", "distance", "relative distance", "quantised"],
+        out.table("nearest known models", ["id", "distance", "relative_distance", "quantized"],
                   [[n["id"], n["distance"], n["relative_distance"], n["quantized"]] for n in answer.nearest])
     if answer.evidence:
         out.fields("evidence", answer.evidence.items())
