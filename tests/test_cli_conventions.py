@@ -229,7 +229,7 @@ def test_lineage_tree_is_indented_text_when_piped(atlas_path, capsys):
     assert call(["lineage", "e/ft3", "--tree", "--atlas", atlas_path]) == 0
     lines = capsys.readouterr().out.splitlines()
     start = lines.index("# ancestors of e/ft3")
-    ancestry = lines[start + 1:lines.index("# descendants of e/ft3")]
+    ancestry = [line for line in lines[start + 1:lines.index("# descendants of e/ft3")] if line]
     # e/ft3 <- d/merge <- {meta/llama, a/ft1 <- meta/llama (drawn once, then marked)}
     assert ancestry[0] == "e/ft3"
     assert ancestry[1] == "  d/merge  (finetune, hub_tag)"

@@ -206,6 +206,8 @@ class Results:
     def tree(self, title: str, lines: Iterable[tuple[int, str]]) -> None:
         """A tree given as ``(depth, label)`` in drawing order, depth 0 its root (one root): a Rich
         tree as a table, indented text (two spaces a level) in TSV; the title comes first."""
+        if self.fmt == "tsv" and self._tables:
+            sys.stdout.write("\n")
         self.line(title)
         if self.fmt == "tsv":
             for depth, label in lines:
