@@ -211,7 +211,8 @@ def ordering_cmd(
         emit_json(result)
         return
     out.line(f"{trait} order ({result['status']}, {result['method']}, gap {100 * result['gap']:.1f}%, "
-             f"{result['seconds']:.2f} s): " + " → ".join(result["order"]))
+             f"{result['seconds']:.2f} s)")
+    out.table(f"{trait} values in order", ["position", trait], enumerate(result["order"], 1))
     out.line(f"drift directions explained: {100 * result['drifts_explained']:.1f}% of {result['drifts']}; "
              f"mutations explained: {100 * result['mutations_explained']:.1f}% of {result['mutations']:,}")
     if result["message"]:

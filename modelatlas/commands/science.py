@@ -108,8 +108,8 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
     if fmt == "json":
         emit_json({**summary, "sample": table.slice(0, 20).to_pylist()})
         return
-    out.line(f"imputed {what} for {table.num_rows:,} models ({summary['known']:,} known) with "
-             f"{summary['method']}; stored in table 'imputations' of {atlas}")
+    say(f"imputed {what} for {table.num_rows:,} models ({summary['known']:,} known) with "
+        f"{summary['method']}; stored in table 'imputations' of {atlas}")
 
 
 def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to examine.")] = None,
