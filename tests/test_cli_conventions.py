@@ -225,6 +225,24 @@ def test_chart_json_lists_every_predicted_edge(tmp_path, capsys):
         assert 0.0 <= e["confidence"] <= 1.0 and e["relation"] in {"finetune", "adapter", "quantized", "merge"}
 
 
+def test_bench_families_tsv_holds_the_json_numbers_in_full(tmp_path, capsys):
+    from test_chart_cli import _write_zoo
+
+    zoo = _write_zoo(tmp_path / "zoo")
+    args = ["bench", "chart", "--families", f"hand={zoo}", "--synthetic", "30", "--seeds", "1", "--no-ablations"]
+    assert call([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert call(args) == 0
+    first = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert first[0].startswith("# Leave-one-family-out")
+    rows = [dict(zip(first[1].split("\t"), line.split("\t"))) for line in first[2:]]
+    cell = {(r["method"], r["family"]): r["accuracy"] for r in report["results"]}
+    assert len(rows) == len(report["summary"])
+    for row in rows:
+        for family in ("hand", "synthetic"):
+            assert float(row[family]) == 100 * cell[row["method"], family]  # exact: nothing rounded away
+
+
 def test_lineage_tree_is_indented_text_when_piped(atlas_path, capsys):
     assert call(["lineage", "e/ft3", "--tree", "--atlas", atlas_path]) == 0
     lines = capsys.readouterr().out.splitlines()
