@@ -5,7 +5,9 @@ inside the command functions so that ``modelatlas --help`` is instant.
 
 Every failure ends in one line on standard error and an exit status (docs/reliability.md,
 "Command line"): 2 for input the user can fix, 3 for the machine (disk, permissions, a busy
-atlas), 130 when interrupted. :func:`_guarded` turns what a command raises into those errors.
+atlas), 130 when interrupted. :func:`_guarded` turns what a command raises into those errors;
+:func:`main` prints them, and the option parser's usage errors, as one line. Results go to standard
+output, everything else to standard error (docs/cli.md; :mod:`modelatlas.commands.output`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-
 from typing import Annotated
 
 import typer
@@ -25,6 +26,8 @@ try:  # recent typer carries its own copy of click; older releases use click its
     from typer._click import exceptions as _click_errors
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as _click_errors
+#: click >= 8.2 raises this for a group called without a sub-command (its help, then status 2).
+_NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
     name="modelatlas",
@@ -33,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         message = "error: " + _one_line(str(exc)) if not isinstance(exc, Interrupted) else _one_line(str(exc))
         _print_error(message)
         return exc.exit_status
-    except _click_errors.NoArgsIsHelpError as exc:  # a group given no sub-command: its help
+    except _NO_ARGS_IS_HELP as exc:  # a group given no sub-command: its help
         exc.show()
         return exc.exit_code
     except _click_errors.ClickException as exc:  # a usage error: one line too, with click's status (2)
