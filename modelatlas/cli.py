@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from modelatlas.commands.output import colour_off, set_colour
+from modelatlas.commands.output import colour_off, printable, set_colour
 from modelatlas.errors import HostError, InputError, Interrupted, ModelAtlasError, StoreError
 
 try:  # recent typer carries its own copy of click; older releases use click itself
@@ -142,7 +142,7 @@ _guard_all(app)
 
 def _one_line(text: str) -> str:
     """``text`` on one line, control characters escaped (a name from a file must not drive the terminal)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split("\n")))
+    return printable(" ".join(text.split("\n")))
 
 
 def _print_error(message: str) -> None:

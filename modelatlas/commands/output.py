@@ -1,4 +1,4 @@
-"""Where and how a command writes (docs/cli.md, "Output").
+"""Where and how a command writes (docs/cli.md).
 
 Results go to standard output, in one of three formats; progress, notes and errors go to standard
 error. ``table`` draws Rich tables (on a terminal: folded to its width, never cut; otherwise at full
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from modelatlas.errors import InputError
+
 
 class OutputFormat(str, Enum):
     """The values of ``--format``."""
@@ -73,13 +74,13 @@ def diagnostics() -> Console:
 def note(message: str, *, label: str = "note") -> None:
     """One line on standard error: ``note: message`` (the message is printed as is, never as markup)."""
     line = Text(f"{label}: ", style="yellow")
-    line.append(_printable(message))
+    line.append(printable(message))
     diagnostics().print(line, soft_wrap=True)
 
 
 def say(text: str) -> None:
     """A command's whole result when it is one sentence (``wrote F``): one line on standard output."""
-    sys.stdout.write(_printable(text) + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def resolve_format(fmt: str | OutputFormat | None, as_json: bool = False) -> str:
@@ -99,7 +100,7 @@ def resolve_format(fmt: str | OutputFormat | None, as_json: bool = False) -> str
     return "table" if sys.stdout.isatty() else "tsv"
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` with control characters escaped: a name from a file must not drive the terminal."""
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
@@ -132,7 +133,7 @@ def table_cell(value: Any) -> str:
         return ", ".join(table_cell(v) for v in value) or "–"
     if isinstance(value, dict):
         return ", ".join(f"{k} {table_cell(v)}" for k, v in value.items()) or "–"
-    return _printable(str(value))
+    return printable(str(value))
 
 
 def tsv_cell(value: Any) -> str:
@@ -152,7 +153,7 @@ def tsv_cell(value: Any) -> str:
     if isinstance(value, dict):
         return "|".join(f"{tsv_cell(k)}={tsv_cell(v)}" for k, v in value.items())
     text = str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return _printable(text)
+    return printable(text)
 
 
 class Results:
@@ -173,9 +174,9 @@ class Results:
     def line(self, text: str) -> None:
         """A line of prose that belongs to the result (a ``# `` comment line in TSV)."""
         if self.fmt == "tsv":
-            sys.stdout.write("# " + _printable(text.replace("\n", " ")) + "\n")
+            sys.stdout.write("# " + printable(text.replace("\n", " ")) + "\n")
         else:
-            results().print(Text(_printable(text)), soft_wrap=not sys.stdout.isatty())
+            results().print(Text(printable(text)), soft_wrap=not sys.stdout.isatty())
 
     def table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
               *, header: bool = True) -> None:
@@ -186,18 +187,18 @@ class Results:
             if self._tables:
                 out.write("\n")
             if title:
-                out.write("# " + _printable(title.replace("\n", " ")) + "\n")
+                out.write("# " + printable(title.replace("\n", " ")) + "\n")
             out.write("\t".join(tsv_cell(c) for c in columns) + "\n")
             for r in rows:
                 out.write("\t".join(tsv_cell(v) for v in r) + "\n")
         else:
             from rich.table import Table
 
-            t = Table(title=Text(_printable(title)) if title else None, show_header=header)
+            t = Table(title=Text(printable(title)) if title else None, show_header=header)
             for i, c in enumerate(columns):
                 # overflow="fold": a narrow terminal wraps a long cell onto more lines, never cuts it.
                 numeric = bool(rows) and all(_is_number(r[i]) or r[i] is None for r in rows)
-                t.add_column(Text(_printable(c)), justify="right" if numeric else "left", overflow="fold")
+                t.add_column(Text(printable(c)), justify="right" if numeric else "left", overflow="fold")
             for r in rows:
                 t.add_row(*(Text(table_cell(v)) for v in r))
             results().print(t)
@@ -211,14 +212,14 @@ class Results:
         self.line(title)
         if self.fmt == "tsv":
             for depth, label in lines:
-                sys.stdout.write("  " * depth + _printable(label) + "\n")
+                sys.stdout.write("  " * depth + printable(label) + "\n")
         else:
             from rich.tree import Tree
 
             stack: list = []
             for depth, label in lines:
                 del stack[depth:]
-                text = Text(_printable(label))
+                text = Text(printable(label))
                 stack.append(stack[-1].add(text) if stack else Tree(text))
             if stack:
                 results().print(stack[0])
