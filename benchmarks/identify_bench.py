@@ -125,7 +125,7 @@ def storage_formats(out: Path, n: int = 10000, d: int = 4096, rows: int = 48) ->
 
 
 def zoo(location: Path, out: Path) -> None:
-    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.weights.discover import discover_models
     from modelatlas.weights.store import fingerprint_into_store
     from modelatlas.zoo.manifest import load_manifest
 

@@ -5,18 +5,21 @@ inside the command functions so that ``modelatlas --help`` is instant.
 
 Every failure ends in one line on standard error and an exit status (docs/reliability.md,
 "Command line"): 2 for input the user can fix, 3 for the machine (disk, permissions, a busy
-atlas), 130 when interrupted. :func:`_guarded` turns what a command raises into those errors.
+atlas), 130 when interrupted. :func:`_guarded` turns what a command raises into those errors;
+:func:`main` prints them, and the option parser's usage errors, as one line. Results go to standard
+output, everything else to standard error (docs/cli.md; :mod:`modelatlas.commands.output`).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import os
 import sys
+from typing import Annotated
 
 import typer
 
+from modelatlas.commands.output import colour_off, printable, set_colour
 from modelatlas.errors import (
     HostError,
     InputError,
@@ -26,6 +29,13 @@ from modelatlas.errors import (
     StoreError,
 )
 
+try:  # recent typer carries its own copy of click; older releases use click itself
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as _click_errors
+#: click >= 8.2 raises this for a group called without a sub-command (its help, then status 2).
+_NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
+
 app = typer.Typer(
     name="modelatlas",
     help="Chart the Model Atlas: the graph of machine-learning models, from metadata and from weights.",
@@ -34,9 +44,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelatlas")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelatlas {_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """Chart the Model Atlas: the graph of machine-learning models, from metadata and from weights."""
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour on any output (as NO_COLOR=1 does).")]
+    = False,
+) -> None:
+    """Chart the Model Atlas: the graph of machine-learning models, from metadata and from weights.
+
+    Results go to standard output (a table on a terminal, tab-separated when piped; --format json
+    or --json for machines), progress and errors to standard error (docs/cli.md).
+    """
+    set_colour(not no_color)
 
 
 #: Modules under modelatlas.commands, each with ``register(app)``.
@@ -61,6 +97,8 @@ def _as_user_error(exc: BaseException, where) -> ModelAtlasError | None:
     """The :class:`ModelAtlasError` for an exception a command let through; ``None`` for a bug."""
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted(where)
+    if isinstance(exc, BrokenPipeError):  # the reader of standard output left (| head): click exits quietly
+        return None
     if isinstance(exc, EOFError):  # click would print only "Aborted!"
         return InputError(f"input ended early ({exc})", path=str(where) if where else None)
     if isinstance(exc, ModuleNotFoundError):
@@ -113,21 +151,37 @@ _guard_all(app)
 
 def _one_line(text: str) -> str:
     """``text`` on one line, control characters escaped (a name from a file must not drive the terminal)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split("\n")))
+    return printable(" ".join(text.split("\n")))
+
+
+def _print_error(message: str) -> None:
+    """``message`` on standard error, red on a terminal unless colour is off (NO_COLOR, --no-color)."""
+    if colour_off() or not sys.stderr.isatty():
+        sys.stderr.write(message + "\n")
+    else:
+        typer.secho(message, err=True, fg=typer.colors.RED)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a failure prints one line and returns its exit status (module docstring)."""
+    set_colour(True)  # --no-color of an earlier call in the same process does not carry over
     try:
-        app(args=argv)  # exits through SystemExit with click's status
+        status = app(args=argv, standalone_mode=False)
     except ModelAtlasError as exc:
         message = "error: " + _one_line(str(exc)) if not isinstance(exc, Interrupted) else _one_line(str(exc))
-        if os.environ.get("NO_COLOR"):
-            typer.echo(message, err=True)
-        else:
-            typer.secho(message, err=True, fg=typer.colors.RED)
+        _print_error(message)
         return exc.exit_status
-    return 0
+    except _NO_ARGS_IS_HELP as exc:  # a group given no sub-command: its help
+        exc.show()
+        return exc.exit_code
+    except _click_errors.ClickException as exc:  # a usage error: one line too, with click's status (2)
+        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+        _print_error("error: " + _one_line(exc.format_message()) + where)
+        return exc.exit_code
+    except typer.Abort:
+        _print_error(_one_line(str(Interrupted(None))))
+        return Interrupted(None).exit_status
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from modelatlas.chart.model_paths import discover_models
+from modelatlas.weights.discover import discover_models
 from modelatlas.cli import app
 from modelatlas.weights.store import FingerprintStore
 
@@ -232,7 +232,7 @@ REPO_PART = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.]{0,8}(-[A-Za-z0-9_.]{1,4}){0
 def test_cache_folder_names_decode_to_repo_ids(org, name):
     """huggingface_hub names a cache entry ``models--`` + the repo id with ``/`` replaced by ``--``;
     organisation names hold no ``--``, so the first ``--`` separates them (model names may hold it)."""
-    from modelatlas.chart.model_paths import _repo_id
+    from modelatlas.weights.discover import _repo_id
 
     assert _repo_id("models--" + "--".join(f"{org}/{name}".split("/"))) == f"{org}/{name}"
 

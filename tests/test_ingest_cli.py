@@ -116,5 +116,7 @@ def test_ingest_prints_a_summary(hf_trees_path, tmp_path, capsys):
         out.writelines(line for _, line in zip(range(40), fh))
         out.write("{not json\n")
     assert main(["ingest", str(small), "--atlas", str(tmp_path / "s.duckdb")]) == 0
-    err = capsys.readouterr().err
-    assert "ingest summary" in err and "malformed_json 1" in err and "small" in err
+    out = capsys.readouterr().out  # a result: standard output, TSV when not a terminal (docs/cli.md)
+    header, row = out.splitlines()[1:3]
+    assert out.startswith("# ingest summary\n") and header.startswith("source\tformat\trecords")
+    assert row.split("\t")[0] == "small.jsonl" and row.split("\t")[-1] == "malformed_json=1"

@@ -73,11 +73,11 @@ def test_each_rule_flags_exactly_the_contradicted_declarations(atlas_path):
     from modelatlas.atlas.atlas import Atlas
 
     flags = relation_flags(Atlas.load(atlas_path).issues)
-    got = {f["model"]: f["reason"] for f in flags}
+    got = {f["id"]: f["reason"] for f in flags}
     assert got == {i: r for i, _, _, _, r in CASES if r}
-    gguf = next(f for f in flags if f["model"] == "a/gguf-ft")
+    gguf = next(f for f in flags if f["id"] == "a/gguf-ft")
     assert "m.Q4_K_M.gguf" in gguf["message"] and "org/base" in gguf["message"] and "tag" in gguf["message"]
-    assert "card base_model_relation" in next(f["message"] for f in flags if f["model"] == "a/ggml-merge")
+    assert "card base_model_relation" in next(f["message"] for f in flags if f["id"] == "a/ggml-merge")
 
 
 def test_info_lineage_stats_show_the_flags(atlas_path):
@@ -86,7 +86,7 @@ def test_info_lineage_stats_show_the_flags(atlas_path):
     assert counts == {"only_gguf": 2, "onnx_not_quantized": 1, "no_adapter_files": 2, "models": 5}
     res = runner.invoke(app, ["lineage", "b/child-of-gguf-ft", "--atlas", str(atlas_path), "--json"])
     flags = json.loads(res.stdout)["relation_flags"]
-    assert [f["model"] for f in flags] == ["a/gguf-ft"]  # an ancestor's flag shows in its descendants' lineage
+    assert [f["id"] for f in flags] == ["a/gguf-ft"]  # an ancestor's flag shows in its descendants' lineage
     res = runner.invoke(app, ["stats", "--atlas", str(atlas_path), "--json"])
     rows = json.loads(res.stdout)["tables"]["relation_audit"]["rows"]
     whole = next(r for r in rows if r["group_by"] == "all")

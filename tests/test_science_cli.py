@@ -54,7 +54,7 @@ def test_impute_evaluate_json_and_store(atlas_path, tmp_path, capsys):
 
 def test_forensics_and_search(atlas_path, capsys):
     rep = run_json(capsys, "forensics", "a/ft2", "--atlas", str(atlas_path), "--json")
-    assert rep["licence"][0]["path"] == "meta/llama -finetune-> a/ft1 -finetune-> a/ft2"
+    assert rep["licence_drift"][0]["path"] == "meta/llama -finetune-> a/ft1 -finetune-> a/ft2"
     drift = run_json(capsys, "forensics", "--licences", "--atlas", str(atlas_path), "--json")
     assert drift["cases"] == 4
     found = run_json(capsys, "search", "--atlas", str(atlas_path), "--descendants-of", "sd/sd",

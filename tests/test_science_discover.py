@@ -83,7 +83,7 @@ def test_model_forensics_and_unknown_id(facts):
     rep = model_forensics(facts, "e/ft3")
     assert {a["id"] for a in rep["ancestors"]} == {"d/merge", "a/ft1", "meta/llama"}
     assert rep["paths"] == {"meta/llama": "meta/llama -merge-> d/merge -finetune-> e/ft3"}
-    assert rep["licence"][0]["ancestor"] == "meta/llama"
+    assert rep["licence_drift"][0]["ancestor"] == "meta/llama"
     with pytest.raises(UnknownModelError, match="did you mean 'meta/llama'"):
         model_forensics(facts, "meta/lama")
 

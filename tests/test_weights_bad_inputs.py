@@ -425,7 +425,7 @@ def test_zoo_manifest_paths_stay_in_the_zoo(tmp_path, make, path, fragment):
 
 
 def test_fingerprint_inputs_from_a_manifest_stay_in_the_zoo(tmp_path):
-    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.weights.discover import discover_models
 
     zoo = _zoo(tmp_path, "../outside.safetensors")
     found = discover_models([zoo])  # the manifest is refused, named, and the rest of the run goes on

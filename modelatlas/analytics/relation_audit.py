@@ -25,7 +25,7 @@ def relation_audit(facts: AtlasFacts, top_components: int = TOP_COMPONENTS) -> S
     columns = {reason: np.zeros(len(declared)) for reason in REASONS}
     flagged = np.zeros(len(declared))
     for f in flags:
-        node = int(atlas.index_of([f["model"]])[0])
+        node = int(atlas.index_of([f["id"]])[0])
         k = position.get(node)
         if k is not None:
             columns[f["reason"]][k] = 1.0

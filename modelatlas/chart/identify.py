@@ -79,7 +79,9 @@ class Provenance:
     messages: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The answer as JSON-ready data; the model's id under ``id`` (docs/cli.md, "JSON")."""
+        data = dict(self.__dict__)
+        return {"id": data.pop("model"), **data}
 
 
 class ReferenceSearch:
@@ -188,7 +190,7 @@ def identify(model: str | Path, store: str | Path, *, n_candidates: int = 24, re
     Parameters
     ----------
     model:
-        A weights file or model folder (see :func:`modelatlas.chart.model_paths.discover_models`), or
+        A weights file or model folder (see :func:`modelatlas.weights.discover.discover_models`), or
         the id of a model in the store (identified against the others).
     store:
         The reference store (Parquet, :mod:`modelatlas.weights.store`).
@@ -256,7 +258,7 @@ def read_metadata(store: str | Path):
 
 
 def _read_query(path: Path, plans: dict, counts: dict) -> "_Query | Provenance":
-    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.weights.discover import discover_models
     from modelatlas.weights.fingerprint import fingerprint_models
     from modelatlas.weights.quantization import detect_quantization
     from modelatlas.weights.reader import open_weights

@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
-
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, progress, resolve_format
 
 ChartPaths = Annotated[list[Path], typer.Argument(help="Zoo folder (manifest.json), model files, Hugging Face "
                                                    "model folders or cache entries, or fingerprint stores (.parquet).")]
@@ -28,16 +26,17 @@ MtimeOpt = Annotated[bool, typer.Option("--mtime/--no-mtime", help="Without a do
 
 def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None, stem: StemOpt = 0.0,
           components_known: ComponentsOpt = False, seed: int = 0, store: StoreOpt = None,
-          mtime: MtimeOpt = False, as_json: JsonFlag = False) -> None:
+          mtime: MtimeOpt = False, limit: Annotated[int, typer.Option(
+              "--limit", min=0, help="Edges drawn in a table (0: all; TSV and JSON list every edge).")] = 50,
+          fmt: FormatOpt = None, as_json: JsonFlag = False) -> None:
     """Chart models: predict every model's parents from its weights, times and documented parents."""
     import time
 
-    import pyarrow as pa
-    from rich.markup import escape
-
     from modelatlas.chart import get_method
     from modelatlas.chart.evaluate import accuracy, edge_accuracy, sample_stem
+    from modelatlas.chart.evidence import documented_relations, evidence_rows
 
+    fmt = resolve_format(fmt, as_json)
     estimator = get_method(method)
     zoo_run = len(paths) == 1 and store is None and _is_zoo(paths[0])
     if zoo_run:
@@ -48,7 +47,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         known_edges: dict = {}
         declared: dict = {}
     else:
-        loaded = _models_from_paths(paths, store, mtime, quiet=as_json)
+        loaded = _models_from_paths(paths, store, mtime, quiet=fmt == "json")
         models, records, messages, notes = loaded.models, loaded.records, loaded.messages, loaded.notes
         declared, truth = loaded.declared, _zoo_truth(paths, models.ids)
         known_edges = dict(models.documented_parents)
@@ -64,9 +63,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     messages = messages + result.messages
     if len(models) == 1:
         messages.append("a single model: nothing to chart, it is a root")
-    edges = result.to_table(models.ids)
-    edges = _documented_relations(edges, models, known_edges, declared)
-    where = ", ".join(map(str, paths))
+    edges = documented_relations(result.to_table(models.ids), models, known_edges, declared)
     out = {"method": method, "zoo" if zoo_run else "paths": str(paths[0]) if zoo_run else [str(p) for p in paths],
            "n_models": len(models), "n_edges": edges.num_rows,
            "seconds": round(seconds, 4), "accuracy": None, "edge_accuracy": None, "messages": messages,
@@ -75,46 +72,37 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         out["accuracy"] = accuracy(result, truth, known)
         out["edge_accuracy"] = edge_accuracy(result, truth, known)
     if atlas is not None:
-        import pyarrow.compute as pc
+        import pyarrow as pa
 
         from modelatlas.atlas.atlas import Atlas
         from modelatlas.atlas.store import writing
 
-        pairs = _documented_pairs(models, known_edges)
-        documented = pa.array([(r["child"], r["parent"]) in pairs
-                               for r in edges.select(["parent", "child"]).to_pylist()], pa.bool_())
         source = f"chart:{Path(paths[0]).name}" if zoo_run else "chart:paths"
-        evidence = pa.table({
-            "parent": edges["parent"], "child": edges["child"], "relation": edges["relation"],
-            "relation_rule": edges["relation_rule"],
-            "provenance": pc.if_else(documented, "hub_card", f"predicted:{method}"),
-            "confidence": edges["confidence"],
-            "source": pa.array([source] * edges.num_rows, pa.string()),
-        })
+        evidence = evidence_rows(edges, models.ids, known_edges, method, source)
         with writing(atlas):  # from load to save, so that a concurrent writer's data is not lost
             base = Atlas.load(atlas) if atlas.exists() else Atlas.empty()
             base.merged_with(pa.Table.from_pylist(records), evidence).save(atlas)
         out["atlas"] = str(atlas)
-    if as_json:
-        emit_json(out)
+    rows = edges.select(["parent", "child", "relation", "relation_rule", "confidence"]).to_pylist()
+    if fmt == "json":
+        emit_json({**out, "edges": rows})
         return
     for msg in messages:
-        console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False)
+        note(msg)
     for model_id, lines in notes.items():
         for line in lines:
-            console.print(f"[yellow]note:[/] {escape(model_id)}: {escape(line)}", highlight=False)
-    table = Table(title=f"chart {where} --method {method}")
-    for col in ("parent", "child", "relation", "confidence"):
-        table.add_column(col)
-    for row in edges.to_pylist()[:50]:
-        table.add_row(escape(row["parent"]), escape(row["child"]), row["relation"], f"{row['confidence']:.2f}")
-    console.print(table)
-    if edges.num_rows > 50:
-        console.print(f"... {edges.num_rows - 50} more edges")
+            note(f"{model_id}: {line}")
+    report = Results(fmt)
+    shown = rows[:limit] if fmt == "table" and limit else rows
+    report.table(f"chart {', '.join(map(str, paths))} --method {method}",
+                 ["parent", "child", "relation", "confidence"],
+                 [[r["parent"], r["child"], r["relation"], r["confidence"]] for r in shown])
+    if len(shown) < len(rows):
+        report.line(f"... {len(rows) - len(shown)} more edges (--limit 0, --format tsv or --json list them all)")
     summary = f"{len(models)} models, {edges.num_rows} edges, {seconds:.2f} s"
     if out["accuracy"] is not None:
         summary += f", accuracy {out['accuracy']:.1%} (edge accuracy {out['edge_accuracy']:.1%})"
-    console.print(summary)
+    report.line(summary)
 
 
 def _zoo_truth(paths: list[Path], ids: list[str]):
@@ -136,26 +124,16 @@ def _is_zoo(path: Path) -> bool:
 
 def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool):
     """Fingerprint what the paths hold (reusing the store's fingerprints) and read it back for charting."""
-    from modelatlas.chart.model_paths import discover_models
     from modelatlas.chart.store_input import chart_input_from_store
     from modelatlas.errors import InputError
-    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store, is_store
+    from modelatlas.weights.discover import add_paths_to_store
+    from modelatlas.weights.store import FingerprintStore
 
-    stores = [p for p in paths if p.suffix == ".parquet" and p.is_file()]
-    for p in stores:
-        if not is_store(p):
-            raise InputError("a Parquet file but not a modelatlas fingerprint store", path=str(p))
     work = FingerprintStore.open(store_path) if store_path is not None else FingerprintStore.empty()
-    for p in stores:
-        work.add_store(FingerprintStore.open(p))
-    found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime)
-    messages = list(found.messages)
-    if found.models:
-        with progress("fingerprinting", total=len(found.models), enabled=not quiet) as advance:
-            _, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], work, progress=advance)
-        messages += more
-        if store_path is not None:
-            work.save(store_path)
+    added, messages = add_paths_to_store(
+        paths, work, mtime_fallback=mtime, progress=lambda n: progress("fingerprinting", total=n, enabled=not quiet))
+    if added and store_path is not None:
+        work.save(store_path)
     if not len(work):
         raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
     loaded = chart_input_from_store(work)
@@ -165,39 +143,6 @@ def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, 
         loaded.messages.append(f"{guessed} models have no documented upload time: their files' modification "
                                "times were used (--no-mtime leaves them unknown)")
     return loaded
-
-
-def _documented_pairs(models, known_edges) -> set[tuple[str, str]]:
-    return {(models.ids[c], models.ids[p]) for c, ps in known_edges.items() for p in ps}
-
-
-def _documented_relations(edges, models, known_edges, declared):
-    """Documented edges get the card's relation (rule ``card_relation``), else ``merge`` for several
-    bases (``card_multi_base``), else ``quantized`` for a quantised child or ``finetune`` (read from
-    the weights: rule ``predicted``), instead of the ``unknown`` of a given edge. Adds the column
-    ``relation_rule`` (``predicted`` for the edges the method found)."""
-    import pyarrow as pa
-
-    pairs = _documented_pairs(models, known_edges)
-    index = {m: i for i, m in enumerate(models.ids)}
-    n_parents = {models.ids[c]: len(ps) for c, ps in known_edges.items()}
-    rel, rule = [], []
-    for row in edges.select(["parent", "child", "relation"]).to_pylist():
-        child = row["child"]
-        if (child, row["parent"]) not in pairs:
-            rel.append(row["relation"])
-            rule.append("predicted")
-        elif declared.get(child):
-            rel.append(declared[child])
-            rule.append("card_relation")
-        elif n_parents[child] > 1:
-            rel.append("merge")
-            rule.append("card_multi_base")
-        else:
-            rel.append("quantized" if models.quantized[index[child]] else "finetune")
-            rule.append("predicted")
-    edges = edges.set_column(edges.schema.get_field_index("relation"), "relation", pa.array(rel, pa.string()))
-    return edges.append_column("relation_rule", pa.array(rule, pa.string()))
 
 
 def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folder (repeatable).")] = [],
@@ -212,15 +157,16 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
                     "--families", help="Score leave-one-family-out: a zoo folder, or FAMILY=DIR (repeatable); "
                     "the family is the manifest's 'family' (else its 'name'). --synthetic N adds a "
                     "'synthetic' family.")] = [],
-                as_json: JsonFlag = False) -> None:
+                fmt: FormatOpt = None, as_json: JsonFlag = False) -> None:
     """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy;
     with --families, leave-one-family-out (mean and worst family, calibration error, rule sign test)."""
     from modelatlas.chart.bench import BenchZoo, run_bench, without_times
     from modelatlas.chart.synthetic import synthetic_zoo
     from modelatlas.errors import InputError
 
+    fmt = resolve_format(fmt, as_json)
     if families:
-        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, as_json)
+        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, fmt)
         return
     zoos = [z for _, z in (_bench_zoo(path) for path in zoo) if z is not None]
     if synthetic:
@@ -232,23 +178,22 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
         zoos += [without_times(z) for z in zoos]
     report = run_bench(zoos, seeds=tuple(range(seeds)), with_ablations=ablations,
                        components_known=components_known)
-    if as_json:
+    if fmt == "json":
         emit_json(report)
         return
-    _print_matrix("Accuracy (%), Model Atlas protocol — methods × zoos", report["results"], zoos)
+    out = Results(fmt)
+    _print_matrix(out, "Accuracy (%), Model Atlas protocol — methods × zoos", report["results"], zoos)
     if report["ablations"]:
-        _print_matrix("Ablations: one rule removed (accuracy %)", report["ablations"], zoos)
+        _print_matrix(out, "Ablations: one rule removed (accuracy %)", report["ablations"], zoos)
     patterns = sorted({p for r in report["results"] for p in r["per_pattern"]})
     for z in zoos:
-        t = Table(title=f"Per-pattern accuracy (%) on {z.name}")
-        t.add_column("method")
-        for p in patterns:
-            t.add_column(p, justify="right")
-        for r in report["results"]:
-            if r["zoo"] == z.name:
-                t.add_row(r["method"], *(f"{100 * r['per_pattern'][p]:.1f}" if p in r["per_pattern"] else "-"
-                                         for p in patterns))
-        console.print(t)
+        out.table(f"Per-pattern accuracy (%) on {z.name}", ["method", *patterns],
+                  [[r["method"], *(_pct(r["per_pattern"].get(p)) for p in patterns)]
+                   for r in report["results"] if r["zoo"] == z.name])
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
 
 
 def _bench_zoo(spec: str | Path):
@@ -262,19 +207,19 @@ def _bench_zoo(spec: str | Path):
     family, _, path = str(spec).rpartition("=")
     data = load_zoo_input(path)
     for msg in data.messages:
-        console.print(f"[yellow]note:[/] {path}: {msg}")
+        note(f"{path}: {msg}")
     zoo = load_manifest(path, check_files=False)
     if not family:
         doc = json.loads((zoo.root / "manifest.json").read_text(encoding="utf-8"))
         family = doc.get("family") if isinstance(doc.get("family"), str) else zoo.name
     if data.truth is None or all(p is None for p in data.truth.parents):
-        console.print(f"[yellow]note:[/] {path}: no ground truth; skipped")
+        note(f"{path}: no ground truth; skipped")
         return family, None
     return family, BenchZoo(f"{zoo.name} ({Path(path).name})", data.models, data.truth)
 
 
 def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: bool, components_known: bool,
-                    no_times: bool, as_json: bool) -> None:
+                    no_times: bool, fmt: str) -> None:
     """``bench chart --families``: leave-one-family-out tables."""
     from modelatlas.chart.bench import BenchZoo, without_times
     from modelatlas.chart.families import group_families, leave_one_family_out
@@ -289,61 +234,39 @@ def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: boo
         named = [(f"{f} (no times)", without_times(z)) for f, z in named]
     report = leave_one_family_out(group_families(named), seeds=tuple(range(seeds)), ablations=ablations,
                                   components_known=components_known)
-    if as_json:
+    if fmt == "json":
         emit_json(report)
         return
+    out = Results(fmt)
     fams = list(dict.fromkeys(r["family"] for r in report["results"]))
-    t = Table(title="Leave-one-family-out accuracy (%) — each family scored with maps fitted without it")
-    t.add_column("method")
-    for f in fams:
-        t.add_column(f, justify="right")
-    for col in ("mean", "worst family", "max ECE"):
-        t.add_column(col, justify="right")
     cell = {(r["method"], r["family"]): r for r in report["results"]}
-    for s in report["summary"]:
-        m = s["method"]
-        t.add_row(m, *(f"{100 * cell[m, f]['accuracy']:.1f}" for f in fams), f"{100 * s['mean']:.1f}",
-                  f"{100 * s['worst']:.1f} ({s['worst_family']})", f"{s['max_calibration_error']:.3f}")
-    console.print(t)
+    out.table("Leave-one-family-out accuracy (%) — each family scored with maps fitted without it",
+              ["method", *fams, "mean", "worst family", "worst", "max ECE"],
+              [[s["method"], *(_pct(cell[s["method"], f]["accuracy"]) for f in fams), _pct(s["mean"]),
+                s["worst_family"], _pct(s["worst"]), s["max_calibration_error"]] for s in report["summary"]])
     patterns = sorted({p for r in report["results"] for p in r["per_pattern"]})
-    t = Table(title="Per-pattern accuracy (%) of auto and atlas, per family")
-    t.add_column("family")
-    t.add_column("method")
-    for p in patterns:
-        t.add_column(p, justify="right")
-    t.add_column("ECE", justify="right")
-    for r in report["results"]:
-        if r["method"] in ("auto", "atlas"):
-            t.add_row(r["family"], r["method"], *(f"{100 * r['per_pattern'][p]:.0f}" if p in r["per_pattern"]
-                                                  else "-" for p in patterns), f"{r['calibration_error']:.3f}")
-    console.print(t)
+    out.table("Per-pattern accuracy (%) of auto and atlas, per family", ["family", "method", *patterns, "ECE"],
+              [[r["family"], r["method"], *(_pct(r["per_pattern"].get(p)) for p in patterns),
+                r["calibration_error"]] for r in report["results"] if r["method"] in ("auto", "atlas")])
     if report["ablations"]:
-        t = Table(title="Ablation sign test: accuracy of auto minus auto without the rule (points)")
-        t.add_column("rule")
-        for f in fams:
-            t.add_column(f, justify="right")
         delta = {(a["rule"], a["family"]): a for a in report["ablations"]}
-        for rule in dict.fromkeys(a["rule"] for a in report["ablations"]):
-            t.add_row(rule, *(f"{100 * delta[rule, f]['delta']:+.1f} {delta[rule, f]['verdict']}" for f in fams))
-        console.print(t)
+        out.table("Ablation sign test: accuracy of auto minus auto without the rule (points)",
+                  ["rule", *(c for f in fams for c in (f, f"{f} verdict"))],
+                  [[rule, *(v for f in fams for v in (100 * delta[rule, f]["delta"], delta[rule, f]["verdict"]))]
+                   for rule in dict.fromkeys(a["rule"] for a in report["ablations"])])
 
 
-def _print_matrix(title: str, rows: list[dict], zoos) -> None:
-    t = Table(title=title)
-    t.add_column("method")
-    for z in zoos:
-        t.add_column(z.name, justify="right")
-        t.add_column("s", justify="right")
+def _print_matrix(out: Results, title: str, rows: list[dict], zoos) -> None:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["zoo"]): r for r in rows}
+    table = []
     for m in methods:
-        vals = []
+        vals: list = []
         for z in zoos:
             r = cell.get((m, z.name))
-            vals += ([f"{100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f}", f"{r['seconds']:.2f}"]
-                     if r else ["-", "-"])
-        t.add_row(m, *vals)
-    console.print(t)
+            vals += [100 * r["accuracy"], 100 * r["accuracy_std"], r["seconds"]] if r else [None, None, None]
+        table.append([m, *vals])
+    out.table(title, ["method", *(c for z in zoos for c in (z.name, f"{z.name} ±", f"{z.name} s"))], table)
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, progress, resolve_format, say
 
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Reference fingerprint store (.parquet).")]
 
@@ -26,28 +26,18 @@ def index_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add reference models to a store that `identify` searches (models already there are skipped)."""
-    from rich.markup import escape
-
     from modelatlas.chart.identify import ReferenceSearch
-    from modelatlas.chart.model_paths import discover_models
     from modelatlas.errors import InputError
-    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store
+    from modelatlas.weights.discover import add_paths_to_store
+    from modelatlas.weights.store import FingerprintStore
 
     if index.suffix != ".parquet":
         raise InputError("the reference index is a fingerprint store: give --index NAME.parquet", path=str(index))
     store = FingerprintStore.open(index)
-    stores = [p for p in paths if p.suffix == ".parquet" and p.is_file()]
-    added: list[str] = []
-    for p in stores:
-        added += store.add_store(FingerprintStore.open(p, must_exist=True))
-    found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime)
-    messages = list(found.messages)
-    with progress("fingerprinting", total=len(found.models), enabled=not as_json) as advance:
-        more_ids, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], store,
-                                                n_neurons=neurons, layers=layers, seed=seed, project=project,
-                                                progress=advance)
-    added += more_ids
-    messages += more
+    added, messages = add_paths_to_store(
+        paths, store, mtime_fallback=mtime,
+        progress=lambda n: progress("fingerprinting", total=n, enabled=not as_json),
+        n_neurons=neurons, layers=layers, seed=seed, project=project)
     if added:
         store.save(index)
     plans = sorted({key for key, model_id in zip(store.rows["plan"].to_pylist(), store.rows["id"].to_pylist())
@@ -60,9 +50,8 @@ def index_add(
         emit_json(report)
         return
     for msg in messages:
-        console.print(f"[yellow]note:[/yellow] {escape(msg)}", highlight=False)
-    console.print(f"{index}: {len(added)} reference models added, {len(store)} in all "
-                  f"({len(store.plans)} fingerprint plans)", highlight=False)
+        note(msg)
+    say(f"{index}: {len(added)} reference models added, {len(store)} in all ({len(store.plans)} fingerprint plans)")
 
 
 def identify(
@@ -70,34 +59,29 @@ def identify(
     index: IndexOpt,
     candidates: Annotated[int, typer.Option("--candidates", help="Nearest references examined.")] = 24,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the cached search index.")] = False,
+    fmt: FormatOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Where does a model come from: nearest known models, most likely parent and relation, with evidence."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from modelatlas.chart.identify import identify as run_identify
 
+    fmt = resolve_format(fmt, as_json)
     answer = run_identify(model, index, n_candidates=candidates, rebuild=rebuild)
-    if as_json:
+    if fmt == "json":
         emit_json(answer.to_dict())
         return
     for msg in answer.messages:
-        console.print(f"[yellow]note:[/yellow] {escape(msg)}", highlight=False)
+        note(msg)
+    out = Results(fmt)
     line = f"{answer.model}: {answer.verdict}"
     if answer.confidence is not None:
         line += f" (confidence {answer.confidence:.2f}, rule {answer.rule})"
-    console.print(line, highlight=False, markup=False)
+    out.line(line)
     if answer.nearest:
-        table = Table(title="nearest known models")
-        for col in ("model", "distance", "relative distance", "quantised"):
-            table.add_column(col)
-        for n in answer.nearest:
-            table.add_row(n["id"], f"{n['distance']:.4g}", f"{n['relative_distance']:.3f}",
-                          "yes" if n["quantized"] else "")
-        console.print(table)
-    for key, value in answer.evidence.items():
-        console.print(f"  {key}: {value}", highlight=False, markup=False)
+        out.table("nearest known models", ["id", "distance", "relative_distance", "quantized"],
+                  [[n["id"], n["distance"], n["relative_distance"], n["quantized"]] for n in answer.nearest])
+    if answer.evidence:
+        out.fields("evidence", answer.evidence.items())
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-
-from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import (DEFAULT_ATLAS_PATH, AtlasPath, FormatOpt, JsonFlag, OutputFormatOpt,
+                                        Results, emit_json, progress, resolve_format, say)
 from modelatlas.ingest.hub_http import HubOptions
 
 FormatOption = Annotated[str | None, typer.Option(
@@ -23,6 +22,7 @@ def ingest(
     sources: Annotated[list[str], typer.Argument(help="Files to read, or hub: / hub:QUERY for the live Hub.")],
     atlas: AtlasPath = DEFAULT_ATLAS_PATH,
     fmt: FormatOption = None,
+    output_format: OutputFormatOpt = None,
     as_json: JsonFlag = False,
     hub_rate: Annotated[float, typer.Option(help="Hub requests per second at most.",
                                             rich_help_panel=HUB_PANEL)] = HubOptions.rate,
@@ -47,6 +47,8 @@ def ingest(
     from modelatlas.ingest.pipeline import ingest as run_ingest
     from modelatlas.ingest.pipeline import SUMMARY_NODE_COLUMNS, ingest_summary, refresh_in_place
 
+    output_format = resolve_format(output_format, as_json)
+    as_json = output_format == "json"
     hub_options = HubOptions(rate=hub_rate, connect_timeout=hub_connect_timeout, read_timeout=hub_read_timeout,
                              max_wait=hub_max_wait, max_pages=hub_max_pages)
     hub_since = parse_since(since) if since is not None else None
@@ -86,20 +88,17 @@ def ingest(
     if as_json:
         emit_json(summary)
         return
-    table = Table(title="ingest summary")
-    for col in ("source", "format", "records", "evidence", "metrics", "duplicates", "malformed lines", "issues"):
-        table.add_column(col, overflow="fold")
-    for s in summary["sources"]:
-        issues = ", ".join(f"{k} {v:,}" for k, v in s["issues"].items()) or "-"
-        table.add_row(s["source"], s["format"], f"{s['records']:,}", f"{s['evidence']:,}", f"{s['metrics']:,}",
-                      f"{s.get('duplicates', 0):,}", f"{s.get('malformed_lines', 0):,}", issues)
-    console.print(table)
+    out = Results(output_format)
+    out.table("ingest summary",
+              ["source", "format", "records", "evidence", "metrics", "duplicates", "malformed lines", "issues"],
+              [[s["source"], s["format"], s["records"], s["evidence"], s["metrics"], s.get("duplicates", 0),
+                s.get("malformed_lines", 0), s["issues"]] for s in summary["sources"]])
     a = summary["atlas"]
-    console.print(f"atlas {atlas}: {a['nodes']:,} nodes ({a['placeholders']:,} placeholders), {a['edges']:,} edges; "
-                  f"issues: " + (", ".join(f"{k} {v:,}" for k, v in a["issues_by_kind"].items()) or "none"))
+    out.line(f"atlas {atlas}: {a['nodes']:,} nodes ({a['placeholders']:,} placeholders), {a['edges']:,} edges; "
+             f"issues: " + (", ".join(f"{k} {v:,}" for k, v in a["issues_by_kind"].items()) or "none"))
     for source, counts in summary.get("changes", {}).items():
-        console.print(f"updated in place from {source}: " + (", ".join(f"{k} {v:,}" for k, v in counts.items())
-                                                              or "no changes"))
+        out.line(f"updated in place from {source}: " + (", ".join(f"{k} {v:,}" for k, v in counts.items())
+                                                         or "no changes"))
 
 
 def export(
@@ -125,34 +124,68 @@ def export(
             write_graph(loaded, out, fmt)
         else:
             write_table(getattr(loaded, what), out, fmt)
-    console.print(f"wrote {out}")
+    say(f"wrote {out}")
 
 
 def lineage(
     model_id: Annotated[str, typer.Argument(help="Model id, e.g. meta-llama/Llama-2-7b-hf.")],
     atlas: AtlasPath = DEFAULT_ATLAS_PATH,
+    tree: Annotated[bool, typer.Option("--tree", help="Draw the ancestry and descendant trees (a Rich tree on a "
+                                                      "terminal, indented text otherwise; in JSON as 'trees').")]
+    = False,
+    depth: Annotated[int, typer.Option("--depth", min=0, help="Descendant generations drawn by --tree.")] = 2,
+    max_children: Annotated[int, typer.Option("--max-children", min=1, help="Branches drawn per model by --tree "
+                                              "(the rest counted).")] = 20,
+    fmt: FormatOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Ancestors of a model up to every source (relation of each step), its descendants and sub_tree_downloads."""
     from modelatlas.atlas.atlas import Atlas
-    from rich.markup import escape
-
     from modelatlas.discover.lineage import lineage as compute
 
-    result = compute(Atlas.load(atlas), model_id)
-    if as_json:
-        emit_json(result.as_dict())
+    fmt = resolve_format(fmt, as_json)
+    loaded = Atlas.load(atlas)
+    result = compute(loaded, model_id)
+    trees = None
+    if tree:
+        from modelatlas.discover.lineage_tree import lineage_tree
+
+        trees = {"ancestors": lineage_tree(loaded, model_id, "ancestors", max_children=max_children),
+                 "descendants": lineage_tree(loaded, model_id, "descendants", max_depth=depth,
+                                             max_children=max_children)}
+    if fmt == "json":
+        emit_json({**result.as_dict(), **({"trees": trees} if trees else {})})
         return
-    console.print(f"[bold]{result.model}[/bold]{' (placeholder)' if result.placeholder else ''}: "
-                  f"{result.children:,} children, {result.descendants:,} descendants, "
-                  f"sub_tree_downloads {result.sub_tree_downloads:,}")
+    out = Results(fmt)
+    out.line(f"{result.id}{' (placeholder)' if result.placeholder else ''}: "
+             f"{result.children:,} children, {result.descendants:,} descendants, "
+             f"sub_tree_downloads {result.sub_tree_downloads:,}")
     if not result.sources:
-        console.print("no ancestors: this model is a source")
-    for source, path in result.paths.items():
-        chain = source + "".join(f" -[{s['relation']}, {s['provenance']}]-> {s['child']}" for s in path)
-        console.print(escape(chain))
-    for flag in result.relation_flags:
-        console.print(f"[yellow]relation flag ({flag['reason']}):[/yellow] {escape(flag['message'])}")
+        out.line("no ancestors: this model is a source")
+    if trees:
+        for direction, root in trees.items():
+            out.tree(f"{direction} of {result.id}", _tree_lines(root))
+    elif result.sources:
+        out.table("paths to the sources", ["source", "parent", "child", "relation", "provenance"],
+                  [[source, s["parent"], s["child"], s["relation"], s["provenance"]]
+                   for source, path in result.paths.items() for s in path])
+    if result.relation_flags:
+        out.records("relation flags (declared relations the repositories' files contradict)",
+                    result.relation_flags, ["model", "reason", "message"])
+
+
+def _tree_lines(node: dict, depth: int = 0):
+    """``(depth, label)`` for every model of a :func:`~modelatlas.discover.lineage_tree.lineage_tree`."""
+    label = node["id"]
+    if node["relation"] is not None:
+        label += f"  ({node['relation']}, {node['provenance']})"
+    if node["repeat"]:
+        label += "  (shown above)"
+    yield depth, label
+    for child in node["children"]:
+        yield from _tree_lines(child, depth + 1)
+    if node["more"]:
+        yield depth + 1, f"… {node['more']:,} more"
 
 
 def register(app: typer.Typer) -> None:

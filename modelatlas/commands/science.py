@@ -8,24 +8,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json
-
-
-def _print_rows(title: str, rows: list[dict], columns: list[str] | None = None) -> None:
-    from modelatlas.analytics.tables import _fmt
-
-    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in columns))
-    console.print(table)
+from modelatlas.commands.common import (DEFAULT_ATLAS_PATH, AtlasPath, FormatOpt, JsonFlag, Results, emit_json,
+                                        resolve_format, say)
 
 
-def stats(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+def stats(atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
+          as_json: JsonFlag = False,
           components: Annotated[int, typer.Option(help="How many of the biggest components get their own rows.")] = 10,
           group_by: Annotated[Optional[str], typer.Option(
               "--group-by", help="Show only one grouping: all, modality, component or month.")] = None) -> None:
@@ -33,17 +22,21 @@ def stats(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
     from modelatlas.analytics.statistics import HEADLINE_COLUMNS, compute_statistics
     from modelatlas.atlas.atlas import Atlas
 
+    fmt = resolve_format(fmt, as_json)
+    out = Results(fmt) if fmt != "json" else None
+
     result = compute_statistics(Atlas.load(atlas), top_components=components)
-    if as_json:
+    if fmt == "json":
         emit_json(result.to_dict())
         return
-    _print_rows("Model Atlas paper vs this atlas", result.headline, HEADLINE_COLUMNS)
+    out.records("Model Atlas paper vs this atlas", result.headline, HEADLINE_COLUMNS)
     for table in result.tables.values():
         rows = table.rows if group_by is None or "group_by" not in table.columns else table.select(group_by)
-        _print_rows(f"{table.title}  [paper: {table.paper}]", rows, table.columns)
+        out.records(f"{table.title}  [paper: {table.paper}]", rows, table.columns)
 
 
-def top(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+def top(atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
+        as_json: JsonFlag = False,
         by: Annotated[str, typer.Option(help="sub_tree_downloads, descendants, descendant_downloads, "
                                              "downloads or likes.")] = "sub_tree_downloads",
         task: Annotated[Optional[str], typer.Option(help="Only models with this pipeline_tag.")] = None,
@@ -54,16 +47,20 @@ def top(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
     from modelatlas.analytics.impact import top_models
     from modelatlas.atlas.atlas import Atlas
 
+    fmt = resolve_format(fmt, as_json)
+    out = Results(fmt) if fmt != "json" else None
+
     rows = top_models(Atlas.load(atlas).facts, by, task=task, component=component, per=per, limit=limit)
-    if as_json:
+    if fmt == "json":
         emit_json({"by": by, "task": task, "component": component, "per": per, "rows": rows})
         return
-    _print_rows(f"top models by {by}", rows)
+    out.records(f"top models by {by}", rows)
 
 
 def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline_tag, library_name, model_type, "
                                                          "license, relation_type, ...) or metric name.")],
-           atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+           atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
+           as_json: JsonFlag = False,
            evaluate: Annotated[bool, typer.Option("--evaluate", help="Hide known values, predict, score every "
                                                                       "method (Table 1 protocol).")] = False,
            method: Annotated[str, typer.Option(help="Method for stored imputations: auto, graph_knn, "
@@ -83,6 +80,9 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
     from modelatlas.impute.store import store_imputations
     from modelatlas.impute.task import build_task
 
+    fmt = resolve_format(fmt, as_json)
+    out = Results(fmt) if fmt != "json" else None
+
     # Stored results are written back: hold the writer lock from load to save.
     with writing(atlas) if not evaluate else nullcontext():
         loaded = Atlas.load(atlas)
@@ -91,27 +91,28 @@ def impute(what: Annotated[str, typer.Option("--what", help="Attribute (pipeline
         if evaluate:
             scope = None if component is None else facts.components == component
             report = run_evaluation(task, hide=hide, seeds=tuple(range(seeds)), scope=scope)
-            if as_json:
+            if fmt == "json":
                 emit_json(report)
                 return
-            console.print(f"{what} ({task.kind}): {report['known']:,} known, {report['hidden_per_seed']:,} hidden "
-                          f"per seed, {len(report['seeds'])} seeds")
-            _print_rows(f"imputation of {what}", report["results"])
+            out.line(f"{what} ({task.kind}): {report['known']:,} known, {report['hidden_per_seed']:,} hidden "
+                     f"per seed, {len(report['seeds'])} seeds")
+            out.records(f"imputation of {what}", report["results"])
             return
         table = run_impute(task, method, k)
         store_imputations(loaded, table)
         loaded.save(atlas)
     summary = {"what": what, "kind": task.kind, "method": table["method"][0].as_py() if table.num_rows else method,
                "known": int(task.known.sum()), "imputed": table.num_rows, "atlas": str(atlas)}
-    if as_json:
+    if fmt == "json":
         emit_json({**summary, "sample": table.slice(0, 20).to_pylist()})
         return
-    console.print(f"imputed {what} for {table.num_rows:,} models ({summary['known']:,} known) with "
-                  f"{summary['method']}; stored in table 'imputations' of {atlas}")
+    say(f"imputed {what} for {table.num_rows:,} models ({summary['known']:,} known) with "
+        f"{summary['method']}; stored in table 'imputations' of {atlas}")
 
 
 def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to examine.")] = None,
-              atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+              atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
+              as_json: JsonFlag = False,
               licences: Annotated[bool, typer.Option("--licences", help="Licence drift over the whole atlas.")] = False,
               limit: Annotated[int, typer.Option(help="Rows to list per section.")] = 50) -> None:
     """Model forensics: ancestry, inherited datasets, licence drift and every descendant an issue in
@@ -121,36 +122,40 @@ def forensics(model_id: Annotated[Optional[str], typer.Argument(help="Model to e
     from modelatlas.discover.licence_forensics import licence_drift
     from modelatlas.errors import InputError
 
+    fmt = resolve_format(fmt, as_json)
+    out = Results(fmt) if fmt != "json" else None
+
     if not licences and not model_id:
         raise InputError("name a MODEL_ID, or pass --licences for the whole atlas")
     facts = Atlas.load(atlas).facts
     if licences:
         report = licence_drift(facts, limit=limit)
-        if as_json:
+        if fmt == "json":
             emit_json(report)
             return
-        console.print(f"{report['cases']:,} models declare a licence more permissive than a restrictive ancestor's "
+        out.line(f"{report['cases']:,} models declare a licence more permissive than a restrictive ancestor's "
                       f"({report['models_with_ranked_licence']:,} models have a ranked licence)")
-        _print_rows("drift by licence pair", [{"pair": k, "models": v} for k, v in list(report["by_pair"].items())[:20]])
-        _print_rows("cases (most downloaded first)", report["rows"],
+        out.records("drift by licence pair", [{"pair": k, "models": v} for k, v in list(report["by_pair"].items())[:20]])
+        out.records("cases (most downloaded first)", report["rows"],
                     ["child", "child_licence", "ancestor", "ancestor_licence", "distance", "path"])
         return
     report = model_forensics(facts, model_id, limit=limit)
-    if as_json:
+    if fmt == "json":
         emit_json(report)
         return
-    console.print(f"[bold]{model_id}[/bold]: {len(report['ancestors'])} ancestors, "
+    out.line(f"{model_id}: {len(report['ancestors'])} ancestors, "
                   f"{report['issue_propagation']['affected']:,} descendants")
-    _print_rows("ancestry", report["ancestors"])
-    _print_rows("paths to the sources", [{"source": k, "path": v} for k, v in report["paths"].items()])
+    out.records("ancestry", report["ancestors"])
+    out.records("paths to the sources", [{"source": k, "path": v} for k, v in report["paths"].items()])
     lineage = report["data_lineage"]
-    console.print(f"own datasets: {', '.join(lineage['own']) or '-'}")
-    _print_rows("inherited datasets", lineage["inherited"])
-    _print_rows("licence drift against ancestors", report["licence"])
-    _print_rows("descendants an issue here would reach", report["issue_propagation"]["rows"])
+    out.line(f"own datasets: {', '.join(lineage['own']) or '-'}")
+    out.records("inherited datasets", lineage["inherited"])
+    out.records("licence drift against ancestors", report["licence_drift"])
+    out.records("descendants an issue here would reach", report["issue_propagation"]["rows"])
 
 
-def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
+def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, fmt: FormatOpt = None,
+           as_json: JsonFlag = False,
            descendants_of: Annotated[Optional[str], typer.Option(help="Only descendants of this model.")] = None,
            task: Annotated[Optional[str], typer.Option(help="pipeline_tag.")] = None,
            licence: Annotated[Optional[str], typer.Option("--licence", "--license", help="Licence id.")] = None,
@@ -171,26 +176,29 @@ def search(atlas: AtlasPath = DEFAULT_ATLAS_PATH, as_json: JsonFlag = False,
     from modelatlas.discover.search import search as run_search
     from modelatlas.discover.transfer import transfer_candidates
 
+    fmt = resolve_format(fmt, as_json)
+    out = Results(fmt) if fmt != "json" else None
+
     facts = Atlas.load(atlas).facts
     if transfer_to:
         report = transfer_candidates(facts, transfer_to, limit=limit, decay=decay, metric=metric)
-        if as_json:
+        if fmt == "json":
             emit_json(report)
             return
-        console.print(f"{report['seeds']:,} models do {transfer_to}; explored {report['explored']:,} of "
+        out.line(f"{report['seeds']:,} models do {transfer_to}; explored {report['explored']:,} of "
                       f"{report['nodes']:,} models")
-        _print_rows(f"models likely to transfer to {transfer_to}", report["rows"],
+        out.records(f"models likely to transfer to {transfer_to}", report["rows"],
                     ["id", "score", "seed", "distance", "pipeline_tag", "reason"])
         return
     query = SearchQuery(descendants_of, task, licence, library, max_params, min_downloads, rank_by,
                         not no_imputed, limit)
     report = run_search(facts, query)
-    if as_json:
+    if fmt == "json":
         emit_json(report)
         return
-    console.print(f"{report['matches']:,} models match")
+    out.line(f"{report['matches']:,} models match")
     rows = [{**r, "reasons": "; ".join(r["reasons"])} for r in report["rows"]]
-    _print_rows("search results", rows, ["id", rank_by, "pipeline_tag", "license", "reasons"])
+    out.records("search results", rows, ["id", rank_by, "pipeline_tag", "licence", "reasons"])
 
 
 def report(out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.html and figures.")],
@@ -203,9 +211,9 @@ def report(out: Annotated[Path, typer.Option("--out", help="Folder for report.md
 
     written = write_report(Atlas.load(atlas), out, title=title, top_components=components)
     if as_json:
-        emit_json({k: v for k, v in written.items()})
+        emit_json(written)
         return
-    console.print(f"wrote {written['markdown']}, {written['html']} and {len(written['figures'])} figures")
+    say(f"wrote {written['markdown']}, {written['html']} and {len(written['figures'])} figures")
 
 
 def register(app: typer.Typer) -> None:

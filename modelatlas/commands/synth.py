@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import JsonFlag, emit_json, progress, say
 
 
 def synth(
@@ -47,8 +47,8 @@ def synth(
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"wrote {summary['models']:,} models and {summary['edges']:,} parent links to {path} "
-                      f"(ground truth: {truth})")
+        say(f"wrote {summary['models']:,} models and {summary['edges']:,} parent links to {path} "
+            f"(ground truth: {truth})")
 
 
 def register(app: typer.Typer) -> None:

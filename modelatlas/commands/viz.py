@@ -7,26 +7,26 @@ from typing import Annotated
 
 import typer
 
-from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, console, emit_json
+from modelatlas.commands.common import DEFAULT_ATLAS_PATH, AtlasPath, JsonFlag, diagnostics, emit_json, note, say
 
 
-def _load_with_layout(atlas_path: Path, *, save: bool = True):
-    """Load the atlas and make sure it caches a current layout (computed once, then saved)."""
+def _load_with_layout(atlas_path: Path, *, save: bool):
+    """Load the atlas with a current layout: computed when missing or stale, and with ``save`` cached
+    in the atlas file (``serve``); ``figure`` only reads the atlas, so it lays out in memory."""
     from modelatlas.atlas.atlas import Atlas
-    from modelatlas.viz.layout import ensure_layout, layout_is_current
-
     from modelatlas.atlas.store import writing
+    from modelatlas.viz.layout import ensure_layout, layout_is_current
 
     atlas = Atlas.load(atlas_path)
     if not layout_is_current(atlas) and save:
         with writing(atlas_path):  # load again under the lock: the file may have changed meanwhile
             atlas = Atlas.load(atlas_path)
             if not layout_is_current(atlas):
-                with console.status("laying out the atlas (once; cached in the atlas file)"):
+                with diagnostics().status("laying out the atlas (once; cached in the atlas file)"):
                     ensure_layout(atlas)
                 atlas.save(atlas_path)
     elif not layout_is_current(atlas):
-        with console.status("laying out the atlas (once; cached in the atlas file)"):
+        with diagnostics().status("laying out the atlas (not cached: run 'modelatlas layout' to keep it)"):
             ensure_layout(atlas)
     return atlas
 
@@ -52,7 +52,7 @@ def layout(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"layout of {table.num_rows:,} models cached in {atlas}")
+        say(f"layout of {table.num_rows:,} models cached in {atlas}")
 
 
 def serve(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
@@ -68,11 +68,12 @@ def serve(atlas: AtlasPath = DEFAULT_ATLAS_PATH,
     from modelatlas.viz.server import create_app
 
     sock = _listening_socket(host, port)  # before any URL is printed: a busy port is said first
-    view = AtlasView(_load_with_layout(atlas))
+    view = AtlasView(_load_with_layout(atlas, save=True))
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it can browse the atlas")
+        note(f"listening on {host}: anyone who can reach it can browse the atlas", label="warning")
     allowed = [*(allow_host or []), *([host] if host not in ("0.0.0.0", "::") else [])]
-    console.print(f"web atlas of {view.n:,} models at http://{host}:{port}/")
+    # The server's log goes to standard error too: a running server has no result to print.
+    diagnostics().print(f"web atlas of {view.n:,} models at http://{host}:{port}/", markup=False)
     uvicorn.Server(uvicorn.Config(create_app(view, allow_hosts=allowed), log_level="warning")).run(sockets=[sock])
 
 
@@ -112,9 +113,9 @@ def figure(kind: Annotated[str, typer.Argument(help="galaxy or component")],
     from modelatlas.viz.data import AtlasView
     from modelatlas.viz.figure import draw_figure
 
-    view = AtlasView(_load_with_layout(atlas))
+    view = AtlasView(_load_with_layout(atlas, save=False))
     path = draw_figure(view, kind, out, color=color, size=size, component=component, model=model)
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

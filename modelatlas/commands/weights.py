@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, progress, resolve_format
 from modelatlas.errors import InputError
 
 
@@ -30,17 +30,18 @@ def fingerprint(
                                         "the weights file's modification time (flagged).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable model (default: "
                                          "leave it out and report it).")] = False,
+    fmt: FormatOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fingerprint models into a store: sampled neurons per layer, kurtosis, content hash, quantisation flag,
     signature and metadata. Models already in the store are not read again."""
     import time
 
-    from rich.markup import escape
-
-    from modelatlas.chart.model_paths import discover_models
+    from modelatlas.weights.discover import discover_models
     from modelatlas.weights.store import FingerprintStore, fingerprint_into_store
 
+    fmt = resolve_format(fmt, as_json)
+    as_json = fmt == "json"
     if out.suffix != ".parquet":
         raise InputError("the fingerprint store is a Parquet file: give --out NAME.parquet", path=str(out))
     store = FingerprintStore.open(out)
@@ -75,13 +76,12 @@ def fingerprint(
         emit_json(report)
         return
     for msg in messages:
-        console.print(f"[yellow]note:[/yellow] {escape(msg)}", highlight=False)
-    for p in plans:
-        console.print(f"plan {p['plan']} (signature {p['signature_key']}): {p['models']} models ({p['added']} new), "
-                      f"{p['layers']} layers, {p['dimensions']:,} dimensions, {p['quantized']} quantised",
-                      highlight=False)
-    console.print(f"{out}: {len(added)} models added ({bytes_read / 1e6:,.1f} MB read), {len(store)} in all, "
-                  f"{seconds:.1f} s", highlight=False)
+        note(msg)
+    results = Results(fmt)
+    results.records("fingerprint plans", plans,
+                    ["plan", "signature_key", "models", "added", "layers", "dimensions", "quantized"])
+    results.line(f"{out}: {len(added)} models added ({bytes_read / 1e6:,.1f} MB read), {len(store)} in all, "
+                 f"{seconds:.1f} s")
 
 
 def weights_info(
@@ -91,16 +91,15 @@ def weights_info(
     relative: Annotated[Optional[Path], typer.Option(
         "--relative", help="A relative (e.g. the parent) to match the tensors without a counterpart "
                            "against by value (reads both whole).")] = None,
+    fmt: FormatOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Describe a weights file: format, parameters, signature key, quantisation evidence, and how
     each tensor got its canonical name (the file, a name table, the ONNX graph, or by value)."""
-    import numpy as np
-    from rich.table import Table
-
     from modelatlas.weights import content_hash, detect_quantization, open_weights, signature
     from modelatlas.weights.signature import is_parameter
 
+    fmt = resolve_format(fmt, as_json)
     with open_weights(path) as wf:
         sig = signature(wf)
         report = detect_quantization(wf)
@@ -137,43 +136,20 @@ def weights_info(
             info["unmatched"] = sorted(sig.file_names[n] for n, shape in sig.entries
                                        if theirs.get(n) != shape and sig.file_names[n] not in matched)
         info["bytes_read"] = wf.bytes_read
-    if as_json:
+    if fmt == "json":
         emit_json(info)
         return
-    table = Table(title=str(path), show_header=False)
-    for key in ("format", "tensors", "parameters", "signature_key", "wrapper_prefix", "quantized",
-                "schemes", "dtypes", "low_precision", "content_hash", "name_sources", "canonical_names",
-                "matched_by_name", "bytes_read"):
-        if key in info:
-            value = info[key]
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v:,}" for k, v in value.items())
-            elif isinstance(value, list):
-                value = ", ".join(value) or "-"
-            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-                value = f"{value:,}"
-            table.add_row(key, str(value))
-    for line in info["evidence"]:
-        table.add_row("evidence", line)
-    console.print(table)
-    for t in info.get("tensor_list", []):
-        console.print(f"{t['name']}  {t['shape']}  {t['dtype']}" + (f"  {t['quantization']}" if t["quantization"] else "")
-                      + (f"  [{t['name_source']}]" if t["name_source"] != "file" else ""), highlight=False, markup=False)
-    for m in info.get("value_matches", []):
-        console.print(f"by value: {m['tensor']} = {m['transform']}({', '.join(m['relative_tensors'])})"
-                      + (f" {m['detail']}" if m["detail"] else "") + f", relative error {m['relative_error']:.2g}",
-                      highlight=False, markup=False)
+    out = Results(fmt)
+    keys = ("format", "tensors", "parameters", "signature_key", "wrapper_prefix", "quantized", "schemes", "dtypes",
+            "low_precision", "content_hash", "name_sources", "canonical_names", "matched_by_name", "bytes_read")
+    out.fields(str(path), [*((k, info[k]) for k in keys if k in info), *(("evidence", e) for e in info["evidence"])])
+    if "tensor_list" in info:
+        out.records("tensors", info["tensor_list"], ["name", "shape", "dtype", "quantization", "name_source"])
+    if info.get("value_matches"):
+        out.records("matched by value", info["value_matches"],
+                    ["tensor", "transform", "relative_tensors", "detail", "relative_error"])
     if info.get("unmatched"):
-        console.print("unmatched: " + ", ".join(info["unmatched"]), highlight=False, markup=False)
-
-
-def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
-    """Tensor-name sources over all models (``file``, ``name-table``, ``graph``, ``value``)."""
-    total: dict[str, int] = {}
-    for c in counts:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
-    return dict(sorted(total.items()))
+        out.line("unmatched: " + ", ".join(info["unmatched"]))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, progress, resolve_format, say
 from modelatlas.errors import ModelAtlasError
 from modelatlas.zoo.families import FAMILIES, SIZES, family_builder
 
@@ -85,18 +85,22 @@ def build(
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
-                      f"{n_bytes / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
-        console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
+        say(f"zoo {name}: {len(zoo.models)} models in {summary['components']} components, "
+            f"{n_bytes / 1e6:.1f} MB, {seconds:.1f} s -> {out / 'manifest.json'}")
+        say("patterns: " + ", ".join(f"{k} {v}" for k, v in sorted(patterns.items())))
 
 
 @zoo_app.command("list")
-def list_zoos() -> None:
+def list_zoos(fmt: FormatOpt = None, as_json: JsonFlag = False) -> None:
     """The zoos and zoo families `zoo build` knows."""
-    for key, text in ZOO_NAMES.items():
-        typer.echo(f"{key:10} {text}")
-    for key, (_module, text) in FAMILIES.items():
-        typer.echo(f"{key:10} family (--size tiny|small): {text}")
+    rows = [{"name": key, "kind": "zoo", "description": text} for key, text in ZOO_NAMES.items()]
+    rows += [{"name": key, "kind": "family (--size tiny|small)", "description": text}
+             for key, (_module, text) in FAMILIES.items()]
+    fmt = resolve_format(fmt, as_json)
+    if fmt == "json":
+        emit_json({"zoos": rows})
+        return
+    Results(fmt).records("zoos", rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,8 +24,8 @@ def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) ->
     """
     node = int(facts.atlas.index_of([model_id])[0])
     ancestry = lineage(facts.atlas, model_id)
-    return {"id": model_id, "license": facts.text("license")[node], "ancestors": ancestry.ancestors,
+    return {"id": model_id, "licence": facts.text("license")[node], "ancestors": ancestry.ancestors,
             "sources": ancestry.sources, "paths": {s: path_text(p) for s, p in ancestry.paths.items()},
             "sub_tree_downloads": ancestry.sub_tree_downloads, "data_lineage": data_lineage(facts, node),
-            "inheritance": facts.inheritance(node), "licence": model_licence_findings(facts, node),
+            "inheritance": facts.inheritance(node), "licence_drift": model_licence_findings(facts, node),
             "issue_propagation": affected_descendants(facts, np.array([node]), limit=limit)}

@@ -22,7 +22,7 @@ import numpy as np
 class Lineage:
     """Result of :func:`lineage` (plain data; ``as_dict`` for JSON)."""
 
-    model: str
+    id: str
     placeholder: bool
     parents: list[dict]
     ancestors: list[dict]
@@ -85,7 +85,7 @@ def lineage(atlas, model_id: str) -> Lineage:
         paths[ids[s].as_py()] = path
     rev = g.reverse_adjacency
     return Lineage(
-        model=model_id,
+        id=model_id,
         placeholder=bool(placeholder[i].as_py()),
         parents=[step(int(p), i) for p in rev.indices[rev.indptr[i]:rev.indptr[i + 1]]],
         ancestors=[{"id": ids[n].as_py(), "distance": dist[n], "placeholder": bool(placeholder[n].as_py())}
@@ -106,4 +106,4 @@ def _flags(atlas, models: list[str]) -> list[dict]:
     from modelatlas.ingest.relation_audit import relation_flags
 
     wanted = set(models)
-    return [f for f in relation_flags(atlas.issues) if f["model"] in wanted]
+    return [f for f in relation_flags(atlas.issues) if f["id"] in wanted]

@@ -126,7 +126,7 @@ def search(facts: AtlasFacts, query: SearchQuery) -> dict:
             why.append(f"{params[i]:,.0f} parameters <= {query.max_params:,.0f}")
         why.append(rank_note(int(i)))
         rows.append({"id": facts.ids[i], query.rank_by: float(values[i]), "downloads": int(facts.downloads[i]),
-                     "pipeline_tag": facts.text("pipeline_tag")[i], "license": facts.text("license")[i],
+                     "pipeline_tag": facts.text("pipeline_tag")[i], "licence": facts.text("license")[i],
                      "params": None if np.isnan(params[i]) else int(params[i]), "reasons": why})
     return {"query": query.__dict__, "matches": int(np.count_nonzero(keep)), "rows": rows}
 

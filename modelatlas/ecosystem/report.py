@@ -103,7 +103,7 @@ def plot_histogram(values, path, *, title: str, xlabel: str, log: bool = False) 
 def plot_summary(summary: dict, path) -> Path:
     """Figure 2: the top values of each distribution."""
     plt = _pyplot()
-    panels = ["licenses", "tasks", "languages", "libraries", "datasets", "arxiv_papers"]
+    panels = ["licences", "tasks", "languages", "libraries", "datasets", "arxiv_papers"]
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
     items = [(p, [(d["value"], d["count"]) for d in summary[p]["top"][:10]]) for p in panels]
     items += [("most children", [(d["id"], d["children"]) for d in summary["most_children"][:10]]),
@@ -296,7 +296,7 @@ def to_markdown(res: dict, *, title: str = "Anatomy of an ML ecosystem — repor
     body = err(sm)
     if body is None:
         body = []
-        for panel in ("licenses", "tasks", "languages", "libraries", "datasets", "arxiv_papers"):
+        for panel in ("licences", "tasks", "languages", "libraries", "datasets", "arxiv_papers"):
             top = ", ".join(f"{t['value']} ({_pct(t['share'])})" for t in sm[panel]["top"][:5])
             body.append(f"- {panel}: {top or 'none'}")
         body.append("- most children: " + ", ".join(f"{t['id']} ({t['children']})" for t in sm["most_children"][:3]))

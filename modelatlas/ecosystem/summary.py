@@ -13,7 +13,7 @@ import numpy as np
 from modelatlas.ecosystem.traits import value_sets
 
 #: Figure 2 panels -> node columns.
-PANELS = {"licenses": "license", "tasks": "pipeline_tag", "languages": "languages", "libraries": "library_name",
+PANELS = {"licences": "license", "tasks": "pipeline_tag", "languages": "languages", "libraries": "library_name",
           "datasets": "datasets", "arxiv_papers": "arxiv"}
 
 

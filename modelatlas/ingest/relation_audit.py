@@ -128,7 +128,7 @@ def relation_flags(issues: pa.Table, model_id: str | None = None) -> list[dict]:
         key = (r["where"], r["kind"], r["message"])
         if key not in seen:  # the same claim read from two sources is one flag
             seen.add(key)
-            out.append({"model": r["where"], "reason": r["kind"][len(KIND) + 1:], "message": r["message"]})
+            out.append({"id": r["where"], "reason": r["kind"][len(KIND) + 1:], "message": r["message"]})
     return out
 
 
@@ -136,5 +136,5 @@ def flag_counts(issues: pa.Table) -> dict[str, int]:
     """Flags per reason (every reason listed, zeros included), and ``models`` flagged."""
     flags = relation_flags(issues)
     out = {reason: sum(1 for f in flags if f["reason"] == reason) for reason in REASONS}
-    out["models"] = len({f["model"] for f in flags})
+    out["models"] = len({f["id"] for f in flags})
     return out

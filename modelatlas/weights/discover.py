@@ -361,3 +361,49 @@ def _unique_ids(models: list[FoundModel]) -> None:
         if counts[m.meta.id] > 1:
             m.meta.notes.append(f"id {m.meta.id!r} is shared by {counts[m.meta.id]} inputs; the path is used")
             m.meta.id = os.fspath(m.weights)
+
+
+def add_paths_to_store(paths: list[Path], store, *, mtime_fallback: bool = False, progress=None,
+                       **fingerprint_options) -> tuple[list[str], list[str]]:
+    """Add the models under ``paths`` to a fingerprint store: stores among the paths (``.parquet``)
+    are merged in, the other paths found by :func:`discover_models` and fingerprinted.
+
+    Parameters
+    ----------
+    paths:
+        Fingerprint stores and whatever :func:`discover_models` accepts.
+    store:
+        The :class:`~modelatlas.weights.store.FingerprintStore` to extend (in memory).
+    mtime_fallback:
+        As in :func:`discover_models`.
+    progress:
+        ``progress(total)``: a context manager yielding ``advance(n)``, entered around the
+        fingerprinting of the ``total`` models found (for a progress bar); ``None`` for none.
+    **fingerprint_options:
+        Passed to :func:`~modelatlas.weights.store.fingerprint_into_store`.
+
+    Returns
+    -------
+    (added ids, messages)
+        Messages name each path that gave no model and each model left out, and why.
+    """
+    from contextlib import nullcontext
+
+    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store, is_store
+
+    paths = [Path(p) for p in paths]
+    stores = [p for p in paths if p.suffix == ".parquet" and p.is_file()]
+    added: list[str] = []
+    for p in stores:
+        if not is_store(p):
+            raise InputError("a Parquet file but not a modelatlas fingerprint store", path=str(p))
+        added += store.add_store(FingerprintStore.open(p, must_exist=True))
+    found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime_fallback)
+    messages = list(found.messages)
+    if found.models:
+        with progress(len(found.models)) if progress is not None else nullcontext(None) as advance:
+            more_ids, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], store,
+                                                    progress=advance, **fingerprint_options)
+        added += more_ids
+        messages += more
+    return added, messages
