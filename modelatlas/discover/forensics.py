@@ -27,5 +27,11 @@ def model_forensics(facts: AtlasFacts, model_id: str, limit: int | None = 50) ->
     return {"id": model_id, "licence": facts.text("license")[node], "ancestors": ancestry.ancestors,
             "sources": ancestry.sources, "paths": {s: path_text(p) for s, p in ancestry.paths.items()},
             "sub_tree_downloads": ancestry.sub_tree_downloads, "data_lineage": data_lineage(facts, node),
-            "inheritance": facts.inheritance(node), "licence_drift": model_licence_findings(facts, node),
+            "inheritance": _licence_spelling(facts.inheritance(node)), "licence_drift": model_licence_findings(facts, node),
             "issue_propagation": affected_descendants(facts, np.array([node]), limit=limit)}
+
+
+def _licence_spelling(inheritance: dict) -> dict:
+    """The layer's inheritance with the command line's key ``licence`` (docs/cli.md, "JSON keys");
+    the web API keeps the Hub's ``license``."""
+    return {"licence" if k == "license" else k: v for k, v in inheritance.items()}
