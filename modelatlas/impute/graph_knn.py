@@ -7,27 +7,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelatlas.errors import InputError
+from modelatlas.impute.base import ImputationMethod, register
 from modelatlas.impute.group_vote import row_vote
 from modelatlas.impute.task import Prediction
 from modelatlas.impute.view import MAX_K, TrainView
 
 
-class GraphKNN:
+@register
+class GraphKNN(ImputationMethod):
     """Parameters
     ----------
     k:
         Neighbours (the paper uses 1, 2, 3 and 5); at most :data:`~modelatlas.impute.view.MAX_K`.
     """
 
-    def __init__(self, k: int = 5):
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k must be between 1 and {MAX_K}")
-        self.k = k
+    name = "graph_knn"
 
-    def name_for(self, kind: str) -> str:
-        return "graph_knn"
+    def __init__(self, k: int = 5):
+        self.k = k
+        self._check_k()
+
+    def _check_k(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= MAX_K:
+            raise InputError(f"graph_knn's k must be an integer between 1 and {MAX_K}, not {self.k!r}", where="--k")
 
     def predict(self, view: TrainView, query: np.ndarray) -> Prediction:
+        self._check_k()  # set_params may have changed it
         task = view.task
         src = view.nearest.source[query, : self.k]
         dist = view.nearest.distance[query, : self.k]
