@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from modelatlas.callable_package import make_callable
+
 from modelatlas.chart.base import (ChartInput, ChartMethod, ChartResult, LayerBlock, get_method,
                                    method_names)
 
@@ -21,3 +23,7 @@ def _load_methods() -> None:
 
 
 __all__ = ["ChartInput", "ChartMethod", "ChartResult", "LayerBlock", "get_method", "method_names"]
+
+
+# ``ma.chart(models, method=...)`` calls :func:`modelatlas.api.chart` (docs/api.md).
+make_callable(__name__)
