@@ -87,6 +87,12 @@ class Atlas:
         return fresh
 
     # ------------------------------------------------------------------ views
+    def __repr__(self) -> str:
+        placeholders = int(pc.sum(self.nodes["placeholder"]).as_py() or 0) if self.num_nodes else 0
+        extras = f", extra tables: {', '.join(self.extras)}" if self.extras else ""
+        return (f"<Atlas: {self.num_nodes:,} models ({placeholders:,} placeholders), {self.num_edges:,} edges, "
+                f"{self.metrics.num_rows:,} metric values, {self.issues.num_rows:,} issues{extras}>")
+
     @property
     def num_nodes(self) -> int:
         return self.nodes.num_rows
@@ -156,6 +162,8 @@ class Atlas:
         --------
         >>> import modelatlas as ma
         >>> atlas = ma.example_atlas()
+        >>> atlas
+        <Atlas: 11 models (0 placeholders), 10 edges, 0 metric values, 0 issues>
         >>> atlas.lineage("bob/llm-7b-merge")
         <Lineage: bob/llm-7b-merge: 3 ancestors from 1 source (acme/llm-7b), 1 descendant, sub_tree_downloads 11,000>
         >>> atlas.lineage("bob/llm-7b-merge").to_table()["id"].to_pylist()
@@ -304,7 +312,7 @@ class Atlas:
         return SearchResult(dict(found["query"]), found["matches"], found["rows"])
 
     def draw_family(self, model_id: str, out: str | Path, *, color: str = "relation",
-                    size: str = "downloads") -> Path:
+                    size: str = "downloads", dpi: int = 100) -> Path:
         """Draw the family (weakly connected component) of ``model_id`` into a PNG or SVG file,
         edges coloured by relation (the paper's Llama and Stable Diffusion panels; docs/web.md).
 
@@ -318,6 +326,8 @@ class Atlas:
             Node colour feature (``relation``, ``pipeline_tag``, ``license``, ``library_name``...).
         size : str, default "downloads"
             Node size feature (``downloads`` or ``sub_tree_downloads``).
+        dpi : int, default 100
+            Resolution of a PNG.
 
         Returns
         -------
@@ -335,7 +345,8 @@ class Atlas:
         from modelatlas.viz.figure import draw_figure
 
         self.index_of([model_id])  # an unknown id fails here, with close matches
-        return draw_figure(AtlasView(self), "component", out, color=color, size=size, model=model_id)
+        return draw_figure(AtlasView(self), "component", out, color=color, size=size, model=model_id,
+                           dpi=dpi)
 
     # ------------------------------------------------------------------ other libraries
     def to_pandas(self, table: str = "nodes"):
