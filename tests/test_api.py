@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from science_atlases import build, edge, model
 
 import modelatlas as ma
 from modelatlas.errors import InputError, UnknownModelError
-from science_atlases import build, edge, model
 
 #: Modules whose docstring examples are the API's documentation.
 API_MODULES = ("modelatlas.api", "modelatlas.atlas.atlas", "modelatlas.examples", "modelatlas.results",
@@ -131,7 +131,7 @@ def test_bad_input_names_what_is_wrong():
 
 def test_chart_and_ingest_are_both_packages_and_functions(tmp_path):
     import modelatlas.chart
-    import modelatlas.ingest.pipeline as pipeline
+    import modelatlas.ingest.pipeline as pipeline  # noqa: PLR0402 (the form that broke when ma.ingest was a function)
 
     assert ma.chart is modelatlas.chart and "atlas" in ma.chart.method_names()
     assert pipeline.ingest is not ma.ingest and callable(ma.ingest)
@@ -150,3 +150,20 @@ def test_chart_a_zoo_scores_against_its_manifest(tiny_zoo):
     assert set(run.ids) == {m.id for m in tiny_zoo.models}
     assert run.accuracy is not None and len(edges & truth) > len(truth) / 2
     assert ma.chart(tiny_zoo, method="atlas").accuracy == run.accuracy
+
+
+def test_chart_model_files_without_a_manifest(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    base = {f"layers.{i}.weight": rng.normal(size=(32, 32)).astype(np.float32) for i in range(2)}
+    tuned = {k: v + 0.01 * rng.normal(size=v.shape).astype(np.float32) for k, v in base.items()}
+    for name, state in (("base", base), ("tuned", tuned)):
+        save_file(state, str(tmp_path / f"{name}.safetensors"))
+    run = ma.chart([tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"], method="atlas")
+    assert sorted(run.ids) == ["base", "tuned"] and run.accuracy is None  # no manifest, no truth
+    assert run.edges.select(["parent", "child"]).to_pylist() == [{"parent": "base", "child": "tuned"}]
+    with pytest.raises(InputError, match="stem needs the true lineage"):
+        ma.chart(tmp_path / "base.safetensors", stem=0.1)
+    with pytest.raises(InputError, match="no model could be read"):
+        ma.chart(tmp_path / "nothing-here")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from science_atlases import planted_families
 
 from modelatlas.analytics.facts import AtlasFacts
 from modelatlas.errors import InputError
@@ -15,7 +16,6 @@ from modelatlas.impute.graph_knn import GraphKNN
 from modelatlas.impute.hub_vote import HubVote
 from modelatlas.impute.task import build_task
 from modelatlas.impute.view import TrainView
-from science_atlases import planted_families
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 
 from modelatlas.callable_package import make_callable
-
 from modelatlas.chart.base import (ChartInput, ChartMethod, ChartResult, LayerBlock, get_method,
                                    method_names)
 

@@ -37,8 +37,8 @@ from modelatlas.errors import InputError
 from modelatlas.impute.base import ImputationMethod, register
 from modelatlas.impute.global_baseline import ComponentVote
 from modelatlas.impute.graph_knn import GraphKNN
-from modelatlas.impute.hub_vote import HubVote
 from modelatlas.impute.group_vote import group_mean, group_vote, row_vote
+from modelatlas.impute.hub_vote import HubVote
 from modelatlas.impute.task import PAPER_ATTRIBUTES, Prediction
 from modelatlas.impute.view import TrainView
 
