@@ -123,3 +123,16 @@ def test_auto_below_min_select_uses_its_first_candidate_and_says_so():
     assert auto.chosen_ == "hub_majority" and np.isnan(auto.inner_score_) and auto.inner_scores_ == {}
     with pytest.raises(InputError, match="inner_folds"):
         AutoImputer(inner_folds=1).predict(view, hidden)
+
+
+def test_stored_imputations_name_what_auto_chose(licence_task):
+    from modelatlas.impute.store import impute
+
+    task = build_task(licence_task.facts, "license")
+    hidden = split(task)[1]
+    task.codes[hidden] = -1  # unknown now: these get imputed
+    table = impute(task, "auto")
+    assert table.num_rows >= hidden.size
+    methods = set(table["method"].to_pylist())
+    assert len(methods) == 1 and methods.pop() in {f"auto ({name})" for name in (
+        "boosted", "hub_majority", "component_majority", "graph_knn_k1", "graph_knn_k3", "graph_knn_k5")}

@@ -50,6 +50,8 @@ def impute(task: ImputationTask, method: str = "auto", k: int = 5) -> pa.Table:
     pred = solver.predict(view, query) if query.size else None
     ids = facts.ids[query]
     name = solver.name_for(task.kind)
+    if getattr(solver, "chosen_", None):  # auto says which method it chose, e.g. "auto (graph_knn_k3)"
+        name = f"{name} ({solver.chosen_})"
     if task.kind == "attribute":
         labels = task.decode(pred.value) if query.size else np.zeros(0, dtype=object)
         value, number = pa.array(labels.tolist(), pa.string()), pa.nulls(query.size, pa.float64())
