@@ -18,7 +18,7 @@ from modelatlas.errors import InputError, UnknownModelError
 
 #: Modules whose docstring examples are the API's documentation.
 API_MODULES = ("modelatlas.api", "modelatlas.atlas.atlas", "modelatlas.examples", "modelatlas.results",
-               "modelatlas.discover.lineage", "modelatlas.analytics.statistics")
+               "modelatlas.discover.lineage", "modelatlas.analytics.statistics", "modelatlas.impute.base")
 
 
 @pytest.mark.parametrize("name", API_MODULES)
@@ -84,6 +84,7 @@ def test_results_have_short_reprs_tables_and_html():
         assert result.to_pandas().shape == (table.num_rows, table.num_columns)
         page = result._repr_html_()
         assert "<table" in page and type(result).__name__ in page
+    assert repr(ma.Atlas.empty()) == "<Atlas: 0 models (0 placeholders), 0 edges, 0 metric values, 0 issues>"
     lineage = results[0].to_pandas()
     assert lineage.to_dict("list") == {"id": ["acme/llm-7b-chat", "bob/llm-7b-code", "acme/llm-7b"],
                                        "distance": [1, 1, 2], "placeholder": [False] * 3,

@@ -77,10 +77,30 @@ def imputer_names() -> list[str]:
 def get_imputer(name: str, **params) -> ImputationMethod:
     """The imputation method called ``name``, built with ``params``.
 
+    Parameters
+    ----------
+    name : str
+        One of :func:`imputer_names` (``auto``, ``graph_knn``, ``hub_majority``, ``global``,
+        ``component``).
+    **params
+        The method's hyper-parameters.
+
+    Returns
+    -------
+    ImputationMethod
+
     Raises
     ------
     InputError
         An unknown name or parameter.
+
+    Examples
+    --------
+    >>> from modelatlas.impute.base import get_imputer
+    >>> get_imputer("graph_knn", k=3)
+    GraphKNN(k=3)
+    >>> get_imputer("auto").get_params()["inner_folds"]
+    3
     """
     names = imputer_names()
     if name not in _REGISTRY:
