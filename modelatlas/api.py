@@ -100,8 +100,9 @@ def chart(models, method: str = "auto", *, stem: float = 0.0, seed: int = 0, **p
         inputs, truth = models.models, getattr(models, "truth", None)
     elif _is_zoo(models):
         from modelatlas.chart.zoo_input import load_zoo_input
+        from modelatlas.zoo.manifest import Zoo
 
-        loaded = load_zoo_input(getattr(models, "root", models))
+        loaded = load_zoo_input(models.root if isinstance(models, Zoo) else models)
         inputs, truth, messages = loaded.models, loaded.truth, list(loaded.messages)
     else:
         inputs, messages = _fingerprinted([models] if isinstance(models, (str, Path)) else list(models))
