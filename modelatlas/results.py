@@ -35,18 +35,41 @@ class TableResult:
         raise NotImplementedError
 
     def to_pandas(self):
-        """The result as a :class:`pandas.DataFrame` (lists stay lists)."""
-        return self.to_table().to_pandas()
+        """The result as a :class:`pandas.DataFrame` (lists stay lists; needs pandas)."""
+        return arrow_to_pandas(self.to_table())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.summary()}>"
 
     def _repr_html_(self) -> str:
+        """The summary line and the first :data:`HTML_ROWS` rows, every value escaped (no pandas needed)."""
         table = self.to_table()
-        head = table.slice(0, HTML_ROWS).to_pandas().to_html(index=False)
-        more = f"<p>… {table.num_rows - HTML_ROWS:,} more rows (<code>.to_pandas()</code>)</p>" \
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>"
+                       for row in table.slice(0, HTML_ROWS).to_pylist())
+        more = f"<p>… {table.num_rows - HTML_ROWS:,} more rows (<code>.to_table()</code>)</p>" \
             if table.num_rows > HTML_ROWS else ""
-        return f"<p><b>{type(self).__name__}</b>: {html.escape(self.summary())}</p>{head}{more}"
+        return (f"<p><b>{type(self).__name__}</b>: {html.escape(self.summary())}</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, list):
+        return "; ".join(_cell(v) for v in value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def arrow_to_pandas(table: pa.Table):
+    """``table`` as a pandas DataFrame, or an ImportError saying how to get pandas."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        raise ImportError("results as pandas DataFrames need pandas: pip install pandas") from None
+    return table.to_pandas()
 
 
 @dataclass(repr=False)

@@ -168,3 +168,15 @@ def test_chart_model_files_without_a_manifest(tmp_path):
         ma.chart(tmp_path / "base.safetensors", stem=0.1)
     with pytest.raises(InputError, match="no model could be read"):
         ma.chart(tmp_path / "nothing-here")
+
+
+def test_notebook_view_needs_no_pandas_and_to_pandas_says_how_to_get_it(monkeypatch):
+    import sys
+
+    below = ma.example_atlas().descendants("acme/llm-7b")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    assert "<td>bob/llm-7b-merge</td>" in below._repr_html_()
+    with pytest.raises(ImportError, match="pip install pandas"):
+        below.to_pandas()
+    with pytest.raises(ImportError, match="pip install pandas"):
+        ma.example_atlas().to_pandas()

@@ -367,7 +367,9 @@ class Atlas:
         >>> ma.example_atlas().to_pandas("edges")[["parent", "child", "relation"]].iloc[0].tolist()
         ['acme/llm-7b', 'acme/llm-7b-chat', 'finetune']
         """
-        return self._table(table).to_pandas()
+        from modelatlas.results import arrow_to_pandas
+
+        return arrow_to_pandas(self._table(table))
 
     def to_polars(self, table: str = "nodes"):
         """One table of the atlas as a :class:`polars.DataFrame` (needs ``polars`` installed).
