@@ -5,10 +5,21 @@ transformations (fine-tuning, adapters, quantization, merging). See ``docs/`` fo
 the papers it implements (Horwitz et al., "Charting and Navigating Hugging Face's Model Atlas";
 Horwitz et al., "Unsupervised Model Tree Heritage Recovery"; Laufer et al., "Anatomy of a Machine
 Learning Ecosystem").
+
+The Python API (docs/api.md)::
+
+    import modelatlas as ma
+    atlas = ma.ingest("hf-trees.jsonl.gz")          # or ma.Atlas.load("atlas.duckdb")
+    atlas.lineage("meta-llama/Llama-2-7b-chat-hf")  # typed results: .to_table(), .to_pandas()
+    atlas.stats(); atlas.search(task="text-generation", licence="mit")
+    ma.chart("zoo/", method="atlas")
 """
 
+from modelatlas import api, chart, ingest  # chart and ingest are callable: modelatlas.api's functions
 from modelatlas.atlas.atlas import Atlas
-from modelatlas.errors import ModelAtlasError
+from modelatlas.errors import InputError, ModelAtlasError, UnknownModelError
+from modelatlas.examples import example_atlas
 
 __version__ = "0.1.0"
-__all__ = ["Atlas", "ModelAtlasError", "__version__"]
+__all__ = ["Atlas", "api", "InputError", "ModelAtlasError", "UnknownModelError", "__version__", "chart",
+           "example_atlas", "ingest"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from modelatlas.analytics.component_structure import component_structure
 from modelatlas.analytics.depth_distribution import depth_distribution
@@ -19,15 +20,16 @@ from modelatlas.analytics.tables import TOP_COMPONENTS, StatTable, share
 from modelatlas.analytics.temporal_order import temporal_order
 from modelatlas.atlas.derived import AtlasFacts
 from modelatlas.errors import InputError
+from modelatlas.results import TableResult
 
 #: Every statistic, in report order.
 STATISTICS = (relation_mix, quantized_leaves, temporal_order, depth_distribution, descendant_downloads,
               merge_influence, documentation, component_structure, relation_audit)
 
 
-@dataclass
-class AtlasStatistics:
-    """The result of :func:`compute_statistics`.
+@dataclass(repr=False)
+class AtlasStatistics(TableResult):
+    """The result of :func:`compute_statistics` (``to_table`` / ``to_pandas``: the headline).
 
     Attributes
     ----------
@@ -42,6 +44,16 @@ class AtlasStatistics:
 
     def to_dict(self) -> dict:
         return {"headline": self.headline, "tables": {k: t.to_dict() for k, t in self.tables.items()}}
+
+    def to_table(self) -> pa.Table:
+        """The headline: ``statistic``, ``paper``, ``ours`` (NaN where unmeasured), ``n``."""
+        return pa.Table.from_pylist(self.headline, schema=pa.schema([
+            ("statistic", pa.string()), ("paper", pa.float64()), ("ours", pa.float64()), ("n", pa.int64())]))
+
+    def summary(self) -> str:
+        measured = sum(1 for r in self.headline if r["n"] > 0)
+        return (f"{len(self.headline)} headline numbers ({measured} measured), "
+                f"tables: {', '.join(self.tables)}")
 
 
 #: Columns of the headline table: ``n`` observations measured, out of ``population`` (``coverage``).

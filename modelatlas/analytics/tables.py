@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+
+from modelatlas.results import TableResult
 
 
 @dataclass
@@ -60,9 +63,9 @@ class Grouping:
         return out
 
 
-@dataclass
-class StatTable:
-    """One statistic as a table.
+@dataclass(repr=False)
+class StatTable(TableResult):
+    """One statistic as a table (``to_table`` / ``to_pandas``: its rows in :attr:`columns` order).
 
     Attributes
     ----------
@@ -87,6 +90,14 @@ class StatTable:
     def to_dict(self) -> dict:
         return {"name": self.name, "title": self.title, "paper": self.paper, "columns": self.columns,
                 "rows": self.rows}
+
+    def to_table(self) -> pa.Table:
+        names = list(dict.fromkeys(["group_by", *self.columns]))
+        return pa.Table.from_pylist([{c: r.get(c) for c in names} for r in self.rows]) if self.rows \
+            else pa.table({c: pa.array([], pa.null()) for c in names})
+
+    def summary(self) -> str:
+        return f"{self.name}, {len(self.rows):,} rows: {self.title}"
 
     def select(self, group_by: str) -> list[dict]:
         """Rows of one grouping."""

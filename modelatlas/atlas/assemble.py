@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from modelatlas.atlas.cycles import break_cycles
 from modelatlas.atlas.graph import AtlasGraph
+from modelatlas.atlas.store import no_progress_bar
 from modelatlas.atlas.schema import (
     BACKFILL_CUTOFF,
     EDGE_SCHEMA,
@@ -140,7 +141,7 @@ def assemble(records: pa.Table, evidence: pa.Table, *, issues: list[dict] | None
     """
     issues = list(issues or [])
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")  # it would print into a command's --json output
+    no_progress_bar(con)
     try:
         nodes = merge_records(records, con)
         evidence, ev_issues = clean_evidence(evidence)

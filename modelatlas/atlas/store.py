@@ -58,11 +58,20 @@ _HELD: dict[Path, int] = {}
 
 
 def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection to an atlas file with :data:`_SAFE_CONFIG` and no progress bar (DuckDB draws
-    it on standard output, which ``--json`` keeps for the result)."""
+    """A connection to an atlas file with :data:`_SAFE_CONFIG` and no progress bar."""
     con = duckdb.connect(str(path), read_only=read_only, config=_SAFE_CONFIG)
-    con.execute("SET enable_progress_bar = false")
+    no_progress_bar(con)
     return con
+
+
+def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn DuckDB's progress bar off: it draws on standard output, which ``--json`` keeps for the
+    result. In a Jupyter kernel without ipywidgets DuckDB refuses to change the setting (it could
+    not draw a bar there anyway), which must not stop the Python API working in a notebook."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
 
 
 def table_sql(name: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from modelatlas.callable_package import make_callable
 from modelatlas.chart.estimator import ChartMethod, get_method, method_names
 from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 
@@ -21,3 +22,7 @@ def _load_methods() -> None:
 
 
 __all__ = ["ChartInput", "ChartMethod", "ChartResult", "LayerBlock", "get_method", "method_names"]
+
+
+# ``ma.chart(models, method=...)`` calls :func:`modelatlas.api.chart` (docs/api.md).
+make_callable(__name__)

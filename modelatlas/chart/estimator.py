@@ -22,15 +22,15 @@ architectures: :meth:`ChartMethod.chart` splits the input by signature first
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable, ClassVar
 
 import numpy as np
-from sklearn.utils._param_validation import InvalidParameterError, Options, validate_parameter_constraints
+from sklearn.utils._param_validation import Options
 
 from modelatlas.chart.graph import KnownEdges, check_known_edges, edges_closing_cycles, restrict_parents
 from modelatlas.chart.types import ChartInput, ChartResult, architecture_groups
 from modelatlas.errors import InputError
+from modelatlas.estimator import Estimator
 
 
 class SubsetOf(Options):
@@ -51,7 +51,7 @@ class SubsetOf(Options):
         return f"a list or tuple of items among {{{', '.join(map(repr, self.order))}}}"
 
 
-class ChartMethod:
+class ChartMethod(Estimator):
     """Base class: a charting method with scikit-learn-style parameters.
 
     Subclasses set :attr:`name`, take their hyper-parameters as keyword arguments of
@@ -61,54 +61,11 @@ class ChartMethod:
     checks known edges, and concatenates the groups' results.
     """
 
-    name: ClassVar[str] = ""
-    #: Allowed values per ``__init__`` parameter, in scikit-learn's constraint language.
-    _parameter_constraints: ClassVar[dict[str, list]] = {}
+    kind: ClassVar[str] = "charting method"
 
     #: BLAS threads while charting: the algebra is many small matrices, where OpenBLAS threads
     #: only contend (a 768 x 24 QR took 170 ms with threads and 1 ms without on the 2-core machine).
     blas_threads: ClassVar[int] = 1
-
-    def get_params(self) -> dict:
-        """The method's hyper-parameters by name (scikit-learn's ``get_params``)."""
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
-
-    def set_params(self, **params) -> "ChartMethod":
-        """Change hyper-parameters; an unknown name or a value outside its constraints raises.
-
-        Raises
-        ------
-        InputError
-            Naming the parameter and the values it accepts.
-        """
-        valid = self.get_params()
-        for key in params:
-            if key not in valid:
-                raise InputError(f"method {self.name!r} has no parameter {key!r}; "
-                                 f"parameters: {', '.join(sorted(valid)) or 'none'}")
-        self._validate_params({**valid, **params})
-        for key, value in params.items():
-            setattr(self, key, value)
-        return self
-
-    def _validate_params(self, params: dict | None = None) -> None:
-        """Check ``params`` (default: the current ones) against :attr:`_parameter_constraints`.
-
-        As in scikit-learn, a parameter without a declaration is not checked (a method written
-        outside the package may declare none); every method of the package declares all of its
-        parameters (``tests/test_chart_params.py``).
-        """
-        params = self.get_params() if params is None else params
-        try:
-            validate_parameter_constraints(self._parameter_constraints, params,
-                                           caller_name=f"charting method {self.name!r}")
-        except InvalidParameterError as err:
-            raise InputError(str(err)) from None
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def chart(self, models: ChartInput, known_edges: KnownEdges | None = None) -> ChartResult:
         """Predict every model's parents.

@@ -26,9 +26,9 @@ def documented_relations(edges: pa.Table, models, known_edges: dict[int, tuple[i
     Parameters
     ----------
     edges:
-        ``parent``, ``child``, ``relation``, ``confidence`` (:meth:`~modelatlas.chart.base.ChartResult.to_table`).
+        ``parent``, ``child``, ``relation``, ``confidence`` (:meth:`~modelatlas.chart.types.ChartResult.to_table`).
     models:
-        The :class:`~modelatlas.chart.base.ChartInput` charted (``ids``, ``quantized``).
+        The :class:`~modelatlas.chart.types.ChartInput` charted (``ids``, ``quantized``).
     known_edges:
         The documented edges given to the method, child index -> parent indices.
     declared:

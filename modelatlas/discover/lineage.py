@@ -16,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+
+from modelatlas.results import TableResult
 
 
-@dataclass
-class Lineage:
-    """Result of :func:`lineage` (plain data; ``as_dict`` for JSON)."""
+@dataclass(repr=False)
+class Lineage(TableResult):
+    """Result of :func:`lineage` (plain data; ``as_dict`` for JSON, ``to_table`` for the ancestors)."""
 
     id: str
     placeholder: bool
@@ -37,6 +40,23 @@ class Lineage:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def to_table(self) -> pa.Table:
+        """The ancestors, nearest first: ``id``, ``distance``, ``placeholder``, ``source`` (no parent)."""
+        sources = set(self.sources)
+        return pa.table({"id": pa.array([a["id"] for a in self.ancestors], pa.string()),
+                         "distance": pa.array([a["distance"] for a in self.ancestors], pa.int64()),
+                         "placeholder": pa.array([a["placeholder"] for a in self.ancestors], pa.bool_()),
+                         "source": pa.array([a["id"] in sources for a in self.ancestors], pa.bool_())})
+
+    def summary(self) -> str:
+        def count(n: int, word: str) -> str:
+            return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+        names = ", ".join(self.sources[:3]) + (", ..." if len(self.sources) > 3 else "")
+        origin = f" from {count(len(self.sources), 'source')} ({names})" if self.sources else ""
+        return (f"{self.id}: {count(len(self.ancestors), 'ancestor')}{origin}, "
+                f"{count(self.descendants, 'descendant')}, sub_tree_downloads {self.sub_tree_downloads:,}")
 
 
 def lineage(atlas, model_id: str) -> Lineage:

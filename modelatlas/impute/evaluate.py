@@ -52,7 +52,9 @@ def evaluate(task: ImputationTask, *, hide: float = 0.2, seeds=(0, 1, 2), scope:
     row per method with ``method`` (and ``k``), ``n`` (scored predictions over all seeds), the
     score(s) averaged over seeds with their standard deviation, ``coverage`` (share predicted
     from the method's own evidence rather than the global fallback) and the score on that covered
-    share alone (``accuracy_covered`` / ``mae_covered``); for ``auto``, the method it chose per seed.
+    share alone (``accuracy_covered`` / ``mae_covered``); for ``auto``, the method it chose per seed
+    (``chosen``) and that method's cross-validated score on the seed's training values
+    (``inner_score``: accuracy, or MAE for metrics).
     """
     if not 0 < hide < 1:
         raise InputError(f"--hide must be between 0 and 1, not {hide}", where="--hide")
@@ -74,7 +76,7 @@ def evaluate(task: ImputationTask, *, hide: float = 0.2, seeds=(0, 1, 2), scope:
             key = (method.name_for(task.kind), getattr(method, "k", None))
             score = _score(task, hidden, pred)
             if hasattr(method, "chosen_"):
-                score["chosen"] = method.chosen_
+                score["chosen"], score["inner_score"] = method.chosen_, method.inner_score_
             per_method.setdefault(key, []).append(score)
     results = []
     for (name, k), scores in per_method.items():
@@ -82,9 +84,10 @@ def evaluate(task: ImputationTask, *, hide: float = 0.2, seeds=(0, 1, 2), scope:
         if k is not None:
             row["k"] = k
         row["n"] = int(sum(s["n"] for s in scores))
-        chosen = [s.pop("chosen") for s in scores if "chosen" in s]
-        if chosen:
-            row["chosen"] = chosen
+        for choice in ("chosen", "inner_score"):
+            picked = [s.pop(choice) for s in scores if choice in s]
+            if picked:
+                row[choice] = picked
         for metric in scores[0]:
             if metric == "n":
                 continue

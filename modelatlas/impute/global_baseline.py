@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelatlas.impute.base import ImputationMethod, register
 from modelatlas.impute.group_vote import group_mean, group_vote
 from modelatlas.impute.task import Prediction
 from modelatlas.impute.view import TrainView
 
 
-class GlobalBaseline:
+@register
+class GlobalBaseline(ImputationMethod):
     """Predict the training values' majority (attributes) or mean (metrics) everywhere."""
+
+    name = "global"
 
     def name_for(self, kind: str) -> str:
         return "global_majority" if kind == "attribute" else "global_mean"
@@ -22,9 +26,12 @@ class GlobalBaseline:
         return Prediction(value, conf, np.ones(query.size, dtype=bool))
 
 
-class ComponentVote:
+@register
+class ComponentVote(ImputationMethod):
     """Majority label (or mean) of the labelled models in the query's weakly connected component;
     the global value where the component has none."""
+
+    name = "component"
 
     def name_for(self, kind: str) -> str:
         return "component_majority" if kind == "attribute" else "component_mean"

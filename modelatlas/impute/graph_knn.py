@@ -5,29 +5,34 @@ value."""
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Integral
 
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from modelatlas.impute.base import ImputationMethod, register
 from modelatlas.impute.group_vote import row_vote
 from modelatlas.impute.task import Prediction
 from modelatlas.impute.view import MAX_K, TrainView
 
 
-class GraphKNN:
+@register
+class GraphKNN(ImputationMethod):
     """Parameters
     ----------
     k:
         Neighbours (the paper uses 1, 2, 3 and 5); at most :data:`~modelatlas.impute.view.MAX_K`.
     """
 
-    def __init__(self, k: int = 5):
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k must be between 1 and {MAX_K}")
-        self.k = k
+    name = "graph_knn"
+    _parameter_constraints = {"k": [Interval(Integral, 1, MAX_K, closed="both")]}
 
-    def name_for(self, kind: str) -> str:
-        return "graph_knn"
+    def __init__(self, k: int = 5):
+        self.k = k
+        self._validate_params()
 
     def predict(self, view: TrainView, query: np.ndarray) -> Prediction:
+        self._validate_params()  # an attribute may have been assigned directly
         task = view.task
         src = view.nearest.source[query, : self.k]
         dist = view.nearest.distance[query, : self.k]

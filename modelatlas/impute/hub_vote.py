@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelatlas.impute.base import ImputationMethod, register
 from modelatlas.impute.global_baseline import group_prediction
 from modelatlas.impute.task import Prediction
 from modelatlas.impute.view import TrainView
 
 
-class HubVote:
+@register
+class HubVote(ImputationMethod):
     """Majority (attributes) or mean (metrics) of the query's hub."""
 
-    def name_for(self, kind: str) -> str:
-        return "hub_majority"
+    name = "hub_majority"
 
     def predict(self, view: TrainView, query: np.ndarray) -> Prediction:
         return group_prediction(view, view.task.facts.hubs, query)

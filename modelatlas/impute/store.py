@@ -10,13 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelatlas.impute.auto import AutoImputer
-from modelatlas.impute.global_baseline import ComponentVote, GlobalBaseline
-from modelatlas.impute.graph_knn import GraphKNN
-from modelatlas.impute.hub_vote import HubVote
+from modelatlas.impute.base import get_imputer
 from modelatlas.impute.task import ImputationTask
 from modelatlas.impute.view import TrainView
-from modelatlas.errors import InputError
 
 IMPUTATIONS = "imputations"
 IMPUTATION_SCHEMA = pa.schema([
@@ -29,14 +25,10 @@ IMPUTATION_SCHEMA = pa.schema([
     pa.field("confidence", pa.float64()),
 ])
 
-METHODS = {"auto": AutoImputer, "graph_knn": GraphKNN, "hub_majority": HubVote,
-           "global": GlobalBaseline, "component": ComponentVote}
-
 
 def make_method(name: str, k: int = 5):
-    if name not in METHODS:
-        raise InputError(f"unknown imputation method {name!r}; choose one of {', '.join(METHODS)}", where="--method")
-    return GraphKNN(k) if name == "graph_knn" else METHODS[name]()
+    """The registered method ``name`` (:func:`~modelatlas.impute.base.get_imputer`); ``k`` is graph kNN's."""
+    return get_imputer(name, **({"k": k} if name == "graph_knn" else {}))
 
 
 def impute(task: ImputationTask, method: str = "auto", k: int = 5) -> pa.Table:
@@ -58,6 +50,8 @@ def impute(task: ImputationTask, method: str = "auto", k: int = 5) -> pa.Table:
     pred = solver.predict(view, query) if query.size else None
     ids = facts.ids[query]
     name = solver.name_for(task.kind)
+    if getattr(solver, "chosen_", None):  # auto says which method it chose, e.g. "auto (graph_knn_k3)"
+        name = f"{name} ({solver.chosen_})"
     if task.kind == "attribute":
         labels = task.decode(pred.value) if query.size else np.zeros(0, dtype=object)
         value, number = pa.array(labels.tolist(), pa.string()), pa.nulls(query.size, pa.float64())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from modelatlas.atlas.store import no_progress_bar
 from modelatlas.errors import InputError
 
 
@@ -69,7 +70,7 @@ def quiet_connection() -> duckdb.DuckDBPyConnection:
     output) and spills, when it must, under the system's temporary folder (DuckDB's default for
     in-memory databases is ``.tmp`` in the current directory)."""
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    no_progress_bar(con)
     folder = Path(tempfile.gettempdir()) / f"modelatlas-duckdb-{os.getpid()}"
     con.execute("SET temp_directory = ?", [str(folder)])
     return con
