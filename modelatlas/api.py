@@ -128,17 +128,7 @@ def _is_zoo(models) -> bool:
 
 def _fingerprinted(paths: list) -> tuple:
     """Fingerprint the models the paths hold and read them back as charting input."""
-    from modelatlas.chart.model_paths import discover_models
-    from modelatlas.chart.store_input import chart_input_from_store
-    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store
+    from modelatlas.chart.store_input import chart_input_from_paths
 
-    found = discover_models([Path(p) for p in paths])
-    messages = list(found.messages)
-    store = FingerprintStore.empty()
-    if found.models:
-        _, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], store)
-        messages += more
-    if not len(store):
-        raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
-    loaded = chart_input_from_store(store)
-    return loaded.models, messages + list(loaded.messages)
+    loaded, _ = chart_input_from_paths(paths)
+    return loaded.models, list(loaded.messages)

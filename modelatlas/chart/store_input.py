@@ -9,6 +9,7 @@ reported, and the model is charted from its weights alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -122,3 +123,41 @@ def _drop_cycles(documented: dict[int, tuple[int, ...]], ids: list[str], message
         messages.append(f"{ids[child]}: documented parents form a cycle ({' -> '.join(ids[c] for c in cycle)}); "
                         "its card's claim is ignored")
         del documented[child]
+
+
+def chart_input_from_paths(paths: list, store: FingerprintStore | None = None, *, mtime_fallback: bool = False,
+                           progress=None) -> tuple[StoreInput, list[str]]:
+    """Fingerprint what ``paths`` hold into ``store`` (reusing fingerprints it has) and read the
+    store back as charting input: what ``modelatlas chart PATH...`` and ``ma.chart(paths)`` chart.
+
+    Parameters
+    ----------
+    paths:
+        Model files, folders, zoos and fingerprint stores
+        (:func:`~modelatlas.weights.discover.add_paths_to_store`).
+    store:
+        The store to extend in memory (the caller saves it); ``None`` for a new empty one.
+    mtime_fallback, progress:
+        As in :func:`~modelatlas.weights.discover.add_paths_to_store`.
+
+    Returns
+    -------
+    (input, added ids)
+        ``input.messages`` starts with what discovery said about paths and models left out.
+
+    Raises
+    ------
+    InputError
+        When no model could be read at all.
+    """
+    from modelatlas.errors import InputError
+    from modelatlas.weights.discover import add_paths_to_store
+
+    work = store if store is not None else FingerprintStore.empty()
+    added, messages = add_paths_to_store([Path(p) for p in paths], work, mtime_fallback=mtime_fallback,
+                                         progress=progress)
+    if not len(work):
+        raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
+    loaded = chart_input_from_store(work)
+    loaded.messages[:0] = messages
+    return loaded, added

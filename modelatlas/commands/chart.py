@@ -124,20 +124,14 @@ def _is_zoo(path: Path) -> bool:
 
 def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool):
     """Fingerprint what the paths hold (reusing the store's fingerprints) and read it back for charting."""
-    from modelatlas.chart.store_input import chart_input_from_store
-    from modelatlas.errors import InputError
-    from modelatlas.weights.discover import add_paths_to_store
+    from modelatlas.chart.store_input import chart_input_from_paths
     from modelatlas.weights.store import FingerprintStore
 
     work = FingerprintStore.open(store_path) if store_path is not None else FingerprintStore.empty()
-    added, messages = add_paths_to_store(
+    loaded, added = chart_input_from_paths(
         paths, work, mtime_fallback=mtime, progress=lambda n: progress("fingerprinting", total=n, enabled=not quiet))
     if added and store_path is not None:
         work.save(store_path)
-    if not len(work):
-        raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
-    loaded = chart_input_from_store(work)
-    loaded.messages[:0] = messages
     guessed = work.rows["created_at_source"].to_pylist().count("file_mtime")
     if guessed:
         loaded.messages.append(f"{guessed} models have no documented upload time: their files' modification "
