@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 
 from modelatlas.atlas.schema import EXTRA_TABLES, conform
-from modelatlas.errors import AtlasBusyError, HostError, StoreError
+from modelatlas.errors import AtlasBusyError, HostError, ModelAtlasError, StoreError
 
 #: Where commands look for the atlas when ``--atlas`` is not given.
 DEFAULT_ATLAS = Path("atlas.duckdb")
@@ -83,6 +83,18 @@ def table_sql(name: str) -> str:
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def duckdb_errors(path: Path, error: type[ModelAtlasError], doing: str):
+    """Within it, Ctrl-C inside DuckDB becomes :class:`KeyboardInterrupt` (the command line says
+    'interrupted') and any other DuckDB error one line, ``{path}: {doing}: {first line}``, as ``error``."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise error(f"{path}: {doing}: {first_line(exc)}") from None
 
 
 def _host_error(path: Path, exc: OSError, doing: str) -> HostError:
@@ -299,12 +311,8 @@ def open_for_update(path: str | Path) -> duckdb.DuckDBPyConnection:
     """
     path = Path(path)
     connect(path).close()
-    try:
+    with duckdb_errors(path, HostError, "cannot open the atlas for writing"):
         return _open(path, read_only=False)
-    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise HostError(f"{path}: cannot open the atlas for writing: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -446,12 +454,9 @@ def read_table(path: str | Path, name: str):
     sql = f"SELECT * FROM {table_sql(name)}"
     con = connect(path)
     try:
-        present, _ = _objects(con)
-        return con.sql(sql).to_arrow_table() if name in present else None
-    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
+        with duckdb_errors(path, StoreError, "damaged atlas"):
+            present, _ = _objects(con)
+            return con.sql(sql).to_arrow_table() if name in present else None
     finally:
         con.close()
 
@@ -475,15 +480,12 @@ def load_atlas(path: str | Path, *, node_columns: tuple[str, ...] | None = None)
     path = Path(path)
     con = connect(path)
     try:
-        present, _ = _objects(con)
-        picked = "*" if node_columns is None else ", ".join(f'"{c}"' for c in node_columns
-                                                               if c in CORE_SCHEMAS["nodes"].names)
-        tables = {name: con.sql(f"SELECT {picked if name == 'nodes' else '*'} FROM {table_sql(name)}").to_arrow_table()
-                  for name in (*CORE_TABLES, *EXTRA_TABLES) if name in present}
-    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise StoreError(f"{path}: damaged atlas: {first_line(exc)}") from None
+        with duckdb_errors(path, StoreError, "damaged atlas"):
+            present, _ = _objects(con)
+            picked = "*" if node_columns is None else ", ".join(f'"{c}"' for c in node_columns
+                                                                   if c in CORE_SCHEMAS["nodes"].names)
+            tables = {name: con.sql(f"SELECT {picked if name == 'nodes' else '*'} FROM {table_sql(name)}")
+                      .to_arrow_table() for name in (*CORE_TABLES, *EXTRA_TABLES) if name in present}
     finally:
         con.close()
     # DuckDB gives back its own spelling of types (time zone "Etc/UTC", nullable fields).

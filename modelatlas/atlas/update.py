@@ -57,7 +57,7 @@ from modelatlas.atlas.schema import (
     NODE_SCHEMA,
     conform,
 )
-from modelatlas.atlas.store import first_line, open_for_update, table_sql
+from modelatlas.atlas.store import duckdb_errors, open_for_update, table_sql
 from modelatlas.errors import HostError
 
 HISTORY = "refresh_history"
@@ -123,27 +123,24 @@ def update_in_place(path: str | Path, batch, *, full_crawl: bool, log: pa.Table,
     evidence, ev_issues = clean_evidence(batch.evidence)
     con = open_for_update(path)
     try:
-        try:
-            con.execute("BEGIN TRANSACTION")
-            history = _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
-            _ensure_table(con, "ingest_log", log.schema)
-            _insert(con, "ingest_log", log)
-            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-                                                "AND database_name = current_database()").fetchall()}
-            for key, value in (("saved_at", run_at.isoformat()), ("extras", sorted(tables & set(EXTRA_TABLES)))):
-                con.execute("UPDATE atlas_meta SET value = ? WHERE key = ?", [json.dumps(value), key])
-            con.execute("COMMIT")
-        except BaseException:
+        with duckdb_errors(path, HostError, "cannot update the atlas (left as it was)"):
             try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # no transaction left to roll back
-            raise
-        con.execute("CHECKPOINT")  # fold the write-ahead log into the file now, not at the next open
-    except duckdb.InterruptException:  # Ctrl-C inside DuckDB: the command line says 'interrupted'
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise HostError(f"{path}: cannot update the atlas (left as it was): {first_line(exc)}") from None
+                con.execute("BEGIN TRANSACTION")
+                history = _apply(con, source, records, evidence, batch, ev_issues, full_crawl, run_at)
+                _ensure_table(con, "ingest_log", log.schema)
+                _insert(con, "ingest_log", log)
+                tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = "
+                                                    "'main' AND database_name = current_database()").fetchall()}
+                for key, value in (("saved_at", run_at.isoformat()), ("extras", sorted(tables & set(EXTRA_TABLES)))):
+                    con.execute("UPDATE atlas_meta SET value = ? WHERE key = ?", [json.dumps(value), key])
+                con.execute("COMMIT")
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # no transaction left to roll back
+                raise
+            con.execute("CHECKPOINT")  # fold the write-ahead log into the file now, not at the next open
     finally:
         con.close()
     return history
