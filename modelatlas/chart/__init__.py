@@ -12,7 +12,7 @@ from modelatlas.chart.base import (ChartInput, ChartMethod, ChartResult, LayerBl
                                    method_names)
 
 #: Modules that register a method (one method per module).
-METHOD_MODULES = ("random_parents", "majority", "price", "mother", "algorithm1", "auto")
+METHOD_MODULES = ("random_parents", "majority", "price", "mother", "algorithm1", "auto", "pair_scorer")
 
 
 def _load_methods() -> None:

@@ -212,15 +212,19 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
                     "--families", help="Score leave-one-family-out: a zoo folder, or FAMILY=DIR (repeatable); "
                     "the family is the manifest's 'family' (else its 'name'). --synthetic N adds a "
                     "'synthetic' family.")] = [],
+                method: Annotated[list[str], typer.Option(
+                    "--method", help="Charting method to score (repeatable; default: every method).")] = [],
                 as_json: JsonFlag = False) -> None:
     """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy;
     with --families, leave-one-family-out (mean and worst family, calibration error, rule sign test)."""
+    from modelatlas.chart import get_method
     from modelatlas.chart.bench import BenchZoo, run_bench, without_times
     from modelatlas.chart.synthetic import synthetic_zoo
     from modelatlas.errors import InputError
 
+    methods = [get_method(m).name for m in method] or None  # an unknown name is a one-line error
     if families:
-        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, as_json)
+        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, as_json, methods)
         return
     zoos = [z for _, z in (_bench_zoo(path) for path in zoo) if z is not None]
     if synthetic:
@@ -231,7 +235,7 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
     if no_times:
         zoos += [without_times(z) for z in zoos]
     report = run_bench(zoos, seeds=tuple(range(seeds)), with_ablations=ablations,
-                       components_known=components_known)
+                       components_known=components_known, methods=methods)
     if as_json:
         emit_json(report)
         return
@@ -274,7 +278,7 @@ def _bench_zoo(spec: str | Path):
 
 
 def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: bool, components_known: bool,
-                    no_times: bool, as_json: bool) -> None:
+                    no_times: bool, as_json: bool, methods: list[str] | None = None) -> None:
     """``bench chart --families``: leave-one-family-out tables."""
     from modelatlas.chart.bench import BenchZoo, without_times
     from modelatlas.chart.families import group_families, leave_one_family_out
@@ -288,7 +292,7 @@ def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: boo
     if no_times:
         named = [(f"{f} (no times)", without_times(z)) for f, z in named]
     report = leave_one_family_out(group_families(named), seeds=tuple(range(seeds)), ablations=ablations,
-                                  components_known=components_known)
+                                  components_known=components_known, methods=methods)
     if as_json:
         emit_json(report)
         return
@@ -306,14 +310,14 @@ def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: boo
                   f"{100 * s['worst']:.1f} ({s['worst_family']})", f"{s['max_calibration_error']:.3f}")
     console.print(t)
     patterns = sorted({p for r in report["results"] for p in r["per_pattern"]})
-    t = Table(title="Per-pattern accuracy (%) of auto and atlas, per family")
+    t = Table(title="Per-pattern accuracy (%) of learned, auto, atlas and mother, per family")
     t.add_column("family")
     t.add_column("method")
     for p in patterns:
         t.add_column(p, justify="right")
     t.add_column("ECE", justify="right")
     for r in report["results"]:
-        if r["method"] in ("auto", "atlas"):
+        if r["method"] in ("learned", "auto", "atlas", "mother"):
             t.add_row(r["family"], r["method"], *(f"{100 * r['per_pattern'][p]:.0f}" if p in r["per_pattern"]
                                                   else "-" for p in patterns), f"{r['calibration_error']:.3f}")
     console.print(t)
