@@ -150,3 +150,23 @@ def test_training_without_both_classes_is_a_clear_error():
     z = synthetic_zoo(2, n_components=2, seed=1)  # two roots: no candidate pairs at all
     with pytest.raises(InputError, match="pair scorer"):
         ps.fit_scorer([("f", [ps.zoo_pairs("z", z.models, z.truth)])])
+
+
+def test_learned_decides_degenerate_inputs(few_trees):
+    from modelatlas.chart import ChartInput
+    from modelatlas.chart.base import find_cycle
+
+    scorer = _scorer((61, 62))
+    learned = get_method("learned", scorer=scorer)
+    assert len(learned.chart(ChartInput(ids=["a"], vectors=np.ones((1, 4)))).parent) == 0
+    dup = ChartInput(ids=list("abcd"), vectors=np.ones((4, 8)), created_at=np.arange(4.0))
+    assert learned.chart(dup).parent_sets() == {1: {0}, 2: {0}, 3: {0}}  # copies of the first upload
+    z = synthetic_zoo(40, n_components=2, seed=63)
+    untimed = replace(z.models, created_at=np.full(len(z.models), np.nan))
+    r = learned.chart(untimed)
+    sets = r.parent_sets()
+    assert not find_cycle({c: tuple(p) for c, p in sets.items()}) and len(sets) >= len(z.models) - 2 - 2
+    # one sampled row per layer: alignment cannot be tested, relative distance decides kinship
+    flat = replace(z.models, layers=[])
+    r = learned.chart(flat)
+    assert len(r.parent) > 0 and ((r.confidence >= 0) & (r.confidence <= 1)).all()

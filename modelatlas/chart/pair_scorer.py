@@ -34,6 +34,7 @@ import numpy as np
 
 from modelatlas.chart.alignment import alignment_testable, alignment_z
 from modelatlas.chart.base import ChartInput, ChartMethod, ChartResult, architecture_groups, register
+from modelatlas.chart.calibration import calibrated, isotonic_maps
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.low_rank import adapter_evidence
 
@@ -169,7 +170,8 @@ def analyse(models: ChartInput, known: dict[int, tuple[int, ...]], *, n_candidat
     labels, dists = neighbours(rows)
     # each eligible model's own nearest eligible neighbour, either direction (for d / nn(p))
     p_nearest = _nearest_other(space, eligible)
-    kurt = kurtosis_score(models)
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant rows (exact copies) have no kurtosis
+        kurt = np.nan_to_num(kurtosis_score(models))
     sign = -1.0 if stage_from_known(kurt, known) == "specialization" else 1.0
     kurt_scale = float(np.std(kurt)) or 1.0
     timed = np.isfinite(models.created_at)
@@ -351,19 +353,9 @@ class Learned(ChartMethod):
         pairs = analyse(models, given, n_candidates=self.n_candidates, align_z=self.align_z,
                         exact_up_to=self.exact_up_to)
         parents, relation, kind, score = decode(pairs, scorer, EXACT + self.fixed)
-        conf = {c: (calibrated(scorer.calibration, kind[c], score[c]) if self.calibrate
+        conf = {c: (calibrated(kind[c], score[c], scorer.calibration) if self.calibrate
                     else float(np.clip(score[c], 0.0, 1.0))) for c in parents}
         return ChartResult.from_parents(parents, relation, conf)
-
-
-def calibrated(maps: dict, kind: str, score: float) -> float:
-    """Probability that a decision of ``kind`` with raw ``score`` is right (exact kinds: 1)."""
-    if kind in ("known", "duplicate"):
-        return 1.0
-    m = maps.get(kind)
-    if m is None:
-        return float(np.clip(score, 0.0, 1.0))
-    return float(np.interp(score, m["x"], m["y"]))
 
 
 def zoo_pairs(name: str, models: ChartInput, truth, *, n_candidates: int = 8, align_z: float = 6.0) -> ZooPairs:
@@ -450,8 +442,6 @@ def fit_scorer(families: list[tuple[str, list[ZooPairs]]], *, random_state: int 
     fixed:
         First-pass decisions kept while charting for the maps (as ``Learned(fixed=...)``).
     """
-    from sklearn.isotonic import IsotonicRegression
-
     folds = families if len(families) > 1 else [(z.name, [z]) for _, zs in families for z in zs]
     pooled: dict[str, list[tuple[float, float]]] = {}
     if len(folds) > 1:
@@ -459,13 +449,7 @@ def fit_scorer(families: list[tuple[str, list[ZooPairs]]], *, random_state: int 
             inner = PairScorer(_fit_trees([f for f in folds if f[0] != name], random_state), {}, [])
             for kind, pairs in _outcomes(zoos, inner, fixed).items():
                 pooled.setdefault(kind, []).extend(pairs)
-    maps = {}
-    for kind, pairs in sorted(pooled.items()):
-        if kind in ("known", "duplicate"):
-            continue
-        s, y = np.array(pairs).T
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
-        maps[kind] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "n": int(len(pairs))}
+    maps = isotonic_maps(pooled)
     return PairScorer(_fit_trees(families, random_state), maps, [z.name for _, zs in families for z in zs])
 
 
