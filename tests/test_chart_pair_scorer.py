@@ -170,3 +170,16 @@ def test_learned_decides_degenerate_inputs(few_trees):
     flat = replace(z.models, layers=[])
     r = learned.chart(flat)
     assert len(r.parent) > 0 and ((r.confidence >= 0) & (r.confidence <= 1)).all()
+
+
+def test_sign_test_of_the_rules_learned_keeps(few_trees):
+    families = fam.group_families(_family_zoos())
+    scorer = fam.fit_learned_without(families, "a")
+    family = families[0]
+    evs = [evaluate(get_method("learned", scorer=scorer), z.models, z.truth, seeds=(0,)) for z in family.zoos]
+    full = fam._family_scores("learned", family, evs)
+    rows = fam._learned_ablations(family, scorer, full, seeds=(0,), fraction=0.1, components_known=True)
+    assert [r["rule"] for r in rows] == [f"learned: {r}" for r in ps.Learned.RULES]
+    for r in rows:
+        assert r["verdict"] == fam.verdict(r["delta"])
+        assert r["accuracy"] == pytest.approx(full["accuracy"] - r["delta"])

@@ -131,6 +131,7 @@ class PairScorer:
     fitted_on: list[str]
 
     def probability(self, features: np.ndarray) -> np.ndarray:
+        """``P(p is a parent of x)`` for rows of :data:`FEATURES` (uncalibrated)."""
         if not len(features):
             return np.zeros(0)
         return self.model.predict_proba(np.asarray(features, np.float64))[:, 1]
