@@ -78,7 +78,7 @@ def test_chart_command_json_accuracy_and_atlas(tmp_path):
     assert all(0.0 <= e["confidence"] <= 1.0 for e in edges)
 
 
-@pytest.mark.parametrize("method", ["random", "random-root", "majority", "price", "mother", "atlas"])
+@pytest.mark.parametrize("method", ["random", "random-root", "majority", "price", "mother", "atlas", "learned"])
 def test_every_method_runs_from_the_command_line(tmp_path, method):
     zoo = _write_zoo(tmp_path / "zoo")
     res = _run("chart", zoo, "--method", method, "--stem", "0.1", "--json")
@@ -111,6 +111,19 @@ def test_bench_chart_families_scores_each_family_out_of_family(tmp_path, monkeyp
     assert auto["worst"] == min(r["accuracy"] for r in report["results"] if r["method"] == "auto")
     res = _run("bench", "chart", "--families", f"mine={a}", "--seeds", "1", "--json")
     assert isinstance(res.exception, InputError) and "at least two families" in str(res.exception)
+
+
+def test_bench_chart_families_scores_the_methods_asked_for(tmp_path):
+    a = _write_zoo(tmp_path / "a")
+    res = _run("bench", "chart", "--families", f"mine={a}", "--synthetic", "60", "--seeds", "1", "--no-ablations",
+               "--method", "learned", "--method", "atlas", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert {r["method"] for r in report["results"]} == {"learned", "atlas"}
+    assert report["fitted"]["mine"]["learned_zoos"] and all(
+        z.startswith("synthetic/") for z in report["fitted"]["mine"]["learned_zoos"])
+    res = _run("bench", "chart", "--synthetic", "30", "--method", "nope")
+    assert res.exit_code != 0 and "unknown charting method" in str(res.exception or res.output)
 
 
 def test_absent_file_nan_and_unknown_method_are_reported(tmp_path):

@@ -13,7 +13,7 @@ from modelatlas.chart.estimator import ChartMethod, get_method, method_names
 from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 
 #: Modules that register a method (one method per module).
-METHOD_MODULES = ("random_parents", "majority", "price", "mother", "algorithm1", "auto")
+METHOD_MODULES = ("random_parents", "majority", "price", "mother", "algorithm1", "auto", "pair_scorer")
 
 
 def _load_methods() -> None:

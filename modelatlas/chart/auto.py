@@ -171,8 +171,11 @@ class Auto(ChartMethod):
             charter.add(i, models.vectors[i], quantized=bool(models.quantized[i]),
                         content_hash=models.content_hashes[i], parents=given.get(i),
                         neighbors=(near[i][ok], near_d[i][ok]))
+        # kept for the learned pair scorer, which decodes over the same candidates (chart/pair_scorer.py)
+        charter.order, charter.eligible = order, eligible
+        charter.earlier = (near[:, :self.n_candidates], near_d[:, :self.n_candidates])
         if "joint" in self.rules:
-            charter.decide_jointly(models, order, eligible, (near[:, :self.n_candidates], near_d[:, :self.n_candidates]))
+            charter.decide_jointly(models, order, eligible, charter.earlier)
         return charter
 
     def geometry_of(self, vectors: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
@@ -340,30 +343,15 @@ class OnlineCharter:
         """Re-decide the plain fine-tune parents and roots together (:mod:`modelatlas.chart.joint`),
         over each model's nearest earlier candidates (``earlier``: labels and distances, as the first
         pass saw them) and its nearest later ones."""
-        from modelatlas.chart.joint import joint_parents
+        from modelatlas.chart.joint import both_ways_neighbours, joint_parents
 
         n = len(models)
         position = np.empty(n, np.int64)
         position[order] = np.arange(n)
         free = np.array([self.kind[i] in self.FREE for i in range(n)])
         fixed = {i: self.parents.get(i, ()) for i in range(n) if not free[i]}
-        space = self.m.geometry_of(models.vectors, models.layers)
-        index = GrowingIndex(models.vectors.shape[1], exact_up_to=self.m.exact_up_to,
-                             capacity=max(int(eligible.sum()), 1))
-        for i in np.flatnonzero(eligible).tolist():
-            index.add(i, space[i])
-        k = self.m.n_candidates
-
-        def neighbours(rows):
-            labels = np.full((len(rows), 2 * k), -1, np.int64)
-            dists = np.full((len(rows), 2 * k), np.inf)
-            for r, x in enumerate(rows.tolist()):
-                lab, dis = index.query(space[x], 2 * k + 1)
-                later = position[lab] > position[x]
-                lab, dis = lab[later][:k], dis[later][:k]
-                labels[r, :k], dists[r, :k] = earlier[0][x], earlier[1][x]
-                labels[r, k:k + len(lab)], dists[r, k:k + len(dis)] = lab, dis
-            return labels, dists
+        neighbours = both_ways_neighbours(self.m.geometry_of(models.vectors, models.layers), position, eligible,
+                                          earlier, self.m.n_candidates, exact_up_to=self.m.exact_up_to)
 
         def related(x, cand):
             return self._related(x, self.vecs[self.row[x]], cand)[0]

@@ -58,20 +58,26 @@ def fit_calibration(zoos: list[tuple[str, object, object]], params: dict | None 
         ``{"fitted_on": [names], "rules": {rule: {"x": [...], "y": [...], "n": count}}}``, the form
         of ``calibration.json``.
     """
-    from sklearn.isotonic import IsotonicRegression
-
     pooled: dict[str, list[tuple[float, float]]] = {}
     for _, models, truth in zoos:
         for kind, pairs in rule_outcomes(models, truth, params).items():
             pooled.setdefault(kind, []).extend(pairs)
+    return {"fitted_on": [name for name, _, _ in zoos], "rules": isotonic_maps(pooled)}
+
+
+def isotonic_maps(pooled: dict[str, list[tuple[float, float]]]) -> dict:
+    """One isotonic map per kind of decision from its ``(raw score, right or not)`` pairs (exact
+    kinds left out), in the form :func:`calibrated` reads."""
+    from sklearn.isotonic import IsotonicRegression
+
     rules = {}
     for kind, pairs in sorted(pooled.items()):
-        if kind in _EXACT:
+        if kind in _EXACT or not pairs:
             continue
         s, y = np.array(pairs).T
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
-        rules[kind] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "n": int(len(pairs))}
-    return {"fitted_on": [name for name, _, _ in zoos], "rules": rules}
+        rules[kind] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "n": len(pairs)}
+    return rules
 
 
 @lru_cache(maxsize=1)

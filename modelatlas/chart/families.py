@@ -3,8 +3,9 @@
 A *family* is the set of zoos one generator builds (several seeds or sizes of one recipe family,
 docs/zoo.md). Thresholds and calibration maps read off the zoos a method is scored on say nothing
 about zoos built elsewhere, so every number here is out of family: for each family in turn, every
-fitted part of a method (today: ``auto``'s :data:`TUNED` parameters and its isotonic confidence
-maps, :func:`~modelatlas.chart.calibration.fit_calibration`) is fitted on the *other* families only, then
+fitted part of a method (``auto``'s :data:`TUNED` parameters and its isotonic confidence maps,
+:func:`~modelatlas.chart.calibration.fit_calibration`; the ``learned`` method's trees and maps,
+:func:`~modelatlas.chart.pair_scorer.fit_scorer`) is fitted on the *other* families only, then
 the method charts the held-out family under the Model Atlas protocol
 (:func:`~modelatlas.chart.evaluate.evaluate`). The report gives, per method, the mean over families
 **and the worst family**, per-pattern accuracy and the expected calibration error per family, and
@@ -84,6 +85,34 @@ def fit_without(families: list[Family], held_out: str, *, seeds=(0,), fraction: 
     return {**calibration.fit_calibration(zoos, best), "params": best}
 
 
+def fit_learned_without(families: list[Family], held_out: str, analysed: dict | None = None):
+    """The ``learned`` pair scorer fitted on every family except ``held_out``
+    (:func:`~modelatlas.chart.pair_scorer.fit_scorer`: trees on the other families' candidate pairs,
+    isotonic maps cross-fitted over them).
+
+    Parameters
+    ----------
+    analysed:
+        Cache of analysed zoos (:func:`~modelatlas.chart.pair_scorer.zoo_pairs`) keyed by family
+        and zoo, shared across held-out families: a zoo's pairs do not depend on the scorer.
+    """
+    from modelatlas.chart import pair_scorer
+
+    analysed = {} if analysed is None else analysed
+    training = []
+    for f in families:
+        if f.name == held_out:
+            continue
+        zoos = []
+        for i, z in enumerate(f.zoos):
+            key = (f.name, i)
+            if key not in analysed:
+                analysed[key] = pair_scorer.zoo_pairs(f"{f.name}/{z.name}", z.models, z.truth)
+            zoos.append(analysed[key])
+        training.append((f.name, zoos))
+    return pair_scorer.fit_scorer(training)
+
+
 def _family_scores(method: str, family: Family, evaluations: list[Evaluation]) -> dict:
     """One row: a method on one family, pooled over its zoos and seeds."""
     outcomes = np.concatenate([e.outcomes for e in evaluations])
@@ -118,7 +147,8 @@ def leave_one_family_out(families: list[Family], *, methods: list[str] | None = 
     seeds, fraction, components_known:
         The Model Atlas protocol (:func:`~modelatlas.chart.evaluate.evaluate`).
     ablations:
-        Also run ``auto`` with each rule removed and give every rule its verdict on every family.
+        Also run ``auto`` with each rule removed (and ``learned``, when scored, with each first-pass
+        rule it keeps handed to its scorer) and give every rule its verdict on every family.
 
     Returns
     -------
@@ -127,26 +157,37 @@ def leave_one_family_out(families: list[Family], *, methods: list[str] | None = 
         the worst family and its accuracy, and the largest calibration error; ``ablations``: one row
         per (rule, family) with ``delta`` (accuracy of ``auto`` minus ``auto`` without the rule) and
         ``verdict``; ``fitted``: for each held-out family, the zoos ``auto`` was fitted on and the
-        parameters chosen there.
+        parameters chosen there (``zoos``, ``params``), and the zoos the ``learned`` pair scorer was
+        trained on (``learned_zoos``).
     """
     from modelatlas.chart.auto import Auto
 
     methods = methods or method_names()
-    rows, abl, fitted = [], [], {}
+    rows, abl, fitted, analysed = [], [], {}, {}
     for family in families:
         table = (fit_without(families, family.name, fraction=fraction, components_known=components_known)
                  if "auto" in methods or ablations else None)
+        fitted[family.name] = {}
         if table is not None:
-            fitted[family.name] = {"zoos": table["fitted_on"], "params": table["params"]}
+            fitted[family.name].update(zoos=table["fitted_on"], params=table["params"])
         tuned = {} if table is None else {**table["params"], "calibration": table["rules"]}
+        fitted_params = {"auto": tuned}
+        if "learned" in methods:
+            scorer = fit_learned_without(families, family.name, analysed)
+            fitted[family.name]["learned_zoos"] = scorer.fitted_on
+            fitted_params["learned"] = {"scorer": scorer}
         full: dict | None = None
         for name in methods:
-            params = tuned if name == "auto" else {}
+            params = fitted_params.get(name, {})
             evs = [evaluate(get_method(name, **params), z.models, z.truth, seeds=seeds, fraction=fraction,
                             components_known=components_known) for z in family.zoos]
             rows.append(_family_scores(name, family, evs))
             if name == "auto":
                 full = rows[-1]
+        if ablations and "learned" in methods:
+            abl += _learned_ablations(family, fitted_params["learned"]["scorer"],
+                                      next(r for r in rows if r["method"] == "learned" and r["family"] == family.name),
+                                      seeds=seeds, fraction=fraction, components_known=components_known)
         if ablations:
             if full is None:
                 evs = [evaluate(get_method("auto", **tuned), z.models, z.truth, seeds=seeds,
@@ -158,9 +199,23 @@ def leave_one_family_out(families: list[Family], *, methods: list[str] | None = 
                                 components_known=components_known) for z in family.zoos]
                 score = _family_scores(f"auto - {rule}", family, evs)
                 delta = full["accuracy"] - score["accuracy"]
-                abl.append({"rule": rule, "family": family.name, "accuracy": score["accuracy"],
+                abl.append({"method": "auto", "rule": rule, "family": family.name, "accuracy": score["accuracy"],
                             "delta": delta, "verdict": verdict(delta)})
     return {"results": rows, "summary": summarise(rows), "ablations": abl, "fitted": fitted}
+
+
+def _learned_ablations(family: Family, scorer, full: dict, **protocol) -> list[dict]:
+    """The sign test of ``learned``'s kept first-pass rules: each handed to the scorer in turn."""
+    from modelatlas.chart.pair_scorer import Learned
+
+    out = []
+    for rule in Learned.RULES:
+        variant = get_method("learned", scorer=scorer, fixed=tuple(r for r in Learned.RULES if r != rule))
+        evs = [evaluate(variant, z.models, z.truth, **protocol) for z in family.zoos]
+        delta = full["accuracy"] - _family_scores(f"learned - {rule}", family, evs)["accuracy"]
+        out.append({"method": "learned", "rule": f"learned: {rule}", "family": family.name,
+                    "accuracy": full["accuracy"] - delta, "delta": delta, "verdict": verdict(delta)})
+    return out
 
 
 def verdict(delta: float) -> str:

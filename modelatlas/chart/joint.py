@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from modelatlas.chart.arborescence import minimum_branching_forest
+from modelatlas.chart.neighbors import GrowingIndex
 
 
 def joint_parents(position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
@@ -52,7 +53,6 @@ def joint_parents(position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
     dict
         ``child -> parent`` for the free models given a parent.
     """
-    n = len(position)
     rows = np.flatnonzero(free)
     labels, dists = neighbours(rows)
     src, dst, w = [], [], []
@@ -65,6 +65,25 @@ def joint_parents(position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
         src += cand.tolist()
         dst += [x] * len(cand)
         w += (d * np.where(later, 1.0 + time_penalty, 1.0)).tolist()
+    return branching_parents(position, free, fixed, np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                             np.asarray(w, np.float64))
+
+
+def branching_parents(position: np.ndarray, free: np.ndarray, fixed: dict[int, tuple[int, ...]],
+                      src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> dict[int, int]:
+    """The cheapest forest over candidate edges ``src -> dst`` (non-negative ``weight``) into the
+    ``free`` models, with the ``fixed`` decisions kept: the decoding step of :func:`joint_parents`,
+    shared with the learned pair scorer (:mod:`modelatlas.chart.pair_scorer`), whose weights are
+    learned edge costs instead of distances.
+
+    Returns
+    -------
+    dict
+        ``child -> parent`` for the free models given a parent (absent: a root).
+    """
+    n = len(position)
+    rows = np.flatnonzero(free)
+    src, dst, w = list(np.asarray(src, np.int64)), list(np.asarray(dst, np.int64)), list(np.asarray(weight, float))
     for c, ps in fixed.items():
         if ps:  # one fixed edge per decided model (a merge's first parent keeps its ancestry acyclic)
             src.append(int(ps[0]))
@@ -79,3 +98,28 @@ def joint_parents(position: np.ndarray, free: np.ndarray, eligible: np.ndarray,
         root_cost[c] = 0.0 if not ps else big * (n + 1.0)  # decided roots stay roots, decided children keep parents
     parent = minimum_branching_forest(n, np.asarray(src, np.int64), np.asarray(dst, np.int64), w_arr, root_cost)
     return {int(x): int(parent[x]) for x in rows.tolist() if parent[x] >= 0}
+
+
+def both_ways_neighbours(space: np.ndarray, position: np.ndarray, eligible: np.ndarray,
+                         earlier: tuple[np.ndarray, np.ndarray], k: int, *, exact_up_to: int = 1000
+                         ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``neighbours(rows) -> (labels, distances)`` for :func:`joint_parents`: each row's ``k`` nearest
+    earlier eligible models (``earlier``: labels and distances, as the first pass saw them) followed
+    by its ``k`` nearest later ones, ``-1`` padded."""
+    index = GrowingIndex(space.shape[1], exact_up_to=exact_up_to, capacity=max(int(eligible.sum()), 1))
+    for i in np.flatnonzero(eligible).tolist():
+        index.add(i, space[i])
+
+    def neighbours(rows):
+        labels = np.full((len(rows), 2 * k), -1, np.int64)
+        dists = np.full((len(rows), 2 * k), np.inf)
+        for r, x in enumerate(np.asarray(rows).tolist()):
+            lab, dis = index.query(space[x], 2 * k + 1)
+            later = position[lab] > position[x]
+            lab, dis = lab[later][:k], dis[later][:k]
+            e_lab, e_dis = earlier[0][x][:k], earlier[1][x][:k]
+            labels[r, :len(e_lab)], dists[r, :len(e_dis)] = e_lab, e_dis
+            labels[r, k:k + len(lab)], dists[r, k:k + len(dis)] = lab, dis
+        return labels, dists
+
+    return neighbours

@@ -151,16 +151,20 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
                     "--families", help="Score leave-one-family-out: a zoo folder, or FAMILY=DIR (repeatable); "
                     "the family is the manifest's 'family' (else its 'name'). --synthetic N adds a "
                     "'synthetic' family.")] = [],
+                method: Annotated[list[str], typer.Option(
+                    "--method", help="Charting method to score (repeatable; default: every method).")] = [],
                 fmt: FormatOpt = None, as_json: JsonFlag = False) -> None:
     """Every charting method on every zoo: Table 2, the ablations (Table 3) and per-pattern accuracy;
     with --families, leave-one-family-out (mean and worst family, calibration error, rule sign test)."""
+    from modelatlas.chart import get_method
     from modelatlas.chart.bench import BenchZoo, run_bench, without_times
     from modelatlas.chart.synthetic import synthetic_zoo
     from modelatlas.errors import InputError
 
     fmt = resolve_format(fmt, as_json)
+    methods = [get_method(m).name for m in method] or None  # an unknown name is a one-line error
     if families:
-        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, fmt)
+        _bench_families(families, synthetic, seeds, ablations, components_known, no_times, fmt, methods)
         return
     zoos = [z for _, z in (_bench_zoo(path) for path in zoo) if z is not None]
     if synthetic:
@@ -171,7 +175,7 @@ def bench_chart(zoo: Annotated[list[Path], typer.Option("--zoo", help="Zoo folde
     if no_times:
         zoos += [without_times(z) for z in zoos]
     report = run_bench(zoos, seeds=tuple(range(seeds)), with_ablations=ablations,
-                       components_known=components_known)
+                       components_known=components_known, methods=methods)
     if fmt == "json":
         emit_json(report)
         return
@@ -213,7 +217,7 @@ def _bench_zoo(spec: str | Path):
 
 
 def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: bool, components_known: bool,
-                    no_times: bool, fmt: str) -> None:
+                    no_times: bool, fmt: str, methods: list[str] | None = None) -> None:
     """``bench chart --families``: leave-one-family-out tables."""
     from modelatlas.chart.bench import BenchZoo, without_times
     from modelatlas.chart.families import group_families, leave_one_family_out
@@ -227,7 +231,7 @@ def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: boo
     if no_times:
         named = [(f"{f} (no times)", without_times(z)) for f, z in named]
     report = leave_one_family_out(group_families(named), seeds=tuple(range(seeds)), ablations=ablations,
-                                  components_known=components_known)
+                                  components_known=components_known, methods=methods)
     if fmt == "json":
         emit_json(report)
         return
@@ -239,9 +243,10 @@ def _bench_families(specs: list[str], synthetic: int, seeds: int, ablations: boo
               [[s["method"], *(_pct(cell[s["method"], f]["accuracy"]) for f in fams), _pct(s["mean"]),
                 s["worst_family"], _pct(s["worst"]), s["max_calibration_error"]] for s in report["summary"]])
     patterns = sorted({p for r in report["results"] for p in r["per_pattern"]})
-    out.table("Per-pattern accuracy (%) of auto and atlas, per family", ["family", "method", *patterns, "ECE"],
+    shown = ("learned", "auto", "atlas", "mother")
+    out.table(f"Per-pattern accuracy (%) of {', '.join(shown)}, per family", ["family", "method", *patterns, "ECE"],
               [[r["family"], r["method"], *(_pct(r["per_pattern"].get(p)) for p in patterns),
-                r["calibration_error"]] for r in report["results"] if r["method"] in ("auto", "atlas")])
+                r["calibration_error"]] for r in report["results"] if r["method"] in shown])
     if report["ablations"]:
         delta = {(a["rule"], a["family"]): a for a in report["ablations"]}
         out.table("Ablation sign test: accuracy of auto minus auto without the rule (points)",
