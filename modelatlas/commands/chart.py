@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from modelatlas.commands.common import JsonFlag, console, emit_json, progress
+from modelatlas.commands.common import JsonFlag, console, emit_json
+from modelatlas.engine.options import AddressOpt, EngineOpt, FallbackOpt, WorkersOpt, executor_from_options
 
 ChartPaths = Annotated[list[Path], typer.Argument(help="Zoo folder (manifest.json), model files, Hugging Face "
                                                    "model folders or cache entries, or fingerprint stores (.parquet).")]
@@ -28,7 +29,12 @@ MtimeOpt = Annotated[bool, typer.Option("--mtime/--no-mtime", help="Without a do
 
 def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None, stem: StemOpt = 0.0,
           components_known: ComponentsOpt = False, seed: int = 0, store: StoreOpt = None,
-          mtime: MtimeOpt = False, as_json: JsonFlag = False) -> None:
+          mtime: MtimeOpt = False, engine: EngineOpt = "local", address: AddressOpt = None,
+          fallback_local: FallbackOpt = False, workers: WorkersOpt = None,
+          block_size: Annotated[Optional[int], typer.Option(
+              "--block-size", help="Chart a family of more models in approximate-neighbour blocks of at most "
+                                   "this many (parallel; edges between blocks are lost). Default: no split.")] = None,
+          as_json: JsonFlag = False) -> None:
     """Chart models: predict every model's parents from its weights, times and documented parents."""
     import time
 
@@ -39,6 +45,11 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
     from modelatlas.chart.evaluate import accuracy, edge_accuracy, sample_stem
 
     estimator = get_method(method)
+    if block_size is not None and block_size < 2:
+        from modelatlas.errors import InputError
+
+        raise InputError(f"--block-size must be at least 2, not {block_size}", where="--block-size")
+    executor = executor_from_options(engine, address, fallback_local, workers)
     zoo_run = len(paths) == 1 and store is None and _is_zoo(paths[0])
     if zoo_run:
         from modelatlas.chart.zoo_input import load_zoo_input
@@ -48,7 +59,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         known_edges: dict = {}
         declared: dict = {}
     else:
-        loaded = _models_from_paths(paths, store, mtime, quiet=as_json)
+        loaded = _models_from_paths(paths, store, mtime, quiet=as_json, executor=executor)
         models, records, messages, notes = loaded.models, loaded.records, loaded.messages, loaded.notes
         declared, truth = loaded.declared, _zoo_truth(paths, models.ids)
         known_edges = dict(models.documented_parents)
@@ -59,7 +70,9 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
 
         models = replace(models, components=truth.component)
     t0 = time.perf_counter()
-    result = estimator.chart(models, known_edges={**known_edges, **known})
+    with executor:
+        result = estimator.chart(models, known_edges={**known_edges, **known}, executor=executor,
+                                 block_size=block_size, bar=not as_json)
     seconds = time.perf_counter() - t0
     messages = messages + result.messages
     if len(models) == 1:
@@ -134,7 +147,7 @@ def _is_zoo(path: Path) -> bool:
     return path.name == "manifest.json" or (path.is_dir() and (path / "manifest.json").is_file())
 
 
-def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool):
+def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool, executor=None):
     """Fingerprint what the paths hold (reusing the store's fingerprints) and read it back for charting."""
     from modelatlas.chart.model_paths import discover_models
     from modelatlas.chart.store_input import chart_input_from_store
@@ -151,8 +164,8 @@ def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, 
     found = discover_models([p for p in paths if p not in stores], mtime_fallback=mtime)
     messages = list(found.messages)
     if found.models:
-        with progress("fingerprinting", total=len(found.models), enabled=not quiet) as advance:
-            _, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], work, progress=advance)
+        _, more = fingerprint_into_store([(m.weights, m.meta) for m in found.models], work, executor=executor,
+                                         bar=not quiet)
         messages += more
         if store_path is not None:
             work.save(store_path)
