@@ -156,6 +156,26 @@ def fingerprint_batch(batch: Batch):
     return part
 
 
+def joined(parts: list):
+    """One store holding the rows, plans and errors of ``parts`` in order (each model in one part).
+
+    Added to a store in one :meth:`~modelatlas.weights.store.FingerprintStore.add_store`, so that
+    folding in many batches costs one pass over the store's ids, not one per batch.
+    """
+    import pyarrow as pa
+
+    from modelatlas.weights.store import ROW_SCHEMA, FingerprintStore
+
+    plans: dict = {}
+    errors: dict = {}
+    for part in parts:
+        for key, layout in part.plans.items():
+            plans.setdefault(key, layout)
+        errors.update(part.errors)
+    rows = pa.concat_tables([part.rows.cast(ROW_SCHEMA) for part in parts]) if parts else ROW_SCHEMA.empty_table()
+    return FingerprintStore(rows, plans, None, errors)
+
+
 class Journal:
     """Finished batches of a run, one small store each, beside the store they will join.
 
@@ -173,15 +193,14 @@ class Journal:
         """Fold the batches a stopped run left into ``store`` (in memory); return the ids added."""
         from modelatlas.weights.store import FingerprintStore
 
-        added: list[str] = []
+        loaded = []
         if self.folder.is_dir():
             for part in sorted(self.folder.glob("batch-*.parquet")):
                 try:
-                    loaded = FingerprintStore.open(part)
+                    loaded.append(FingerprintStore.open(part))
                 except InputError:  # a part is renamed into place whole, so this is not ours: skip it
                     continue
-                added += store.add_store(loaded)
-        return added
+        return store.add_store(joined(loaded)) if loaded else []
 
     def write(self, index: int, part) -> None:
         """Keep one finished batch (written whole, then renamed into place)."""
@@ -303,10 +322,10 @@ def fingerprint_run(models: list[tuple[str | Path, object]], store, *, params: F
                 tally.done(len(batch.members) - len(result.errors))
             if progress is not None:
                 progress(len(batch.members))
-    added = recovered
-    for i in sorted(parts):  # batch order: the same rows in the same order on every engine
-        added = added + store.add_store(parts[i])
-        errors.update(parts[i].errors)
+    # batch order: the same rows in the same order on every engine
+    done = joined([parts[i] for i in sorted(parts)])
+    added = recovered + store.add_store(done)
+    errors.update(done.errors)
     store.record_errors(errors)
     if journal is not None and (added or errors or journal.folder.exists()):
         journal.commit(store)
