@@ -104,15 +104,19 @@ class RayExecutor(Executor):
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             try:
                 if address is None:
-                    ray.init(num_cpus=num_cpus, **kwargs)
+                    ray.init(address="local", num_cpus=num_cpus, **kwargs)  # never an existing cluster
                 else:
                     _probe(address)
                     ray.init(address=address, **kwargs)
             except InputError:
                 raise
             except Exception as exc:  # noqa: BLE001 -- Ray raises ConnectionError, RuntimeError, ValueError...
+                hint = ""
+                if _needs_token(exc):
+                    hint = ("; the cluster asks for its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                            "(`ray get-auth-token` on its head)")
                 raise HostError(f"cannot reach the Ray cluster at {address or 'a new local cluster'} "
-                                f"({exc.__class__.__name__}: {_first_line(exc)})") from None
+                                f"({exc.__class__.__name__}: {_first_line(exc)}){hint}") from None
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map_unordered(self, fn, items, *, max_in_flight=None):
@@ -165,6 +169,16 @@ def _probe(address: str) -> None:
     except OSError as exc:
         raise ConnectionError(f"no answer from {hostport} within {CONNECT_TIMEOUT:.0f} s "
                               f"({exc.strerror or exc.__class__.__name__})") from None
+
+
+def _needs_token(exc: BaseException) -> bool:
+    """Whether Ray refused the connection for a missing or wrong token (token authentication)."""
+    seen = 0
+    while exc is not None and seen < 10:  # a bounded walk down the cause chain
+        if "AuthToken" in str(exc) or exc.__class__.__name__ == "AuthenticationError":
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ two range requests and each selected layer's rows with one ranged read per run o
 rows (:meth:`fsspec.AbstractFileSystem.cat_ranges`). Local files (a plain path or ``file://``)
 keep the memory-mapped readers of every format. Remote reading covers single-file safetensors,
 the Hub's format for nearly every model; other remote formats are refused with a message that
-says to download them first (GGUF and ONNX headers are not bounded ranges at the front).
+says to download them first (their readers need a local file).
 
 A file that changes while it is read gives a fingerprint of neither version: :func:`file_state`
 (size and modification time or ETag) is taken before and after a read and compared by the
