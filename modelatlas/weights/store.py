@@ -38,6 +38,11 @@ META_KEY = b"modelatlas.fingerprint_store"
 #: dozen scattered models and decodes every row group that holds one.
 ROW_GROUP_BYTES = 1 << 20
 
+#: Errors kept in the footer, and characters of each: Arrow reads at most 100 MB of footer
+#: metadata, so the list is bounded (models left out are tried again by the next run anyway).
+MAX_ERRORS = 200_000
+MAX_ERROR_CHARS = 300
+
 #: Where an upload time came from (``created_at_source``); ``file_mtime`` is a flagged fallback.
 TIME_SOURCES = ("manifest", "card", "hub_cache", "file_mtime")
 
@@ -263,7 +268,8 @@ class FingerprintStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "version": VERSION, "plans": self.plans}
         if self.errors:
-            meta["errors"] = self.errors
+            kept = list(self.errors.items())[:MAX_ERRORS]
+            meta["errors"] = {k: v[:MAX_ERROR_CHARS] for k, v in kept}
         schema = ROW_SCHEMA.with_metadata({META_KEY: json.dumps(meta).encode()})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
