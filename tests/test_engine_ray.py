@@ -347,3 +347,14 @@ def test_store_errors_survive_a_round_trip(tmp_path):
     again.record_errors({models[0][1].id: "unreachable"})
     fingerprint_into_store(_fresh(models), again, n_neurons=3)
     assert models[0][1].id not in again.errors and "a/b" in again.errors
+
+
+def test_the_footer_keeps_a_bounded_list_of_errors(tmp_path, monkeypatch):
+    import modelatlas.weights.store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_ERRORS", 2)
+    store = FingerprintStore.empty()
+    store.record_errors({f"m/{i}": "x" * 1000 for i in range(3)})
+    store.save(tmp_path / "s.parquet")
+    kept = FingerprintStore.open(tmp_path / "s.parquet").errors
+    assert list(kept) == ["m/0", "m/1"] and {len(v) for v in kept.values()} == {store_module.MAX_ERROR_CHARS}
