@@ -277,6 +277,11 @@ def test_urls_read_by_ranges_equal_local_paths(tmp_path):
                            store, n_neurons=4)
     assert gone in store.errors["org/gone"] and "no such file" in store.errors["org/gone"]
     assert "nosuchproto://x/y.safetensors" in store.errors["org/proto"]
+    # a host that does not answer (no network here: DNS fails; with one, the repository is absent)
+    url = "hf://modelatlas-no-such-org-7f3a/none/model.safetensors"
+    added, messages = fingerprint_into_store([(url, ModelMeta(id=url))], store, n_neurons=4)
+    assert added == [] and store.errors[url].startswith(url)
+    assert [m for m in messages if m.startswith(url)][0].count(url) == 1
 
 
 def _cli(*args, env_extra=None, timeout=120):

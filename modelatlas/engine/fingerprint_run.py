@@ -329,7 +329,8 @@ def fingerprint_run(models: list[tuple[str | Path, object]], store, *, params: F
     store.record_errors(errors)
     if journal is not None and (added or errors or journal.folder.exists()):
         journal.commit(store)
-    messages += [f"{model_id}: {message}; left out" for model_id, message in errors.items()]
+    messages += [f"{message if message.startswith(f'{model_id}:') else f'{model_id}: {message}'}; left out"
+                 for model_id, message in errors.items()]
     return added, messages
 
 

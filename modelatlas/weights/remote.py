@@ -77,7 +77,9 @@ def file_state(location: str | Path) -> tuple:
         info = fs.info(fs_path)
     except FileNotFoundError:
         raise InputError("no such file", path=str(location)) from None
-    except OSError as exc:
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- each protocol's client raises its own (httpx, botocore, ...)
         raise InputError(f"cannot reach ({exc.__class__.__name__}: {exc})", path=str(location)) from None
     stamp = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created")
                   if info.get(k) is not None), None)
@@ -132,7 +134,7 @@ class RangeRows:
     def _fetch(self, starts: list[int], stops: list[int]) -> bytes:
         try:
             blobs = self.fs.cat_ranges([self.fs_path] * len(starts), starts, stops, on_error="raise")
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 -- each protocol's client raises its own (httpx, botocore, ...)
             raise InputError(f"ranged read failed ({exc.__class__.__name__}: {exc})", path=self._label) from None
         data = b"".join(blobs)
         if len(data) != sum(b - a for a, b in zip(starts, stops)):
@@ -184,7 +186,7 @@ class RemoteSafetensorsFile(WeightFile):
                     head += self._fs.cat_file(self._fs_path, start=8, end=8 + n)
         except FileNotFoundError:
             raise InputError("no such file", path=url) from None
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 -- each protocol's client raises its own (httpx, botocore, ...)
             raise InputError(f"cannot reach ({exc.__class__.__name__}: {exc})", path=url) from None
         header = parse_header(head, size, url)
         self._count(header.data_start)
