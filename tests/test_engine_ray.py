@@ -363,3 +363,23 @@ def test_the_footer_keeps_a_bounded_list_of_errors(tmp_path, monkeypatch):
     store.save(tmp_path / "s.parquet")
     kept = FingerprintStore.open(tmp_path / "s.parquet").errors
     assert list(kept) == ["m/0", "m/1"] and {len(v) for v in kept.values()} == {store_module.MAX_ERROR_CHARS}
+
+
+def test_the_progress_bar_counts_done_and_failed():
+    import io
+
+    from rich.console import Console
+
+    from modelatlas.engine.progress import engine_progress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, no_color=True)
+    with engine_progress("fingerprinting (ray, 2 workers)", 10, console=console) as tally:
+        tally.done(7)
+        tally.failed(2)
+        assert (tally.n_done, tally.n_failed) == (7, 2)
+    with engine_progress("quiet", 3, enabled=False) as tally:
+        tally.done(3)
+        assert tally.n_done == 3
+    rendered = out.getvalue()
+    assert "9/10" in rendered and "failed 2" in rendered and "fingerprinting (ray, 2 workers)" in rendered
