@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import Options
 
 from modelatlas.chart.graph import KnownEdges, check_known_edges, edges_closing_cycles, restrict_parents
 from modelatlas.chart.types import ChartInput, ChartResult, architecture_groups
-from modelatlas.errors import InputError
+from modelatlas.errors import InputError, ModelAtlasError
 from modelatlas.estimator import Estimator
 
 
@@ -67,7 +67,8 @@ class ChartMethod(Estimator):
     #: only contend (a 768 x 24 QR took 170 ms with threads and 1 ms without on the 2-core machine).
     blas_threads: ClassVar[int] = 1
 
-    def chart(self, models: ChartInput, known_edges: KnownEdges | None = None) -> ChartResult:
+    def chart(self, models: ChartInput, known_edges: KnownEdges | None = None, *, executor=None,
+              block_size: int | None = None, bar: bool = False) -> ChartResult:
         """Predict every model's parents.
 
         Parameters
@@ -77,6 +78,15 @@ class ChartMethod(Estimator):
         known_edges:
             Parents already known (e.g. the evaluation stem): ``child -> parents``; an empty tuple
             marks a known root. They are returned unchanged, with confidence 1.
+        executor:
+            Where the families are charted, one task each
+            (:func:`modelatlas.engine.chart_run.chart_families`; default: in this process).
+        block_size:
+            Split a family of more models into approximate-neighbour blocks of at most this many,
+            charted apart (:func:`modelatlas.chart.blocks.neighbour_blocks`; edges between blocks are
+            lost). Default: no split.
+        bar:
+            Draw a progress bar on standard error.
 
         Returns
         -------
@@ -92,9 +102,14 @@ class ChartMethod(Estimator):
 
         self._validate_params()
         with threadpool_limits(self.blas_threads):
-            return self._chart(models, known_edges)
+            return self._chart(models, known_edges, executor, block_size, bar)
 
-    def _chart(self, models: ChartInput, known_edges: KnownEdges | None) -> ChartResult:
+    def _chart(self, models: ChartInput, known_edges: KnownEdges | None, executor=None,
+               block_size: int | None = None, bar: bool = False) -> ChartResult:
+        from modelatlas.chart.blocks import neighbour_blocks
+        from modelatlas.engine.chart_run import FamilyTask, chart_families
+        from modelatlas.engine.executor import TaskFailure
+
         known = check_known_edges(known_edges or {}, len(models))
         result = ChartResult.empty()
         messages: list[str] = []
@@ -102,10 +117,24 @@ class ChartMethod(Estimator):
         n_arch = len(set(map(str, models.groups)))
         if n_arch > 1:
             messages.append(f"{n_arch} architectures: charted separately, never compared")
+        families = []
         for rows in groups:
-            if len(rows) == 1:
+            if block_size and len(rows) > block_size:
+                blocks = [rows[b] for b in neighbour_blocks(models.vectors[rows], block_size)]
+                messages.append(f"a family of {len(rows)} models charted in {len(blocks)} blocks of at most "
+                                f"{block_size} near models (edges between blocks are not looked for)")
+            else:
+                blocks = [rows]
+            families += [b for b in blocks if len(b) > 1]
+        tasks = [FamilyTask(self, models.subset(rows), restrict_parents(known, rows)) for rows in families]
+        for rows, charted in zip(families, chart_families(tasks, executor, bar=bar)):
+            if isinstance(charted, TaskFailure):
+                if isinstance(charted.error, ModelAtlasError):  # bad input stops the chart, on every engine
+                    raise charted.error
+                messages.append(f"a family of {len(rows)} models (first {models.ids[rows[0]]}) could not be "
+                                f"charted ({charted}); its models are left without predicted parents")
                 continue
-            result = result.concat(self.chart_group(models.subset(rows), restrict_parents(known, rows)), rows)
+            result = result.concat(charted, rows)
         keep = ~np.isin(result.child, np.fromiter(known, np.int64, len(known)))
         keep &= ~edges_closing_cycles(result.parent, result.child, result.confidence, known, keep, messages)
         given = ChartResult.from_parents(known, confidence={c: 1.0 for c in known})

@@ -126,7 +126,7 @@ def _drop_cycles(documented: dict[int, tuple[int, ...]], ids: list[str], message
 
 
 def chart_input_from_paths(paths: list, store: FingerprintStore | None = None, *, mtime_fallback: bool = False,
-                           progress=None) -> tuple[StoreInput, list[str]]:
+                           progress=None, **fingerprint_options) -> tuple[StoreInput, list[str]]:
     """Fingerprint what ``paths`` hold into ``store`` (reusing fingerprints it has) and read the
     store back as charting input: what ``modelatlas chart PATH...`` and ``ma.chart(paths)`` chart.
 
@@ -137,8 +137,9 @@ def chart_input_from_paths(paths: list, store: FingerprintStore | None = None, *
         (:func:`~modelatlas.weights.discover.add_paths_to_store`).
     store:
         The store to extend in memory (the caller saves it); ``None`` for a new empty one.
-    mtime_fallback, progress:
-        As in :func:`~modelatlas.weights.discover.add_paths_to_store`.
+    mtime_fallback, progress, **fingerprint_options:
+        As in :func:`~modelatlas.weights.discover.add_paths_to_store` (e.g. ``executor=`` and
+        ``bar=`` of :func:`~modelatlas.weights.store.fingerprint_into_store`).
 
     Returns
     -------
@@ -155,7 +156,7 @@ def chart_input_from_paths(paths: list, store: FingerprintStore | None = None, *
 
     work = store if store is not None else FingerprintStore.empty()
     added, messages = add_paths_to_store([Path(p) for p in paths], work, mtime_fallback=mtime_fallback,
-                                         progress=progress)
+                                         progress=progress, **fingerprint_options)
     if not len(work):
         raise InputError("no model could be read: " + ("; ".join(messages[:3]) or "nothing given"))
     loaded = chart_input_from_store(work)

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, progress, resolve_format
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, resolve_format
+from modelatlas.engine.options import AddressOpt, EngineOpt, FallbackOpt, WorkersOpt, executor_from_options
 
 ChartPaths = Annotated[list[Path], typer.Argument(help="Zoo folder (manifest.json), model files, Hugging Face "
                                                    "model folders or cache entries, or fingerprint stores (.parquet).")]
@@ -26,7 +27,12 @@ MtimeOpt = Annotated[bool, typer.Option("--mtime/--no-mtime", help="Without a do
 
 def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None, stem: StemOpt = 0.0,
           components_known: ComponentsOpt = False, seed: int = 0, store: StoreOpt = None,
-          mtime: MtimeOpt = False, limit: Annotated[int, typer.Option(
+          mtime: MtimeOpt = False, engine: EngineOpt = "local", address: AddressOpt = None,
+          fallback_local: FallbackOpt = False, workers: WorkersOpt = None,
+          block_size: Annotated[Optional[int], typer.Option(
+              "--block-size", help="Chart a family of more models in approximate-neighbour blocks of at most "
+                                   "this many (parallel; edges between blocks are lost). Default: no split.")] = None,
+          limit: Annotated[int, typer.Option(
               "--limit", min=0, help="Edges drawn in a table (0: all; TSV and JSON list every edge).")] = 50,
           fmt: FormatOpt = None, as_json: JsonFlag = False) -> None:
     """Chart models: predict every model's parents from its weights, times and documented parents."""
@@ -38,6 +44,11 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
 
     fmt = resolve_format(fmt, as_json)
     estimator = get_method(method)
+    if block_size is not None and block_size < 2:
+        from modelatlas.errors import InputError
+
+        raise InputError(f"--block-size must be at least 2, not {block_size}", where="--block-size")
+    executor = executor_from_options(engine, address, fallback_local, workers)
     zoo_run = len(paths) == 1 and store is None and _is_zoo(paths[0])
     if zoo_run:
         from modelatlas.chart.zoo_input import load_zoo_input
@@ -47,7 +58,7 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
         known_edges: dict = {}
         declared: dict = {}
     else:
-        loaded = _models_from_paths(paths, store, mtime, quiet=fmt == "json")
+        loaded = _models_from_paths(paths, store, mtime, quiet=fmt == "json", executor=executor)
         models, records, messages, notes = loaded.models, loaded.records, loaded.messages, loaded.notes
         declared, truth = loaded.declared, _zoo_truth(paths, models.ids)
         known_edges = dict(models.documented_parents)
@@ -58,7 +69,9 @@ def chart(paths: ChartPaths, method: MethodOpt = "auto", atlas: AtlasOpt = None,
 
         models = replace(models, components=truth.component)
     t0 = time.perf_counter()
-    result = estimator.chart(models, known_edges={**known_edges, **known})
+    with executor:
+        result = estimator.chart(models, known_edges={**known_edges, **known}, executor=executor,
+                                 block_size=block_size, bar=not as_json)
     seconds = time.perf_counter() - t0
     messages = messages + result.messages
     if len(models) == 1:
@@ -122,14 +135,13 @@ def _is_zoo(path: Path) -> bool:
     return path.name == "manifest.json" or (path.is_dir() and (path / "manifest.json").is_file())
 
 
-def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool):
+def _models_from_paths(paths: list[Path], store_path: Path | None, mtime: bool, quiet: bool, executor=None):
     """Fingerprint what the paths hold (reusing the store's fingerprints) and read it back for charting."""
     from modelatlas.chart.store_input import chart_input_from_paths
     from modelatlas.weights.store import FingerprintStore
 
     work = FingerprintStore.open(store_path) if store_path is not None else FingerprintStore.empty()
-    loaded, added = chart_input_from_paths(
-        paths, work, mtime_fallback=mtime, progress=lambda n: progress("fingerprinting", total=n, enabled=not quiet))
+    loaded, added = chart_input_from_paths(paths, work, mtime_fallback=mtime, executor=executor, bar=not quiet)
     if added and store_path is not None:
         work.save(store_path)
     guessed = work.rows["created_at_source"].to_pylist().count("file_mtime")

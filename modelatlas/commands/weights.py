@@ -8,13 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, progress, resolve_format
+from modelatlas.commands.common import FormatOpt, JsonFlag, Results, emit_json, note, resolve_format
+from modelatlas.engine.options import AddressOpt, EngineOpt, FallbackOpt, WorkersOpt, executor_from_options
 from modelatlas.errors import InputError
 
 
 def fingerprint(
-    paths: Annotated[list[Path], typer.Argument(help="Weights files, Hugging Face model folders or cache "
-                                                "entries, folders of weights files, zoo folders / manifest.json.")],
+    paths: Annotated[list[str], typer.Argument(help="Weights files, Hugging Face model folders or cache "
+                                               "entries, folders of weights files, zoo folders / manifest.json, "
+                                               "or URLs of safetensors files (file://, hf://, s3://, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Fingerprint store (.parquet); extended when it exists.")],
     neurons: Annotated[int, typer.Option("--neurons", "-n", help="Rows sampled per layer (or per model).")] = 100,
     layers: Annotated[str, typer.Option("--layers", help="dense, attention, mother-vit, mother-lora, "
@@ -30,6 +32,11 @@ def fingerprint(
                                         "the weights file's modification time (flagged).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable model (default: "
                                          "leave it out and report it).")] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    fallback_local: FallbackOpt = False,
+    workers: WorkersOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Models per engine task.")] = 16,
     fmt: FormatOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -37,29 +44,33 @@ def fingerprint(
     signature and metadata. Models already in the store are not read again."""
     import time
 
+    from modelatlas.engine.fingerprint_run import Journal
     from modelatlas.weights.discover import discover_models
-    from modelatlas.weights.store import FingerprintStore, fingerprint_into_store
+    from modelatlas.weights.remote import is_url
+    from modelatlas.weights.store import FingerprintStore, ModelMeta, fingerprint_into_store
 
     fmt = resolve_format(fmt, as_json)
     as_json = fmt == "json"
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, not {batch_size}", where="--batch-size")
     if out.suffix != ".parquet":
         raise InputError("the fingerprint store is a Parquet file: give --out NAME.parquet", path=str(out))
     store = FingerprintStore.open(out)
     before = len(store)
-    found = discover_models(paths, mtime_fallback=mtime)
+    found = discover_models([Path(p) for p in paths if not is_url(p)], mtime_fallback=mtime)
+    models = [(m.weights, m.meta) for m in found.models] + [(u, ModelMeta(id=u, path=u)) for u in paths if is_url(u)]
     messages = list(found.messages)
     if strict and messages:
         raise InputError(messages[0])
     started = time.perf_counter()
-    with progress("fingerprinting", total=len(found.models), enabled=not as_json) as advance:
+    with executor_from_options(engine, address, fallback_local, workers) as executor:
         added, more = fingerprint_into_store(
-            [(m.weights, m.meta) for m in found.models], store, n_neurons=neurons, layers=layers, seed=seed,
+            models, store, n_neurons=neurons, layers=layers, seed=seed,
             sampling=sampling, kurtosis=kurtosis, hash_kind="full" if full_hash else "sample", project=project,
-            on_error="raise" if strict else "skip", progress=advance)
+            on_error="raise" if strict else "skip", executor=executor, batch_size=batch_size,
+            journal=Journal(out), bar=not as_json)
     messages += more
     seconds = time.perf_counter() - started
-    if added:
-        store.save(out)
     counts = store.plan_counts()
     new = set(added)
     rows = store.rows.select(["id", "plan", "quantized", "bytes_read"]).to_pylist()

@@ -192,7 +192,7 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
                        n_neurons: int = 100, layers: str = "dense", seed: int = 0,
                        sampling: str = "layer", align: str = "exact", kurtosis: bool | None = None,
                        hash_kind: str = "sample", on_error: str = "raise",
-                       project: int | None = None) -> Fingerprints:
+                       project: int | None = None, reference: ArchitectureSignature | None = None) -> Fingerprints:
     """Fingerprint models of one architecture signature.
 
     Parameters
@@ -228,6 +228,10 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
         ``raise`` (the first bad model stops the run) or ``skip`` (a model that cannot be read,
         or whose signature differs, is left out and listed in ``Fingerprints.skipped`` with its
         error, which names the file and tensor).
+    reference:
+        With ``align="common"``: the shared signature to sample from (e.g. of a whole group of
+        relatives, when a batch of it is fingerprinted on its own: every batch then has the same
+        plan); default: the tensors the given models share.
 
     Returns
     -------
@@ -279,7 +283,13 @@ def fingerprint_models(paths_or_files: Iterable[str | Path | WeightFile], *, ids
     ref_sig: ArchitectureSignature | None = None
     ref_path = ""
     plan: list[tuple[str, np.ndarray]] = []
-    if align == "common":
+    if align == "common" and reference is not None:
+        ref_sig, ref_path = reference, "the shared tensors"
+        names = select_layers(ref_sig, layers)
+        if not names:
+            raise InputError(f"layer selection {layers!r} keeps no tensor of the reference signature")
+        plan = sample_plan(ref_sig, names, n_neurons, seed, sampling)
+    elif align == "common":
         sigs, readable = [], []
         for i, item in enumerate(items):
             try:

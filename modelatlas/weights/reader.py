@@ -21,7 +21,8 @@ def open_weights(path: str | Path, *, hf_names: Iterable[str] | None = None) -> 
     Parameters
     ----------
     path:
-        A ``.safetensors`` file, a ``*.safetensors.index.json`` shard index, a ``.onnx``, ``.gguf``
+        A URL (``file://``, ``hf://``, ``s3://``, ...: :func:`modelatlas.weights.remote.open_url`), a
+        ``.safetensors`` file, a ``*.safetensors.index.json`` shard index, a ``.onnx``, ``.gguf``
         or PyTorch ``.bin`` / ``.pt`` / ``.pth`` file, or a folder holding one of them (a shard
         index first, then ``model.safetensors``, then any single weights file).
     hf_names:
@@ -40,6 +41,10 @@ def open_weights(path: str | Path, *, hf_names: Iterable[str] | None = None) -> 
     InputError
         Missing file, unsupported or ambiguous format, or a malformed file (named with the tensor).
     """
+    from modelatlas.weights.remote import is_url, open_url
+
+    if is_url(path):
+        return open_url(str(path), hf_names=hf_names)
     path = Path(path)
     if path.is_dir():
         path = _model_file_in(path)

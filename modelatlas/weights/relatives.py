@@ -41,7 +41,7 @@ VALUE_MATCH_TRIES = 3
 class Member:
     """One model of a group and how to open it under the group's names."""
 
-    path: Path
+    path: Path | str  # a str for a URL
     signature: ArchitectureSignature
     format: str
     hf_names: tuple[str, ...] | None = None
@@ -103,7 +103,9 @@ def shared_fraction(a: ArchitectureSignature, b: ArchitectureSignature) -> float
 
 def relative_groups(paths: list[str | Path], *, overlap: float = OVERLAP, count_slack: float = COUNT_SLACK,
                     value_match_limit: int = VALUE_MATCH_LIMIT,
-                    on_error: Callable[[Path, InputError], None] | None = None) -> list[RelativeGroup]:
+                    on_error: Callable[[Path, InputError], None] | None = None,
+                    headers: dict[str, tuple[ArchitectureSignature, str, list[str]]] | None = None
+                    ) -> list[RelativeGroup]:
     """Group models into architecture groups of relatives (see the module docstring).
 
     Parameters
@@ -118,6 +120,9 @@ def relative_groups(paths: list[str | Path], *, overlap: float = OVERLAP, count_
         Largest model (parameters) matched by value.
     on_error:
         Called with a path and its error for an unreadable model (left out); ``None``: raise.
+    headers:
+        ``str(path) -> (signature, format, parameter names)`` already read (e.g. by engine tasks,
+        :mod:`modelatlas.engine.fingerprint_run`); those files are not opened again here.
 
     Returns
     -------
@@ -128,7 +133,13 @@ def relative_groups(paths: list[str | Path], *, overlap: float = OVERLAP, count_
 
     members: list[Member] = []
     names: dict[Path, list[str]] = {}
-    for p in map(Path, paths):
+    from modelatlas.weights.remote import is_url
+
+    for p in (p if is_url(p) else Path(p) for p in paths):  # a URL stays a string (Path folds its //)
+        if headers is not None and str(p) in headers:
+            sig, fmt, names[p] = headers[str(p)]
+            members.append(Member(p, sig, fmt))
+            continue
         try:
             with open_weights(p) as wf:
                 sig = signature(wf)

@@ -38,6 +38,11 @@ META_KEY = b"modelatlas.fingerprint_store"
 #: dozen scattered models and decodes every row group that holds one.
 ROW_GROUP_BYTES = 1 << 20
 
+#: Errors kept in the footer, and characters of each: Arrow reads at most 100 MB of footer
+#: metadata, so the list is bounded (models left out are tried again by the next run anyway).
+MAX_ERRORS = 200_000
+MAX_ERROR_CHARS = 300
+
 #: Where an upload time came from (``created_at_source``); ``file_mtime`` is a flagged fallback.
 TIME_SOURCES = ("manifest", "card", "hub_cache", "file_mtime")
 
@@ -173,11 +178,14 @@ class FingerprintStore:
 
     Use :meth:`open` to read one (an absent file is an empty store), :meth:`add` to add
     fingerprints (models already present are skipped), :meth:`save` to write it back.
+    ``errors`` maps the id of each model that could not be fingerprinted to why (kept in the
+    footer; a later run tries the model again and drops its error when it succeeds).
     """
 
     rows: pa.Table
     plans: dict[str, dict]
     path: Path | None = None
+    errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, path: str | Path | None = None) -> "FingerprintStore":
@@ -198,13 +206,15 @@ class FingerprintStore:
                 raise InputError("no such fingerprint store (build one with `modelatlas fingerprint "
                                  "... --out F.parquet` or `modelatlas index add`)", path=str(path))
             return cls.empty(path)
-        plans = read_plans(path)
+        doc = _footer(path)
+        plans = doc["plans"]
+        errors = doc.get("errors") if isinstance(doc.get("errors"), dict) else {}
         try:
             filters = [("plan", "=", plan)] if plan is not None else None
             rows = pq.read_table(path, filters=filters, schema=ROW_SCHEMA)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise InputError(f"cannot read the fingerprint store ({exc})", path=str(path)) from None
-        return cls(rows, plans, path)
+        return cls(rows, plans, path, {str(k): str(v) for k, v in errors.items()})
 
     def __len__(self) -> int:
         return self.rows.num_rows
@@ -227,13 +237,19 @@ class FingerprintStore:
             return []
         self.plans.update(layout)
         self.rows = pa.concat_tables([self.rows, table.take(pa.array(keep, pa.int64()))])
-        return [table["id"][i].as_py() for i in keep]
+        added = [table["id"][i].as_py() for i in keep]
+        for model_id in added:
+            self.errors.pop(model_id, None)
+        return added
 
     def add_store(self, other: "FingerprintStore") -> list[str]:
         """Add the models of another store that are not in this one yet; return their ids."""
         present = self.ids
         ids = other.rows["id"].to_pylist()
         keep = [i for i, model_id in enumerate(ids) if model_id not in present]
+        self.record_errors(other.errors)
+        for i in keep:
+            self.errors.pop(ids[i], None)
         if not keep:
             return []
         taken = other.rows.take(pa.array(keep, pa.int64()))
@@ -241,11 +257,19 @@ class FingerprintStore:
         self.rows = pa.concat_tables([self.rows, taken.cast(ROW_SCHEMA)])
         return [ids[i] for i in keep]
 
+    def record_errors(self, errors: dict[str, str]) -> None:
+        """Remember why models could not be fingerprinted (models in the store are not listed)."""
+        present = self.ids if errors else set()
+        self.errors.update({k: v for k, v in errors.items() if k not in present})
+
     def save(self, path: str | Path | None = None) -> Path:
         """Write the store (to a temporary file first, then renamed over the old one)."""
         path = Path(path or self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "version": VERSION, "plans": self.plans}
+        if self.errors:
+            kept = list(self.errors.items())[:MAX_ERRORS]
+            meta["errors"] = {k: v[:MAX_ERROR_CHARS] for k, v in kept}
         schema = ROW_SCHEMA.with_metadata({META_KEY: json.dumps(meta).encode()})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -334,6 +358,11 @@ def read_rows(path: str | Path, rows: np.ndarray, columns: list[str] | None = No
 
 def read_plans(path: str | Path) -> dict[str, dict]:
     """The plan layouts of a store (reads the Parquet footer only)."""
+    return _footer(path)["plans"]
+
+
+def _footer(path: str | Path) -> dict:
+    """The store's footer document: plans, and the errors of models left out (checked)."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
@@ -347,7 +376,7 @@ def read_plans(path: str | Path) -> dict[str, dict]:
     if doc.get("version", 0) > VERSION:
         raise InputError(f"fingerprint store version {doc['version']} is newer than this modelatlas "
                          f"reads ({VERSION}); upgrade modelatlas", path=str(path))
-    return doc["plans"]
+    return doc
 
 
 def is_store(path: str | Path) -> bool:
@@ -366,95 +395,40 @@ def fingerprint_into_store(models: list[tuple[Path, ModelMeta]], store: Fingerpr
                            n_neurons: int = 100, layers: str = "dense", seed: int = 0, sampling: str = "layer",
                            kurtosis: bool | None = None, hash_kind: str = "sample",
                            project: int | None = None, on_error: str = "skip",
-                           progress=None) -> tuple[list[str], list[str]]:
+                           progress=None, executor=None, batch_size: int | None = None, journal=None,
+                           bar: bool = False) -> tuple[list[str], list[str]]:
     """Fingerprint the models not yet in ``store`` (by id) and add them, grouped into relatives
     (:func:`modelatlas.weights.relatives.relative_groups`: one architecture, any format).
 
     Parameters
     ----------
     models:
-        ``(weights path, metadata)`` pairs.
+        ``(weights path or URL, metadata)`` pairs.
     store:
-        The store to extend (in memory; call :meth:`FingerprintStore.save` to write it).
+        The store to extend (in memory; call :meth:`FingerprintStore.save` to write it, unless a
+        ``journal`` is given).
     n_neurons, layers, seed, sampling, kurtosis, hash_kind, project:
         Fingerprint parameters (:func:`modelatlas.weights.fingerprint.fingerprint_models`).
     on_error:
-        ``skip`` (a model that cannot be read becomes a message) or ``raise``.
+        ``skip`` (a model that cannot be read becomes a message and an entry of ``store.errors``)
+        or ``raise``.
     progress:
-        Called once per model read (for progress bars).
+        Called with the number of models of each finished batch (for progress bars).
+    executor, batch_size, journal, bar:
+        Where and how the work runs (:func:`modelatlas.engine.fingerprint_run.fingerprint_run`;
+        default: in this process).
 
     Returns
     -------
     (added ids, messages)
         Messages name each model left out and why, and the models already in the store.
     """
-    from modelatlas.weights.fingerprint import fingerprint_models
-    from modelatlas.weights.quantization import detect_quantization
-    from modelatlas.weights.reader import open_weights
+    from modelatlas.engine.fingerprint_run import BATCH, FingerprintParams, fingerprint_run
 
-    present = store.ids
-    messages: list[str] = []
-    again = [meta.id for _, meta in models if meta.id in present]
-    if again:
-        messages.append(f"{len(again)} models already in the store, not read again "
-                        f"({', '.join(again[:3])}{', ...' if len(again) > 3 else ''})")
-    from modelatlas.weights.relatives import relative_groups
-    from modelatlas.weights.signature import common_signature
-
-    todo: dict[Path, ModelMeta] = {}
-    for path, meta in models:
-        if meta.id in present:
-            continue
-        try:
-            with open_weights(path) as wf:
-                meta.format = meta.format or wf.format
-                meta.quantization_schemes = tuple(detect_quantization(wf, sample_rows=0).schemes)
-        except Exception as exc:  # noqa: BLE001 -- one unreadable model is reported, the rest go on
-            if on_error == "raise":
-                raise
-            messages.append(f"{meta.id}: {_message(exc, path)}; left out")
-            continue
-        todo[Path(path)] = meta
-    # Relatives in other formats (canonical names, docs/weights.md) share one plan, on the tensors
-    # they all hold, so that `identify` compares a GGUF or ONNX copy with its safetensors parent.
-    groups = relative_groups(list(todo), on_error=lambda p, exc: messages.append(
-        f"{todo[Path(p)].id}: {_message(exc, Path(p))}; left out"))
-    added: list[str] = []
-    for group in groups:
-        members = [(p, todo[Path(p)]) for p in group.paths]
-        metas = {m.id: m for _, m in members}
-        opened = group.open_all()
-        try:
-            fp = fingerprint_models(opened, ids=[m.id for _, m in members], n_neurons=n_neurons,
-                                    layers=layers, seed=seed, sampling=sampling, kurtosis=kurtosis,
-                                    hash_kind=hash_kind, on_error=on_error, project=project, align=group.align)
-        except InputError as exc:  # e.g. a layer selection that keeps nothing of this architecture
-            if on_error == "raise":
-                raise
-            messages.append(f"{', '.join(metas)}: {exc}; left out")
-            continue
-        finally:
-            for wf in opened:
-                wf.close()
-        messages += [f"{model_id}: {error}; left out" for model_id, error in fp.skipped]
-        bad = [i for i in range(len(fp.ids)) if not np.all(np.isfinite(fp.vectors[i]))]
-        if bad:
-            messages += [f"{fp.ids[i]}: fingerprint holds NaN or infinite values; left out" for i in bad]
-            fp = _drop(fp, bad)
-        ids = store.add(fp, metas)
-        if ids:  # the tensors' shapes let a model with more tensors be read at this plan's rows
-            layout = store.plans[plan_key(fp)]
-            shared = dict(common_signature([m.signature for m in group.members]).entries)
-            layout.setdefault("layer_shapes", [list(shared[n]) for n in fp.layer_names])
-        added += ids
-        if progress is not None:
-            for _ in members:
-                progress()
-    return added, messages
-
-
-def _message(exc: Exception, path: Path) -> str:
-    return str(exc) if isinstance(exc, InputError) else f"{path}: unreadable ({exc.__class__.__name__}: {exc})"
+    params = FingerprintParams(n_neurons=n_neurons, layers=layers, seed=seed, sampling=sampling, kurtosis=kurtosis,
+                               hash_kind=hash_kind, project=project)
+    return fingerprint_run(models, store, params=params, executor=executor, batch_size=batch_size or BATCH,
+                           journal=journal, on_error=on_error, bar=bar, progress=progress)
 
 
 def _drop(fp: Fingerprints, rows: list[int]) -> Fingerprints:
