@@ -17,7 +17,6 @@ Rules (Anatomy paper, section 2; issue 2):
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,14 +25,13 @@ from modelatlas.errors import InputError
 from modelatlas.ingest import pyvalue
 from modelatlas.ingest.batch import SourceBatch, evidence_rows
 from modelatlas.ingest.records import records_from_wire
-from modelatlas.ingest.tags import HUB_URL_PREFIX, MODEL_ID_PATTERN
+from modelatlas.ingest.tags import MODEL_ID, clean_model_id
 from modelatlas.ingest.textfile import open_text
 from modelatlas.ingest.wire import TREE_LISTS, HubModelInfo, model_info_from_api, wire_table
 
 FORMAT = "hf-trees"
 #: Integers too long to be counts stay text, to be reported as mistyped (see :func:`pyvalue.bounded_int`).
 _DECODER = json.JSONDecoder(parse_int=pyvalue.bounded_int)
-_ID = re.compile(MODEL_ID_PATTERN)
 
 
 def _json_documents(text: str, path: Path):
@@ -122,11 +120,8 @@ def _child_ids(urls, where: str, list_name: str, batch: SourceBatch) -> list[str
         return []
     out = []
     for url in urls:
-        child = url.strip()
-        if child.startswith(HUB_URL_PREFIX):
-            child = child[len(HUB_URL_PREFIX):]
-        child = child.strip("/")
-        if not _ID.match(child):
+        child = clean_model_id(url)
+        if not MODEL_ID.match(child):
             batch.issue("malformed_child_url", where, f"{list_name} entry {pyvalue.show(url)} is not a Hub model "
                                                       f"URL; ignored")
             continue

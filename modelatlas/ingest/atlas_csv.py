@@ -14,29 +14,19 @@
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 import pyarrow as pa
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch, evidence_rows
-from modelatlas.ingest.tags import HUB_URL_PREFIX, MODEL_ID_PATTERN
+from modelatlas.ingest.tags import MODEL_ID, clean_model_id
 from modelatlas.ingest.textfile import open_text
 
 ANNOTATIONS = "annotations"
 ANNOTATION_SCHEMA = pa.schema([("id", pa.string()), ("annotation", pa.string()), ("source", pa.string())])
 #: Manual relation words -> the atlas relation of the edges they give.
 MANUAL_RELATIONS = {"merge": "merge", "unknown": "unknown", "unknown_annotated": "unknown"}
-_ID = re.compile(MODEL_ID_PATTERN)
-
-
-def clean_id(value: str) -> str:
-    """Trim, drop a Hub URL prefix and trailing slashes."""
-    value = value.strip()
-    if value.startswith(HUB_URL_PREFIX):
-        value = value[len(HUB_URL_PREFIX):]
-    return value.rstrip("/").strip()
 
 
 def _parse_line(line: str) -> list[str]:
@@ -106,10 +96,10 @@ def _rows(path: Path, columns: tuple[str, ...], batch: SourceBatch):
 def _parents(value: str, child: str, where: str, batch: SourceBatch) -> list[str]:
     out = []
     for part in value.split(","):
-        parent = clean_id(part)
+        parent = clean_model_id(part)
         if not parent:
             continue
-        if not _ID.match(parent):
+        if not MODEL_ID.match(parent):
             batch.issue("invalid_model_id", child, f"{where}: parent {part.strip()!r} of {child!r} is not a valid "
                                                    f"model id; ignored")
             continue
@@ -118,8 +108,8 @@ def _parents(value: str, child: str, where: str, batch: SourceBatch) -> list[str
 
 
 def _child(value: str, where: str, batch: SourceBatch) -> str | None:
-    child = clean_id(value)
-    if not child or not _ID.match(child):
+    child = clean_model_id(value)
+    if not child or not MODEL_ID.match(child):
         batch.issue("invalid_model_id", where, f"{where}: model id {value!r} is not valid; row skipped")
         return None
     return child

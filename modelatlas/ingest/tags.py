@@ -12,6 +12,7 @@ of rows without a Python loop; :func:`parse_tag` runs the very same expressions 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -26,12 +27,20 @@ KEY_PATTERN = r"(?s)^([a-z][a-z0-9_-]*):(.*)$"
 _ID_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])*\.?"
 #: What a Hub model id looks like: ``name`` or ``author/name`` (author starting with a letter or digit).
 MODEL_ID_PATTERN = rf"^[A-Za-z0-9]{_ID_PART[len('[A-Za-z0-9_]'):]}(/{_ID_PART})?$"
-HUB_URL_PREFIX = "https://huggingface.co/"
+MODEL_ID = re.compile(MODEL_ID_PATTERN)
+#: A Hub model URL's prefix, as ids are sometimes written (in RE2 and Python syntax alike).
+HUB_URL_PATTERN = r"^https?://(www\.)?huggingface\.co/"
 
 
 def model_id_sql(expr: str) -> str:
     """Clean a referenced model id: trim, drop a Hub URL prefix and trailing slashes."""
-    return (f"nullif(rtrim(regexp_replace(trim({expr}), '^https?://(www\\.)?huggingface\\.co/', ''), '/'), '')")
+    return f"nullif(rtrim(regexp_replace(trim({expr}), '{HUB_URL_PATTERN}', ''), '/'), '')"
+
+
+def clean_model_id(value: str) -> str:
+    """:func:`model_id_sql` for one value in Python (``https://huggingface.co/owner/name/`` ->
+    ``owner/name``); :data:`MODEL_ID` says whether the result is an id."""
+    return re.sub(HUB_URL_PATTERN, "", value.strip()).rstrip("/")
 
 
 def tag_key_sql(tag: str) -> str:
