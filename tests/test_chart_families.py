@@ -24,7 +24,7 @@ class _Oracle(ChartMethod):
         self.truth = truth
         self.confidence = confidence
 
-    def _chart(self, models, known_edges):
+    def chart(self, models, known_edges=None, **engine_options):
         parents = {c: ps for c, ps in enumerate(self.truth.parents) if ps}
         return ChartResult.from_parents(parents, confidence={c: self.confidence for c in parents})
 
@@ -37,7 +37,7 @@ class _StemOnly(ChartMethod):
     def __init__(self):
         pass
 
-    def _chart(self, models, known_edges):
+    def chart(self, models, known_edges=None, **engine_options):
         return ChartResult.from_parents({c: ps for c, ps in (known_edges or {}).items() if ps})
 
 
