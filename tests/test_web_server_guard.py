@@ -118,3 +118,33 @@ def test_serve_on_a_busy_port_says_so_before_any_url(tmp_path, capsys):
     assert status == 3
     assert f"port {port}" in said.err and "in use" in said.err
     assert "http://" not in said.out + said.err
+
+
+def test_the_listening_socket_is_tcp_so_answers_are_not_delayed():
+    """asyncio turns Nagle's algorithm off only on sockets whose protocol says TCP; without it a
+    keep-alive client waited ~40 ms per answer for a delayed ACK."""
+    import asyncio
+
+    from modelatlas.commands.viz import _listening_socket
+
+    sock = _listening_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+
+    async def nodelay_of_accepted() -> int:
+        seen = {}
+
+        def on_connect(reader, writer):
+            seen["nodelay"] = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        return seen.get("nodelay", 0)
+
+    assert asyncio.run(nodelay_of_accepted()) != 0
