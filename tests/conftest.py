@@ -39,3 +39,22 @@ def tiny_zoo(tmp_path_factory):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the session's folder, shared by the workers
     return build_cached("tiny", base / "zoo-cache")
+
+
+@pytest.fixture(scope="module")
+def web_view():
+    """The web view of the hand-made atlas of the web tests (tests/web_atlas.py)."""
+    from modelatlas.viz.data import AtlasView
+    from web_atlas import hand_made_atlas
+
+    return AtlasView(hand_made_atlas())
+
+
+@pytest.fixture(scope="module")
+def web_client(web_view):
+    """The JSON API over :func:`web_view`, reached by a loopback host name (the Host allow-list)."""
+    from fastapi.testclient import TestClient
+
+    from modelatlas.viz.server import create_app
+
+    return TestClient(create_app(web_view), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)

@@ -9,22 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pytest
-from fastapi.testclient import TestClient
 
-from modelatlas.viz.data import AtlasView
 from modelatlas.viz.layout import LAYOUT_TABLE
-from modelatlas.viz.server import MAX_GRAPH_NODES, create_app
-from web_atlas import hand_made_atlas
-
-
-@pytest.fixture(scope="module")
-def view():
-    return AtlasView(hand_made_atlas())
-
-
-@pytest.fixture(scope="module")
-def client(view):
-    return TestClient(create_app(view), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+from modelatlas.viz.server import MAX_GRAPH_NODES
 
 
 def _error(response, status):
@@ -48,9 +35,9 @@ def _descendants(atlas, model):
     return seen
 
 
-def test_meta(client, view):
-    meta = client.get("/api/meta").json()
-    assert meta["nodes"] == view.n == 40
+def test_meta(web_client, web_view):
+    meta = web_client.get("/api/meta").json()
+    assert meta["nodes"] == web_view.n == 40
     assert meta["edges"] == 38
     assert meta["components"] == 3
     assert meta["predicted_edges"] == 1
@@ -62,28 +49,28 @@ def test_meta(client, view):
     assert meta["created_at"][0].startswith("2023-01-01")
 
 
-def test_components_paged(client):
-    page = client.get("/api/components", params={"limit": 2}).json()
+def test_components_paged(web_client):
+    page = web_client.get("/api/components", params={"limit": 2}).json()
     assert page["total"] == 3
     assert [c["size"] for c in page["components"]] == [36, 3]
     assert page["components"][0]["roots"] == ["meta-llama/Llama-2-7b-hf"]
     assert page["components"][1]["roots"] == ["stabilityai/stable-diffusion-2-1"]
-    rest = client.get("/api/components", params={"offset": 2, "limit": 2}).json()
+    rest = web_client.get("/api/components", params={"offset": 2, "limit": 2}).json()
     assert [c["roots"] for c in rest["components"]] == [["erin/solo-bert"]]
-    assert client.get("/api/components", params={"offset": 50}).json()["components"] == []
+    assert web_client.get("/api/components", params={"offset": 50}).json()["components"] == []
 
 
 @pytest.mark.parametrize("params", [{"limit": 10**9}, {"limit": 0}, {"offset": -1}, {"limit": "many"}])
-def test_components_bad_params(client, params):
-    assert "invalid request" in _error(client.get("/api/components", params=params), 422)
+def test_components_bad_params(web_client, params):
+    assert "invalid request" in _error(web_client.get("/api/components", params=params), 422)
 
 
-def test_component_graph(client, view):
-    data = client.get("/api/components/0/graph").json()
+def test_component_graph(web_client, web_view):
+    data = web_client.get("/api/components/0/graph").json()
     nodes, edges = data["nodes"], data["edges"]
     assert data["total_nodes"] == data["shown_nodes"] == 36 and not data["truncated"]
-    assert set(nodes["id"]) == {i for i, c in zip(view.ids, view.component) if c == 0}
-    layout = view.atlas.extras[LAYOUT_TABLE].to_pydict()
+    assert set(nodes["id"]) == {i for i, c in zip(web_view.ids, web_view.component) if c == 0}
+    layout = web_view.atlas.extras[LAYOUT_TABLE].to_pydict()
     where = {i: (x, y) for i, x, y in zip(layout["id"], layout["x"], layout["y"])}
     for i, x, y in zip(nodes["id"], nodes["x"], nodes["y"]):
         assert where[i] == pytest.approx((x, y), abs=1e-3)
@@ -91,34 +78,34 @@ def test_component_graph(client, view):
     assert ("bob/merged-7b", "carol/guess-ft") in pairs and len(pairs) == 35 + 1  # tree edges + one merge
     k = edges["provenance"].index("predicted:weights")
     assert edges["confidence"][k] == pytest.approx(0.62)
-    lic = view.categories("license")
+    lic = web_view.categories("license")
     shown_licences = {i: lic.labels[c] for i, c in zip(nodes["id"], nodes["colors"]["license"])}
     assert shown_licences["lmsys/vicuna-7b"] == "llama2" and shown_licences["carol/guess-ft"] == "unknown"
 
 
-def test_component_graph_level_of_detail(client, view):
-    data = client.get("/api/components/0/graph", params={"max_nodes": 5}).json()
+def test_component_graph_level_of_detail(web_client, web_view):
+    data = web_client.get("/api/components/0/graph", params={"max_nodes": 5}).json()
     assert data["truncated"] and data["total_nodes"] == 36
     shown = set(data["nodes"]["id"])
-    stdl = dict(zip(view.ids, view.numeric["sub_tree_downloads"]))
-    top5 = sorted((i for i, c in zip(view.ids, view.component) if c == 0), key=lambda i: -stdl[i])[:5]
+    stdl = dict(zip(web_view.ids, web_view.numeric["sub_tree_downloads"]))
+    top5 = sorted((i for i, c in zip(web_view.ids, web_view.component) if c == 0), key=lambda i: -stdl[i])[:5]
     assert set(top5) <= shown
     for mid in shown:  # closed under layout parents: every shown model hangs from its source
-        p = view.parent[view.index(mid)]
-        assert p < 0 or view.ids[p] in shown
+        p = web_view.parent[web_view.index(mid)]
+        assert p < 0 or web_view.ids[p] in shown
 
 
-def _arrow_family(client, **params):
-    response = client.get("/api/components/0/graph", params={**params, "format": "arrow"})
+def _arrow_family(web_client, **params):
+    response = web_client.get("/api/components/0/graph", params={**params, "format": "arrow"})
     assert response.status_code == 200 and response.headers["content-type"] == "application/vnd.apache.arrow.stream"
     return pa.ipc.open_stream(response.content).read_all()
 
 
 @pytest.mark.parametrize("max_nodes", [5, 36])
-def test_component_graph_arrow_is_the_json_answer(client, max_nodes):
+def test_component_graph_arrow_is_the_json_answer(web_client, max_nodes):
     """The page reads the Arrow form; it must say exactly what the JSON form says."""
-    data = client.get("/api/components/0/graph", params={"max_nodes": max_nodes}).json()
-    table = _arrow_family(client, max_nodes=max_nodes)
+    data = web_client.get("/api/components/0/graph", params={"max_nodes": max_nodes}).json()
+    table = _arrow_family(web_client, max_nodes=max_nodes)
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
     bounds = [float(v) for v in meta.pop("bounds").split(",")]
     assert bounds == data["bounds"]
@@ -142,31 +129,31 @@ def test_component_graph_arrow_is_the_json_answer(client, max_nodes):
     assert arrow_edges == json_edges and len(json_edges) == len(e["source"])
 
 
-def test_component_graph_bbox_follows_the_view(client, view):
-    """Zoomed into a family, the level of detail is taken among the models inside the view; their
+def test_component_graph_bbox_follows_the_view(web_client, web_view):
+    """Zoomed into a family, the level of detail is taken among the models inside the web_view; their
     layout ancestors come along so every shown model still hangs from its source."""
-    members = np.flatnonzero(view.component == 0)
-    x, y = view.xy[members, 0], view.xy[members, 1]
-    whole = client.get("/api/components/0/graph").json()
+    members = np.flatnonzero(web_view.component == 0)
+    x, y = web_view.xy[members, 0], web_view.xy[members, 1]
+    whole = web_client.get("/api/components/0/graph").json()
     assert whole["bounds"] == pytest.approx([x.min(), y.min(), x.max(), y.max()])
     assert whole["candidates"] == whole["total_nodes"] == members.size
     x0, x1 = np.quantile(x, [0.5, 1.0])
     inside = members[(x >= x0) & (x <= x1)]
     box = f"{x0},{y.min()},{x1},{y.max()}"
-    part = client.get("/api/components/0/graph", params={"bbox": box, "max_nodes": 3}).json()
+    part = web_client.get("/api/components/0/graph", params={"bbox": box, "max_nodes": 3}).json()
     assert part["candidates"] == inside.size > 3 and part["truncated"]
     assert part["bounds"] == whole["bounds"] and part["total_nodes"] == whole["total_nodes"]
-    stdl = view.numeric["sub_tree_downloads"]
+    stdl = web_view.numeric["sub_tree_downloads"]
     heaviest = inside[np.argsort(-stdl[inside], kind="stable")[:3]]
     shown = set(part["nodes"]["id"])
-    assert set(view.ids[heaviest]) <= shown
+    assert set(web_view.ids[heaviest]) <= shown
     for mid in shown:
-        p = view.parent[view.index(mid)]
-        assert p < 0 or view.ids[p] in shown
-        assert view.index(mid) in set(heaviest.tolist()) or any(  # otherwise an ancestor of a chosen one
-            mid in [view.ids[a] for a in view.lineage(int(h))] for h in heaviest)
-    everything = client.get("/api/components/0/graph", params={"bbox": box}).json()
-    assert not everything["truncated"] and set(view.ids[inside]) <= set(everything["nodes"]["id"])
+        p = web_view.parent[web_view.index(mid)]
+        assert p < 0 or web_view.ids[p] in shown
+        assert web_view.index(mid) in set(heaviest.tolist()) or any(  # otherwise an ancestor of a chosen one
+            mid in [web_view.ids[a] for a in web_view.lineage(int(h))] for h in heaviest)
+    everything = web_client.get("/api/components/0/graph", params={"bbox": box}).json()
+    assert not everything["truncated"] and set(web_view.ids[inside]) <= set(everything["nodes"]["id"])
 
 
 @pytest.mark.parametrize("path,status", [
@@ -180,18 +167,18 @@ def test_component_graph_bbox_follows_the_view(client, view):
     (f"/api/components/0/graph?max_nodes={MAX_GRAPH_NODES + 1}", 422),
     ("/api/components/0/graph?max_nodes=0", 422),
 ])
-def test_component_graph_bad(client, path, status):
-    _error(client.get(path), status)
+def test_component_graph_bad(web_client, path, status):
+    _error(web_client.get(path), status)
 
 
-def test_model_details(client, view):
-    d = client.get("/api/models/lmsys/vicuna-7b").json()
+def test_model_details(web_client, web_view):
+    d = web_client.get("/api/models/lmsys/vicuna-7b").json()
     assert d["hub_url"] == "https://huggingface.co/lmsys/vicuna-7b"
     assert [s["id"] for s in d["lineage"]] == ["lmsys/vicuna-7b", "meta-llama/Llama-2-7b-hf"]
     assert d["lineage"][0]["relation"] == "finetune" and "relation" not in d["lineage"][1]
     assert {r: g["count"] for r, g in d["children"].items()} == {"quantized": 1, "adapter": 1, "merge": 1}
-    below = _descendants(view.atlas, "lmsys/vicuna-7b")
-    dl = dict(zip(view.ids, view.downloads))
+    below = _descendants(web_view.atlas, "lmsys/vicuna-7b")
+    dl = dict(zip(web_view.ids, web_view.downloads))
     assert d["descendants"] == len(below)
     assert d["sub_tree_downloads"] == dl["lmsys/vicuna-7b"] + sum(dl[m] for m in below)
     assert d["metadata"]["license"] == "llama2" and "card_text" not in d["metadata"]
@@ -199,8 +186,8 @@ def test_model_details(client, view):
     assert d["depth"] == 1 and d["component"] == 0
 
 
-def test_merge_lineage_goes_through_the_shallowest_parent(client):
-    d = client.get("/api/models/bob/merged-7b").json()
+def test_merge_lineage_goes_through_the_shallowest_parent(web_client):
+    d = web_client.get("/api/models/bob/merged-7b").json()
     assert {p["id"]: p["relation"] for p in d["parents"]} == {"lmsys/vicuna-7b": "merge", "alice/chat-lora": "merge"}
     assert [s["id"] for s in d["lineage"]] == ["bob/merged-7b", "lmsys/vicuna-7b", "meta-llama/Llama-2-7b-hf"]
     # Inheritance looks at every ancestor, not only the lineage drawn: the merge inherits llama2
@@ -212,8 +199,8 @@ def test_merge_lineage_goes_through_the_shallowest_parent(client):
     assert {s["ancestor"] for s in lic["stricter_ancestors"]} >= {"lmsys/vicuna-7b"}
 
 
-def test_predicted_parent_and_licence_inheritance(client):
-    d = client.get("/api/models/carol/guess-ft").json()
+def test_predicted_parent_and_licence_inheritance(web_client):
+    d = web_client.get("/api/models/carol/guess-ft").json()
     (parent,) = d["parents"]
     assert parent["predicted"] and parent["provenance"] == "predicted:weights"
     assert d["lineage"][0]["predicted"]
@@ -221,74 +208,74 @@ def test_predicted_parent_and_licence_inheritance(client):
     assert d["inheritance"]["license"]["effective"] == "apache-2.0"
 
 
-def test_placeholder_source(client):
-    d = client.get("/api/models/stabilityai/sd-ft").json()
+def test_placeholder_source(web_client):
+    d = web_client.get("/api/models/stabilityai/sd-ft").json()
     assert d["lineage"][-1]["id"] == "stabilityai/stable-diffusion-2-1"
-    root = client.get("/api/models/stabilityai/stable-diffusion-2-1").json()
+    root = web_client.get("/api/models/stabilityai/stable-diffusion-2-1").json()
     assert root["metadata"]["placeholder"] is True and root["parents"] == []
 
 
-def test_model_unknown_id_suggests(client):
-    message = _error(client.get("/api/models/lmsys/vicuna-13b"), 404)
+def test_model_unknown_id_suggests(web_client):
+    message = _error(web_client.get("/api/models/lmsys/vicuna-13b"), 404)
     assert "lmsys/vicuna-7b" in message  # did-you-mean suggestion
 
 
 @pytest.mark.parametrize("model_id", ["../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2F..%2Fetc%2Fpasswd",
                                       "a/b/c", "lmsys/vicuna-7b%00", "x" * 300, "/etc/passwd", "..", "~root/x"])
-def test_model_path_tricks(client, model_id):
-    """Never a file: the client may normalise '..' away (404: no such route) or the id is refused (422)."""
-    r = client.get("/api/models/" + model_id)
+def test_model_path_tricks(web_client, model_id):
+    """Never a file: the web_client may normalise '..' away (404: no such route) or the id is refused (422)."""
+    r = web_client.get("/api/models/" + model_id)
     _error(r, r.status_code)
     assert r.status_code in (404, 422)
 
 
-def test_search_completion(client):
-    hits = [h["id"] for h in client.get("/api/search", params={"q": "vicu"}).json()["results"]]
+def test_search_completion(web_client):
+    hits = [h["id"] for h in web_client.get("/api/search", params={"q": "vicu"}).json()["results"]]
     assert hits[:2] == ["lmsys/vicuna-7b", "TheBloke/vicuna-7B-GGUF"]  # name prefix, by downloads
-    by_name = client.get("/api/search", params={"q": "llama-2-7b-q1", "limit": 20}).json()["results"]
+    by_name = web_client.get("/api/search", params={"q": "llama-2-7b-q1", "limit": 20}).json()["results"]
     assert {h["id"] for h in by_name} == {"quant1/Llama-2-7b-q1"} | {f"quant{k}/Llama-2-7b-q{k}" for k in range(10, 20)}
-    inside = client.get("/api/search", params={"q": "chat"}).json()["results"]
+    inside = web_client.get("/api/search", params={"q": "chat"}).json()["results"]
     assert [h["id"] for h in inside] == ["alice/chat-lora"]
-    assert client.get("/api/search", params={"q": "quant", "limit": 3}).json()["results"].__len__() == 3
-    assert client.get("/api/search", params={"q": "zzzz"}).json()["results"] == []
+    assert web_client.get("/api/search", params={"q": "quant", "limit": 3}).json()["results"].__len__() == 3
+    assert web_client.get("/api/search", params={"q": "zzzz"}).json()["results"] == []
 
 
 @pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "a" * 201}, {"q": "a", "limit": 51}, {"q": "a", "limit": -1}])
-def test_search_bad(client, params):
-    _error(client.get("/api/search", params=params), 422)
+def test_search_bad(web_client, params):
+    _error(web_client.get("/api/search", params=params), 422)
 
 
-def test_overview_points(client, view):
-    r = client.get("/api/overview", params={"color": "license", "size": "sub_tree_downloads"})
+def test_overview_points(web_client, web_view):
+    r = web_client.get("/api/overview", params={"color": "license", "size": "sub_tree_downloads"})
     assert r.headers["content-type"] == "application/octet-stream"
     pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
-    assert pts.shape[0] == view.n == int(r.headers["x-point-count"])
-    np.testing.assert_allclose(pts[:, :2], view.xy, rtol=1e-5, atol=1e-3)
-    lic = view.categories("license")
+    assert pts.shape[0] == web_view.n == int(r.headers["x-point-count"])
+    np.testing.assert_allclose(pts[:, :2], web_view.xy, rtol=1e-5, atol=1e-3)
+    lic = web_view.categories("license")
     np.testing.assert_array_equal(pts[:, 2], lic.codes)
     assert pts[:, 3].max() == pytest.approx(1.0) and pts[:, 3].min() >= 0
-    np.testing.assert_array_equal(pts[:, 4], view.component)
-    mit = client.get("/api/overview", params={"license": "mit"})
+    np.testing.assert_array_equal(pts[:, 4], web_view.component)
+    mit = web_client.get("/api/overview", params={"license": "mit"})
     assert int(mit.headers["x-point-count"]) == int(np.sum(np.asarray(lic.labels)[lic.codes] == "mit"))
-    late = client.get("/api/overview", params={"created_from": "2023-06-01"})
-    assert int(late.headers["x-point-count"]) == int(np.sum(view.created_at >= 1685577600))
+    late = web_client.get("/api/overview", params={"created_from": "2023-06-01"})
+    assert int(late.headers["x-point-count"]) == int(np.sum(web_view.created_at >= 1685577600))
 
 
-def test_overview_bbox_follows_the_view(client, view):
-    """Zoomed in, the level of detail is taken among the models inside the view only."""
-    x, y = view.xy[:, 0], view.xy[:, 1]
+def test_overview_bbox_follows_the_view(web_client, web_view):
+    """Zoomed in, the level of detail is taken among the models inside the web_view only."""
+    x, y = web_view.xy[:, 0], web_view.xy[:, 1]
     x0, x1 = np.quantile(x, [0.1, 0.6])
     y0, y1 = float(y.min()), float(y.max())
     inside = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
-    assert 2 < inside.size < view.n
-    r = client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}"})
+    assert 2 < inside.size < web_view.n
+    r = web_client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}"})
     assert int(r.headers["x-point-count"]) == int(r.headers["x-total-points"]) == inside.size
     pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
-    np.testing.assert_allclose(pts[:, :2], view.xy[inside], rtol=1e-5, atol=1e-3)
-    r = client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}", "max_points": 2})
-    heaviest = inside[np.argsort(-view.numeric["sub_tree_downloads"][inside], kind="stable")[:2]]
+    np.testing.assert_allclose(pts[:, :2], web_view.xy[inside], rtol=1e-5, atol=1e-3)
+    r = web_client.get("/api/overview", params={"bbox": f"{x0},{y0},{x1},{y1}", "max_points": 2})
+    heaviest = inside[np.argsort(-web_view.numeric["sub_tree_downloads"][inside], kind="stable")[:2]]
     pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
-    np.testing.assert_allclose(pts[:, :2], view.xy[np.sort(heaviest)], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(pts[:, :2], web_view.xy[np.sort(heaviest)], rtol=1e-5, atol=1e-3)
     assert int(r.headers["x-total-points"]) == inside.size
 
 
@@ -296,27 +283,27 @@ def test_overview_bbox_follows_the_view(client, view):
                                    {"created_from": "yesterday"}, {"color": "x" * 41}, {"bbox": "1,2,3"},
                                    {"bbox": "0,0,nan,1"}, {"bbox": "1,0,0,1"}, {"bbox": "a,b,c,d"},
                                    {"bbox": "0,0,inf,1"}])
-def test_overview_bad(client, params):
-    _error(client.get("/api/overview", params=params), 422)
+def test_overview_bad(web_client, params):
+    _error(web_client.get("/api/overview", params=params), 422)
 
 
-def test_page_and_assets_are_local(client):
-    page = client.get("/")
+def test_page_and_assets_are_local(web_client):
+    page = web_client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "connect-src 'self'" in csp
     assert "http" not in page.text.replace('href="./', "")  # no external asset
     for tricky in ("/assets/../server.py", "/assets/%2e%2e/server.py", "/assets/..%2Fserver.py",
                    "/assets/../../../../etc/passwd"):
-        r = client.get(tricky)
+        r = web_client.get(tricky)
         assert r.status_code == 404 and "import" not in r.text
 
 
-def test_unknown_route_and_internal_error(client, view, monkeypatch):
-    _error(client.get("/api/nothing"), 404)
-    _error(client.post("/api/meta"), 405)
-    monkeypatch.setattr(view, "search", lambda *a: 1 / 0)
-    assert _error(client.get("/api/search", params={"q": "x"}), 500) == "internal error"
+def test_unknown_route_and_internal_error(web_client, web_view, monkeypatch):
+    _error(web_client.get("/api/nothing"), 404)
+    _error(web_client.post("/api/meta"), 405)
+    monkeypatch.setattr(web_view, "search", lambda *a: 1 / 0)
+    assert _error(web_client.get("/api/search", params={"q": "x"}), 500) == "internal error"
 
 
 def test_categories_pool_rare_values_and_unknowns():
@@ -333,27 +320,27 @@ def test_categories_pool_rare_values_and_unknowns():
     assert [cats.labels[c] for c in cats.codes[:4]] == ["unknown", "unknown", "unknown", "other"]
 
 
-def test_overview_level_of_detail(client, view):
-    r = client.get("/api/overview", params={"max_points": 4})
+def test_overview_level_of_detail(web_client, web_view):
+    r = web_client.get("/api/overview", params={"max_points": 4})
     pts = np.frombuffer(r.content, dtype="<f4").reshape(-1, 5)
     assert pts.shape[0] == 4 == int(r.headers["x-point-count"]) and int(r.headers["x-total-points"]) == 40
-    heaviest = np.sort(np.argsort(-view.numeric["sub_tree_downloads"], kind="stable")[:4])
-    np.testing.assert_allclose(pts[:, :2], view.xy[heaviest], rtol=1e-5, atol=1e-3)
-    _error(client.get("/api/overview", params={"max_points": 10**8}), 422)
+    heaviest = np.sort(np.argsort(-web_view.numeric["sub_tree_downloads"], kind="stable")[:4])
+    np.testing.assert_allclose(pts[:, :2], web_view.xy[heaviest], rtol=1e-5, atol=1e-3)
+    _error(web_client.get("/api/overview", params={"max_points": 10**8}), 422)
 
 
-def test_edge_lookup_matches_the_edge_table(view):
-    edges = view.atlas.edges.to_pydict()
+def test_edge_lookup_matches_the_edge_table(web_view):
+    edges = web_view.atlas.edges.to_pydict()
     for k, (p, c) in enumerate(zip(edges["parent"], edges["child"])):
-        assert view.edge_id(view.index(p), view.index(c)) == k
-    assert view.edge_id(view.index("erin/solo-bert"), view.index("lmsys/vicuna-7b")) is None
+        assert web_view.edge_id(web_view.index(p), web_view.index(c)) == k
+    assert web_view.edge_id(web_view.index("erin/solo-bert"), web_view.index("lmsys/vicuna-7b")) is None
 
 
-def test_children_grouped_by_relation_most_downloaded_first(client, monkeypatch):
+def test_children_grouped_by_relation_most_downloaded_first(web_client, monkeypatch):
     import modelatlas.viz.server as server
 
     monkeypatch.setattr(server, "MAX_CHILDREN_LISTED", 5)
-    d = client.get("/api/models/meta-llama/Llama-2-7b-hf").json()
+    d = web_client.get("/api/models/meta-llama/Llama-2-7b-hf").json()
     assert {r: g["count"] for r, g in d["children"].items()} == {"quantized": 30, "finetune": 1}
     listed = d["children"]["quantized"]["models"]
     assert [m["id"] for m in listed] == [f"quant{k}/Llama-2-7b-q{k}" for k in range(29, 24, -1)]
