@@ -370,9 +370,9 @@ def part_simulate(args) -> None:
     ray = fp.get("ray-2") or fp.get("ray-1")
     per_task = ray["overhead"]["per_task_s"] if ray else 0.0
     bytes_model = local["bytes_read_per_model"] * args.bytes_scale
-    # async fsspec file systems (hf://, s3fs) fetch one layer's row ranges concurrently: one round trip
-    # per layer, plus two for the header
-    ranges_model = local["layers_per_model"] + 2
+    # the header takes two ranged reads; the rows of every layer then come in one cat_ranges call
+    # (RemoteSafetensorsFile.prefetch), which async fsspec file systems (hf://, s3fs) fetch concurrently
+    ranges_model = 3
     result_bytes = local["result_bytes_per_model"]
     nodes, cores = args.nodes, args.cores
     workers = nodes * cores
@@ -384,7 +384,8 @@ def part_simulate(args) -> None:
           f"{1e3 * cpu_per_model.mean():.1f} ms, p95 {1e3 * np.percentile(cpu_per_model, 95):.1f} ms (this machine, "
           "page-cache reads; reading is modelled below)")
     print(f"- bytes read per model {bytes_model / 1e6:.2f} MB (measured x {args.bytes_scale:g}); "
-          f"{ranges_model} round trips per model (header, then one per layer: its rows fetched concurrently), "
+          f"{ranges_model} round trips per model (two for the header, then one for the rows of every layer, "
+          "fetched concurrently), "
           f"{args.latency_ms:.0f} ms first-byte latency each, {args.concurrency} in flight per worker")
     print(f"- {args.node_gbit:g} Gbit/s per node shared by its {cores} workers; Ray overhead per task "
           f"{1e3 * per_task:.1f} ms (measured); batch {args.batch_size} models")

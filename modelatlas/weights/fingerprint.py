@@ -387,6 +387,8 @@ def _read_model(wf: WeightFile, sig: ArchitectureSignature, plan: list[tuple[str
                 offsets: np.ndarray, out: np.ndarray, kurtosis: bool) -> tuple[list[float], dict]:
     """Fill ``out`` with one model's sampled rows; return kurtosis values and the rows by tensor."""
     kvals, samples = [], {}
+    if not kurtosis:  # the rows of every layer in one request where the file is remote
+        wf.prefetch({sig.file_names[layer]: rows for layer, rows in plan})
     for k, (layer, rows) in enumerate(plan):
         name = sig.file_names[layer]
         if kurtosis:

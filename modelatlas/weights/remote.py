@@ -25,7 +25,7 @@ import numpy as np
 from modelatlas.errors import InputError
 from modelatlas.weights.companions import resolve
 from modelatlas.weights.safetensors_header import DTYPES, MAX_HEADER_BYTES, parse_header
-from modelatlas.weights.tensors import StoredTensor
+from modelatlas.weights.tensors import FloatRows, StoredTensor
 from modelatlas.weights.weightfile import WeightFile
 
 #: ``scheme://`` at the start of a location (a Windows drive letter has one letter, so it is not one).
@@ -130,6 +130,8 @@ class RangeRows:
         self.n_rows, self.n_cols = n_rows, n_cols
         self._row_nbytes = self.dtype.itemsize * n_cols
         self._count, self._label = count, label
+        #: rows fetched ahead by :meth:`RemoteSafetensorsFile.prefetch`: sorted unique rows -> block
+        self._ahead: dict[bytes, np.ndarray] = {}
 
     def _fetch(self, starts: list[int], stops: list[int]) -> bytes:
         try:
@@ -142,21 +144,30 @@ class RangeRows:
         self._count(len(data))
         return data
 
-    def rows(self, idx: np.ndarray) -> np.ndarray:
-        idx = np.asarray(idx, np.int64)
-        unique, inverse = np.unique(idx, return_inverse=True)
+    def ranges(self, unique: np.ndarray) -> tuple[list[int], list[int]]:
+        """Byte ranges of the sorted, distinct rows ``unique``: one per run of consecutive rows."""
         if unique.size and (unique[0] < 0 or unique[-1] >= self.n_rows):
             raise InputError(f"row {int(unique[-1])} outside the tensor's {self.n_rows} rows", path=self._label)
-        # runs of consecutive rows become one range each
         breaks = np.flatnonzero(np.diff(unique) != 1) + 1
         runs = np.split(unique, breaks) if unique.size else []
         if len(runs) > MAX_RANGES:
             raise InputError(f"{len(runs)} separate row ranges asked at once (at most {MAX_RANGES})",
                              path=self._label)
-        starts = [self.begin + int(r[0]) * self._row_nbytes for r in runs]
-        stops = [self.begin + (int(r[-1]) + 1) * self._row_nbytes for r in runs]
-        data = self._fetch(starts, stops) if runs else b""
-        block = np.frombuffer(data, self.dtype).reshape(len(unique), self.n_cols)
+        return ([self.begin + int(r[0]) * self._row_nbytes for r in runs],
+                [self.begin + (int(r[-1]) + 1) * self._row_nbytes for r in runs])
+
+    def keep(self, unique: np.ndarray, data: bytes) -> None:
+        """Hold the bytes of rows ``unique`` fetched ahead, for the next :meth:`rows` asking for them."""
+        self._ahead[unique.tobytes()] = np.frombuffer(data, self.dtype).reshape(len(unique), self.n_cols)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        unique, inverse = np.unique(idx, return_inverse=True)
+        block = self._ahead.pop(unique.tobytes(), None)
+        if block is None:
+            starts, stops = self.ranges(unique)
+            data = self._fetch(starts, stops) if starts else b""
+            block = np.frombuffer(data, self.dtype).reshape(len(unique), self.n_cols)
         return block if unique.size == idx.size and (idx == unique).all() else block[inverse]
 
     def full(self) -> np.ndarray:
@@ -196,6 +207,29 @@ class RemoteSafetensorsFile(WeightFile):
             self.stored[name] = StoredTensor(name, entry.dtype, entry.shape, entry.end - entry.begin)
         for info, source in resolve(self.stored, self._raw, url):
             self._add(info, source)
+
+    def prefetch(self, wanted: dict[str, np.ndarray]) -> None:
+        """Fetch the rows of several tensors in one ``cat_ranges`` call (one round trip on async file
+        systems such as ``hf://`` and ``s3://``, instead of one per layer); :meth:`read_rows` then
+        answers from them. Tensors read through a companion (dequantised ones) are left to read
+        themselves."""
+        plans = []
+        for name, rows in wanted.items():
+            source = self._sources.get(name)
+            source = source.raw if isinstance(source, FloatRows) else source  # the same rows, as float32
+            if isinstance(source, RangeRows):
+                unique = np.unique(np.asarray(rows, np.int64))
+                plans.append((source, unique, *source.ranges(unique)))
+        n_ranges = sum(len(starts) for _, _, starts, _ in plans)
+        if not plans or n_ranges > MAX_RANGES:
+            return  # nothing to gain, or too many ranges for one call: each layer reads its own
+        data = plans[0][0]._fetch([a for *_, starts, _ in plans for a in starts],
+                                  [b for *_, stops in plans for b in stops])
+        offset = 0
+        for source, unique, _, _ in plans:
+            size = len(unique) * source._row_nbytes
+            source.keep(unique, data[offset:offset + size])
+            offset += size
 
     def _raw(self, name: str) -> RangeRows:
         entry = self._entries[name]

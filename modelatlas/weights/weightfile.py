@@ -118,6 +118,12 @@ class WeightFile:
         self._check_finite(name, values)
         return values
 
+    def prefetch(self, wanted: dict[str, np.ndarray]) -> None:
+        """Fetch ahead the rows :meth:`read_rows` will be asked for (``name -> rows``), where the
+        format gains from one request instead of one per tensor (remote files,
+        :meth:`~modelatlas.weights.remote.RemoteSafetensorsFile.prefetch`). Local files read rows
+        from memory maps: nothing to do."""
+
     def _check_finite(self, name: str, values: np.ndarray) -> None:
         if name in self._warned or np.isfinite(values).all():
             return
