@@ -22,10 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_2m import GIB, Stages, ingest  # noqa: E402
+from pipeline_2m import GIB, Stages, hub_without_cards, ingest  # noqa: E402
 
 from modelatlas.viz.export import write_graph, write_table  # noqa: E402
-from modelatlas.zoo.synthetic_hub import generate, write_hub  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        hub = folder / "hub.parquet"
-        write_hub(generate(args.models, args.seed), hub, card_text=False)
-        atlas = ingest(hub)
+        atlas = ingest(hub_without_cards(folder, args.models, args.seed))
         st = Stages()
         sizes = {}
         for fmt in ("gexf", "graphml"):

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_2m import GIB, Stages  # noqa: E402
+from pipeline_2m import GIB, Stages, hub_without_cards  # noqa: E402
 
 from modelatlas.atlas.atlas import Atlas  # noqa: E402
 from modelatlas.atlas.store import writing  # noqa: E402
@@ -39,7 +39,6 @@ from modelatlas.atlas.update import update_in_place  # noqa: E402
 from modelatlas.ingest.batch import SourceBatch  # noqa: E402
 from modelatlas.ingest.hubstats import read_hub_stats  # noqa: E402
 from modelatlas.ingest.pipeline import log_rows, merge_batches  # noqa: E402
-from modelatlas.zoo.synthetic_hub import generate, write_hub  # noqa: E402
 
 
 def split(batch: SourceBatch, refresh: int) -> tuple[SourceBatch, SourceBatch]:
@@ -76,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        hub = folder / "hub.parquet"
-        write_hub(generate(args.models + args.refresh, args.seed), hub, card_text=False)
-        base, crawl = split(read_hub_stats(hub), args.refresh)
+        base, crawl = split(read_hub_stats(hub_without_cards(folder, args.models + args.refresh, args.seed)),
+                            args.refresh)
         a, b = folder / "a" / "atlas.duckdb", folder / "b" / "atlas.duckdb"
         a.parent.mkdir()
         b.parent.mkdir()

@@ -101,6 +101,14 @@ class Stages:
 
 # ------------------------------------------------------------------------------ ours
 
+def hub_without_cards(folder: Path, models: int, seed: int) -> Path:
+    """A synthetic hub of ``models`` written as ``folder/hub.parquet`` without card text (the other
+    benchmarks' input: export_graph.py, ingest_refresh.py)."""
+    hub = folder / "hub.parquet"
+    write_hub(generate(models, seed), hub, card_text=False)
+    return hub
+
+
 def ingest(path: Path) -> Atlas:
     """Hub file → atlas with the hub-stats reader (records, tag and card evidence, issues)."""
     batch = read_hub_stats(path)

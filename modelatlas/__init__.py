@@ -15,11 +15,16 @@ The Python API (docs/api.md)::
     ma.chart("zoo/", method="atlas")
 """
 
+from importlib import metadata as _metadata
+
 from modelatlas import api, chart, ingest  # chart and ingest are callable: modelatlas.api's functions
 from modelatlas.atlas.atlas import Atlas
 from modelatlas.errors import InputError, ModelAtlasError, UnknownModelError
 from modelatlas.examples import example_atlas
 
-__version__ = "0.1.0"
+try:  # one source of truth: the installed distribution's metadata (pyproject.toml's version)
+    __version__ = _metadata.version("modelatlas")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown (not installed)"
 __all__ = ["Atlas", "api", "InputError", "ModelAtlasError", "UnknownModelError", "__version__", "chart",
            "example_atlas", "ingest"]

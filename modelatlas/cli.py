@@ -45,18 +45,11 @@ app = typer.Typer(
 )
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("modelatlas")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
-
-
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"modelatlas {_version()}")
+        from modelatlas import __version__
+
+        typer.echo(f"modelatlas {__version__}")
         raise typer.Exit()
 
 

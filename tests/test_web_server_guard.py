@@ -148,3 +148,15 @@ def test_the_listening_socket_is_tcp_so_answers_are_not_delayed():
         return seen.get("nodelay", 0)
 
     assert asyncio.run(nodelay_of_accepted()) != 0
+
+
+def test_an_interface_that_does_not_resolve_is_one_line_before_any_url(tmp_path, capsys):
+    from modelatlas.cli import main
+
+    path = tmp_path / "atlas.duckdb"
+    Atlas.save(hand_made_atlas(), path)
+    status = main(["serve", "--atlas", str(path), "--host", "no-such-host.invalid", "--port", "8765"])
+    said = capsys.readouterr()
+    assert status == 3
+    assert "cannot listen on 'no-such-host.invalid'" in said.err and len(said.err.strip().splitlines()) == 1
+    assert "http://" not in said.out + said.err
