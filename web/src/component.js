@@ -262,7 +262,8 @@ export class ComponentView {
     const start = performance.now();
     let drawn = 0, last = -1;
     const frame = (now) => {
-      const step = Math.min(REPLAY_STEPS, Math.floor(((now - start) / REPLAY_MS) * REPLAY_STEPS) + 1);
+      // an animation frame's timestamp may precede start (it is the frame's, not the call's): step 1 first
+      const step = Math.min(REPLAY_STEPS, Math.max(1, Math.floor(((now - start) / REPLAY_MS) * REPLAY_STEPS) + 1));
       if (step !== last) {
         last = step;
         drawn += 1;
