@@ -38,6 +38,7 @@ the family it scores (:mod:`modelatlas.chart.families`).
 from __future__ import annotations
 
 import hashlib
+from itertools import combinations
 from numbers import Integral, Real
 
 import ml_dtypes
@@ -52,6 +53,13 @@ from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
 from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 from modelatlas.errors import InputError
+
+
+#: The merge rule looks for parents among this many of the convex fit's largest weights.
+MERGE_SUPPORT = 6
+#: A subset of merge parents fits "as well" as all candidates when its residual is larger by at
+#: most this many units in the last place of the model's storage dtype, times the model's norm.
+ROUNDING_UNITS = 8.0
 
 
 @register
@@ -120,7 +128,7 @@ class Auto(ChartMethod):
     }
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
-                 lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
+                 lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 48,
                  merge_min_weight: float = 0.05, time_penalty: float = 4.0, geometry: str = "layer",
                  order: str = "auto",
                  fallback: str = "tree",
@@ -448,15 +456,40 @@ class OnlineCharter:
         return (int(cand[best]),), "adapter", "lora", gap
 
     def _merge(self, v, cand, dist):
+        """The fewest earlier models (two or three) of which the model is a convex combination.
+
+        The fit over every candidate says whether the model is a merge at all. Its parents are then
+        the fewest models that fit as well (within the rounding of the model's storage dtype),
+        drawn from that fit's largest weights and the parents of those that were charted as merges
+        themselves; among equals, the set whose members lie farthest apart. When candidates are
+        merges of each other the combination is not unique (a merge of ``a`` and ``b`` is also one
+        of ``a`` and an earlier merge of the two), and the fit picks either: the fewest parents, and
+        the ingredients rather than mixtures of them, are the simplest account of the weights."""
         m = self.m
         rows = self._rows(cand)
         w, resid = simplex_least_squares(rows.T, v, residual=True)
-        support = np.flatnonzero(w > m.merge_min_weight)
         nearest = float(np.linalg.norm(rows - v, axis=1).min())  # the fit is in raw weights
-        if len(support) < 2 or len(support) > 3 or resid > m.merge_residual * nearest:
+        support = np.flatnonzero(w > m.merge_min_weight)
+        if len(support) < 2 or resid > m.merge_residual * nearest:
             return None
-        ps = tuple(sorted(int(cand[j]) for j in support))
-        return ps, "merge", "merge", float(1.0 - resid / (m.merge_residual * nearest))
+        labels = [int(cand[j]) for j in support[np.argsort(-w[support], kind="stable")][:MERGE_SUPPORT]]
+        for label in list(labels):
+            if self.relation.get(label) == "merge":
+                labels += [p for p in self.parents[label] if p not in labels and p in self.row]
+        rows = self._rows(labels)
+        rounding = ROUNDING_UNITS * 2.0 ** -significant_bits(v) * float(np.linalg.norm(v))
+        for k in (2, 3):
+            fits = []
+            for subset in combinations(range(len(labels)), k):
+                ws, rs = simplex_least_squares(rows[list(subset)].T, v, residual=True)
+                if rs <= resid + rounding and (ws > m.merge_min_weight).all():
+                    spread = sum(float(np.linalg.norm(rows[a] - rows[b])) for a, b in combinations(subset, 2))
+                    fits.append((-spread, rs, subset))
+            if fits:
+                _, rs, subset = min(fits)
+                ps = tuple(sorted(labels[j] for j in subset))
+                return ps, "merge", "merge", float(1.0 - rs / (m.merge_residual * nearest))
+        return None
 
     def result(self) -> ChartResult:
         from modelatlas.chart.calibration import calibrated
