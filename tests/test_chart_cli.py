@@ -78,6 +78,22 @@ def test_chart_command_json_accuracy_and_atlas(tmp_path):
     assert all(0.0 <= e["confidence"] <= 1.0 for e in edges)
 
 
+def test_a_manifest_of_parents_alone_is_charted_and_scored(tmp_path):
+    """Another generator's zoo may record only ids, files, times and parents (no relation, pattern,
+    component or architecture): it is charted and scored like a full manifest (docs/zoo.md)."""
+    zoo = _write_zoo(tmp_path / "zoo")
+    doc = json.loads((zoo / "manifest.json").read_text())
+    doc["models"] = [{k: m[k] for k in ("id", "path", "created_at", "parents")} for m in doc["models"]]
+    (zoo / "manifest.json").write_text(json.dumps(doc))
+    res = _run("chart", zoo, "--method", "auto", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["accuracy"] == 1.0
+    res = _run("bench", "chart", "--families", f"hand={zoo}", "--families", f"again={zoo}", "--seeds", "1",
+               "--no-ablations", "--method", "auto", "--json")
+    assert res.exit_code == 0, res.output
+    assert {r["family"] for r in json.loads(res.stdout)["results"]} == {"hand", "again"}
+
+
 @pytest.mark.parametrize("method", ["random", "random-root", "majority", "price", "mother", "atlas", "learned"])
 def test_every_method_runs_from_the_command_line(tmp_path, method):
     zoo = _write_zoo(tmp_path / "zoo")

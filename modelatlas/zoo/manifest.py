@@ -146,8 +146,6 @@ def _model_from_entry(entry: Any, index: int, root: Path, path: Path, check_file
     if relation is not None and relation not in RELATIONS:
         raise InputError(f"unknown relation {relation!r} (expected one of {', '.join(RELATIONS)})",
                          path=str(path), where=where)
-    if parents and relation is None:
-        raise InputError("a model with parents needs a 'relation'", path=str(path), where=where)
     if relation is not None and not parents:
         raise InputError(f"relation {relation!r} given but no parents", path=str(path), where=where)
     pattern = field_of("pattern", (str,))
