@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -161,8 +162,9 @@ def test_auto_detects_merges_and_lora_from_weights():
     assert all(rel.get(i) == "merge" for i in np.flatnonzero(pat == "merge") if ok[i])
 
 
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
 @pytest.mark.parametrize("weights, truth", [((0.8, 0.2, 0.0), {1, 2}), ((0.5, 0.3, 0.2), {1, 2, 3})])
-def test_auto_merge_parents_are_the_fewest_ingredients(weights, truth):
+def test_auto_merge_parents_are_the_fewest_ingredients(weights, truth, storage):
     """An undocumented merge of fine-tunes ``a, b (, c)`` when an earlier merge ``m = (a + b) / 2``
     exists: the weights are then also a combination of ``a`` and ``m`` (or ``a, m, c``), and the
     fit over every candidate spreads its weight over all of them. ``auto`` names the fewest
@@ -171,8 +173,10 @@ def test_auto_merge_parents_are_the_fewest_ingredients(weights, truth):
     layers = [LayerBlock(f"l{k}", k * 256, 16, 16) for k in range(3)]
     root = rng.standard_t(5, 768) * 0.5
     a, b, c = (root + rng.normal(0, 0.05, 768) for _ in range(3))
-    m = (a + b) / 2
-    x = weights[0] * a + weights[1] * b + weights[2] * c
+    stored = (lambda w: w.astype(ml_dtypes.bfloat16).astype(np.float32)) if storage == "bfloat16" else np.float32
+    root, a, b, c = (stored(w) for w in (root, a, b, c))
+    m = stored((a + b) / 2)
+    x = stored(weights[0] * a + weights[1] * b + weights[2] * c)
     models = _models([root, a, b, c, m, x], times=np.arange(6) * HOUR, layers=layers)
     ps = get_method("auto").chart(models).parent_sets()
     assert ps[4] == {1, 2}

@@ -58,8 +58,9 @@ from modelatlas.errors import InputError
 #: The merge rule looks for parents among this many of the convex fit's largest weights.
 MERGE_SUPPORT = 6
 #: A subset of merge parents fits "as well" as all candidates when its residual is larger by at
-#: most this many units in the last place of the model's storage dtype, times the model's norm.
-ROUNDING_UNITS = 8.0
+#: most this many units in the last place of the model's storage dtype, times the model's norm
+#: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
+ROUNDING_UNITS = 2.0
 
 
 @register
@@ -470,25 +471,27 @@ class OnlineCharter:
         w, resid = simplex_least_squares(rows.T, v, residual=True)
         nearest = float(np.linalg.norm(rows - v, axis=1).min())  # the fit is in raw weights
         support = np.flatnonzero(w > m.merge_min_weight)
-        if len(support) < 2 or resid > m.merge_residual * nearest:
+        limit = m.merge_residual * nearest
+        if len(support) < 2 or resid > limit:
             return None
         labels = [int(cand[j]) for j in support[np.argsort(-w[support], kind="stable")][:MERGE_SUPPORT]]
         for label in list(labels):
             if self.relation.get(label) == "merge":
                 labels += [p for p in self.parents[label] if p not in labels and p in self.row]
         rows = self._rows(labels)
-        rounding = ROUNDING_UNITS * 2.0 ** -significant_bits(v) * float(np.linalg.norm(v))
+        # "as well": within the rounding of the model's storage dtype, and never beyond the rule's limit
+        as_well = min(resid + ROUNDING_UNITS * 2.0 ** -significant_bits(v) * float(np.linalg.norm(v)), limit)
         for k in (2, 3):
             fits = []
             for subset in combinations(range(len(labels)), k):
                 ws, rs = simplex_least_squares(rows[list(subset)].T, v, residual=True)
-                if rs <= resid + rounding and (ws > m.merge_min_weight).all():
+                if rs <= as_well and (ws > m.merge_min_weight).all():
                     spread = sum(float(np.linalg.norm(rows[a] - rows[b])) for a, b in combinations(subset, 2))
                     fits.append((-spread, rs, subset))
             if fits:
                 _, rs, subset = min(fits)
                 ps = tuple(sorted(labels[j] for j in subset))
-                return ps, "merge", "merge", float(1.0 - rs / (m.merge_residual * nearest))
+                return ps, "merge", "merge", float(1.0 - rs / limit)
         return None
 
     def result(self) -> ChartResult:
