@@ -183,6 +183,25 @@ def test_auto_merge_parents_are_the_fewest_ingredients(weights, truth, storage):
     assert ps[5] == truth
 
 
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_auto_finds_a_task_arithmetic_merge(storage):
+    """``x = r + λ (a - r) + λ (b - r)`` with ``2λ > 1`` puts the base ``r`` at a negative weight,
+    outside every convex combination; ``auto`` finds the two task vectors' owners as the parents,
+    and not the base. A fine-tune of the merge's parent is not taken for a merge."""
+    rng = np.random.default_rng(8)
+    layers = [LayerBlock(f"l{k}", k * 256, 16, 16) for k in range(3)]
+    stored = (lambda w: w.astype(ml_dtypes.bfloat16).astype(np.float32)) if storage == "bfloat16" else np.float32
+    root = stored(rng.standard_t(5, 768) * 0.5)
+    a, b, c = (stored(root + rng.normal(0, 0.05, 768)) for _ in range(3))
+    x = stored(root + 0.8 * (a - root) + 0.8 * (b - root))
+    ft = stored(a + rng.normal(0, 0.02, 768))
+    models = _models([root, a, b, c, x, ft], times=np.arange(6) * HOUR, layers=layers)
+    result = get_method("auto").chart(models)
+    ps = result.parent_sets()
+    assert ps[4] == {1, 2} and ps[5] == {1}
+    assert dict(zip(result.child.tolist(), result.relation.tolist()))[4] == "merge"
+
+
 def test_auto_chains_a_sweep_that_shares_one_direction():
     """A sweep whose members share their update direction lies on one curve from the parent, as the
     checkpoints of one run do: no geometry tells the two apart (docs/chart.md), and ``auto`` has no

@@ -57,10 +57,14 @@ from modelatlas.errors import InputError
 
 #: The merge rule looks for parents among this many of the convex fit's largest weights.
 MERGE_SUPPORT = 6
+#: Task-arithmetic merges (``OnlineCharter._task_arithmetic``): parents among this many nearest
+#: related candidates, bases among the charted ancestors of the nearest few.
+TASK_CANDIDATES = 16
+TASK_BASES_FROM = 4
 #: A subset of merge parents fits "as well" as all candidates when its residual is larger by at
 #: most this many units in the last place of the model's storage dtype, times the model's norm
 #: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
-ROUNDING_UNITS = 2.0
+ROUNDING_UNITS = 1.0
 
 
 @register
@@ -419,7 +423,8 @@ class OnlineCharter:
         if quantized:
             return (int(cand[0]),), "quantized", "quantized", margin
         if "merges" in rules and len(wide) >= 2:
-            hit = self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
+            hit = (self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
+                   or self._task_arithmetic(v, wide))
             if hit is not None:
                 return hit
         return (int(cand[0]),), "finetune", "nearest", margin
@@ -460,11 +465,10 @@ class OnlineCharter:
         """The fewest earlier models (two or three) of which the model is a convex combination.
 
         The fit over every candidate says whether the model is a merge at all. Its parents are then
-        the fewest models that fit as well (within the rounding of the model's storage dtype),
-        drawn from that fit's largest weights and the parents of those that were charted as merges
-        themselves; among equals, the set whose members lie farthest apart. When candidates are
-        merges of each other the combination is not unique (a merge of ``a`` and ``b`` is also one
-        of ``a`` and an earlier merge of the two), and the fit picks either: the fewest parents, and
+        the fewest models that fit as well (:meth:`_fewest`), drawn from that fit's largest weights
+        and the parents of those that were charted as merges themselves. When candidates are merges
+        of each other the combination is not unique (a merge of ``a`` and ``b`` is also one of
+        ``a`` and an earlier merge of the two), and the fit picks either: the fewest parents, and
         the ingredients rather than mixtures of them, are the simplest account of the weights."""
         m = self.m
         rows = self._rows(cand)
@@ -478,21 +482,93 @@ class OnlineCharter:
         for label in list(labels):
             if self.relation.get(label) == "merge":
                 labels += [p for p in self.parents[label] if p not in labels and p in self.row]
-        rows = self._rows(labels)
-        # "as well": within the rounding of the model's storage dtype, and never beyond the rule's limit
-        as_well = min(resid + ROUNDING_UNITS * 2.0 ** -significant_bits(v) * float(np.linalg.norm(v)), limit)
+        hit = self._fewest(labels, self._rows(labels), v, min(resid + self._ulps(v), limit), sum_to_one=True)
+        if hit is None:
+            return None
+        return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
+
+    def _task_arithmetic(self, v, cand):
+        """Parents of a task-arithmetic merge ``x = b + Σ aᵢ (cᵢ - b)``, ``aᵢ >= 0`` (Ilharco et al.,
+        "Editing Models with Task Arithmetic", ICLR 2023), when the model is **exactly** one.
+
+        The base ``b`` is an ancestor (as charted so far) of the nearest candidates, and it is not a
+        parent. A task-arithmetic merge whose weights sum to more than one puts the base at a
+        negative weight, outside every convex combination (:meth:`_merge`). Only exact fits count
+        — residual within the rounding of the storage dtype — so no threshold is read off a zoo:
+        a fine-tune's fresh update is never in the span of its relatives' task vectors, while the
+        sparsified merges (TIES, DARE) are never exact and are left to the other rules.
+        """
+        m = self.m
+        cand = [int(c) for c in cand[:TASK_CANDIDATES]]
+        bases = self._ancestors(cand[:TASK_BASES_FROM])
+        if len(cand) < 2 or not bases:
+            return None
+        rows = self._rows(cand)
+        nearest = float(np.linalg.norm(rows - v, axis=1).min())
+        limit = m.merge_residual * nearest
+        exact = min(self._ulps(v), limit)
+        # one Gram matrix of the candidates, bases and model; each base's fit is then k x k work
+        every = list(dict.fromkeys(cand + bases))
+        at = {label: j for j, label in enumerate(every)}
+        x = np.vstack([self._rows(every), v[None]])
+        gram = x @ x.T
+        for base in bases:
+            others = [c for c in cand if c != base]
+            if len(others) < 2:
+                continue
+            o, bi, vi = np.array([at[c] for c in others]), at[base], len(every)
+            g = gram[np.ix_(o, o)] - gram[o, bi][:, None] - gram[bi, o][None, :] + gram[bi, bi]
+            h = gram[o, vi] - gram[o, bi] - gram[bi, vi] + gram[bi, bi]
+            w = nonnegative_least_squares(None, None, gram=(g, h))
+            support = np.flatnonzero(w > m.merge_min_weight)
+            if len(support) < 2:
+                continue
+            b = self.vecs[self.row[base]]
+            resid = float(np.linalg.norm((self._rows(others) - b).T @ w - (v - b)))
+            if resid > exact:
+                continue
+            labels = [others[j] for j in support[np.argsort(-w[support], kind="stable")][:MERGE_SUPPORT]]
+            hit = self._fewest(labels, self._rows(labels) - b, v - b, min(resid + self._ulps(v), limit),
+                               sum_to_one=False)
+            if hit is not None:
+                return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
+        return None
+
+    def _fewest(self, labels, rows, target, as_well, *, sum_to_one):
+        """The smallest set (two, else three) of ``labels`` whose fit of ``target`` by ``rows``
+        (their vectors) leaves at most ``as_well``, every weight above ``merge_min_weight``; among
+        equals the one whose members lie farthest apart. Returns ``(sorted labels, residual)`` or
+        ``None``."""
         for k in (2, 3):
             fits = []
             for subset in combinations(range(len(labels)), k):
-                ws, rs = simplex_least_squares(rows[list(subset)].T, v, residual=True)
-                if rs <= as_well and (ws > m.merge_min_weight).all():
+                ws, rs = nonnegative_least_squares(rows[list(subset)].T, target, sum_to_one=sum_to_one,
+                                                   residual=True)
+                if rs <= as_well and (ws > self.m.merge_min_weight).all():
                     spread = sum(float(np.linalg.norm(rows[a] - rows[b])) for a, b in combinations(subset, 2))
                     fits.append((-spread, rs, subset))
             if fits:
                 _, rs, subset = min(fits)
-                ps = tuple(sorted(labels[j] for j in subset))
-                return ps, "merge", "merge", float(1.0 - rs / limit)
+                return tuple(sorted(labels[j] for j in subset)), rs
         return None
+
+    @staticmethod
+    def _ulps(v) -> float:
+        """What "fits as well" allows: :data:`ROUNDING_UNITS` units in the last place of the
+        model's storage dtype, times its norm."""
+        return ROUNDING_UNITS * 2.0 ** -significant_bits(v) * float(np.linalg.norm(v))
+
+    def _ancestors(self, labels, depth: int = 4) -> list[int]:
+        """Ancestors of ``labels`` through the parents charted so far, nearest generation first."""
+        out: list[int] = []
+        level = list(labels)
+        for _ in range(depth):
+            level = [p for x in level for p in self.parents.get(x, ()) if p not in out and p in self.row]
+            level = list(dict.fromkeys(level))
+            out += level
+            if not level:
+                break
+        return out
 
     def result(self) -> ChartResult:
         from modelatlas.chart.calibration import calibrated
@@ -508,13 +584,22 @@ def looks_quantized(v: np.ndarray, max_levels: int = 256) -> bool:
 
 
 def simplex_least_squares(a: np.ndarray, b: np.ndarray, *, residual: bool = False):
-    """``argmin |a w - b|`` over the probability simplex (``w >= 0``, ``sum w = 1``).
+    """``argmin |a w - b|`` over the probability simplex (``w >= 0``, ``sum w = 1``); see
+    :func:`nonnegative_least_squares`."""
+    return nonnegative_least_squares(a, b, sum_to_one=True, residual=residual)
+
+
+def nonnegative_least_squares(a: np.ndarray | None, b: np.ndarray | None, *, sum_to_one: bool = False,
+                              residual: bool = False, gram: tuple[np.ndarray, np.ndarray] | None = None):
+    """``argmin |a w - b|`` over ``w >= 0`` (and ``sum w = 1`` when ``sum_to_one``).
+
+    ``gram=(aᵀa, aᵀb)`` may be given instead of ``a`` and ``b`` (then no residual).
 
     The tall system is reduced to its normal equations: with ``G = aᵀa = RᵀR`` (Cholesky, a tiny
     ridge for collinear columns), ``|a w - b|² = |R w - R⁻ᵀ aᵀ b|² + const``; that small system is
-    solved as non-negative least squares with a heavily weighted ``sum w = 1`` row (the penalty
-    form of the equality constraint). (LAPACK's QR of the tall matrix is pathologically slow
-    under OpenBLAS on the project machine.)
+    solved as non-negative least squares (Lawson–Hanson, scipy), with a heavily weighted
+    ``sum w = 1`` row for the simplex (the penalty form of the equality constraint). (LAPACK's QR
+    of the tall matrix is pathologically slow under OpenBLAS.)
 
     Returns
     -------
@@ -523,14 +608,15 @@ def simplex_least_squares(a: np.ndarray, b: np.ndarray, *, residual: bool = Fals
     from scipy.linalg import solve_triangular
     from scipy.optimize import nnls
 
-    g = a.T @ a
-    g += np.eye(len(g)) * (1e-12 * max(float(np.trace(g)), 1e-300))
+    g, h = gram if gram is not None else (a.T @ a, a.T @ b)
+    g = g + np.eye(len(g)) * (1e-12 * max(float(np.trace(g)), 1e-300))
     r = np.linalg.cholesky(g).T
-    rhs = solve_triangular(r, a.T @ b, trans="T")
-    scale = max(float(np.abs(r).max()), 1e-12) * 1e3
-    aa = np.vstack([r, np.full((1, a.shape[1]), scale)])
-    bb = np.concatenate([rhs, [scale]])
-    w, _ = nnls(aa, bb, maxiter=50 * a.shape[1])
+    rhs = solve_triangular(r, h, trans="T")
+    if sum_to_one:
+        scale = max(float(np.abs(r).max()), 1e-12) * 1e3
+        r = np.vstack([r, np.full((1, len(g)), scale)])
+        rhs = np.concatenate([rhs, [scale]])
+    w, _ = nnls(r, rhs, maxiter=50 * len(g))
     if not residual:
         return w
     return w, float(np.linalg.norm(a @ w - b))
