@@ -51,6 +51,19 @@ def test_a_quantised_model_is_not_the_root_when_another_ties():
     assert best_roots(4, row, col, tree, k, rank, {2: (3,)}, leaves=leaves).tolist() == [3]
 
 
+def test_with_some_models_dated_the_root_agrees_with_upload_order_first():
+    row, col = _chain(6)
+    tree, k = _one_tree(6)
+    rank = np.array([5, 4, 3, 2, 1, 0])
+    times = np.array([np.nan, 3.0, np.nan, 1.0, 2.0, np.nan])
+    # the one edge between dated models, 3 - 4, points 3 -> 4 from the roots 0 .. 3; of those 3
+    # comes first in the rank
+    assert best_roots(6, row, col, tree, k, rank, {}, times=times).tolist() == [3]
+    # upload order outranks a known edge: 5 -> 0 alone would put the root at 5
+    assert best_roots(6, row, col, tree, k, rank, {0: (5,)}).tolist() == [5]
+    assert best_roots(6, row, col, tree, k, rank, {0: (5,)}, times=times).tolist() == [3]
+
+
 def test_every_tree_of_a_forest_gets_its_own_root():
     # two chains 0-1-2 and 3-4-5-6
     row, col = np.array([0, 1, 3, 4, 5]), np.array([1, 2, 4, 5, 6])
@@ -60,7 +73,7 @@ def test_every_tree_of_a_forest_gets_its_own_root():
     assert best_roots(7, row, col, tree, 2, rank, {6: (4,), 2: ()}).tolist() == [2, 4]
 
 
-def _brute_force(n, row, col, rank, known, leaves):
+def _brute_force(n, row, col, rank, known, leaves, times):
     """Each candidate root's tier scores by orienting the tree from it and checking each piece of
     evidence directly (ancestor tests), then the lexicographic best, ties to the lowest rank."""
     adjacency = {i: [] for i in range(n)}
@@ -87,6 +100,7 @@ def _brute_force(n, row, col, rank, known, leaves):
 
         tiers = (
             int(known.get(r) == ()),
+            sum(1 for v, p in parent.items() if p is not None and times[p] < times[v]),
             sum(1 for c, ps in known.items() if len(ps) == 1 and ps[0] != c and ps[0] in ancestors(c)),
             sum(1 for v, p in parent.items() if p is not None and leaves[v] and not leaves[p]),
         )
@@ -106,6 +120,7 @@ def test_rerooting_finds_the_root_a_brute_force_search_finds(n, seed):
     col = labels[1:].astype(np.int64)
     rank = rng.permutation(n)
     leaves = rng.random(n) < 0.2
+    times = np.where(rng.random(n) < 0.5, np.nan, rng.integers(0, 5, n).astype(float))  # ties too
     known = {}
     for c in range(n):  # known edges and roots: arbitrary, consistent or not
         u = rng.random()
@@ -116,8 +131,8 @@ def test_rerooting_finds_the_root_a_brute_force_search_finds(n, seed):
         elif u < 0.35 and n > 2:
             known[c] = tuple(int(p) for p in rng.choice(n, 2, replace=False))
     known = {c: ps for c, ps in known.items() if c not in ps}
-    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves)
-    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves)]
+    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves, times=times)
+    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves, times)]
 
 
 @settings(max_examples=60, deadline=None)

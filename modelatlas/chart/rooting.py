@@ -12,7 +12,12 @@ The evidence comes in tiers compared lexicographically (a lower tier only breaks
 ones above, so no weight of one kind of evidence against another has to be chosen):
 
 1. **known roots** (the stem's ``()`` entries): the root itself;
-2. **known edges**: a known single-parent edge ``p -> c`` says that ``p`` is an ancestor of ``c``:
+2. **upload order**, when only some models are dated: tree edges between two dated models point
+   from the earlier to the later. With every model dated ``auto`` charts in upload order and
+   known edges only move a child after its parent; with some dated, the dated models keep that
+   role (measured: putting the known edges first instead cost 0.5 points on the partly dated
+   `recurrent` zoos, docs/BENCHMARKS.md);
+3. **known edges**: a known single-parent edge ``p -> c`` says that ``p`` is an ancestor of ``c``:
    if the tree's path from ``p`` to ``c`` is their lineage, the root lies on ``p``'s side of the
    path's first edge (then every edge of the path points from ``p`` towards ``c``), whether or not
    the two are adjacent in the tree. Edges far apart in the tree are what makes this strong: one
@@ -20,7 +25,7 @@ ones above, so no weight of one kind of evidence against another has to be chose
    skipped: their paths to the merge run through each other's branches, not through its lineage.
    Where the tree is wrong (a child nearer its grandparent than its parent sits between them) a
    known edge can point the wrong way; the root then satisfies as many known edges as any root can;
-3. **leaves**: a quantised model is never a parent (Model Atlas, Algorithm 1, excludes quantised
+4. **leaves**: a quantised model is never a parent (Model Atlas, Algorithm 1, excludes quantised
    models as candidates), so its tree edges point into it.
 
 The last ties fall to the fallback rank: the kurtosis order of the training stage the stem shows
@@ -39,11 +44,12 @@ from __future__ import annotations
 import numpy as np
 
 #: Tiers of evidence, compared in this order.
-TIERS = ("known_root", "known_edge", "leaf")
+TIERS = ("known_root", "time", "known_edge", "leaf")
 
 
 def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_trees: int, rank: np.ndarray,
-               known: dict[int, tuple[int, ...]], *, leaves: np.ndarray | None = None) -> np.ndarray:
+               known: dict[int, tuple[int, ...]], *, leaves: np.ndarray | None = None,
+               times: np.ndarray | None = None) -> np.ndarray:
     """The root of each tree of a forest: the model whose implied edge directions agree best with
     the evidence (the tiers of the module docstring), ties to the lowest ``rank``.
 
@@ -64,6 +70,8 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
         Known parents (``child -> parents``; ``()`` marks a known root).
     leaves:
         Boolean mask of the models that are never parents (quantised).
+    times:
+        Upload times, ``NaN`` where unknown (only some models dated: the partly timed order).
 
     Returns
     -------
@@ -82,8 +90,14 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
             node[c, 0] += 1.0
     if leaves is not None:
         leaf = np.asarray(leaves, bool)
-        gain[:, 2] += leaf[col] & ~leaf[row]
-        back[:, 2] += leaf[row] & ~leaf[col]
+        gain[:, 3] += leaf[col] & ~leaf[row]
+        back[:, 3] += leaf[row] & ~leaf[col]
+
+    if times is not None:
+        t = np.asarray(times, np.float64)
+        later = np.nan_to_num(np.sign(t[col] - t[row]))  # +1: row is the earlier; 0: a time unknown or equal
+        gain[:, 1] += later > 0
+        back[:, 1] += later < 0
 
     # One depth-first walk per tree from its lowest-rank model: parents, the edge up, entry and
     # exit times (whether one model lies below another), and a preorder.
@@ -138,7 +152,7 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
             e = int(up_edge[kids[int(np.searchsorted(t_in[kids], t_in[c], side="right")) - 1]])
         else:  # towards c is up
             e = int(up_edge[p])
-        (gain if row[e] == p else back)[e, 1] += 1.0
+        (gain if row[e] == p else back)[e, 2] += 1.0
 
     # The walk's start as root directs every edge parent -> child; moving the root from u to its
     # child v reverses the edge u - v only.

@@ -62,7 +62,7 @@ def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
 def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, tuple[int, ...]], *,
                         related: Callable[[np.ndarray, np.ndarray], np.ndarray],
                         exact_up_to: int = 1000, with_predecessors: bool = False,
-                        leaves: np.ndarray | None = None):
+                        leaves: np.ndarray | None = None, times: np.ndarray | None = None):
     """Every model once, parents first as far as the fingerprints' spanning forest shows.
 
     Parameters
@@ -84,6 +84,8 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
         Also return, per model, the model the walk reached it from (``-1`` for a tree's root).
     leaves:
         Boolean mask of the models that are never parents (quantised): evidence for the roots.
+    times:
+        Upload times, ``NaN`` where unknown: with some known, evidence for the roots.
 
     Returns
     -------
@@ -99,7 +101,7 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     adjacency = coo_matrix((np.ones(row.size), (row, col)), shape=(n, n)).tocsr()
     adjacency = adjacency + adjacency.T
     n_trees, tree = connected_components(adjacency, directed=False)
-    top = best_roots(n, row, col, tree, n_trees, rank, known, leaves=leaves)
+    top = best_roots(n, row, col, tree, n_trees, rank, known, leaves=leaves, times=times)
     # Breadth-first from each root, neighbours visited by rank: relabel rows so that the traversal,
     # which follows index order, follows rank order.
     by_rank = np.argsort(rank, kind="stable")
@@ -121,7 +123,9 @@ def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[
     """Upload order when only some upload times are known.
 
     Models with a time keep their upload order. A model without one is placed right after the
-    model the spanning forest reaches it from (walked from each tree's earliest dated model), so it
+    model the spanning forest reaches it from (walked from each tree's root: the model whose
+    directions agree with the most edges between dated models, then with the known edges,
+    :func:`~modelatlas.chart.rooting.best_roots`; ties to the earliest dated model), so it
     is decided after its likeliest parent instead of after every dated model; a tree with no date
     at all comes last, in its own breadth-first order.
     """
@@ -130,7 +134,7 @@ def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[
     rank = np.empty(len(t), np.int64)
     rank[np.lexsort((np.arange(len(t)), np.where(dated, t, np.inf)))] = np.arange(len(t))
     walk, reached_from = spanning_tree_order(vectors, rank, known, related=related, exact_up_to=exact_up_to,
-                                             with_predecessors=True, leaves=leaves)
+                                             with_predecessors=True, leaves=leaves, times=t)
     after: dict[int, list[int]] = {}
     loose = []
     for i in walk.tolist():
