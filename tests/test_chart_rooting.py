@@ -91,7 +91,7 @@ def _brute_force(n, row, col, rank, known, leaves, times):
                     parent[v] = u
                     todo.append(v)
 
-        def ancestors(x):
+        def ancestors(x, parent=parent):
             out = set()
             while parent[x] is not None:
                 x = parent[x]

@@ -237,7 +237,14 @@ class Auto(ChartMethod):
         return known_parents_first(order, known or {})
 
     def leaves(self, models: ChartInput) -> np.ndarray:
-        """Models that are never parents: quantised (flagged, or by the quantised rule's test)."""
+        """Which models are never parents: quantised, flagged or by the quantised rule's test
+        (evidence for the spanning trees' roots, :mod:`modelatlas.chart.rooting`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask, one entry per model.
+        """
         return np.array([bool(q) or ("quantized" in self.rules and looks_quantized(v))
                          for q, v in zip(models.quantized, models.vectors)], dtype=bool)
 
