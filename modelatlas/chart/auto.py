@@ -235,7 +235,7 @@ class Auto(ChartMethod):
                 return known_parents_first(models.time_order(), known or {})
             return known_parents_first(partly_timed_order(
                 self.geometry_of(models.vectors, models.layers), models.created_at, known or {},
-                exact_up_to=self.exact_up_to,
+                exact_up_to=self.exact_up_to, leaves=self.leaves(models),
                 related=lambda a, b: self.related(models.vectors, models.layers, a, b)), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
@@ -246,8 +246,20 @@ class Auto(ChartMethod):
         rank[by_kurtosis] = np.arange(len(models))
         order = spanning_tree_order(self.geometry_of(models.vectors, models.layers), rank, known or {},
                                     related=lambda a, b: self.related(models.vectors, models.layers, a, b),
-                                    exact_up_to=self.exact_up_to)
+                                    exact_up_to=self.exact_up_to, leaves=self.leaves(models))
         return known_parents_first(order, known or {})
+
+    def leaves(self, models: ChartInput) -> np.ndarray:
+        """Which models are never parents: quantised, flagged or by the quantised rule's test
+        (evidence for the spanning trees' roots, :mod:`modelatlas.chart.rooting`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask, one entry per model.
+        """
+        return np.array([bool(q) or ("quantized" in self.rules and looks_quantized(v))
+                         for q, v in zip(models.quantized, models.vectors)], dtype=bool)
 
 
 class OnlineCharter:

@@ -7,9 +7,11 @@ often above its parent's). Here it only has to pick one model per tree: fingerpr
 a minimum spanning forest (the undirected shape of a lineage: a model is closest to its parent or
 its children), edges between unrelated models (neuron alignment, :mod:`modelatlas.chart.alignment`)
 are cut, and each
-tree is walked breadth-first from its root — a root the known edges name, else the tree's first
-model in kurtosis order. When the forest has the shape of the true lineage and the root is right,
-every parent precedes its children.
+tree is walked breadth-first from its root: the model whose implied directions agree best with the
+known roots, the upload order of dated models (when some are), the known edges and the quantised
+leaves, ties to the first in kurtosis order
+(:mod:`modelatlas.chart.rooting`). When the forest has the shape of the true lineage and the root
+is right, every parent precedes its children.
 
 References
 ----------
@@ -30,6 +32,7 @@ from scipy.sparse.csgraph import (
 )
 
 from modelatlas.chart.neighbors import hnsw_index
+from modelatlas.chart.rooting import best_roots
 
 #: Neighbours per model in the graph the forest is taken from, beyond ``exact_up_to`` models.
 NEIGHBOURS = 10
@@ -59,7 +62,8 @@ def _neighbour_graph(vectors: np.ndarray, exact_up_to: int) -> coo_matrix:
 
 def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, tuple[int, ...]], *,
                         related: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                        exact_up_to: int = 1000, with_predecessors: bool = False):
+                        exact_up_to: int = 1000, with_predecessors: bool = False,
+                        leaves: np.ndarray | None = None, times: np.ndarray | None = None):
     """Every model once, parents first as far as the fingerprints' spanning forest shows.
 
     Parameters
@@ -68,7 +72,8 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
         Fingerprints, one row per model.
     rank:
         Each model's position in the fallback order (kurtosis, parents first): it picks a tree's
-        root when no known edge does, and the order of siblings.
+        root among those the evidence ties (:func:`~modelatlas.chart.rooting.best_roots`), and the
+        order of siblings.
     known:
         Known parents (``child -> parents``; ``()`` marks a known root).
     related:
@@ -76,9 +81,12 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
         (``auto``'s root rule); forest edges between unrelated models are cut.
     exact_up_to:
         All pairs up to this many models, nearest neighbours beyond.
-
     with_predecessors:
         Also return, per model, the model the walk reached it from (``-1`` for a tree's root).
+    leaves:
+        Boolean mask of the models that are never parents (quantised): evidence for the roots.
+    times:
+        Upload times, ``NaN`` where unknown: with some known, evidence for the roots.
 
     Returns
     -------
@@ -94,20 +102,7 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     adjacency = coo_matrix((np.ones(row.size), (row, col)), shape=(n, n)).tocsr()
     adjacency = adjacency + adjacency.T
     n_trees, tree = connected_components(adjacency, directed=False)
-    # A tree's root: its first known root by rank, else the top of the known chain above its first
-    # model by rank (within the tree).
-    top = np.full(n_trees, -1)
-    for i in np.argsort(rank, kind="stable").tolist():
-        t = tree[i]
-        if known.get(i) == ():
-            if top[t] < 0 or known.get(int(top[t])) != ():
-                top[t] = i
-        elif top[t] < 0:
-            seen = {i}
-            while known.get(i) and tree[known[i][0]] == t and known[i][0] not in seen:
-                i = known[i][0]
-                seen.add(i)
-            top[t] = i
+    top = best_roots(n, row, col, tree, n_trees, rank, known, leaves=leaves, times=times)
     # Breadth-first from each root, neighbours visited by rank: relabel rows so that the traversal,
     # which follows index order, follows rank order.
     by_rank = np.argsort(rank, kind="stable")
@@ -125,11 +120,13 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
 
 def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[int, tuple[int, ...]], *,
                        related: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                       exact_up_to: int = 1000) -> np.ndarray:
+                       exact_up_to: int = 1000, leaves: np.ndarray | None = None) -> np.ndarray:
     """Upload order when only some upload times are known.
 
     Models with a time keep their upload order. A model without one is placed right after the
-    model the spanning forest reaches it from (walked from each tree's earliest dated model), so it
+    model the spanning forest reaches it from (walked from each tree's root: the model whose
+    directions agree with the most edges between dated models, then with the known edges,
+    :func:`~modelatlas.chart.rooting.best_roots`; ties to the earliest dated model), so it
     is decided after its likeliest parent instead of after every dated model; a tree with no date
     at all comes last, in its own breadth-first order.
     """
@@ -138,7 +135,7 @@ def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[
     rank = np.empty(len(t), np.int64)
     rank[np.lexsort((np.arange(len(t)), np.where(dated, t, np.inf)))] = np.arange(len(t))
     walk, reached_from = spanning_tree_order(vectors, rank, known, related=related, exact_up_to=exact_up_to,
-                                             with_predecessors=True)
+                                             with_predecessors=True, leaves=leaves, times=t)
     after: dict[int, list[int]] = {}
     loose = []
     for i in walk.tolist():
