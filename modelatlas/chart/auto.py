@@ -20,7 +20,10 @@ evidence overrides it. For each model, the first rule that applies decides:
    proof of kinship, so it comes before the root decision;
 5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
    model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
-   far training moved the weights. Unrelated candidates are dropped from the rules below;
+   far training moved the weights. Unrelated candidates are dropped from the rules below, and so
+   are (rule ``frozen``, :mod:`modelatlas.chart.frozen`) candidates that differ in a layer the model
+   shares bit for bit with another candidate: a frozen layer is inherited, so such a candidate is
+   not the parent (a sibling of one partial fine-tuning recipe);
 6. **quantised** (flag, or few distinct values): the nearest related candidate, relation ``quantized``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
    ``merge_candidates`` nearest related earlier models (simplex-constrained least squares),
@@ -47,6 +50,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
+from modelatlas.chart.frozen import frozen_exclusions
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
@@ -90,7 +94,7 @@ class Auto(ChartMethod):
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
         Rules switched on (for the ablation table): any of ``known``, ``duplicates``, ``lora``,
-        ``roots``, ``quantized``, ``merges``, ``joint``.
+        ``roots``, ``frozen``, ``quantized``, ``merges``, ``joint``.
     calibrate:
         Turn raw scores into calibrated probabilities.
     calibration:
@@ -99,7 +103,7 @@ class Auto(ChartMethod):
     """
 
     name = "auto"
-    RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges", "joint")
+    RULES = ("known", "duplicates", "lora", "roots", "frozen", "quantized", "merges", "joint")
     ORDERS = ("auto", "time", "tree", "kurtosis")
     _parameter_constraints = {
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
@@ -354,7 +358,9 @@ class OnlineCharter:
                                           earlier, self.m.n_candidates, exact_up_to=self.m.exact_up_to)
 
         def related(x, cand):
-            return self._related(x, self.vecs[self.row[x]], cand)[0]
+            ok = self._related(x, self.vecs[self.row[x]], cand)[0]
+            out = self._frozen_out(x, cand, witness=position[cand] < position[x]) & ok
+            return ok & ~out if (ok & ~out).any() else ok
 
         parents = joint_parents(position, free, eligible, fixed, neighbours, related,
                                 self.m.time_penalty)
@@ -405,6 +411,10 @@ class OnlineCharter:
         if "roots" in rules and not related.any():
             return (), None, "root", strength
         wide, wide_d = wide[related], wide_d[related]
+        # (a quantised model is exempt: quantising the same frozen layer twice gives the same values)
+        out = np.zeros(len(wide), bool) if quantized else self._frozen_out(label, wide)
+        if out.any() and not out.all():
+            wide, wide_d = wide[~out], wide_d[~out]
         cand, dist = wide[:m.n_candidates], wide_d[:m.n_candidates]
         margin = float(dist[1] / dist[0]) if len(dist) > 1 and dist[0] > 0 else 10.0
         if quantized:
@@ -428,6 +438,15 @@ class OnlineCharter:
         raw = np.linalg.norm(self._rows(cand) - v, axis=1)
         rel_d = raw / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
         return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
+
+    def _frozen_out(self, label, cand, witness=None) -> np.ndarray:
+        """Candidates ruled out as the model's parent by a layer it shares bit for bit with a
+        witness (default: every candidate) but not with them (:mod:`modelatlas.chart.frozen`)."""
+        if "frozen" not in self.m.rules or len(cand) < 2:
+            return np.zeros(len(cand), bool)
+        r = self.row[label]
+        return frozen_exclusions(self.vecs[r], self._rows(cand), self.layers,
+                                 np.minimum(self.bits[r], self._rows(cand, "bits")), witness)
 
     def _lora(self, label, v, cand, dist):
         """The candidate whose difference from the model is simplest (lowest total rank above the
