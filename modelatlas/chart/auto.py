@@ -30,6 +30,11 @@ evidence overrides it. For each model, the first rule that applies decides:
    residual below ``merge_residual`` × the nearest distance;
 8. **fine-tune**: the nearest related candidate.
 
+Then the plain fine-tune parents and roots are re-decided together (rule ``joint``,
+:mod:`modelatlas.chart.joint`), and a model ``y`` charted as the child of ``x``, itself a child of
+``p``, is re-attached to ``p`` when it does not carry the part of ``x``'s update that is ``x``'s own
+(rule ``fans``, :mod:`modelatlas.chart.fans`: sweep siblings chained by "nearest").
+
 There is no rule on the sign of successive updates, on step-size ratios or on time gaps: each of
 those was read off one zoo generator and inverted on others (docs/chart.md, "What generalises").
 
@@ -83,6 +88,9 @@ class Auto(ChartMethod):
     time_penalty:
         The ``joint`` rule's relative extra cost of a parent that comes after its child in the
         processing order (:mod:`modelatlas.chart.joint`).
+    fan_share:
+        The ``fans`` rule speaks only when the part of ``x``'s update that other models do not
+        explain is at least this share of it (norm ratio; :mod:`modelatlas.chart.fans`).
     geometry:
         Where "nearest" is measured: ``"layer"`` (each layer scaled to unit norm) or ``"raw"``.
     order:
@@ -94,7 +102,7 @@ class Auto(ChartMethod):
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
         Rules switched on (for the ablation table): any of ``known``, ``duplicates``, ``lora``,
-        ``roots``, ``frozen``, ``quantized``, ``merges``, ``joint``.
+        ``roots``, ``frozen``, ``quantized``, ``merges``, ``joint``, ``fans``.
     calibrate:
         Turn raw scores into calibrated probabilities.
     calibration:
@@ -103,7 +111,7 @@ class Auto(ChartMethod):
     """
 
     name = "auto"
-    RULES = ("known", "duplicates", "lora", "roots", "frozen", "quantized", "merges", "joint")
+    RULES = ("known", "duplicates", "lora", "roots", "frozen", "quantized", "merges", "joint", "fans")
     ORDERS = ("auto", "time", "tree", "kurtosis")
     _parameter_constraints = {
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
@@ -114,6 +122,7 @@ class Auto(ChartMethod):
         "merge_candidates": [Interval(Integral, 2, None, closed="left")],  # a merge has two parents or more
         "merge_min_weight": [Interval(Real, 0, 1, closed="left")],
         "time_penalty": [Interval(Real, 0, None, closed="left")],
+        "fan_share": [Interval(Real, 0, 1, closed="both")],
         "geometry": [StrOptions({"layer", "raw"})],
         "order": [StrOptions(set(ORDERS))],
         "fallback": [StrOptions({"tree", "kurtosis"})],
@@ -125,8 +134,8 @@ class Auto(ChartMethod):
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 24,
-                 merge_min_weight: float = 0.05, time_penalty: float = 4.0, geometry: str = "layer",
-                 order: str = "auto",
+                 merge_min_weight: float = 0.05, time_penalty: float = 4.0, fan_share: float = 0.25,
+                 geometry: str = "layer", order: str = "auto",
                  fallback: str = "tree",
                  exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
                  calibration: dict | None = None):
@@ -138,6 +147,7 @@ class Auto(ChartMethod):
         self.merge_candidates = merge_candidates
         self.merge_min_weight = merge_min_weight
         self.time_penalty = time_penalty
+        self.fan_share = fan_share
         self.geometry = geometry
         self.order = order
         self.fallback = fallback
@@ -180,6 +190,8 @@ class Auto(ChartMethod):
         charter.earlier = (near[:, :self.n_candidates], near_d[:, :self.n_candidates])
         if "joint" in self.rules:
             charter.decide_jointly(models, order, eligible, charter.earlier)
+        if "fans" in self.rules:
+            charter.unchain_fans(order)
         return charter
 
     def geometry_of(self, vectors: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
@@ -377,6 +389,18 @@ class OnlineCharter:
                 # through them keeps the first pass's parent)
                 self.parents[i], self.relation[i] = (p,), "finetune"
                 self.kind[i], self.score[i] = "joint", 1.0
+
+    def unchain_fans(self, order: np.ndarray) -> None:
+        """Re-attach to ``p`` each plain fine-tune ``y`` charted under ``x`` (itself under ``p``) that
+        does not carry ``x``'s own update (:func:`modelatlas.chart.fans.unchain_fans`); the score is
+        ``1 - γ``."""
+        from modelatlas.chart.fans import unchain_fans
+
+        moved = unchain_fans(order, self.parents, lambda y: self.kind.get(y) in ("nearest", "joint"),
+                             lambda i: self.vecs[self.row[i]], min_share=self.m.fan_share,
+                             max_others=2 * self.m.n_candidates)
+        for y, (_, gamma) in moved.items():
+            self.relation[y], self.kind[y], self.score[y] = "finetune", "fan", float(1.0 - max(gamma, 0.0))
 
     def _descends_from(self, node: int, ancestor: int) -> bool:
         """Whether ``ancestor`` is above ``node`` through the parents decided so far."""

@@ -159,7 +159,7 @@ def analyse(models: ChartInput, known: dict[int, tuple[int, ...]], *, n_candidat
     from modelatlas.chart.joint import both_ways_neighbours
 
     first = Auto(n_candidates=n_candidates, align_z=align_z, exact_up_to=exact_up_to, calibrate=False,
-                 rules=tuple(r for r in Auto.RULES if r != "joint"))
+                 rules=tuple(r for r in Auto.RULES if r not in ("joint", "fans")))
     charter = first.charter(models, known)
     n = len(models)
     position = np.empty(n, np.int64)
