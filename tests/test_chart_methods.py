@@ -162,9 +162,10 @@ def test_auto_detects_merges_and_lora_from_weights():
 
 
 def test_auto_chains_a_sweep_that_shares_one_direction():
-    """A sweep whose members share their update direction lies on one curve from the parent, as the
-    checkpoints of one run do: no geometry tells the two apart (docs/chart.md), and ``auto`` has no
-    rule that pretends to. Its members are related to the parent, so none becomes a root."""
+    """Sweep members share their update direction; only the part of a member's update that is its
+    own tells a sibling from a child, and the ``fans`` rule recovers some members, not all
+    (docs/chart.md, "Fans and siblings"). Its members are related to the parent, so none becomes a
+    root."""
     z = synthetic_zoo(300, seed=11, documented_merges=0.0)
     result = get_method("auto").chart(z.models)
     fans = np.flatnonzero(np.array(z.truth.pattern) == "fan")

@@ -22,7 +22,10 @@ frozen layer of an fp32 parent saved in bf16 is still unchanged (:mod:`modelatla
 reads the storage dtype off the values). The one case the rule gets wrong is a descendant of ``y``
 uploaded before ``y`` that kept the layer ``y`` trained (a child uploaded before its parent); it is
 then a witness against ``y``'s true parent. Only earlier models are witnesses, which keeps that to
-children uploaded first.
+children uploaded first. The argument also fails for deterministic transforms: quantising one
+layer twice with one scheme gives the same values, so quantised models are exempt (``auto``), and
+two QLoRA-like children of one base (trained against it quantised, docs/zoo.md) share their
+untargeted layers with each other but not with the base.
 """
 
 from __future__ import annotations
