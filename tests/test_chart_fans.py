@@ -88,3 +88,49 @@ def test_auto_charts_seed_sweeps_better_with_the_fans_rule_and_children_no_worse
     without = accuracy(tuple(r for r in Auto.RULES if r != "fans"))
     assert with_fans["fan"] >= without["fan"] + 0.2
     assert with_fans["finetune"] >= without["finetune"] and with_fans["snake"] >= without["snake"]
+
+
+@st.composite
+def charted_forests(draw):
+    """A random forest charted parents first, random fingerprints, and which models are revisable."""
+    n = draw(st.integers(2, 14))
+    parents = {}
+    for i in range(1, n):
+        p = draw(st.integers(-1, i - 1))
+        if p >= 0:
+            parents[i] = (p,)
+    vecs = draw(arrays(np.float64, (n, 6), elements=st.floats(-3, 3, allow_nan=False)))
+    revisable = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return parents, vecs, revisable
+
+
+@settings(max_examples=80, deadline=None)
+@given(charted_forests())
+def test_unchaining_only_lifts_revisable_models_to_an_ancestor_and_keeps_a_forest(forest):
+    """A moved model goes to its parent's parent at the time of its visit: an ancestor of its
+    first parent (that parent may have moved up before it)."""
+    parents, vecs, revisable = forest
+    before = dict(parents)
+
+    def ancestors(u):
+        out = []
+        while u in before:
+            u = before[u][0]
+            out.append(u)
+        return out
+
+    moved = unchain_fans(np.arange(len(vecs)), parents, lambda i: revisable[i], lambda i: vecs[i],
+                         min_share=0.25, max_others=4)
+    for y, ps in parents.items():
+        if y in moved:
+            assert revisable[y] and ps == (moved[y][0],) and moved[y][1] < 0.5
+            assert ps[0] in ancestors(before[y][0])
+        else:
+            assert ps == before[y]
+    assert set(parents) == set(before)  # nobody becomes a root
+    for y in parents:  # acyclic: every chain of parents ends at a root
+        seen, u = set(), y
+        while u in parents:
+            assert u not in seen
+            seen.add(u)
+            u = parents[u][0]
