@@ -20,12 +20,20 @@ evidence overrides it. For each model, the first rule that applies decides:
    proof of kinship, so it comes before the root decision;
 5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
    model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
-   far training moved the weights. Unrelated candidates are dropped from the rules below;
+   far training moved the weights. Unrelated candidates are dropped from the rules below, and so
+   are (rule ``frozen``, :mod:`modelatlas.chart.frozen`) candidates that differ in a layer the model
+   shares bit for bit with another candidate: a frozen layer is inherited, so such a candidate is
+   not the parent (a sibling of one partial fine-tuning recipe);
 6. **quantised** (flag, or few distinct values): the nearest related candidate, relation ``quantized``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
    ``merge_candidates`` nearest related earlier models (simplex-constrained least squares),
    residual below ``merge_residual`` × the nearest distance;
 8. **fine-tune**: the nearest related candidate.
+
+Then the plain fine-tune parents and roots are re-decided together (rule ``joint``,
+:mod:`modelatlas.chart.joint`), and a model ``y`` charted as the child of ``x``, itself a child of
+``p``, is re-attached to ``p`` when it does not carry the part of ``x``'s update that is ``x``'s own
+(rule ``fans``, :mod:`modelatlas.chart.fans`: sweep siblings chained by "nearest").
 
 There is no rule on the sign of successive updates, on step-size ratios or on time gaps: each of
 those was read off one zoo generator and inverted on others (docs/chart.md, "What generalises").
@@ -48,6 +56,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
+from modelatlas.chart.frozen import frozen_exclusions
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
@@ -92,6 +101,9 @@ class Auto(ChartMethod):
     time_penalty:
         The ``joint`` rule's relative extra cost of a parent that comes after its child in the
         processing order (:mod:`modelatlas.chart.joint`).
+    fan_share:
+        The ``fans`` rule speaks only when the part of ``x``'s update that other models do not
+        explain is at least this share of it (norm ratio; :mod:`modelatlas.chart.fans`).
     geometry:
         Where "nearest" is measured: ``"layer"`` (each layer scaled to unit norm) or ``"raw"``.
     order:
@@ -103,7 +115,7 @@ class Auto(ChartMethod):
         Exact neighbour search up to this many models, HNSW beyond.
     rules:
         Rules switched on (for the ablation table): any of ``known``, ``duplicates``, ``lora``,
-        ``roots``, ``quantized``, ``merges``, ``joint``.
+        ``roots``, ``frozen``, ``quantized``, ``merges``, ``joint``, ``fans``.
     calibrate:
         Turn raw scores into calibrated probabilities.
     calibration:
@@ -112,7 +124,7 @@ class Auto(ChartMethod):
     """
 
     name = "auto"
-    RULES = ("known", "duplicates", "lora", "roots", "quantized", "merges", "joint")
+    RULES = ("known", "duplicates", "lora", "roots", "frozen", "quantized", "merges", "joint", "fans")
     ORDERS = ("auto", "time", "tree", "kurtosis")
     _parameter_constraints = {
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
@@ -123,6 +135,7 @@ class Auto(ChartMethod):
         "merge_candidates": [Interval(Integral, 2, None, closed="left")],  # a merge has two parents or more
         "merge_min_weight": [Interval(Real, 0, 1, closed="left")],
         "time_penalty": [Interval(Real, 0, None, closed="left")],
+        "fan_share": [Interval(Real, 0, 1, closed="both")],
         "geometry": [StrOptions({"layer", "raw"})],
         "order": [StrOptions(set(ORDERS))],
         "fallback": [StrOptions({"tree", "kurtosis"})],
@@ -134,8 +147,8 @@ class Auto(ChartMethod):
 
     def __init__(self, n_candidates: int = 8, align_z: float = 6.0, root_distance: float = 0.6,
                  lora_candidates: int = 8, merge_residual: float = 0.1, merge_candidates: int = 48,
-                 merge_min_weight: float = 0.05, time_penalty: float = 4.0, geometry: str = "layer",
-                 order: str = "auto",
+                 merge_min_weight: float = 0.05, time_penalty: float = 4.0, fan_share: float = 0.25,
+                 geometry: str = "layer", order: str = "auto",
                  fallback: str = "tree",
                  exact_up_to: int = 1000, rules: tuple[str, ...] = RULES, calibrate: bool = True,
                  calibration: dict | None = None):
@@ -147,6 +160,7 @@ class Auto(ChartMethod):
         self.merge_candidates = merge_candidates
         self.merge_min_weight = merge_min_weight
         self.time_penalty = time_penalty
+        self.fan_share = fan_share
         self.geometry = geometry
         self.order = order
         self.fallback = fallback
@@ -189,6 +203,8 @@ class Auto(ChartMethod):
         charter.earlier = (near[:, :self.n_candidates], near_d[:, :self.n_candidates])
         if "joint" in self.rules:
             charter.decide_jointly(models, order, eligible, charter.earlier)
+        if "fans" in self.rules:
+            charter.unchain_fans(order)
         return charter
 
     def geometry_of(self, vectors: np.ndarray, layers: list[LayerBlock]) -> np.ndarray:
@@ -379,7 +395,9 @@ class OnlineCharter:
                                           earlier, self.m.n_candidates, exact_up_to=self.m.exact_up_to)
 
         def related(x, cand):
-            return self._related(x, self.vecs[self.row[x]], cand)[0]
+            ok = self._related(x, self.vecs[self.row[x]], cand)[0]
+            out = self._frozen_out(x, cand, witness=position[cand] < position[x]) & ok
+            return ok & ~out if (ok & ~out).any() else ok
 
         parents = joint_parents(position, free, eligible, fixed, neighbours, related,
                                 self.m.time_penalty)
@@ -396,6 +414,18 @@ class OnlineCharter:
                 # through them keeps the first pass's parent)
                 self.parents[i], self.relation[i] = (p,), "finetune"
                 self.kind[i], self.score[i] = "joint", 1.0
+
+    def unchain_fans(self, order: np.ndarray) -> None:
+        """Re-attach to ``p`` each plain fine-tune ``y`` charted under ``x`` (itself under ``p``) that
+        does not carry ``x``'s own update (:func:`modelatlas.chart.fans.unchain_fans`); the score is
+        ``1 - γ``."""
+        from modelatlas.chart.fans import unchain_fans
+
+        moved = unchain_fans(order, self.parents, lambda y: self.kind.get(y) in ("nearest", "joint"),
+                             lambda i: self.vecs[self.row[i]], min_share=self.m.fan_share,
+                             max_others=2 * self.m.n_candidates)
+        for y, (_, gamma) in moved.items():
+            self.relation[y], self.kind[y], self.score[y] = "finetune", "fan", float(1.0 - max(gamma, 0.0))
 
     def _descends_from(self, node: int, ancestor: int) -> bool:
         """Whether ``ancestor`` is above ``node`` through the parents decided so far."""
@@ -430,6 +460,10 @@ class OnlineCharter:
         if "roots" in rules and not related.any():
             return (), None, "root", strength
         wide, wide_d = wide[related], wide_d[related]
+        # (a quantised model is exempt: quantising the same frozen layer twice gives the same values)
+        out = np.zeros(len(wide), bool) if quantized else self._frozen_out(label, wide)
+        if out.any() and not out.all():
+            wide, wide_d = wide[~out], wide_d[~out]
         cand, dist = wide[:m.n_candidates], wide_d[:m.n_candidates]
         margin = float(dist[1] / dist[0]) if len(dist) > 1 and dist[0] > 0 else 10.0
         if quantized:
@@ -454,6 +488,15 @@ class OnlineCharter:
         raw = np.linalg.norm(self._rows(cand) - v, axis=1)
         rel_d = raw / np.maximum(np.maximum(self.norm[label], [self.norm[int(j)] for j in cand]), 1e-30)
         return rel_d <= m.root_distance, float(rel_d.min() - m.root_distance)
+
+    def _frozen_out(self, label, cand, witness=None) -> np.ndarray:
+        """Candidates ruled out as the model's parent by a layer it shares bit for bit with a
+        witness (default: every candidate) but not with them (:mod:`modelatlas.chart.frozen`)."""
+        if "frozen" not in self.m.rules or len(cand) < 2:
+            return np.zeros(len(cand), bool)
+        r = self.row[label]
+        return frozen_exclusions(self.vecs[r], self._rows(cand), self.layers,
+                                 np.minimum(self.bits[r], self._rows(cand, "bits")), witness)
 
     def _lora(self, label, v, cand, dist):
         """The candidate whose difference from the model is simplest (lowest total rank above the

@@ -29,7 +29,7 @@ NEUTRAL = 0.005
 #: ``auto``'s parameters chosen without the family scored: each value is tried on the other
 #: families (first stem seed) and the one with the best worst-family accuracy, then the best mean,
 #: is kept (docs/chart.md, "Leave-one-family-out").
-TUNED = {"time_penalty": (4.0, 8.0)}
+TUNED = {"time_penalty": (4.0, 8.0), "fan_share": (0.25, 0.5)}
 
 
 @dataclass

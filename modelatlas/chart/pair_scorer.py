@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from numbers import Integral, Real
 
-import ml_dtypes
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from modelatlas.chart.alignment import alignment_testable, alignment_z
 from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
+from modelatlas.chart.frozen import identical_layers
 from modelatlas.chart.types import ChartInput, ChartResult, architecture_groups
 from modelatlas.chart.calibration import calibrated, isotonic_maps
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
@@ -159,7 +159,7 @@ def analyse(models: ChartInput, known: dict[int, tuple[int, ...]], *, n_candidat
     from modelatlas.chart.joint import both_ways_neighbours
 
     first = Auto(n_candidates=n_candidates, align_z=align_z, exact_up_to=exact_up_to, calibrate=False,
-                 rules=tuple(r for r in Auto.RULES if r != "joint"))
+                 rules=tuple(r for r in Auto.RULES if r not in ("joint", "fans")))
     charter = first.charter(models, known)
     n = len(models)
     position = np.empty(n, np.int64)
@@ -211,7 +211,8 @@ def analyse(models: ChartInput, known: dict[int, tuple[int, ...]], *, n_candidat
         bits = np.minimum(charter.bits[charter.row[x]], charter._rows(cand, "bits"))
         ev = adapter_evidence(vectors[x], vectors[cand], models.layers, bits=bits)
         total = np.array([a.total_rank for a in ev], np.float64)
-        same = _identical_layers(vectors[x], vectors[cand], models.layers, bits)
+        # layers identical once both are rounded to the coarser storage dtype (chart/frozen.py)
+        same = identical_layers(vectors[x], vectors[cand], models.layers, bits).sum(axis=1)
         pair_d = np.linalg.norm(space[cand][:, None] - space[cand][None], axis=2)
         between = np.ones(len(cand))
         closer = np.zeros(len(cand))
@@ -260,25 +261,6 @@ def _nearest_other(space: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         other = lab != i
         if other.any():
             out[i] = float(dis[other][0])
-    return out
-
-
-def _identical_layers(x: np.ndarray, cands: np.ndarray, layers, bits: np.ndarray) -> np.ndarray:
-    """Per candidate, how many layers equal the model's once both are rounded to the coarser of
-    their storage dtypes (a frozen layer of an fp32 parent saved in bf16 is still unchanged)."""
-    def rounded(a, b):
-        dtype = {8: ml_dtypes.bfloat16, 11: np.float16}.get(int(b))
-        a32 = np.asarray(a, np.float32)
-        if dtype is None:
-            return a32
-        with np.errstate(over="ignore", invalid="ignore"):
-            return a32.astype(dtype).astype(np.float32)
-
-    out = np.zeros(len(cands), np.int64)
-    for j, (c, b) in enumerate(zip(cands, bits)):
-        rx, rc = rounded(x, b), rounded(c, b)
-        out[j] = sum(bool(np.array_equal(rx[blk.offset:blk.offset + blk.size], rc[blk.offset:blk.offset + blk.size]))
-                     for blk in layers)
     return out
 
 
