@@ -73,23 +73,29 @@ def test_every_tree_of_a_forest_gets_its_own_root():
     assert best_roots(7, row, col, tree, 2, rank, {6: (4,), 2: ()}).tolist() == [2, 4]
 
 
+def _oriented(n, us, vs, root):
+    """``node -> parent`` of the undirected tree with edges ``us[i] - vs[i]`` hung from ``root``."""
+    adjacency = {i: [] for i in range(n)}
+    for u, v in zip(us, vs):
+        adjacency[u].append(v)
+        adjacency[v].append(u)
+    parent = {root: None}
+    todo = [root]
+    while todo:
+        u = todo.pop()
+        for v in adjacency[u]:
+            if v not in parent:
+                parent[v] = u
+                todo.append(v)
+    return parent
+
+
 def _brute_force(n, row, col, rank, known, leaves, times):
     """Each candidate root's tier scores by orienting the tree from it and checking each piece of
     evidence directly (ancestor tests), then the lexicographic best, ties to the lowest rank."""
-    adjacency = {i: [] for i in range(n)}
-    for u, v in zip(row.tolist(), col.tolist()):
-        adjacency[u].append(v)
-        adjacency[v].append(u)
     best = None
     for r in range(n):
-        parent = {r: None}
-        todo = [r]
-        while todo:
-            u = todo.pop()
-            for v in adjacency[u]:
-                if v not in parent:
-                    parent[v] = u
-                    todo.append(v)
+        parent = _oriented(n, row.tolist(), col.tolist(), r)
 
         def ancestors(x, parent=parent):
             out = set()
@@ -145,18 +151,7 @@ def test_known_edges_of_the_true_lineage_are_all_kept(n, seed, share):
     known = {c: (int(parent[c]),) for c in range(1, n) if rng.random() < share}
     rank = rng.permutation(n)
     root = best_roots(n, parent[1:], np.arange(1, n), np.zeros(n, np.int64), 1, rank, known)[0]
-    adjacency = {i: [] for i in range(n)}
-    for c in range(1, n):
-        adjacency[c].append(int(parent[c]))
-        adjacency[int(parent[c])].append(c)
-    up = {int(root): None}
-    todo = [int(root)]
-    while todo:
-        u = todo.pop()
-        for v in adjacency[u]:
-            if v not in up:
-                up[v] = u
-                todo.append(v)
+    up = _oriented(n, parent[1:].tolist(), list(range(1, n)), int(root))
     assert all(up[c] == ps[0] for c, ps in known.items())
 
 

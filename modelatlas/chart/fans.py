@@ -33,8 +33,11 @@ its siblings do not (Saitou & Nei, "The neighbor-joining method", *Mol. Biol. Ev
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
+
+from modelatlas.chart.graph import descendants_of
 
 #: γ below which ``y`` is read as a sibling: the midpoint of "child" (1) and "sibling" (0).
 SIBLING_GAMMA = 0.5
@@ -114,15 +117,7 @@ def unchain_fans(order: np.ndarray, parents: dict[int, tuple[int, ...]], revisab
         if len(ps) == 1:
             children.setdefault(ps[0], []).append(c)
 
-    def descendants(y):
-        out, stack = set(), [y]
-        while stack:
-            for c in children.get(stack.pop(), ()):
-                if c not in out:
-                    out.add(c)
-                    stack.append(c)
-        return out
-
+    descendants = partial(descendants_of, children)
     moved: dict[int, tuple[int, float]] = {}
     for y in np.asarray(order).tolist():
         _visit(y, parents, children, descendants, revisable, vector, min_share, max_others, moved)

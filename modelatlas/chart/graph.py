@@ -113,6 +113,11 @@ def known_descendants(known: KnownEdges, node: int) -> set[int]:
     for c, ps in known.items():
         for p in ps:
             children.setdefault(p, []).append(c)
+    return descendants_of(children, node)
+
+
+def descendants_of(children: Mapping[int, list[int]], node: int) -> set[int]:
+    """Every model below ``node`` in a ``parent -> children`` map (``node`` itself excluded)."""
     out, stack = set(), [node]
     while stack:
         for c in children.get(stack.pop(), ()):
