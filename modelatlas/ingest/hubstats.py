@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
@@ -156,6 +158,33 @@ def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str
     return exprs, checks, notes
 
 
+#: Rows per Arrow batch of a streamed scan (:func:`_parallel_scan`): DuckDB hands each batch to
+#: whichever thread is free.
+SCAN_BATCH_ROWS = 8192
+
+
+def _parallel_scan(con: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str]) -> str:
+    """The name of a relation that reads ``path`` on every DuckDB thread: ``raw`` itself, or a stream.
+
+    DuckDB splits a Parquet file between threads by row group only, so a file of fewer row
+    groups than threads (a 100k-model hub is one) is read and ruled on by one thread. pyarrow's
+    batch reader streams the same rows in :data:`SCAN_BATCH_ROWS`-row batches, which DuckDB's
+    threads take in turn: one row group at a time is decoded, never the whole file. Used only
+    when the stream's column types are the file's as DuckDB reads it (the column expressions are
+    built from those); otherwise ``raw``. A stream can be read once.
+    """
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    parquet = pq.ParquetFile(path)
+    if threads < 2 or parquet.metadata.num_row_groups >= 2 * threads:
+        return "raw"
+    batches = parquet.iter_batches(batch_size=SCAN_BATCH_ROWS)
+    con.register("raw_stream", pa.RecordBatchReader.from_batches(parquet.schema_arrow, batches))
+    if {row[0]: row[1] for row in con.execute("DESCRIBE raw_stream").fetchall()} != types:
+        con.unregister("raw_stream")
+        return "raw"
+    return "raw_stream"
+
+
 def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatch:
     """Read a hub-stats-style ``models.parquet`` (see module docstring).
 
@@ -208,13 +237,17 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             batch.stats["duplicates"] = sum(n - 1 for _, n in dups)
             keep_newest = """QUALIFY row_number() OVER (PARTITION BY id ORDER BY last_modified DESC NULLS LAST,
                                                           created_at DESC NULLS LAST) = 1""" if dups else ""
-            con.execute(f"CREATE TEMP VIEW wire AS SELECT * FROM wire_all WHERE id IS NOT NULL AND id <> '' "
-                        f"{keep_newest}")
+            wire = f"SELECT * FROM wire_all WHERE id IS NOT NULL AND id <> '' {keep_newest}"
+            con.execute(f"CREATE TEMP VIEW wire AS {wire}")
+            # the node query, the one pass that reads every column, reads the file on every thread
+            scan = _parallel_scan(con, path, types)
+            if scan != "raw":
+                con.execute(f"CREATE TEMP VIEW wire_scan AS {wire.replace('wire_all', f'(SELECT {select} FROM {scan})')}")
             batch.stats["lines"] = int(total)
             if total == 0:
                 batch.issue("empty_source", path.name, f"{path.name} holds no rows")
-            return records_from_table(con, batch)
-        except duckdb.Error as exc:
+            return records_from_table(con, batch, scan="wire" if scan == "raw" else "wire_scan")
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
             raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None

@@ -111,17 +111,18 @@ def _report_rows(records: pa.Table, batch: SourceBatch) -> None:
                                                 f"not parameter counts not listed")
 
 
-def _parsed_sql() -> str:
-    """The wire rows with each JSON column parsed once into the parts the rules read."""
+def _parsed_sql(scan: str = "wire") -> str:
+    """The wire rows (of the table or view ``scan``) with each JSON column parsed once into the parts
+    the rules read."""
     return f"""
     SELECT *, {card_parts_sql('card_data')} AS cf,
            json_extract(config, ['$.model_type', '$.architectures']) AS cfg,
            json_extract(safetensors, ['$.parameters', '$.total']) AS st,
            lower(array_to_string(tags, chr(10))) AS tag_lines
-    FROM wire"""
+    FROM {scan}"""
 
 
-def _node_sql(source: str) -> str:
+def _node_sql(source: str, scan: str = "wire") -> str:
     card = card_fields_sql("cf")
     # keys with a null count are absent (a struct column has every dtype of the file as a field)
     dtypes = ("list_sort(list_filter(json_keys(st[1]), lambda k: "
@@ -172,8 +173,11 @@ def _node_sql(source: str) -> str:
         CASE WHEN contains(tag_lines, 'base_model:')
              THEN list_filter(tags, lambda t: starts_with(t, 'base_model:')) END AS _bm_tags,
         {card['base_models']} AS _card_bases,
-        {card['base_model_relation']} AS _card_rel
-    FROM ({_parsed_sql()})"""
+        {card['base_model_relation']} AS _card_rel,
+        -- the file lists the relation audit reads: those of models with a claim
+        CASE WHEN contains(tag_lines, 'base_model:') OR {card['base_model_relation']} IS NOT NULL
+             THEN siblings END AS _claim_files
+    FROM ({_parsed_sql(scan)})"""
 
 
 def _claims_sql() -> str:
@@ -208,24 +212,27 @@ def records_from_wire(wire: pa.Table, batch: SourceBatch) -> SourceBatch:
         con.close()
 
 
-def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch) -> SourceBatch:
+def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch, *, scan: str = "wire") -> SourceBatch:
     """:func:`records_from_wire` over a table or view named ``wire`` in ``con`` (no Arrow round trip).
 
     Claims that name no usable model id are reported (kind ``malformed_tag`` or
-    ``malformed_card_base_model``) and kept out of the evidence.
+    ``malformed_card_base_model``) and kept out of the evidence. ``scan`` names a relation of the
+    same rows that the node query (the one pass over every column) reads instead of ``wire``, e.g.
+    a stream that can be read once but on every thread (:mod:`modelatlas.ingest.hubstats`).
     """
     with _spilling_sort(con):
-        records = con.sql(_node_sql(batch.source) + "\n    ORDER BY id").to_arrow_table()
+        records = con.sql(_node_sql(batch.source, scan) + "\n    ORDER BY id").to_arrow_table()
     _report_rows(records, batch)
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
-    claim_con = quiet_connection()
+    claim_columns = ["_bm_tags", "_card_bases", "_card_rel", "_claim_files"]
+    con.register("nodes_in", records.select(["id", *claim_columns]))
     try:
-        claim_con.register("nodes_in", records.select(["id", "_bm_tags", "_card_bases", "_card_rel"]))
-        claims = claim_con.sql(_claims_sql()).to_arrow_table()
+        claims = con.sql(_claims_sql()).to_arrow_table()
+        batch.stats["relation_flags"] = audit_relations(con, claims.filter(pc.is_null(claims["problem"])), batch,
+                                                        files="SELECT id, _claim_files AS siblings FROM nodes_in")
     finally:
-        claim_con.close()
-    records = records.drop_columns(["_bm_tags", "_card_bases", "_card_rel", "_odd_id", *_ROW_CHECKS])
-    batch.stats["relation_flags"] = audit_relations(con, claims.filter(pc.is_null(claims["problem"])), batch)
+        con.unregister("nodes_in")
+    records = records.drop_columns([*claim_columns, "_odd_id", *_ROW_CHECKS])
     batch.records = conform(records, NODE_SCHEMA)
 
     bad = claims.filter(pc.is_valid(claims["problem"]))
