@@ -69,6 +69,10 @@ def _spilling_sort(con: duckdb.DuckDBPyConnection):
         con.execute("RESET memory_limit")
 
 
+#: Rows per Arrow batch of the node rows the claim and audit queries read.
+CLAIM_BATCH_ROWS = 8192
+
+
 def _sq(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -225,7 +229,9 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch, *, sc
     _report_rows(records, batch)
     metrics = con.sql(model_index_sql("SELECT id, card_data AS doc FROM wire")).to_arrow_table()
     claim_columns = ["_bm_tags", "_card_bases", "_card_rel", "_claim_files"]
-    con.register("nodes_in", records.select(["id", *claim_columns]))
+    # in batches, so that DuckDB's threads share the claim and audit queries
+    nodes_in = records.select(["id", *claim_columns])
+    con.register("nodes_in", pa.Table.from_batches(nodes_in.to_batches(CLAIM_BATCH_ROWS), nodes_in.schema))
     try:
         claims = con.sql(_claims_sql()).to_arrow_table()
         batch.stats["relation_flags"] = audit_relations(con, claims.filter(pc.is_null(claims["problem"])), batch,

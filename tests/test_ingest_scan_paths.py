@@ -1,0 +1,112 @@
+"""The hub-stats reader's faster paths give what the plain paths give.
+
+* The node query reads a file of few row groups as a pyarrow batch stream, so that every DuckDB
+  thread works (``hubstats._parallel_scan``); the same file read through DuckDB's own Parquet scan
+  must give the same records, evidence, metrics and issues.
+* ``Atlas.build`` skips the distinct count of ids when they arrive sorted without repeats.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import modelatlas.ingest.hubstats as hubstats
+from modelatlas.atlas.assemble import _strictly_increasing
+from modelatlas.zoo.synthetic_hub import synthesize
+
+
+def _awkward_hub(tmp_path, n: int = 3000):
+    """A synthetic hub (one row group) with the rows a reader must report or repair: repeated and
+    missing ids, odd ids, broken JSON, bad counts, odd tags, declared relations the files contradict."""
+    path, _ = synthesize(n, 3, tmp_path / "clean.parquet")
+    table = pq.read_table(path)
+    cols = {name: table[name].to_pylist() for name in table.column_names}
+    card = ('{"license": ["Apache 2.0"], "language": "EN", "base_model": ["a/b", "c/d"], '
+            '"model-index": [{"results": [{"dataset": {"name": "d"}, "metrics": [{"name": "acc", "value": "85%"}]}]}]}')
+    for i in range(0, n, 7):
+        cols["tags"][i] = (cols["tags"][i] or []) + ["GGUF", "en", "License:MIT", "base_model:adapter:org/model",
+                                                     "base_model:quantized:x/y", "dataset:squad", "a:b:c", "zh"]
+        cols["siblings"][i] = [{"rfilename": "model.gguf"}] if i % 2 else [{"rfilename": "model.onnx"}]
+    for i in range(3, n, 11):
+        cols["cardData"][i] = card if i % 2 else '{"broken": '
+    for i in range(5, n, 13):
+        cols["safetensors"][i] = '{"parameters": {"I8": 5, "F16": null}, "total": -3}'
+    for i, bad in zip(range(1, n, 401), ["", "  ", " pad/ded ", "noslash", "a/b/c", "Bad Id/x", "u/model-GGUF"]):
+        cols["id"][i] = bad
+    for i in range(0, n, 97):  # repeats, one of them without a time
+        for name in cols:
+            cols[name].append(cols[name][i])
+        cols["lastModified"][-1] = None
+    out = tmp_path / "awkward.parquet"
+    pq.write_table(pa.table(cols, schema=table.schema), out)
+    return out
+
+
+def _read(path, monkeypatch, *, stream: bool):
+    chosen = []
+    real = hubstats._parallel_scan
+
+    def spy(con, file, types):
+        chosen.append(real(con, file, types) if stream else "raw")
+        return chosen[-1]
+
+    monkeypatch.setattr(hubstats, "_parallel_scan", spy)
+    batch = hubstats.read_hub_stats(path)
+    monkeypatch.setattr(hubstats, "_parallel_scan", real)
+    return batch, chosen[0]
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    return table.sort_by([(name, "ascending") for name in table.column_names])
+
+
+def test_the_streamed_scan_reads_what_the_file_scan_reads(tmp_path, monkeypatch):
+    path = _awkward_hub(tmp_path)
+    streamed, how = _read(path, monkeypatch, stream=True)
+    plain, _ = _read(path, monkeypatch, stream=False)
+    assert how == "raw_stream"  # a one-row-group file is streamed (else the test compares a path with itself)
+    assert streamed.records.equals(plain.records)
+    assert streamed.evidence.equals(plain.evidence)
+    assert _sorted(streamed.metrics).equals(_sorted(plain.metrics)) and plain.metrics.num_rows > 0
+    assert streamed.issues == plain.issues
+    kinds = {issue["kind"] for issue in plain.issues}
+    assert {"duplicate_record", "missing_id", "odd_model_id", "broken_card_data", "mistyped_field",
+            "relation_contradicted:only_gguf", "relation_contradicted:onnx_not_quantized"} <= kinds
+
+
+def test_a_file_of_many_row_groups_is_read_by_duckdb_itself(tmp_path, monkeypatch):
+    path, _ = synthesize(400, 1, tmp_path / "hub.parquet", card_text=False)
+    many = tmp_path / "many.parquet"
+    pq.write_table(pq.read_table(path), many, row_group_size=50)
+    batch, how = _read(many, monkeypatch, stream=True)
+    assert how == "raw" and batch.records.num_rows == 400
+
+
+def test_the_stream_is_not_used_when_its_types_differ(tmp_path, monkeypatch):
+    """INT96 times read as nanoseconds by pyarrow and as microseconds by DuckDB: the column
+    expressions are built for DuckDB's types, so the file is read by DuckDB."""
+    path, _ = synthesize(300, 2, tmp_path / "hub.parquet", card_text=False)
+    int96 = tmp_path / "int96.parquet"
+    pq.write_table(pq.read_table(path), int96, use_deprecated_int96_timestamps=True)
+    batch, how = _read(int96, monkeypatch, stream=True)
+    plain, _ = _read(int96, monkeypatch, stream=False)
+    assert how == "raw"
+    assert batch.records.equals(plain.records) and batch.records.num_rows == 300
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab/Ä-", max_size=4)), max_size=8))
+def test_sorted_distinct_ids_are_recognised(ids):
+    expected = None not in ids and ids == sorted(set(ids))
+    assert _strictly_increasing(pa.chunked_array([ids], pa.string())) == expected
+    # and the same split into chunks
+    assert _strictly_increasing(pa.chunked_array([ids[:3], ids[3:]], pa.string())) == expected
+
+
+@pytest.mark.parametrize("chunks", [[], [[]]])
+def test_no_ids_are_distinct(chunks):
+    assert _strictly_increasing(pa.chunked_array(chunks, pa.string()))
