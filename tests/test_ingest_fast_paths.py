@@ -4,9 +4,14 @@
   thread works (``hubstats._parallel_scan``); the same file read through DuckDB's own Parquet scan
   must give the same records, evidence, metrics and issues.
 * ``Atlas.build`` skips the distinct count of ids when they arrive sorted without repeats.
+* The dtypes are listed once per row for the two rules that read them (``dtypes``, ``quantized``):
+  both still follow their plain statements (docs/ingest.md).
 """
 
 from __future__ import annotations
+
+import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,8 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import modelatlas.ingest.hubstats as hubstats
 from modelatlas.atlas.assemble import _strictly_increasing
+from modelatlas.ingest import hubstats
+from modelatlas.ingest.batch import SourceBatch
+from modelatlas.ingest.normalize import (
+    QUANTIZED_DTYPES,
+    QUANTIZED_NAME_PATTERN,
+    QUANTIZED_TAGS,
+)
+from modelatlas.ingest.records import records_from_wire
+from modelatlas.ingest.wire import WIRE_SCHEMA
 from modelatlas.zoo.synthetic_hub import synthesize
 
 
@@ -38,8 +51,8 @@ def _awkward_hub(tmp_path, n: int = 3000):
     for i, bad in zip(range(1, n, 401), ["", "  ", " pad/ded ", "noslash", "a/b/c", "Bad Id/x", "u/model-GGUF"]):
         cols["id"][i] = bad
     for i in range(0, n, 97):  # repeats, one of them without a time
-        for name in cols:
-            cols[name].append(cols[name][i])
+        for values in cols.values():
+            values.append(values[i])
         cols["lastModified"][-1] = None
     out = tmp_path / "awkward.parquet"
     pq.write_table(pa.table(cols, schema=table.schema), out)
@@ -110,3 +123,46 @@ def test_sorted_distinct_ids_are_recognised(ids):
 @pytest.mark.parametrize("chunks", [[], [[]]])
 def test_no_ids_are_distinct(chunks):
     assert _strictly_increasing(pa.chunked_array(chunks, pa.string()))
+
+
+_DTYPES = st.sampled_from([*QUANTIZED_DTYPES, "F16", "BF16", "F32", "F64", "I64", "BOOL"])
+_TAGS = st.lists(st.one_of(st.sampled_from([*QUANTIZED_TAGS, "GGUF", "Int4", "base_model:quantized:a/b",
+                                            "Base_Model:Quantized:c/d", "base_model:finetune:a/b", "en"]),
+                           st.text(alphabet="abgiu4:-_ ", max_size=6)), max_size=5)
+_MODEL = st.builds(lambda author, name: f"{author}/{name}", st.sampled_from(["org", "gguf-org", "x.y"]),
+                   st.lists(st.sampled_from(["llama", "-", "_", ".", "gguf", "awq", "int4", "4bit", "q4_k", "Q5_K",
+                                             "fp8", "w8a8", "Int8", "m"]), min_size=1, max_size=5).map("".join))
+
+
+def _plain_quantized(model_id, tags, gguf, dtypes) -> bool:
+    """docs/ingest.md, "quantized" (None: not known): a quantisation tag (whole tag, any case), a typed
+    ``base_model:quantized:`` tag, a ``gguf`` block, a quantised dtype, or the model name."""
+    lowered = [t.lower() for t in tags or []]
+    if (gguf is not None or any(d in QUANTIZED_DTYPES for d in dtypes or [])
+            or re.search(QUANTIZED_NAME_PATTERN, model_id.rsplit("/", 1)[-1].lower()) is not None):
+        return True
+    if tags is None:
+        return None  # unknown tags: unknown, unless something else says so
+    return any(t in QUANTIZED_TAGS for t in lowered) or any("base_model:quantized:" in t for t in lowered)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_MODEL, st.one_of(st.none(), _TAGS), st.booleans(),
+                          st.one_of(st.none(), st.dictionaries(_DTYPES, st.one_of(st.none(), st.integers(0, 9)),
+                                                               max_size=4))),
+                min_size=1, max_size=6, unique_by=lambda row: row[0]))
+def test_dtypes_and_quantized_follow_their_plain_rules(rows):
+    """Tags are drawn without line breaks (the rule reads the tags as lines)."""
+    table = pa.table({
+        "id": [model_id for model_id, *_ in rows],
+        "tags": [tags for _, tags, _, _ in rows],
+        "gguf": ['{"total": 7}' if gguf else None for _, _, gguf, _ in rows],
+        "safetensors": [None if params is None else json.dumps({"parameters": params}) for *_, params in rows],
+    })
+    wire = pa.table({name: table[name] if name in table.column_names else pa.nulls(len(rows), kind)
+                     for name, kind in zip(WIRE_SCHEMA.names, WIRE_SCHEMA.types)}, schema=WIRE_SCHEMA)
+    records = records_from_wire(wire, SourceBatch("test", "test")).records
+    got = {r["id"]: (r["dtypes"], r["quantized"]) for r in records.select(["id", "dtypes", "quantized"]).to_pylist()}
+    for model_id, tags, gguf, params in rows:
+        dtypes = None if params is None else sorted(k for k, v in params.items() if v is not None)
+        assert got[model_id] == (dtypes, _plain_quantized(model_id, tags, gguf if gguf else None, dtypes)), model_id
