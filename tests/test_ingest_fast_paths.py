@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelatlas.atlas.assemble import _strictly_increasing
+from modelatlas.errors import InputError
 from modelatlas.ingest import hubstats
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.normalize import (
@@ -166,3 +167,21 @@ def test_dtypes_and_quantized_follow_their_plain_rules(rows):
     for model_id, tags, gguf, params in rows:
         dtypes = None if params is None else sorted(k for k, v in params.items() if v is not None)
         assert got[model_id] == (dtypes, _plain_quantized(model_id, tags, gguf if gguf else None, dtypes)), model_id
+
+
+def test_damaged_data_read_through_the_stream_is_one_clear_error(tmp_path):
+    """A damaged page that only the streamed node query reads (the card text) is an InputError
+    naming the file and the damage, not a traceback or an internal name."""
+    path, _ = synthesize(2000, 1, tmp_path / "hub.parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    card = next(group.column(i) for i in range(group.num_columns) if group.column(i).path_in_schema == "card")
+    data = bytearray(path.read_bytes())
+    start = card.data_page_offset + card.total_compressed_size // 3
+    data[start:start + 400] = bytes(b ^ 0x5A for b in data[start:start + 400])
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        hubstats.read_hub_stats(damaged)
+    message = str(caught.value)
+    assert "damaged.parquet" in message and "ZSTD" in message
+    assert "Traceback" not in message and "raw_stream" not in message and "\n" not in message

@@ -15,6 +15,7 @@ reported per model; several rows of one id keep the newest ``lastModified`` (rep
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.card import CARD_DATA_MAX_CHARS
 from modelatlas.ingest.pyvalue import EARLIEST_YEAR, LATEST_YEAR
-from modelatlas.ingest.records import MAX_ROW_MESSAGES, records_from_table
+from modelatlas.ingest.records import (
+    ARROW_BATCH_ROWS,
+    MAX_ROW_MESSAGES,
+    records_from_table,
+)
 from modelatlas.ingest.textfile import quiet_connection, require_file
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
@@ -158,27 +163,33 @@ def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str
     return exprs, checks, notes
 
 
-#: Rows per Arrow batch of a streamed scan (:func:`_parallel_scan`): DuckDB hands each batch to
-#: whichever thread is free.
-SCAN_BATCH_ROWS = 8192
+def _reason(exc: Exception) -> str:
+    """The first line of a reading error, without what DuckDB wraps around a failed pyarrow stream
+    (the stream's name and a Python traceback)."""
+    line = str(exc).splitlines()[0].split(" Detail: Python exception")[0]
+    return re.sub(r"^Invalid Input Error: reading the stream registered as '\w+' failed: ", "", line)
 
 
 def _parallel_scan(con: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str]) -> str:
     """The name of a relation that reads ``path`` on every DuckDB thread: ``raw`` itself, or a stream.
 
-    DuckDB splits a Parquet file between threads by row group only, so a file of fewer row
-    groups than threads (a 100k-model hub is one) is read and ruled on by one thread. pyarrow's
-    batch reader streams the same rows in :data:`SCAN_BATCH_ROWS`-row batches, which DuckDB's
-    threads take in turn: one row group at a time is decoded, never the whole file. Used only
-    when the stream's column types are the file's as DuckDB reads it (the column expressions are
-    built from those); otherwise ``raw``. A stream can be read once.
+    DuckDB splits a Parquet file between threads by row group only, so with fewer than two row
+    groups per thread (a 100k-model hub is one) threads sit idle. pyarrow's batch reader streams
+    the same rows in batches of :data:`~modelatlas.ingest.records.ARROW_BATCH_ROWS` rows, which
+    DuckDB's threads take in turn: one row group at a time is decoded, never the whole file
+    (docs/ingest.md, "Speed"). Used only when the stream's column types are the file's as DuckDB
+    reads it (the column expressions are built from those) and pyarrow opens the file; otherwise
+    ``raw``. A stream can be read once.
     """
     threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    parquet = pq.ParquetFile(path)
-    if threads < 2 or parquet.metadata.num_row_groups >= 2 * threads:
+    try:
+        parquet = pq.ParquetFile(path)
+        if threads < 2 or parquet.metadata.num_row_groups >= 2 * threads:
+            return "raw"
+        batches = parquet.iter_batches(batch_size=ARROW_BATCH_ROWS)
+        con.register("raw_stream", pa.RecordBatchReader.from_batches(parquet.schema_arrow, batches))
+    except (pa.ArrowException, OSError):
         return "raw"
-    batches = parquet.iter_batches(batch_size=SCAN_BATCH_ROWS)
-    con.register("raw_stream", pa.RecordBatchReader.from_batches(parquet.schema_arrow, batches))
     if {row[0]: row[1] for row in con.execute("DESCRIBE raw_stream").fetchall()} != types:
         con.unregister("raw_stream")
         return "raw"
@@ -250,7 +261,7 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
-            raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
+            raise InputError(f"cannot read the Parquet data: {_reason(exc)}", path=str(path)) from None
     finally:
         con.close()
         folder.cleanup()

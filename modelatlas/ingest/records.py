@@ -69,8 +69,10 @@ def _spilling_sort(con: duckdb.DuckDBPyConnection):
         con.execute("RESET memory_limit")
 
 
-#: Rows per Arrow batch of the node rows the claim and audit queries read.
-CLAIM_BATCH_ROWS = 8192
+#: Rows per Arrow batch that a query reads (the node rows for the claims and the audit; a streamed
+#: Parquet file in :mod:`modelatlas.ingest.hubstats`): DuckDB's threads take the batches in turn,
+#: while one batch of a table is read by one thread.
+ARROW_BATCH_ROWS = 8192
 
 
 def _sq(text: str) -> str:
@@ -232,7 +234,7 @@ def records_from_table(con: duckdb.DuckDBPyConnection, batch: SourceBatch, *, sc
     claim_columns = ["_bm_tags", "_card_bases", "_card_rel", "_claim_files"]
     # in batches, so that DuckDB's threads share the claim and audit queries
     nodes_in = records.select(["id", *claim_columns])
-    con.register("nodes_in", pa.Table.from_batches(nodes_in.to_batches(CLAIM_BATCH_ROWS), nodes_in.schema))
+    con.register("nodes_in", pa.Table.from_batches(nodes_in.to_batches(ARROW_BATCH_ROWS), nodes_in.schema))
     try:
         claims = con.sql(_claims_sql()).to_arrow_table()
         batch.stats["relation_flags"] = audit_relations(con, claims.filter(pc.is_null(claims["problem"])), batch,
