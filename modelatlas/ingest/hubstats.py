@@ -236,12 +236,13 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             select = ", ".join(f"CAST({exprs[name]} AS {sql_type}) AS {name}" for name, sql_type in _WIRE_TYPES.items())
             # A view, not a table: the queries below stream the file instead of holding a copy of it.
             con.execute(f"CREATE TEMP VIEW wire_all AS SELECT {select} FROM raw")
-            missing = con.execute("SELECT count(*) FROM raw WHERE id IS NULL OR trim(CAST(id AS VARCHAR)) = ''"
-                                  ).fetchone()[0]
+            # one grouping gives the repeated ids and the rows without an id (the groups NULL and '')
+            repeated = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw GROUP BY i
+                                      HAVING count(*) > 1 OR i IS NULL OR i = '' ORDER BY i""").fetchall()
+            missing = sum(n for model_id, n in repeated if not model_id)
             if missing:
                 batch.issue("missing_id", path.name, f"{path.name}: {missing:,} rows without a model id; skipped")
-            dups = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw WHERE i <> ''
-                                  GROUP BY i HAVING count(*) > 1 ORDER BY i""").fetchall()
+            dups = [(model_id, n) for model_id, n in repeated if model_id]
             for model_id, n in dups:
                 batch.issue("duplicate_record", model_id, f"{path.name}: {model_id!r} has {n} rows; kept the one "
                                                           f"modified last")
