@@ -82,8 +82,7 @@ def audit_sql() -> str:
     ORDER BY child, reason, message"""
 
 
-def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch, *,
-                    files: str = "SELECT id, siblings FROM wire") -> int:
+def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch, *, files: str) -> int:
     """Add one issue per contradicted declaration to ``batch``; return how many.
 
     Parameters
@@ -95,8 +94,8 @@ def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch, *,
     batch:
         The :class:`~modelatlas.ingest.batch.SourceBatch` receiving the issues.
     files:
-        A query of the models' file lists (``id, siblings``); at least those of the claims'
-        children (by default the reader's records, ``wire``).
+        A query of the models' file lists (``id, siblings``), at least those of the claims'
+        children (the reader passes the lists its node query carried along).
     """
     declared = claims.filter(pc.is_in(claims["relation_rule"], pa.array(["typed_tag", "card_relation"])))
     if not declared.num_rows:
