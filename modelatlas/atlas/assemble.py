@@ -57,7 +57,8 @@ def _rank_case(column: str, values: tuple[str, ...], *, predicted_rank: int | No
 def merge_records(records: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table:
     """One row per id; see the module docstring for which value each column keeps."""
     records = conform(records, NODE_SCHEMA)
-    if records.num_rows == 0 or pc.count_distinct(records["id"]).as_py() == records.num_rows:
+    if records.num_rows == 0 or _strictly_increasing(records["id"]) \
+            or pc.count_distinct(records["id"]).as_py() == records.num_rows:
         return records
     con.register("records_in", records)
     cols = [c for c in records.column_names if c not in ("id", "sources", "placeholder")]
@@ -70,6 +71,13 @@ def merge_records(records: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table
         FROM records_in GROUP BY id""").to_arrow_table()
     con.unregister("records_in")
     return conform(merged, NODE_SCHEMA).select(records.column_names)
+
+
+def _strictly_increasing(ids: pa.ChunkedArray) -> bool:
+    """Whether ``ids`` are sorted with no repeats (then they are distinct): a cheap test first,
+    since readers hand over their records sorted by id (:mod:`modelatlas.ingest.records`)."""
+    ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
+    return ids.null_count == 0 and (len(ids) < 2 or pc.all(pc.greater(ids[1:], ids[:-1])).as_py() is True)
 
 
 def derive_edges(evidence: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table:

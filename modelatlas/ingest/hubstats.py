@@ -15,16 +15,23 @@ reported per model; several rows of one id keep the newest ``lastModified`` (rep
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from modelatlas.errors import InputError
 from modelatlas.ingest.batch import SourceBatch
 from modelatlas.ingest.card import CARD_DATA_MAX_CHARS
 from modelatlas.ingest.pyvalue import EARLIEST_YEAR, LATEST_YEAR
-from modelatlas.ingest.records import MAX_ROW_MESSAGES, records_from_table
+from modelatlas.ingest.records import (
+    ARROW_BATCH_ROWS,
+    MAX_ROW_MESSAGES,
+    records_from_table,
+)
 from modelatlas.ingest.textfile import quiet_connection, require_file
 from modelatlas.ingest.wire import WIRE_SCHEMA
 
@@ -156,6 +163,39 @@ def _column_exprs(types: dict[str, str]) -> tuple[dict[str, str], list[tuple[str
     return exprs, checks, notes
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of a reading error, without what DuckDB wraps around a failed pyarrow stream
+    (the stream's name and a Python traceback)."""
+    line = str(exc).splitlines()[0].split(" Detail: Python exception")[0]
+    return re.sub(r"^Invalid Input Error: reading the stream registered as '\w+' failed: ", "", line)
+
+
+def _parallel_scan(con: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str]) -> str:
+    """The name of a relation that reads ``path`` on every DuckDB thread: ``raw`` itself, or a stream.
+
+    DuckDB splits a Parquet file between threads by row group only, so with fewer than two row
+    groups per thread (a 100k-model hub is one) threads sit idle. pyarrow's batch reader streams
+    the same rows in batches of :data:`~modelatlas.ingest.records.ARROW_BATCH_ROWS` rows, which
+    DuckDB's threads take in turn: one row group at a time is decoded, never the whole file
+    (docs/ingest.md, "Speed"). Used only when the stream's column types are the file's as DuckDB
+    reads it (the column expressions are built from those) and pyarrow opens the file; otherwise
+    ``raw``. A stream can be read once.
+    """
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    try:
+        parquet = pq.ParquetFile(path)
+        if threads < 2 or parquet.metadata.num_row_groups >= 2 * threads:
+            return "raw"
+        batches = parquet.iter_batches(batch_size=ARROW_BATCH_ROWS)
+        con.register("raw_stream", pa.RecordBatchReader.from_batches(parquet.schema_arrow, batches))
+    except (pa.ArrowException, OSError):
+        return "raw"
+    if {row[0]: row[1] for row in con.execute("DESCRIBE raw_stream").fetchall()} != types:
+        con.unregister("raw_stream")
+        return "raw"
+    return "raw_stream"
+
+
 def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatch:
     """Read a hub-stats-style ``models.parquet`` (see module docstring).
 
@@ -196,28 +236,33 @@ def read_hub_stats(path: str | Path, *, source: str | None = None) -> SourceBatc
             select = ", ".join(f"CAST({exprs[name]} AS {sql_type}) AS {name}" for name, sql_type in _WIRE_TYPES.items())
             # A view, not a table: the queries below stream the file instead of holding a copy of it.
             con.execute(f"CREATE TEMP VIEW wire_all AS SELECT {select} FROM raw")
-            missing = con.execute("SELECT count(*) FROM raw WHERE id IS NULL OR trim(CAST(id AS VARCHAR)) = ''"
-                                  ).fetchone()[0]
+            # one grouping gives the repeated ids and the rows without an id (the groups NULL and '')
+            repeated = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw GROUP BY i
+                                      HAVING count(*) > 1 OR i IS NULL OR i = '' ORDER BY i""").fetchall()
+            missing = sum(n for model_id, n in repeated if not model_id)
             if missing:
                 batch.issue("missing_id", path.name, f"{path.name}: {missing:,} rows without a model id; skipped")
-            dups = con.execute("""SELECT trim(CAST(id AS VARCHAR)) AS i, count(*) FROM raw WHERE i <> ''
-                                  GROUP BY i HAVING count(*) > 1 ORDER BY i""").fetchall()
+            dups = [(model_id, n) for model_id, n in repeated if model_id]
             for model_id, n in dups:
                 batch.issue("duplicate_record", model_id, f"{path.name}: {model_id!r} has {n} rows; kept the one "
                                                           f"modified last")
             batch.stats["duplicates"] = sum(n - 1 for _, n in dups)
             keep_newest = """QUALIFY row_number() OVER (PARTITION BY id ORDER BY last_modified DESC NULLS LAST,
                                                           created_at DESC NULLS LAST) = 1""" if dups else ""
-            con.execute(f"CREATE TEMP VIEW wire AS SELECT * FROM wire_all WHERE id IS NOT NULL AND id <> '' "
-                        f"{keep_newest}")
+            wire = f"SELECT * FROM wire_all WHERE id IS NOT NULL AND id <> '' {keep_newest}"
+            con.execute(f"CREATE TEMP VIEW wire AS {wire}")
+            # the node query, the one pass that reads every column, reads the file on every thread
+            scan = _parallel_scan(con, path, types)
+            if scan != "raw":
+                con.execute(f"CREATE TEMP VIEW wire_scan AS {wire.replace('wire_all', f'(SELECT {select} FROM {scan})')}")
             batch.stats["lines"] = int(total)
             if total == 0:
                 batch.issue("empty_source", path.name, f"{path.name} holds no rows")
-            return records_from_table(con, batch)
-        except duckdb.Error as exc:
+            return records_from_table(con, batch, scan="wire" if scan == "raw" else "wire_scan")
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
             if isinstance(exc, duckdb.InterruptException):
                 raise KeyboardInterrupt from None
-            raise InputError(f"cannot read the Parquet data: {str(exc).splitlines()[0]}", path=str(path)) from None
+            raise InputError(f"cannot read the Parquet data: {_reason(exc)}", path=str(path)) from None
     finally:
         con.close()
         folder.cleanup()

@@ -79,27 +79,30 @@ def audit_sql() -> str:
     FROM j c WHERE relation = 'adapter'
           AND len(list_filter(s, lambda f: {base} = 'adapter_config.json' OR starts_with({base}, 'adapter_model.')
                                            OR regexp_matches({base}, '(lora|adapter)'))) = 0
-    ORDER BY child, reason"""
+    ORDER BY child, reason, message"""
 
 
-def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch) -> int:
+def audit_relations(con: duckdb.DuckDBPyConnection, claims: pa.Table, batch, *, files: str) -> int:
     """Add one issue per contradicted declaration to ``batch``; return how many.
 
     Parameters
     ----------
     con:
-        A connection where ``wire`` (the reader's records, with ``id`` and ``siblings``) is defined.
+        A connection where ``files`` can run.
     claims:
         The parent claims (``child, parent, relation, relation_rule, provenance``).
     batch:
         The :class:`~modelatlas.ingest.batch.SourceBatch` receiving the issues.
+    files:
+        A query of the models' file lists (``id, siblings``), at least those of the claims'
+        children (the reader passes the lists its node query carried along).
     """
     declared = claims.filter(pc.is_in(claims["relation_rule"], pa.array(["typed_tag", "card_relation"])))
     if not declared.num_rows:
         return 0
     con.register("_audit_claims", declared.select(["child", "parent", "relation", "relation_rule", "provenance"]))
     try:
-        con.execute("CREATE OR REPLACE TEMP VIEW _audit_files AS SELECT id, siblings FROM wire")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _audit_files AS {files}")
         rows = con.sql(audit_sql()).fetchall()
     finally:
         con.execute("DROP VIEW IF EXISTS _audit_files")
