@@ -50,6 +50,7 @@ from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
+from modelatlas.chart.sparse_merge import ALPHA, half_ulp, sparse_merge
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
 from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 from modelatlas.errors import InputError
@@ -65,6 +66,9 @@ TASK_BASES_FROM = 4
 #: most this many units in the last place of the model's storage dtype, times the model's norm
 #: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
 ROUNDING_UNITS = 1.0
+#: Sparsified merges (``OnlineCharter._sparse``) are looked for in models stored with at least this
+#: many significant bits (fp16, fp32): in bf16 fine-tunes pass the test (docs/BENCHMARKS.md).
+SPARSE_MIN_BITS = 11
 
 
 @register
@@ -436,7 +440,7 @@ class OnlineCharter:
             return (int(cand[0]),), "quantized", "quantized", margin
         if "merges" in rules and len(wide) >= 2:
             hit = (self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
-                   or self._task_arithmetic(v, wide))
+                   or self._task_arithmetic(v, wide) or self._sparse(v, wide))
             if hit is not None:
                 return hit
         return (int(cand[0]),), "finetune", "nearest", margin
@@ -544,6 +548,40 @@ class OnlineCharter:
                                sum_to_one=False)
             if hit is not None:
                 return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
+        return None
+
+    def _sparse(self, v, cand):
+        """Parents of a sparsified merge (TIES, DARE; :mod:`modelatlas.chart.sparse_merge`): ratio
+        spikes of ``x − b`` against two or more of the :data:`TASK_CANDIDATES` nearest related
+        candidates' task vectors, on largely different coordinates, and coordinates dropped back to
+        the base ``b`` exactly, ``b`` running over the charted ancestors of the nearest
+        :data:`TASK_BASES_FROM`. Not for models stored in bf16 (:data:`SPARSE_MIN_BITS`): there
+        small fine-tune updates round back to the base and 8 bits blur the spikes, and fine-tunes
+        pass the test (docs/chart.md, rule 7). Every parent must descend from the base (as charted
+        so far), none from another parent. The base is not a parent; nor is an earlier merge of the parents (its entries show
+        spikes too), as in :meth:`_merge`."""
+        bits = significant_bits(v)
+        if bits < SPARSE_MIN_BITS:
+            return None
+        cand = [int(c) for c in cand[:TASK_CANDIDATES]]
+        rounding = half_ulp(v, bits)
+        for base in self._ancestors(cand[:TASK_BASES_FROM]):
+            b = self.vecs[self.row[base]]
+            if np.count_nonzero((np.abs(v - b) <= rounding) & (v != 0)) < 8:  # nothing dropped to b
+                continue
+            others = [c for c in cand if c != base]
+            hit = sparse_merge(v, b, self._rows(others), self.layers, bits=bits)
+            if hit is None:
+                continue
+            labels = [others[j] for j in hit.parents]
+            # an earlier merge of the parents shows spikes too: the ingredients are the parents
+            labels = [c for c in labels if self.relation.get(c) != "merge" or not set(self.parents[c]) & set(labels)]
+            # task vectors are taken from a common ancestor: every parent descends from the base,
+            # and none from another parent (its task vector would contain that parent's)
+            if (len(labels) >= 2 and all(self._descends_from(c, base) for c in labels)
+                    and not any(self._descends_from(a, c) for a in labels for c in labels if a != c)):
+                score = float(1.0 - np.exp(min(hit.log_p - np.log(ALPHA), 0.0)))
+                return tuple(sorted(labels)), "merge", "merge", score
         return None
 
     def _fewest(self, labels, rows, target, as_well, *, sum_to_one):
