@@ -24,7 +24,8 @@ evidence overrides it. For each model, the first rule that applies decides:
 6. **quantised** (flag, or few distinct values): the nearest related candidate, relation ``quantized``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
    ``merge_candidates`` nearest related earlier models (simplex-constrained least squares),
-   residual below ``merge_residual`` × the nearest distance;
+   residual below ``merge_residual`` × the nearest distance; or exactly a task-arithmetic merge
+   over a charted ancestor; or a sparsified merge (TIES, DARE: :mod:`modelatlas.chart.sparse_merge`);
 8. **fine-tune**: the nearest related candidate.
 
 There is no rule on the sign of successive updates, on step-size ratios or on time gaps: each of
@@ -512,7 +513,7 @@ class OnlineCharter:
         negative weight, outside every convex combination (:meth:`_merge`). Only exact fits count
         — residual within the rounding of the storage dtype — so no threshold is read off a zoo:
         a fine-tune's fresh update is never in the span of its relatives' task vectors, while the
-        sparsified merges (TIES, DARE) are never exact and are left to the other rules.
+        sparsified merges (TIES, DARE) are never exact and are left to :meth:`_sparse`.
         """
         m = self.m
         cand = [int(c) for c in cand[:TASK_CANDIDATES]]
