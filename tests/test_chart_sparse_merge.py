@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 from modelatlas.chart import ChartInput, LayerBlock, get_method
-from modelatlas.chart.sparse_merge import sparse_merge
+from modelatlas.chart.sparse_merge import (
+    ALPHA,
+    cell_ids,
+    dropped_to_base,
+    half_ulp,
+    ratio_spike,
+    sparse_merge,
+)
 from modelatlas.zoo.merge import dare, ties
 
 HOUR = 3600.0
 SHAPES = [(32, 24), (24, 32), (16, 24)]
-BITS = {"float32": 24, "float16": 11}
+BITS = {"float32": 24, "float16": 11, "bfloat16": 8}
+DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 
 def _layers() -> list[LayerBlock]:
@@ -23,17 +32,17 @@ def _layers() -> list[LayerBlock]:
 
 
 def _flat(state: dict[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate([state[f"l{k}"].ravel() for k in range(len(SHAPES))]).astype(np.float32)
+    return np.concatenate([state[f"l{k}"].ravel() for k in range(len(SHAPES))])
 
 
 def _family(storage: str, seed: int = 0):
     """A base, four fine-tunes of it (dense updates), a fine-tune of the first, and a child of the
     first that retrains only its last layer (the others bit-identical: frozen)."""
     rng = np.random.default_rng(seed)
-    dtype = np.dtype(storage)
+    dtype = DTYPES[storage]
 
-    def store(state):
-        return {k: v.astype(dtype) for k, v in state.items()}
+    def store(state):  # decoded as the zoos hold them: float32 values of the storage dtype
+        return {k: v.astype(dtype).astype(np.float32) for k, v in state.items()}
 
     base = store({f"l{k}": rng.standard_t(5, s) * 0.3 for k, s in enumerate(SHAPES)})
 
@@ -43,7 +52,7 @@ def _family(storage: str, seed: int = 0):
     tunes = [tune(base, 0.08) for _ in range(4)]
     child = tune(tunes[0], 0.03)
     frozen = dict(tunes[0])
-    frozen["l2"] = (tunes[0]["l2"].astype(np.float64) + rng.normal(0, 0.08, SHAPES[2])).astype(dtype)
+    frozen["l2"] = store({"l2": tunes[0]["l2"] + rng.normal(0, 0.08, SHAPES[2])})["l2"]
     return base, tunes, child, frozen
 
 
@@ -52,10 +61,10 @@ def _merged(method: str, base, parents, storage: str):
         out = ties(base, parents, [0.7, 0.5], density=0.4, lam=1.1)
     else:
         out = dare(base, parents, [0.6, 0.8], density=0.5, seed=3, lam=0.9)
-    return {k: v.astype(storage) for k, v in out.items()}
+    return {k: v.astype(DTYPES[storage]).astype(np.float32) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("storage", ["float32", "float16"])
+@pytest.mark.parametrize("storage", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("method", ["ties", "dare"])
 def test_sparse_merge_names_its_parents_and_not_fine_tunes(method, storage):
     """TIES (Yadav et al., NeurIPS 2023) and DARE (Yu et al., ICML 2024) merges of tunes 1 and 2
@@ -68,7 +77,7 @@ def test_sparse_merge_names_its_parents_and_not_fine_tunes(method, storage):
     assert hit is not None and set(hit.parents) == {1, 2}
     expected = 1.1 if method == "ties" else None  # TIES: every spike at λ (Sec. 3, disjoint mean)
     if expected is not None:
-        assert np.allclose(hit.scales, expected, rtol=1e-2)
+        assert np.allclose(hit.scales, expected, rtol=2.0 ** -5)
     for model, others in ((child, [*tunes, frozen]), (frozen, [*tunes, child])):
         assert sparse_merge(_flat(model), _flat(base), np.stack([_flat(t) for t in others]), _layers(),
                             bits=BITS[storage]) is None
@@ -97,3 +106,24 @@ def test_auto_charts_an_undocumented_sparsified_merge(method):
     assert ps[6] == {1} and ps[7] == {1}
     without = get_method("auto", rules=tuple(r for r in get_method("auto").RULES if r != "merges")).chart(models)
     assert len(without.parent_sets()[5]) == 1  # the rule, not another one, finds it
+
+
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+def test_each_signature_separates_a_merge_from_a_fine_tune(storage):
+    """The two signatures on their own: a DARE parent's ratios spike at ``λ w / p`` and the merge
+    sits on the base where both entries were dropped; a fine-tune of the same parent shows neither
+    (its ratios against the parent's task vector spread, it never lands back on the base)."""
+    base, tunes, child, _ = _family(storage, seed=4)
+    x = _merged("dare", base, [tunes[1], tunes[2]], storage)
+    b, bits = _flat(base).astype(np.float64), BITS[storage]
+    row, col = cell_ids(_layers(), len(b))
+    width = min(2.0 ** (5 - bits), 2.0 ** -6)
+    for model, parent, spikes in ((x, tunes[1], True), (child, tunes[0], False)):
+        m = _flat(model).astype(np.float64)
+        tau = _flat(parent).astype(np.float64) - b
+        h = half_ulp(m, bits)
+        log_p, scale, _ = ratio_spike(m - b, tau, h, row >= 0, width, row, col)
+        assert (log_p < np.log(ALPHA)) == spikes
+        if spikes:
+            assert scale == pytest.approx(0.9 * 0.6 / 0.5, rel=2 * width)
+        assert (dropped_to_base(m, b, [tau], h, row >= 0) < np.log(ALPHA)) == spikes

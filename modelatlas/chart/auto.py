@@ -67,9 +67,6 @@ TASK_BASES_FROM = 4
 #: most this many units in the last place of the model's storage dtype, times the model's norm
 #: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
 ROUNDING_UNITS = 1.0
-#: Sparsified merges (``OnlineCharter._sparse``) are looked for in models stored with at least this
-#: many significant bits (fp16, fp32): in bf16 fine-tunes pass the test (docs/BENCHMARKS.md).
-SPARSE_MIN_BITS = 11
 
 
 @register
@@ -556,14 +553,10 @@ class OnlineCharter:
         spikes of ``x − b`` against two or more of the :data:`TASK_CANDIDATES` nearest related
         candidates' task vectors, on largely different coordinates, and coordinates dropped back to
         the base ``b`` exactly, ``b`` running over the charted ancestors of the nearest
-        :data:`TASK_BASES_FROM`. Not for models stored in bf16 (:data:`SPARSE_MIN_BITS`): there
-        small fine-tune updates round back to the base and 8 bits blur the spikes, and fine-tunes
-        pass the test (docs/chart.md, rule 7). Every parent must descend from the base (as charted
-        so far), none from another parent. The base is not a parent; nor is an earlier merge of the parents (its entries show
-        spikes too), as in :meth:`_merge`."""
+        :data:`TASK_BASES_FROM` (docs/chart.md, rule 7). Every parent must descend from the base
+        (as charted so far), none from another parent. The base is not a parent; nor is an
+        earlier merge of the parents (its entries show spikes too), as in :meth:`_merge`."""
         bits = significant_bits(v)
-        if bits < SPARSE_MIN_BITS:
-            return None
         cand = [int(c) for c in cand[:TASK_CANDIDATES]]
         rounding = half_ulp(v, bits)
         for base in self._ancestors(cand[:TASK_BASES_FROM]):
@@ -576,7 +569,8 @@ class OnlineCharter:
                 continue
             labels = [others[j] for j in hit.parents]
             # an earlier merge of the parents shows spikes too: the ingredients are the parents
-            labels = [c for c in labels if self.relation.get(c) != "merge" or not set(self.parents[c]) & set(labels)]
+            labels = [c for c in labels
+                      if self.relation.get(c) != "merge" or not set(self.parents[c]) & set(labels)]
             # task vectors are taken from a common ancestor: every parent descends from the base,
             # and none from another parent (its task vector would contain that parent's)
             if (len(labels) >= 2 and all(self._descends_from(c, base) for c in labels)

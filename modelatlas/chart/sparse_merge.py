@@ -22,7 +22,7 @@ Two signatures follow, neither of which a fine-tune, a frozen-layer child or a q
 Both are tested as counts in the narrowest window the storage precision allows against the count
 a smooth density puts there, estimated from neighbouring windows of the same width (a Poisson tail
 probability, Bonferroni-corrected for the windows scanned), so no threshold is read off a zoo.
-docs/chart.md (rule 7) states where the test applies (fp32 storage of the merge) and why.
+docs/chart.md (rule 7) describes the test; docs/BENCHMARKS.md measures it per storage dtype.
 """
 
 from __future__ import annotations
@@ -132,10 +132,10 @@ def sparse_merge(x: np.ndarray, base: np.ndarray, candidates: np.ndarray, layers
 
     Parents are taken greedily: of the candidates whose ratio spike is significant at ``alpha``, the
     one whose spike holds the most coordinates, then the next one on the coordinates no earlier
-    parent's spike explains (a later candidate whose spike lies on an earlier parent's coordinates — a child or
-    sibling that inherited them — explains nothing new). Rows where ``x`` and a candidate are bit
-    identical (frozen layers) do not count for that candidate. A merge needs two parents or more
-    and significant drops to the base.
+    parent's spike explains (a later candidate whose spike lies on an earlier parent's coordinates
+    — a child or sibling that inherited them — explains nothing new). Rows where ``x`` is bit identical to the
+    base or to a candidate (frozen layers, layers an adapter left alone) do not count. A merge
+    needs two parents or more and significant drops to the base.
 
     Parameters
     ----------
@@ -163,15 +163,19 @@ def sparse_merge(x: np.ndarray, base: np.ndarray, candidates: np.ndarray, layers
     row, col = cell_ids(layers, len(x))
     inside = row >= 0
     d, h = x - b, half_ulp(x, bits)
-    width = max(2.0 ** (5 - bits), 2.0 ** -6)
+    width = min(2.0 ** (5 - bits), 2.0 ** -6)
     taus = [np.asarray(c, np.float64) - b for c in candidates]
-    own = [inside & _changed_rows(x, np.asarray(c, np.float64), row) for c in candidates]
+    # rows bit-identical to the base or to a candidate were inherited (frozen layers, layers an
+    # adapter left alone), not merged: they are no evidence either way
+    inside &= _changed_rows(x, b, row)
+    for c in candidates:
+        inside &= _changed_rows(x, np.asarray(c, np.float64), row)
     left = inside.copy()
     picked: list[int] = []
     scales: list[float] = []
     worst = -np.inf
     while len(picked) < max_parents:
-        tests = [ratio_spike(d, t, h, left & own[k], width, row, col) if k not in picked else (0.0, 0.0, None)
+        tests = [ratio_spike(d, t, h, left, width, row, col) if k not in picked else (0.0, 0.0, None)
                  for k, t in enumerate(taus)]
         significant = [k for k, t in enumerate(tests) if t[0] <= np.log(alpha)]
         if not significant:
@@ -185,8 +189,7 @@ def sparse_merge(x: np.ndarray, base: np.ndarray, candidates: np.ndarray, layers
         left[tests[j][2]] = False
     if len(picked) < 2:
         return None
-    # rows the merge left bit-identical to the base (frozen in every parent) are no evidence
-    drops = dropped_to_base(x, b, [taus[j] for j in picked], h, inside & _changed_rows(x, b, row))
+    drops = dropped_to_base(x, b, [taus[j] for j in picked], h, inside)
     if drops > np.log(alpha):
         return None
     return SparseMerge(tuple(picked), tuple(scales), max(worst, drops))
