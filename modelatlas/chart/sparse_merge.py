@@ -170,6 +170,9 @@ def sparse_merge(x: np.ndarray, base: np.ndarray, candidates: np.ndarray, layers
     inside &= _changed_rows(x, b, row)
     for c in candidates:
         inside &= _changed_rows(x, np.asarray(c, np.float64), row)
+    # cheap pre-check, vectorised over every candidate: no drops, no sparsified merge
+    if not len(taus) or dropped_to_base(x, b, taus, h, inside) > np.log(alpha):
+        return None
     left = inside.copy()
     picked: list[int] = []
     scales: list[float] = []
