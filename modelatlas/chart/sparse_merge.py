@@ -91,6 +91,19 @@ def ratio_spike(d: np.ndarray, tau: np.ndarray, h: np.ndarray, usable: np.ndarra
     distinct rows or columns it touches, whichever is fewer, so that a rank-one relation between two
     low-rank updates (constant ratio along a row) is no spike.
 
+    Parameters
+    ----------
+    d, tau:
+        The model's and the candidate's differences from the base.
+    h:
+        Half a unit in the last place of each of the model's values (:func:`half_ulp`).
+    usable:
+        Coordinates that may count.
+    width:
+        Half-width of the windows, in log ratio.
+    row, col:
+        Row and column ids of each coordinate (:func:`cell_ids`).
+
     Returns
     -------
     (log tail probability, spike scale, coordinates in the spike)
@@ -118,11 +131,23 @@ def dropped_to_base(x: np.ndarray, b: np.ndarray, taus: list[np.ndarray], h: np.
                     usable: np.ndarray) -> float:
     """Log tail probability of the coordinates where ``x`` equals ``b`` (within its rounding)
     although a parent moved them by more than :data:`ROUNDING_MARGIN` half-units, against the
-    counts at 2–6 units in the last place away from ``b``."""
+    counts at 2–6 units in the last place away from ``b`` (windows of one unit each).
+
+    Parameters
+    ----------
+    x, b:
+        The model and the base.
+    taus:
+        The parents' differences from the base.
+    h:
+        Half a unit in the last place of each of the model's values (:func:`half_ulp`).
+    usable:
+        Coordinates that may count.
+    """
     big = usable & (np.max(np.abs(np.stack(taus)), axis=0) > ROUNDING_MARGIN * h)
     off, hb = x[big] - b[big], h[big]
     at_base = int(np.sum(np.abs(off) <= hb))
-    near = np.array([np.sum(np.abs(off - k * 2 * hb) <= hb / 2) for k in (-6, -5, -4, -3, -2, 2, 3, 4, 5, 6)])
+    near = np.array([np.sum(np.abs(off - k * 2 * hb) <= hb) for k in (-6, -5, -4, -3, -2, 2, 3, 4, 5, 6)])
     return _excess(at_base, near, 1.0)
 
 
