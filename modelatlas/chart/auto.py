@@ -27,7 +27,8 @@ evidence overrides it. For each model, the first rule that applies decides:
 6. **quantised** (flag, or few distinct values): the nearest related candidate, relation ``quantized``;
 7. **merge**: the model is (almost) a convex combination of two or three of its
    ``merge_candidates`` nearest related earlier models (simplex-constrained least squares),
-   residual below ``merge_residual`` × the nearest distance;
+   residual below ``merge_residual`` × the nearest distance; or exactly a task-arithmetic merge
+   over a charted ancestor; or a sparsified merge (TIES, DARE: :mod:`modelatlas.chart.sparse_merge`);
 8. **fine-tune**: the nearest related candidate.
 
 Then the plain fine-tune parents and roots are re-decided together (rule ``joint``,
@@ -59,6 +60,7 @@ from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
 from modelatlas.chart.frozen import frozen_exclusions
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
+from modelatlas.chart.sparse_merge import ALPHA, half_ulp, sparse_merge
 from modelatlas.chart.tree_order import known_parents_first, partly_timed_order, spanning_tree_order
 from modelatlas.chart.types import ChartInput, ChartResult, LayerBlock
 from modelatlas.errors import InputError
@@ -470,7 +472,7 @@ class OnlineCharter:
             return (int(cand[0]),), "quantized", "quantized", margin
         if "merges" in rules and len(wide) >= 2:
             hit = (self._merge(v, wide[:m.merge_candidates], wide_d[:m.merge_candidates])
-                   or self._task_arithmetic(v, wide))
+                   or self._task_arithmetic(v, wide) or self._sparse(v, wide))
             if hit is not None:
                 return hit
         return (int(cand[0]),), "finetune", "nearest", margin
@@ -551,7 +553,7 @@ class OnlineCharter:
         negative weight, outside every convex combination (:meth:`_merge`). Only exact fits count
         — residual within the rounding of the storage dtype — so no threshold is read off a zoo:
         a fine-tune's fresh update is never in the span of its relatives' task vectors, while the
-        sparsified merges (TIES, DARE) are never exact and are left to the other rules.
+        sparsified merges (TIES, DARE) are never exact and are left to :meth:`_sparse`.
         """
         m = self.m
         cand = [int(c) for c in cand[:TASK_CANDIDATES]]
@@ -587,6 +589,37 @@ class OnlineCharter:
                                sum_to_one=False)
             if hit is not None:
                 return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
+        return None
+
+    def _sparse(self, v, cand):
+        """Parents of a sparsified merge (TIES, DARE; :mod:`modelatlas.chart.sparse_merge`): ratio
+        spikes of ``x − b`` against two or more of the :data:`TASK_CANDIDATES` nearest related
+        candidates' task vectors, on largely different coordinates, and coordinates dropped back to
+        the base ``b`` exactly, ``b`` running over the charted ancestors of the nearest
+        :data:`TASK_BASES_FROM` (docs/chart.md, rule 7). Every parent must descend from the base
+        (as charted so far), none from another parent. The base is not a parent; nor is an
+        earlier merge of the parents (its entries show spikes too), as in :meth:`_merge`."""
+        bits = significant_bits(v)
+        cand = [int(c) for c in cand[:TASK_CANDIDATES]]
+        rounding = half_ulp(v, bits)
+        for base in self._ancestors(cand[:TASK_BASES_FROM]):
+            b = self.vecs[self.row[base]]
+            if np.count_nonzero((np.abs(v - b) <= rounding) & (v != 0)) < 8:  # nothing dropped to b
+                continue
+            others = [c for c in cand if c != base]
+            hit = sparse_merge(v, b, self._rows(others), self.layers, bits=bits)
+            if hit is None:
+                continue
+            labels = [others[j] for j in hit.parents]
+            # an earlier merge of the parents shows spikes too: the ingredients are the parents
+            labels = [c for c in labels
+                      if self.relation.get(c) != "merge" or not set(self.parents[c]) & set(labels)]
+            # task vectors are taken from a common ancestor: every parent descends from the base,
+            # and none from another parent (its task vector would contain that parent's)
+            if (len(labels) >= 2 and all(self._descends_from(c, base) for c in labels)
+                    and not any(self._descends_from(a, c) for a in labels for c in labels if a != c)):
+                score = float(1.0 - np.exp(min(hit.log_p - np.log(ALPHA), 0.0)))
+                return tuple(sorted(labels)), "merge", "merge", score
         return None
 
     def _fewest(self, labels, rows, target, as_well, *, sum_to_one):
