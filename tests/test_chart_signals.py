@@ -155,3 +155,26 @@ def test_a_copy_converted_to_a_coarser_dtype_is_a_duplicate_of_its_source():
                             layers=LAYERS, created_at=np.array([1.0, 2.0, 3.0]), quantized=np.array([True, False, True]))
         result = get_method("auto").chart(models)
         assert result.parent_sets()[2] == {0}
+
+
+def test_kurtosis_score_of_a_constant_layer_is_zero_and_silent():
+    """MoTHer's per-layer kurtosis (Eq. 3) is summed over layers; a layer with no spread (all zero,
+    or a variance whose square underflows) adds 0 instead of NaN or a warning."""
+    import warnings
+
+    from modelatlas.chart.distances import kurtosis_score
+    from modelatlas.chart.types import ChartInput
+
+    rng = np.random.default_rng(0)
+    spread = rng.standard_t(5, 64)
+    vectors = np.stack([np.concatenate([spread, np.zeros(64)]),
+                        np.concatenate([spread, np.full(64, 1e-200)]),
+                        np.concatenate([spread, spread])]).astype(np.float64)
+    layers = [LayerBlock("a", 0, 8, 8), LayerBlock("b", 64, 8, 8)]
+    models = ChartInput(ids=["x", "y", "z"], vectors=vectors.astype(np.float32), layers=layers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = kurtosis_score(models)
+    c = spread - spread.mean()
+    k = float((c ** 4).mean() / (c ** 2).mean() ** 2)
+    assert np.allclose(score, [k, k, 2 * k], rtol=1e-4)

@@ -144,7 +144,9 @@ def kurtosis_score(models: ChartInput) -> np.ndarray:
         c = x - x.mean(axis=1, keepdims=True)
         m2 = (c ** 2).mean(axis=1)
         m4 = (c ** 4).mean(axis=1)
-        total += np.where(m2 > 0, m4 / np.maximum(m2, 1e-300) ** 2, 0.0)
+        # a constant layer (m2 = 0, or so small that m2² underflows) has no kurtosis: 0, silently
+        var2 = m2 * m2
+        total += np.divide(m4, var2, out=np.zeros_like(m4), where=var2 > 0)
     return total
 
 
