@@ -51,6 +51,24 @@ def test_a_quantised_model_is_not_the_root_when_another_ties():
     assert best_roots(4, row, col, tree, k, rank, {2: (3,)}, leaves=leaves).tolist() == [3]
 
 
+def test_a_copied_layer_directs_its_edge_below_known_edges_and_above_leaves():
+    # a chain 0 - 1 - 2 - 3; the fallback order starts at 3
+    row, col = _chain(4)
+    tree, k = _one_tree(4)
+    rank = np.array([3, 2, 1, 0])
+    copies = np.zeros((3, 2), np.int64)
+    copies[0] = (-1, 0)  # edge 0 - 1: 0 holds the finer copy, so 0 is the parent
+    assert best_roots(4, row, col, tree, k, rank, {}, copies=copies).tolist() == [0]
+    # the weaker, native-copy evidence on edge 1 - 2 pointing 2 -> 1 loses to the precision tier
+    copies[1] = (0, 1)
+    assert best_roots(4, row, col, tree, k, rank, {}, copies=copies).tolist() == [0]
+    # a known edge 3 -> 2 outranks it: the root is 3
+    assert best_roots(4, row, col, tree, k, rank, {2: (3,)}, copies=copies).tolist() == [3]
+    # a quantised leaf 0 does not: copies outrank leaves
+    leaves = np.array([True, False, False, False])
+    assert best_roots(4, row, col, tree, k, rank, {}, leaves=leaves, copies=copies).tolist() == [0]
+
+
 def test_with_some_models_dated_the_root_agrees_with_upload_order_first():
     row, col = _chain(6)
     tree, k = _one_tree(6)
@@ -90,7 +108,7 @@ def _oriented(n, us, vs, root):
     return parent
 
 
-def _brute_force(n, row, col, rank, known, leaves, times):
+def _brute_force(n, row, col, rank, known, leaves, times, copies):
     """Each candidate root's tier scores by orienting the tree from it and checking each piece of
     evidence directly (ancestor tests), then the lexicographic best, ties to the lowest rank."""
     best = None
@@ -108,6 +126,8 @@ def _brute_force(n, row, col, rank, known, leaves, times):
             int(known.get(r) == ()),
             sum(1 for v, p in parent.items() if p is not None and times[p] < times[v]),
             sum(1 for c, ps in known.items() if len(ps) == 1 and ps[0] != c and ps[0] in ancestors(c)),
+            *(sum(1 for e, (u, v) in enumerate(zip(row, col)) if (copies[e, k] > 0 and parent[u] == v)
+                  or (copies[e, k] < 0 and parent[v] == u)) for k in (0, 1)),
             sum(1 for v, p in parent.items() if p is not None and leaves[v] and not leaves[p]),
         )
         key = (tuple(-t for t in tiers), rank[r])
@@ -137,8 +157,9 @@ def test_rerooting_finds_the_root_a_brute_force_search_finds(n, seed):
         elif u < 0.35 and n > 2:
             known[c] = tuple(int(p) for p in rng.choice(n, 2, replace=False))
     known = {c: ps for c, ps in known.items() if c not in ps}
-    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves, times=times)
-    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves, times)]
+    copies = rng.integers(-1, 2, (len(row), 2))
+    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves, times=times, copies=copies)
+    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves, times, copies)]
 
 
 @settings(max_examples=60, deadline=None)

@@ -57,7 +57,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from modelatlas.chart.alignment import alignment_testable, alignment_z, unit_rows
 from modelatlas.chart.distances import kurtosis_score, stage_from_known
 from modelatlas.chart.estimator import ChartMethod, SubsetOf, register
-from modelatlas.chart.frozen import frozen_exclusions
+from modelatlas.chart.frozen import copy_directions, frozen_exclusions
 from modelatlas.chart.low_rank import adapter_evidence, significant_bits
 from modelatlas.chart.neighbors import GrowingIndex
 from modelatlas.chart.sparse_merge import ALPHA, half_ulp, sparse_merge
@@ -254,7 +254,8 @@ class Auto(ChartMethod):
             return known_parents_first(partly_timed_order(
                 self.geometry_of(models.vectors, models.layers), models.created_at, known or {},
                 exact_up_to=self.exact_up_to, leaves=self.leaves(models),
-                related=lambda a, b: self.related(models.vectors, models.layers, a, b)), known or {})
+                related=lambda a, b: self.related(models.vectors, models.layers, a, b),
+                copied=self.copied(models)), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
         by_kurtosis = np.argsort(sign * score, kind="stable")
@@ -264,8 +265,16 @@ class Auto(ChartMethod):
         rank[by_kurtosis] = np.arange(len(models))
         order = spanning_tree_order(self.geometry_of(models.vectors, models.layers), rank, known or {},
                                     related=lambda a, b: self.related(models.vectors, models.layers, a, b),
-                                    exact_up_to=self.exact_up_to, leaves=self.leaves(models))
+                                    exact_up_to=self.exact_up_to, leaves=self.leaves(models),
+                                    copied=self.copied(models))
         return known_parents_first(order, known or {})
+
+    def copied(self, models: ChartInput):
+        """``copied(a, b)``: which model of each pair a layer copied between them shows to be the
+        parent (:func:`~modelatlas.chart.frozen.copy_directions`; rule ``frozen``), or ``None``."""
+        if "frozen" not in self.rules:
+            return None
+        return lambda a, b: copy_directions(models.vectors, a, b, models.layers)
 
     def leaves(self, models: ChartInput) -> np.ndarray:
         """Which models are never parents: quantised, flagged or by the quantised rule's test

@@ -25,7 +25,14 @@ ones above, so no weight of one kind of evidence against another has to be chose
    skipped: their paths to the merge run through each other's branches, not through its lineage.
    Where the tree is wrong (a child nearer its grandparent than its parent sits between them) a
    known edge can point the wrong way; the root then satisfies as many known edges as any root can;
-4. **leaves**: a quantised model is never a parent (Model Atlas, Algorithm 1, excludes quantised
+4. **copies**: a layer two neighbouring models hold identically, one at more significant bits
+   than the other (an fp32 parent's layer and its bf16 child's rounding of it), was copied from
+   the finer one: a copy never gains precision (:func:`~modelatlas.chart.frozen.copy_directions`),
+   so the edge points from the finer holder to the coarser one;
+5. **native copies**: a model that holds such a layer at fewer bits than its own dtype's copied
+   it; a neighbour that holds it at its own dtype's precision is its likeliest source (weaker:
+   the source may be another model);
+6. **leaves**: a quantised model is never a parent (Model Atlas, Algorithm 1, excludes quantised
    models as candidates), so its tree edges point into it.
 
 The last ties fall to the fallback rank: the kurtosis order of the training stage the stem shows
@@ -44,12 +51,12 @@ from __future__ import annotations
 import numpy as np
 
 #: Tiers of evidence, compared in this order.
-TIERS = ("known_root", "time", "known_edge", "leaf")
+TIERS = ("known_root", "time", "known_edge", "copy", "native_copy", "leaf")
 
 
 def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_trees: int, rank: np.ndarray,
                known: dict[int, tuple[int, ...]], *, leaves: np.ndarray | None = None,
-               times: np.ndarray | None = None) -> np.ndarray:
+               times: np.ndarray | None = None, copies: np.ndarray | None = None) -> np.ndarray:
     """The root of each tree of a forest: the model whose implied edge directions agree best with
     the evidence (the tiers of the module docstring), ties to the lowest ``rank``.
 
@@ -72,6 +79,10 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
         Boolean mask of the models that are never parents (quantised).
     times:
         Upload times, ``NaN`` where unknown (only some models dated: the partly timed order).
+    copies:
+        Per edge, the directions a layer copied between its ends shows
+        (:func:`~modelatlas.chart.frozen.copy_directions` of ``row, col``, two columns: ``+1``
+        ``col`` is the parent, ``-1`` ``row`` is, ``0`` no evidence).
 
     Returns
     -------
@@ -90,8 +101,12 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
             node[c, 0] += 1.0
     if leaves is not None:
         leaf = np.asarray(leaves, bool)
-        gain[:, 3] += leaf[col] & ~leaf[row]
-        back[:, 3] += leaf[row] & ~leaf[col]
+        gain[:, 5] += leaf[col] & ~leaf[row]
+        back[:, 5] += leaf[row] & ~leaf[col]
+    if copies is not None:
+        c = np.asarray(copies).reshape(len(row), 2)
+        gain[:, 3:5] += c < 0
+        back[:, 3:5] += c > 0
 
     if times is not None:
         t = np.asarray(times, np.float64)
