@@ -270,8 +270,9 @@ class Auto(ChartMethod):
         return known_parents_first(order, known or {})
 
     def copied(self, models: ChartInput):
-        """``copied(a, b)``: which model of each pair a layer copied between them shows to be the
-        parent (:func:`~modelatlas.chart.frozen.copy_directions`; rule ``frozen``), or ``None``."""
+        """``copied(a, b)``: for arrays of model indices, which model of each pair the layers copied
+        between them show to be upstream (the two columns of
+        :func:`~modelatlas.chart.frozen.copy_directions`; rule ``frozen``), or ``None``."""
         if "frozen" not in self.rules:
             return None
         return lambda a, b: copy_directions(models.vectors, a, b, models.layers)

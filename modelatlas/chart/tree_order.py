@@ -8,8 +8,8 @@ a minimum spanning forest (the undirected shape of a lineage: a model is closest
 its children), edges between unrelated models (neuron alignment, :mod:`modelatlas.chart.alignment`)
 are cut, and each
 tree is walked breadth-first from its root: the model whose implied directions agree best with the
-known roots, the upload order of dated models (when some are), the known edges and the quantised
-leaves, ties to the first in kurtosis order
+known roots, the upload order of dated models (when some are), the known edges, layers copied
+between models of different storage dtypes and the quantised leaves, ties to the first in kurtosis order
 (:mod:`modelatlas.chart.rooting`). When the forest has the shape of the true lineage and the root
 is right, every parent precedes its children.
 
