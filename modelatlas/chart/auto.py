@@ -397,8 +397,9 @@ class OnlineCharter:
                                           earlier, self.m.n_candidates, exact_up_to=self.m.exact_up_to)
 
         def related(x, cand):
-            ok = self._related(x, self.vecs[self.row[x]], cand)[0]
-            out = self._frozen_out(x, cand, witness=position[cand] < position[x]) & ok
+            below = self._proven_descendants(x, cand)  # neither parents nor witnesses of frozen layers
+            ok = self._related(x, self.vecs[self.row[x]], cand)[0] & ~below
+            out = self._frozen_out(x, cand, witness=(position[cand] < position[x]) & ~below) & ok
             return ok & ~out if (ok & ~out).any() else ok
 
         parents = joint_parents(position, free, eligible, fixed, neighbours, related,
@@ -455,9 +456,14 @@ class OnlineCharter:
         if not len(wide):
             return (), None, "first", 1.0
         if "lora" in rules and not quantized:
-            hit = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
+            hit, below = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
             if hit is not None:
                 return hit
+            if len(below):  # the model's proven descendants are not its parent
+                keep = ~np.isin(wide, below)
+                wide, wide_d = wide[keep], wide_d[keep]
+                if not len(wide):
+                    return (), None, "root", 0.0
         related, strength = self._related(label, v, wide)
         if "roots" in rules and not related.any():
             return (), None, "root", strength
@@ -500,23 +506,52 @@ class OnlineCharter:
         return frozen_exclusions(self.vecs[r], self._rows(cand), self.layers,
                                  np.minimum(self.bits[r], self._rows(cand, "bits")), witness)
 
+    def _proven_descendants(self, label, cand) -> np.ndarray:
+        """Which candidates an adapter-shaped difference proves to descend from the model (stored
+        finer, exact under their own dtype's floor: :mod:`modelatlas.chart.low_rank`); only
+        candidates stored finer than the model are examined (rule ``lora``)."""
+        out = np.zeros(len(cand), bool)
+        if "lora" not in self.m.rules or not len(cand):
+            return out
+        r = self.row[label]
+        finer = np.flatnonzero(self._rows(cand, "bits") > self.bits[r])
+        if len(finer):
+            ev = adapter_evidence(self.vecs[r], self._rows(cand[finer]), self.layers, model_bits=self.bits[r],
+                                  candidate_bits=self._rows(cand[finer], "bits"))
+            out[finer] = [e.descendant == "candidate" for e in ev]
+        return out
+
     def _lora(self, label, v, cand, dist):
         """The candidate whose difference from the model is simplest (lowest total rank above the
         storage noise floor, nearest on ties), when that difference is an adapter update; the score
         is the relative rank gap to the next simplest candidate. A nearer candidate that differs by
         less (a fine-tune of the adapter's child, frozen layers) is never passed over for a farther
-        adapter-shaped one."""
+        adapter-shaped one. Candidates that the difference proves to be the model's descendants (an
+        adapter stored finer than the model, exact under its own dtype's floor:
+        :mod:`modelatlas.chart.low_rank`) are not its parent, whatever the processing order says.
+
+        Returns
+        -------
+        (decision or None, labels of the candidates proven to descend from the model)
+        """
         if not len(cand):
-            return None
-        ev = adapter_evidence(v, self._rows(cand), self.layers, bits=np.minimum(self.bits[self.row[label]],
-                                                                               self._rows(cand, "bits")))
+            return None, cand
+        r = self.row[label]
+        ev = adapter_evidence(v, self._rows(cand), self.layers, model_bits=self.bits[r],
+                              candidate_bits=self._rows(cand, "bits"))
+        below = np.array([e.descendant == "candidate" for e in ev])
+        below_labels = cand[below]
+        ev = [e for e, b in zip(ev, below) if not b]
+        cand, dist = cand[~below], dist[~below]
+        if not len(cand):
+            return None, below_labels
         total = np.array([e.total_rank for e in ev])
         best = int(np.lexsort((dist, total))[0])
         if not ev[best].is_adapter:
-            return None
+            return None, below_labels
         others = np.delete(total, best)
         gap = float(min((others.min() - total[best]) / max(total[best], 1), 1.0)) if len(others) else 1.0
-        return (int(cand[best]),), "adapter", "lora", gap
+        return ((int(cand[best]),), "adapter", "lora", gap), below_labels
 
     def _merge(self, v, cand, dist):
         """The fewest earlier models (two or three) of which the model is a convex combination.
