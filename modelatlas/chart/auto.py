@@ -253,7 +253,7 @@ class Auto(ChartMethod):
                 return known_parents_first(models.time_order(), known or {})
             return known_parents_first(partly_timed_order(
                 self.geometry_of(models.vectors, models.layers), models.created_at, known or {},
-                exact_up_to=self.exact_up_to, leaves=self.leaves(models),
+                exact_up_to=self.exact_up_to, leaves=self.leaves(models), ancestry=self.ancestry(models),
                 related=lambda a, b: self.related(models.vectors, models.layers, a, b)), known or {})
         score = kurtosis_score(models)
         sign = -1.0 if stage_from_known(score, known or {}) == "specialization" else 1.0
@@ -264,8 +264,34 @@ class Auto(ChartMethod):
         rank[by_kurtosis] = np.arange(len(models))
         order = spanning_tree_order(self.geometry_of(models.vectors, models.layers), rank, known or {},
                                     related=lambda a, b: self.related(models.vectors, models.layers, a, b),
-                                    exact_up_to=self.exact_up_to, leaves=self.leaves(models))
+                                    exact_up_to=self.exact_up_to, leaves=self.leaves(models),
+                                    ancestry=self.ancestry(models))
         return known_parents_first(order, known or {})
+
+    def ancestry(self, models: ChartInput):
+        """Direction evidence for the spanning trees' roots (:mod:`modelatlas.chart.rooting`, tiers
+        *precision* and *rounding*; rule ``lora``, ``None`` without it): ``ancestry(a, b)`` gives,
+        per pair of models stored at different precisions whose difference is an adapter update,
+        ``1`` where ``a[i]`` is proven (first array) or likely (second) the ancestor of ``b[i]``,
+        ``-1`` the reverse — the finer end proven the descendant when the update is exact at its
+        dtype, else the coarser end likely (:mod:`modelatlas.chart.low_rank`)."""
+        if "lora" not in self.rules:
+            return None
+        bits = np.array([significant_bits(v) for v in models.vectors])
+        leaves = self.leaves(models)
+
+        def ancestry(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            proven, likely = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
+            for k in np.flatnonzero((bits[a] != bits[b]) & ~leaves[a] & ~leaves[b]).tolist():
+                (ev,) = adapter_evidence(models.vectors[a[k]], models.vectors[b[k]][None], models.layers,
+                                         model_bits=bits[a[k]], candidate_bits=bits[b[k]])
+                if ev.descendant is not None:
+                    proven[k] = 1 if ev.descendant == "candidate" else -1
+                elif ev.is_adapter:  # the coarser end was likely rounded last
+                    likely[k] = 1 if bits[a[k]] > bits[b[k]] else -1
+            return proven, likely
+
+        return ancestry
 
     def leaves(self, models: ChartInput) -> np.ndarray:
         """Which models are never parents: quantised, flagged or by the quantised rule's test
