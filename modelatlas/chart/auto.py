@@ -17,7 +17,9 @@ evidence overrides it. For each model, the first rule that applies decides:
    (lowest total rank above the storage dtype's noise floor, nearest on ties), when that
    difference is an adapter update, rank judged against the adapter's own rank
    (:mod:`modelatlas.chart.low_rank`) — relation ``adapter``. A low-rank difference is itself
-   proof of kinship, so it comes before the root decision;
+   proof of kinship, so it comes before the root decision. It proves no direction, except when
+   the two are stored at different precisions and the update is exact at the finer one's: the
+   finer end is then the descendant, and such a candidate is dropped for every rule;
 5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
    model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
    far training moved the weights. Unrelated candidates are dropped from the rules below, and so
