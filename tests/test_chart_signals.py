@@ -4,8 +4,8 @@ differences under the storage dtype's noise floor (docs/chart.md, "What generali
 from __future__ import annotations
 
 import ml_dtypes
-import pytest
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
