@@ -49,6 +49,7 @@ the family it scores (:mod:`modelatlas.chart.families`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from itertools import combinations
 from numbers import Integral, Real
 
@@ -270,7 +271,7 @@ class Auto(ChartMethod):
                                     ancestry=self.ancestry(models))
         return known_parents_first(order, known or {})
 
-    def ancestry(self, models: ChartInput):
+    def ancestry(self, models: ChartInput) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
         """Direction evidence for the spanning trees' roots (:mod:`modelatlas.chart.rooting`, tiers
         *precision* and *rounding*; rule ``lora``, ``None`` without it): ``ancestry(a, b)`` gives,
         per pair of models stored at different precisions whose difference is an adapter update,
