@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,25 @@ def test_with_some_models_dated_the_root_agrees_with_upload_order_first():
     assert best_roots(6, row, col, tree, k, rank, {0: (5,)}, times=times).tolist() == [3]
 
 
+def test_storage_precision_directs_the_tree_below_every_other_evidence():
+    """Tier 7 (an adapter exact at the finer end's dtype: the finer end descends) outranks tier 8
+    (exact only up to the coarser rounding: the coarser end likely descends), and both outrank
+    only the fallback order; a quantised leaf outranks both."""
+    row, col = _chain(4)
+    tree, k = _one_tree(4)
+    rank = np.array([3, 2, 1, 0])  # the fallback order starts at 3
+    pair = (np.array([1]), np.array([2]))
+    assert best_roots(4, row, col, tree, k, rank, {}).tolist() == [3]
+    assert best_roots(4, row, col, tree, k, rank, {}, likely=pair).tolist() == [1]
+    assert best_roots(4, row, col, tree, k, rank, {}, proven=pair).tolist() == [1]
+    # proven 2 -> 1 against likely 1 -> 2: the proof wins, and 3 is first among 2 and 3
+    assert best_roots(4, row, col, tree, k, rank, {}, proven=(pair[1], pair[0]), likely=pair).tolist() == [3]
+    to_leaf = (np.array([0]), np.array([1]))  # 0 proven the ancestor of 1, but 0 is quantised
+    assert best_roots(4, row, col, tree, k, rank, {}, proven=to_leaf).tolist() == [0]
+    leaves = np.array([True, False, False, False])
+    assert best_roots(4, row, col, tree, k, rank, {}, leaves=leaves, proven=to_leaf).tolist() == [3]
+
+
 def test_every_tree_of_a_forest_gets_its_own_root():
     # two chains 0-1-2 and 3-4-5-6
     row, col = np.array([0, 1, 3, 4, 5]), np.array([1, 2, 4, 5, 6])
@@ -108,7 +128,7 @@ def _oriented(n, us, vs, root):
     return parent
 
 
-def _brute_force(n, row, col, rank, known, leaves, times, copies):
+def _brute_force(n, row, col, rank, known, leaves, times, copies, proven=((), ()), likely=((), ())):
     """Each candidate root's tier scores by orienting the tree from it and checking each piece of
     evidence directly (ancestor tests), then the lexicographic best, ties to the lowest rank."""
     best = None
@@ -129,6 +149,8 @@ def _brute_force(n, row, col, rank, known, leaves, times, copies):
             *(sum(1 for e, (u, v) in enumerate(zip(row, col)) if (copies[e, k] > 0 and parent[u] == v)
                   or (copies[e, k] < 0 and parent[v] == u)) for k in (0, 1)),
             sum(1 for v, p in parent.items() if p is not None and leaves[v] and not leaves[p]),
+            sum(1 for a, d in zip(*proven) if a in ancestors(d)),
+            sum(1 for a, d in zip(*likely) if a in ancestors(d)),
         )
         key = (tuple(-t for t in tiers), rank[r])
         if best is None or key < best[0]:
@@ -158,8 +180,13 @@ def test_rerooting_finds_the_root_a_brute_force_search_finds(n, seed):
             known[c] = tuple(int(p) for p in rng.choice(n, 2, replace=False))
     known = {c: ps for c, ps in known.items() if c not in ps}
     copies = rng.integers(-1, 2, (len(row), 2))
-    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves, times=times, copies=copies)
-    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves, times, copies)]
+    # ancestor pairs from the storage precision (tiers 7, 8): arbitrary pairs, consistent or not
+    proven, likely = ([tuple(rng.choice(n, 2, replace=False)) for _ in range(int(rng.integers(0, n)))] if n > 1 else []
+                      for _ in range(2))
+    proven, likely = (tuple(np.array([p[i] for p in pairs], np.int64) for i in (0, 1)) for pairs in (proven, likely))
+    got = best_roots(n, row, col, np.zeros(n, np.int64), 1, rank, known, leaves=leaves, times=times,
+                     copies=copies, proven=proven, likely=likely)
+    assert got.tolist() == [_brute_force(n, row, col, rank, known, leaves, times, copies, proven, likely)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -194,3 +221,34 @@ def test_an_undated_chain_is_charted_from_the_root_a_deep_known_edge_points_to()
     parents = result.parent_sets()
     assert 0 not in parents
     assert {c: sorted(ps) for c, ps in parents.items()} == {c: [c - 1] for c in range(1, 10)}
+
+
+def _stored(v, dtype):
+    return np.asarray(v, np.float64).astype(dtype).astype(np.float32)
+
+
+@pytest.mark.parametrize("root_dtype, adapter_dtype", [(np.float16, np.float32), (np.float32, np.float16)])
+def test_an_undated_adapter_pair_is_directed_by_its_storage_precision(root_dtype, adapter_dtype):
+    """End to end, no times: a root, a full fine-tune of it and a LoRA child of it stored at
+    another precision, whose kurtosis order starts at the LoRA child. A finer child is proven the
+    descendant, a coarser one likely (rooting tiers 7, 8): either way the root is charted as the
+    root and the adapter as its child."""
+    from modelatlas.chart.estimator import get_method
+    from modelatlas.chart.types import ChartInput, LayerBlock
+
+    rng = np.random.default_rng(5)
+    layers = [LayerBlock("a", 0, 24, 32), LayerBlock("b", 24 * 32, 24, 24)]
+    dim = sum(b.size for b in layers)
+    root = _stored(rng.normal(0, 0.1, dim), root_dtype)
+    tuned = _stored(root + rng.normal(0, 0.01, dim), root_dtype)
+    adapter = root.astype(np.float64)
+    for b in layers:
+        adapter[b.offset:b.offset + b.size] += (rng.normal(0, 0.05, (b.rows, 2)) @ rng.normal(0, 0.05, (2, b.cols))).ravel()
+    adapter = _stored(adapter, adapter_dtype)
+    kurtosis = np.array([2.0, 1.0, 9.0])[:, None]  # specialisation: the highest first, the adapter
+    models = ChartInput(ids=["root", "tuned", "adapter"], vectors=np.stack([root, tuned, adapter]), layers=layers,
+                        kurtosis=kurtosis)
+    parents = get_method("auto").chart(models).parent_sets()
+    assert 0 not in parents and parents[2] == {0} and parents[1] == {0}
+    without = get_method("auto", rules=tuple(r for r in get_method("auto").RULES if r != "lora"))
+    assert 2 not in without.chart(models).parent_sets()  # the kurtosis order alone roots the adapter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -178,3 +179,97 @@ def test_kurtosis_score_of_a_constant_layer_is_zero_and_silent():
     c = spread - spread.mean()
     k = float((c ** 4).mean() / (c ** 2).mean() ** 2)
     assert np.allclose(score, [k, k, 2 * k], rtol=1e-4)
+
+
+_CAST = {"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
+_BITS = {"bf16": 8, "fp16": 11, "fp32": 24}
+
+
+def _stored(v, dtype):
+    return np.asarray(v, np.float64).astype(_CAST[dtype]).astype(np.float32)
+
+
+def _lora_pair(seed, parent_dtype, child_dtype, rank=4):
+    """A parent stored in ``parent_dtype`` and a LoRA child made from its stored weights (upcast
+    exactly, as anyone downloading it would), merged and stored in ``child_dtype``."""
+    rng = np.random.default_rng(seed)
+    parent = _stored(_model(rng), parent_dtype)
+    child = _stored(_lora_child(rng, parent.astype(np.float64), rank, LAYERS[:2]), child_dtype)
+    return parent, child
+
+
+@pytest.mark.parametrize("parent_dtype, child_dtype", [("fp16", "fp32"), ("bf16", "fp32"), ("bf16", "fp16")])
+def test_a_child_stored_finer_than_its_parent_is_proven_the_descendant(parent_dtype, child_dtype):
+    """``C = P + B A`` stored finer than ``P``: the difference is an adapter even under ``C``'s own
+    noise floor, so ``C`` was rounded last — from either end of the pair."""
+    parent, child = _lora_pair(1, parent_dtype, child_dtype)
+    (from_child,) = adapter_evidence(child, parent[None], LAYERS)
+    (from_parent,) = adapter_evidence(parent, child[None], LAYERS)
+    assert from_child.is_adapter and from_parent.is_adapter
+    assert from_child.descendant == "model" and from_parent.descendant == "candidate"
+
+
+@pytest.mark.parametrize("parent_dtype, child_dtype", [("fp32", "fp16"), ("fp32", "bf16"), ("fp16", "bf16")])
+def test_a_child_stored_coarser_than_its_parent_is_an_adapter_of_undecided_direction(parent_dtype, child_dtype):
+    """``C = round(P + B A)`` carries the coarse dtype's rounding on every adapted entry: an
+    adapter under the coarse floor, full rank under the parent's; nothing proves a direction (a
+    finer child of the coarse model's unrounded master would look the same)."""
+    parent, child = _lora_pair(2, parent_dtype, child_dtype)
+    for x, other in ((child, parent), (parent, child)):
+        (ev,) = adapter_evidence(x, other[None], LAYERS)
+        assert ev.is_adapter and ev.descendant is None
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_a_pair_stored_alike_has_no_direction(dtype):
+    parent, child = _lora_pair(3, dtype, dtype)
+    (ev,) = adapter_evidence(child, parent[None], LAYERS)
+    assert ev.is_adapter and ev.descendant is None
+
+
+def test_a_full_fine_tune_stored_finer_proves_nothing():
+    """The direction is read off adapter-shaped differences only: a full-rank fine-tune of an fp16
+    parent stored in fp32 is no adapter at either floor."""
+    rng = np.random.default_rng(5)
+    parent = _stored(_model(rng), "fp16")
+    child = _stored(parent + rng.normal(0, 0.01, DIM), "fp32")
+    (ev,) = adapter_evidence(child, parent[None], LAYERS)
+    assert not ev.is_adapter and ev.descendant is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 8), st.sampled_from(sorted(_CAST)), st.sampled_from(sorted(_CAST)),
+       st.floats(0.01, 0.1))
+def test_the_evidence_never_names_the_parent_as_the_descendant(seed, rank, parent_dtype, child_dtype, scale):
+    """Whatever the two storage dtypes, rank and size of the update: the parent is never proven the
+    descendant, and a child stored strictly finer always is once the adapter shows above the
+    coarser dtype's rounding."""
+    rng = np.random.default_rng(seed)
+    parent = _stored(_model(rng), parent_dtype)
+    child = _stored(_lora_child(rng, parent.astype(np.float64), rank, LAYERS[:2], scale=scale), child_dtype)
+    assert significant_bits(parent) == _BITS[parent_dtype] and significant_bits(child) == _BITS[child_dtype]
+    (from_child,) = adapter_evidence(child, parent[None], LAYERS)
+    (from_parent,) = adapter_evidence(parent, child[None], LAYERS)
+    assert from_child.descendant != "candidate" and from_parent.descendant != "model"
+    if _BITS[child_dtype] > _BITS[parent_dtype] and from_child.is_adapter:
+        assert from_child.descendant == "model" and from_parent.descendant == "candidate"
+
+
+def test_auto_never_charts_a_parent_as_the_adapter_of_its_finer_child_uploaded_first():
+    """An fp16 fine-tune ``p`` of a root, and ``c``, a LoRA of ``p`` stored in fp32 and uploaded
+    before it: in upload order ``p`` is decided after ``c``, and its difference from ``c`` is
+    low-rank — kinship, not direction. The precision proves ``c`` the descendant, so ``p`` takes
+    the root, and the joint pass (the upload order a soft prior) gives ``c`` its parent ``p``."""
+    from modelatlas.chart.estimator import get_method
+    from modelatlas.chart.types import ChartInput
+
+    rng = np.random.default_rng(9)
+    root = _stored(_model(rng), "fp16")
+    p = _stored(root + rng.normal(0, 0.02, DIM), "fp16")
+    c = _stored(_lora_child(rng, p.astype(np.float64), 2, LAYERS[:2], scale=0.02), "fp32")
+    models = ChartInput(ids=["root", "c", "p"], vectors=np.stack([root, c, p]), layers=LAYERS,
+                        created_at=np.array([1.0, 2.0, 3.0]))
+    ps = get_method("auto").chart(models).parent_sets()
+    assert ps[2] == {0} and ps[1] == {2}
+    without = get_method("auto", rules=tuple(r for r in get_method("auto").RULES if r != "lora"))
+    assert without.chart(models).parent_sets()[2] == {1}  # without the evidence, upload order decides

@@ -17,7 +17,9 @@ evidence overrides it. For each model, the first rule that applies decides:
    (lowest total rank above the storage dtype's noise floor, nearest on ties), when that
    difference is an adapter update, rank judged against the adapter's own rank
    (:mod:`modelatlas.chart.low_rank`) — relation ``adapter``. A low-rank difference is itself
-   proof of kinship, so it comes before the root decision;
+   proof of kinship, so it comes before the root decision. It proves no direction, except when
+   the two are stored at different precisions and the update is exact at the finer one's: the
+   finer end is then the descendant, and such a candidate is dropped for every rule;
 5. **root**: no candidate is related — their sampled neurons do not match their own rows in the
    model (neuron alignment, :mod:`modelatlas.chart.alignment`), a test that does not depend on how
    far training moved the weights. Unrelated candidates are dropped from the rules below, and so
@@ -47,6 +49,7 @@ the family it scores (:mod:`modelatlas.chart.families`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from itertools import combinations
 from numbers import Integral, Real
 
@@ -253,7 +256,7 @@ class Auto(ChartMethod):
                 return known_parents_first(models.time_order(), known or {})
             return known_parents_first(partly_timed_order(
                 self.geometry_of(models.vectors, models.layers), models.created_at, known or {},
-                exact_up_to=self.exact_up_to, leaves=self.leaves(models),
+                exact_up_to=self.exact_up_to, leaves=self.leaves(models), ancestry=self.ancestry(models),
                 related=lambda a, b: self.related(models.vectors, models.layers, a, b),
                 copied=self.copied(models)), known or {})
         score = kurtosis_score(models)
@@ -266,7 +269,7 @@ class Auto(ChartMethod):
         order = spanning_tree_order(self.geometry_of(models.vectors, models.layers), rank, known or {},
                                     related=lambda a, b: self.related(models.vectors, models.layers, a, b),
                                     exact_up_to=self.exact_up_to, leaves=self.leaves(models),
-                                    copied=self.copied(models))
+                                    copied=self.copied(models), ancestry=self.ancestry(models))
         return known_parents_first(order, known or {})
 
     def copied(self, models: ChartInput):
@@ -276,6 +279,31 @@ class Auto(ChartMethod):
         if "frozen" not in self.rules:
             return None
         return lambda a, b: copy_directions(models.vectors, a, b, models.layers)
+
+    def ancestry(self, models: ChartInput) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+        """Direction evidence for the spanning trees' roots (:mod:`modelatlas.chart.rooting`, tiers
+        *precision* and *rounding*; rule ``lora``, ``None`` without it): ``ancestry(a, b)`` gives,
+        per pair of models stored at different precisions whose difference is an adapter update,
+        ``1`` where ``a[i]`` is proven (first array) or likely (second) the ancestor of ``b[i]``,
+        ``-1`` the reverse — the finer end proven the descendant when the update is exact at its
+        dtype, else the coarser end likely (:mod:`modelatlas.chart.low_rank`)."""
+        if "lora" not in self.rules:
+            return None
+        bits = np.array([significant_bits(v) for v in models.vectors])
+        leaves = self.leaves(models)
+
+        def ancestry(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            proven, likely = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
+            for k in np.flatnonzero((bits[a] != bits[b]) & ~leaves[a] & ~leaves[b]).tolist():
+                (ev,) = adapter_evidence(models.vectors[a[k]], models.vectors[b[k]][None], models.layers,
+                                         model_bits=bits[a[k]], candidate_bits=bits[b[k]])
+                if ev.descendant is not None:
+                    proven[k] = 1 if ev.descendant == "candidate" else -1
+                elif ev.is_adapter:  # the coarser end was likely rounded last
+                    likely[k] = 1 if bits[a[k]] > bits[b[k]] else -1
+            return proven, likely
+
+        return ancestry
 
     def leaves(self, models: ChartInput) -> np.ndarray:
         """Which models are never parents: quantised, flagged or by the quantised rule's test
@@ -407,8 +435,9 @@ class OnlineCharter:
                                           earlier, self.m.n_candidates, exact_up_to=self.m.exact_up_to)
 
         def related(x, cand):
-            ok = self._related(x, self.vecs[self.row[x]], cand)[0]
-            out = self._frozen_out(x, cand, witness=position[cand] < position[x]) & ok
+            below = self._proven_descendants(x, cand)  # neither parents nor witnesses of frozen layers
+            ok = self._related(x, self.vecs[self.row[x]], cand)[0] & ~below
+            out = self._frozen_out(x, cand, witness=(position[cand] < position[x]) & ~below) & ok
             return ok & ~out if (ok & ~out).any() else ok
 
         parents = joint_parents(position, free, eligible, fixed, neighbours, related,
@@ -465,9 +494,14 @@ class OnlineCharter:
         if not len(wide):
             return (), None, "first", 1.0
         if "lora" in rules and not quantized:
-            hit = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
+            hit, below = self._lora(label, v, wide[:m.lora_candidates], wide_d[:m.lora_candidates])
             if hit is not None:
                 return hit
+            if len(below):  # the model's proven descendants are not its parent
+                keep = ~np.isin(wide, below)
+                wide, wide_d = wide[keep], wide_d[keep]
+                if not len(wide):
+                    return (), None, "root", 0.0
         related, strength = self._related(label, v, wide)
         if "roots" in rules and not related.any():
             return (), None, "root", strength
@@ -510,23 +544,52 @@ class OnlineCharter:
         return frozen_exclusions(self.vecs[r], self._rows(cand), self.layers,
                                  np.minimum(self.bits[r], self._rows(cand, "bits")), witness)
 
+    def _proven_descendants(self, label, cand) -> np.ndarray:
+        """Which candidates an adapter-shaped difference proves to descend from the model (stored
+        finer, exact under their own dtype's floor: :mod:`modelatlas.chart.low_rank`); only
+        candidates stored finer than the model are examined (rule ``lora``)."""
+        out = np.zeros(len(cand), bool)
+        if "lora" not in self.m.rules or not len(cand):
+            return out
+        r = self.row[label]
+        finer = np.flatnonzero(self._rows(cand, "bits") > self.bits[r])
+        if len(finer):
+            ev = adapter_evidence(self.vecs[r], self._rows(cand[finer]), self.layers, model_bits=self.bits[r],
+                                  candidate_bits=self._rows(cand[finer], "bits"))
+            out[finer] = [e.descendant == "candidate" for e in ev]
+        return out
+
     def _lora(self, label, v, cand, dist):
         """The candidate whose difference from the model is simplest (lowest total rank above the
         storage noise floor, nearest on ties), when that difference is an adapter update; the score
         is the relative rank gap to the next simplest candidate. A nearer candidate that differs by
         less (a fine-tune of the adapter's child, frozen layers) is never passed over for a farther
-        adapter-shaped one."""
+        adapter-shaped one. Candidates that the difference proves to be the model's descendants (an
+        adapter stored finer than the model, exact under its own dtype's floor:
+        :mod:`modelatlas.chart.low_rank`) are not its parent, whatever the processing order says.
+
+        Returns
+        -------
+        (decision or None, labels of the candidates proven to descend from the model)
+        """
         if not len(cand):
-            return None
-        ev = adapter_evidence(v, self._rows(cand), self.layers, bits=np.minimum(self.bits[self.row[label]],
-                                                                               self._rows(cand, "bits")))
+            return None, cand
+        r = self.row[label]
+        ev = adapter_evidence(v, self._rows(cand), self.layers, model_bits=self.bits[r],
+                              candidate_bits=self._rows(cand, "bits"))
+        below = np.array([e.descendant == "candidate" for e in ev])
+        below_labels = cand[below]
+        ev = [e for e, b in zip(ev, below) if not b]
+        cand, dist = cand[~below], dist[~below]
+        if not len(cand):
+            return None, below_labels
         total = np.array([e.total_rank for e in ev])
         best = int(np.lexsort((dist, total))[0])
         if not ev[best].is_adapter:
-            return None
+            return None, below_labels
         others = np.delete(total, best)
         gap = float(min((others.min() - total[best]) / max(total[best], 1), 1.0)) if len(others) else 1.0
-        return (int(cand[best]),), "adapter", "lora", gap
+        return ((int(cand[best]),), "adapter", "lora", gap), below_labels
 
     def _merge(self, v, cand, dist):
         """The fewest earlier models (two or three) of which the model is a convex combination.

@@ -15,6 +15,17 @@ things decide what "low rank" means, and neither is a constant read off a zoo:
   layers whose difference is clearly low-rank (at most half their full rank); a narrow layer whose
   full rank is at most ``r*`` (a rank-8 adapter on a 10-output head) is consistent with it, not
   evidence against.
+
+The difference also tells **which end is the descendant** when the two are stored at different
+precisions (:attr:`AdapterEvidence.descendant`). A child ``C = P + B A`` of a coarser-stored
+parent (fp16 ``P``, fp32 ``C``) differs from it by ``B A`` up to the rounding of the *finer* dtype:
+the difference is an adapter update even under the finer noise floor. Were the coarse model the
+child, ``C' = round(P' + B A)`` carries the coarse dtype's rounding noise on every entry of every
+adapted layer — full rank under the finer floor — since ``P' + B A`` never lands on the coarse grid.
+So an adapter at the finer floor proves that the finer end was rounded last, i.e. is the
+descendant. The converse is no proof: a finer child made from its parent's unrounded weights (the
+fp32 master of an fp16 release) also shows the coarse noise, and a small full fine-tune can look
+low rank under a coarse floor only. Such pairs are left undecided.
 """
 
 from __future__ import annotations
@@ -93,6 +104,10 @@ class AdapterEvidence:
         ``r*``: the largest rank among layers changed at most at half their full rank (0: none).
     n_low, n_full:
         Layers consistent with a rank-``r*`` adapter, and changed layers that are not.
+    descendant:
+        ``"model"`` or ``"candidate"``: the end proven to descend from the other, because the two
+        are stored at different precisions and the difference is an adapter update even under the
+        finer one's noise floor (module docstring); ``None``: no proof either way.
     """
 
     ranks: np.ndarray
@@ -100,14 +115,13 @@ class AdapterEvidence:
     adapter_rank: int
     n_low: int
     n_full: int
+    descendant: str | None = None
 
     @property
     def is_adapter(self) -> bool:
         """At least one clearly low-rank layer, and at least twice as many layers consistent with
-        the adapter as full-rank changes (an adapter run trains at most a few modules fully, such as
-        a new head; the difference between two siblings, an adapter and a fine-tune, mixes both
-        about evenly)."""
-        return self.adapter_rank > 0 and self.n_low >= max(2 * self.n_full, 1)
+        the adapter as full-rank changes (:func:`_is_adapter`)."""
+        return _is_adapter(self.adapter_rank, self.n_low, self.n_full)
 
     @property
     def total_rank(self) -> int:
@@ -115,23 +129,30 @@ class AdapterEvidence:
 
 
 def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBlock],
-                     bits: np.ndarray | None = None) -> list[AdapterEvidence]:
+                     model_bits: int | None = None, candidate_bits: np.ndarray | None = None) -> list[AdapterEvidence]:
     """:class:`AdapterEvidence` of model ``x`` against each candidate (fingerprints, one layout).
+
+    Ranks are counted above the noise floor of the coarser of the two storage dtypes; where the two
+    differ, the ranks are counted again under the finer one's floor (the same singular values) to
+    tell which end descends from the other (module docstring).
 
     Parameters
     ----------
-    bits:
-        Per candidate, the significant bits of the coarser of the two models' storage
+    model_bits, candidate_bits:
+        Significant bits of the model's storage, and of each candidate's
         (:func:`significant_bits`); read off the fingerprints when absent.
     """
     x = np.asarray(x, np.float64)
     cands = np.atleast_2d(np.asarray(candidates, np.float64))
     k, n_layers = len(cands), len(layers)
-    if bits is None:
-        bits_x = significant_bits(x)
-        bits = [min(bits_x, significant_bits(c)) for c in cands]
-    bits = np.asarray(bits)
+    model_bits = significant_bits(x) if model_bits is None else int(model_bits)
+    candidate_bits = (np.array([significant_bits(c) for c in cands]) if candidate_bits is None
+                      else np.broadcast_to(np.asarray(candidate_bits, np.int64), (k,)))
+    coarse = np.minimum(model_bits, candidate_bits)
+    mixed = candidate_bits != model_bits
+    fine = np.maximum(model_bits, candidate_bits)[mixed]
     ranks = np.zeros((k, n_layers), np.int64)
+    ranks_fine = np.zeros((int(mixed.sum()), n_layers), np.int64)
     identical = np.zeros((k, n_layers), bool)
     for li, b in enumerate(layers):
         xm = x[b.offset:b.offset + b.size].reshape(b.rows, b.cols)
@@ -139,14 +160,33 @@ def adapter_evidence(x: np.ndarray, candidates: np.ndarray, layers: list[LayerBl
         diff = cm - xm[None]
         identical[:, li] = ~np.any(diff != 0, axis=(1, 2))
         sv = np.linalg.svd(diff, compute_uv=False)
-        ranks[:, li] = difference_rank(sv, rounding_sigma(xm, cm, bits), (b.rows, b.cols))
+        ranks[:, li] = difference_rank(sv, rounding_sigma(xm, cm, coarse), (b.rows, b.cols))
+        if mixed.any():
+            ranks_fine[:, li] = difference_rank(sv[mixed], rounding_sigma(xm, cm[mixed], fine), (b.rows, b.cols))
     full = np.array([min(b.rows, b.cols) for b in layers])
+    finer_end = dict(zip(np.flatnonzero(mixed).tolist(), ranks_fine))
     out = []
     for a in range(k):
-        r = ranks[a]
-        clearly_low = (r > 0) & (2 * r <= full) & (full > 1)
-        r_star = int(r[clearly_low].max()) if clearly_low.any() else 0
-        consistent = (r > 0) & ((r <= r_star) | (full <= r_star))
-        out.append(AdapterEvidence(ranks=r, identical=identical[a], adapter_rank=r_star,
-                                   n_low=int(consistent.sum()), n_full=int(((r > 0) & ~consistent).sum())))
+        r_star, n_low, n_full = _adapter_summary(ranks[a], full)
+        descendant = None
+        if a in finer_end and _is_adapter(*_adapter_summary(finer_end[a], full)):
+            descendant = "candidate" if candidate_bits[a] > model_bits else "model"
+        out.append(AdapterEvidence(ranks=ranks[a], identical=identical[a], adapter_rank=r_star,
+                                   n_low=n_low, n_full=n_full, descendant=descendant))
     return out
+
+
+def _adapter_summary(ranks: np.ndarray, full: np.ndarray) -> tuple[int, int, int]:
+    """``r*`` (the largest rank among layers changed at most at half their full rank), the layers
+    consistent with a rank-``r*`` adapter, and the changed layers that are not."""
+    clearly_low = (ranks > 0) & (2 * ranks <= full) & (full > 1)
+    r_star = int(ranks[clearly_low].max()) if clearly_low.any() else 0
+    consistent = (ranks > 0) & ((ranks <= r_star) | (full <= r_star))
+    return r_star, int(consistent.sum()), int(((ranks > 0) & ~consistent).sum())
+
+
+def _is_adapter(r_star: int, n_low: int, n_full: int) -> bool:
+    """At least one clearly low-rank layer, and at least twice as many layers consistent with the
+    adapter as full-rank changes (an adapter run trains at most a few modules fully, such as a new
+    head; the difference between two siblings, an adapter and a fine-tune, mixes both about evenly)."""
+    return r_star > 0 and n_low >= max(2 * n_full, 1)

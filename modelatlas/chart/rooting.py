@@ -33,7 +33,17 @@ ones above, so no weight of one kind of evidence against another has to be chose
    it; a neighbour that holds it at its own dtype's precision is its likeliest source (weaker:
    the source may be another model);
 6. **leaves**: a quantised model is never a parent (Model Atlas, Algorithm 1, excludes quantised
-   models as candidates), so its tree edges point into it.
+   models as candidates), so its tree edges point into it;
+7. **precision**: two models stored at different precisions whose difference is an adapter update
+   exact up to the *finer* dtype's rounding: the finer one descends from the coarser one
+   (:mod:`modelatlas.chart.low_rank`: a coarse descendant would carry its own rounding on every
+   adapted entry);
+8. **rounding**: a difference that is an adapter update only up to the *coarser* dtype's rounding:
+   most likely the coarser one was made from the finer one and rounded last. A child made from
+   its parent's stored weights shows exactly that; the finer end can descend from the coarser one
+   only through weights that were never stored (the unrounded master of a coarse release) or by a
+   full fine-tune small enough to hide under the coarse rounding — so this tier only breaks the
+   ties of all the others.
 
 The last ties fall to the fallback rank: the kurtosis order of the training stage the stem shows
 (MoTHer), or upload order among dated models when only some are dated.
@@ -51,12 +61,14 @@ from __future__ import annotations
 import numpy as np
 
 #: Tiers of evidence, compared in this order.
-TIERS = ("known_root", "time", "known_edge", "copy", "native_copy", "leaf")
+TIERS = ("known_root", "time", "known_edge", "copy", "native_copy", "leaf", "precision", "rounding")
 
 
 def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_trees: int, rank: np.ndarray,
                known: dict[int, tuple[int, ...]], *, leaves: np.ndarray | None = None,
-               times: np.ndarray | None = None, copies: np.ndarray | None = None) -> np.ndarray:
+               times: np.ndarray | None = None, copies: np.ndarray | None = None,
+               proven: tuple[np.ndarray, np.ndarray] | None = None,
+               likely: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The root of each tree of a forest: the model whose implied edge directions agree best with
     the evidence (the tiers of the module docstring), ties to the lowest ``rank``.
 
@@ -83,6 +95,9 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
         Per edge, the directions a layer copied between its ends shows
         (:func:`~modelatlas.chart.frozen.copy_directions` of ``row, col``, two columns: ``+1``
         ``col`` is the parent, ``-1`` ``row`` is, ``0`` no evidence).
+    proven, likely:
+        ``(ancestors, descendants)``: pairs of models that the storage precision of an adapter-shaped
+        difference proves to be in that order, or makes likely (tiers 7 and 8).
 
     Returns
     -------
@@ -155,19 +170,25 @@ def best_roots(n: int, row: np.ndarray, col: np.ndarray, tree: np.ndarray, n_tre
         if parent[v] >= 0:
             children.setdefault(int(parent[v]), []).append(v)  # in preorder: increasing t_in
 
-    # A known edge p -> c: credit directing the first edge of the path from p to c away from p.
-    for c, ps in known.items():
-        if len(ps) != 1:
-            continue
-        p = ps[0]
+    def credit(p: int, c: int, tier: int) -> None:
+        """``p`` is an ancestor of ``c``: credit directing the first edge of the path from ``p`` to
+        ``c`` away from ``p``."""
         if p == c or tree[p] != tree[c]:
-            continue
+            return
         if t_in[p] <= t_in[c] and t_out[c] <= t_out[p]:  # c below p: the child of p above c
             kids = children[p]
             e = int(up_edge[kids[int(np.searchsorted(t_in[kids], t_in[c], side="right")) - 1]])
         else:  # towards c is up
             e = int(up_edge[p])
-        (gain if row[e] == p else back)[e, 2] += 1.0
+        (gain if row[e] == p else back)[e, tier] += 1.0
+
+    for c, ps in known.items():
+        if len(ps) == 1:
+            credit(ps[0], c, 2)
+    for tier, pairs in ((6, proven), (7, likely)):
+        if pairs is not None:
+            for p, c in zip(np.asarray(pairs[0]).tolist(), np.asarray(pairs[1]).tolist()):
+                credit(p, c, tier)
 
     # The walk's start as root directs every edge parent -> child; moving the root from u to its
     # child v reverses the edge u - v only.

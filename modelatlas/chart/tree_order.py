@@ -64,7 +64,8 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
                         related: Callable[[np.ndarray, np.ndarray], np.ndarray],
                         exact_up_to: int = 1000, with_predecessors: bool = False,
                         leaves: np.ndarray | None = None, times: np.ndarray | None = None,
-                        copied: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
+                        copied: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                        ancestry: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
     """Every model once, parents first as far as the fingerprints' spanning forest shows.
 
     Parameters
@@ -92,6 +93,10 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
         ``copied(a, b)``: for arrays of model indices, the direction a layer copied between
         ``a[i]`` and ``b[i]`` shows (:func:`~modelatlas.chart.frozen.copy_directions`): evidence
         for the roots.
+    ancestry:
+        ``ancestry(a, b) -> (proven, likely)``: for the forest's edges, ``1`` where the storage
+        precision of an adapter-shaped difference proves (makes likely) ``a[i]`` an ancestor of
+        ``b[i]``, ``-1`` the reverse, ``0`` neither: evidence for the roots.
 
     Returns
     -------
@@ -108,7 +113,12 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
     adjacency = adjacency + adjacency.T
     n_trees, tree = connected_components(adjacency, directed=False)
     copies = None if copied is None else copied(row.astype(np.int64), col.astype(np.int64))
-    top = best_roots(n, row, col, tree, n_trees, rank, known, leaves=leaves, times=times, copies=copies)
+    proven = likely = None
+    if ancestry is not None and len(row):
+        proven, likely = ((np.where(way > 0, row, col)[way != 0], np.where(way > 0, col, row)[way != 0])
+                          for way in map(np.asarray, ancestry(row.astype(np.int64), col.astype(np.int64))))
+    top = best_roots(n, row, col, tree, n_trees, rank, known, leaves=leaves, times=times, copies=copies,
+                     proven=proven, likely=likely)
     # Breadth-first from each root, neighbours visited by rank: relabel rows so that the traversal,
     # which follows index order, follows rank order.
     by_rank = np.argsort(rank, kind="stable")
@@ -127,7 +137,9 @@ def spanning_tree_order(vectors: np.ndarray, rank: np.ndarray, known: dict[int, 
 def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[int, tuple[int, ...]], *,
                        related: Callable[[np.ndarray, np.ndarray], np.ndarray],
                        exact_up_to: int = 1000, leaves: np.ndarray | None = None,
-                       copied: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                       copied: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                       ancestry: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+                       ) -> np.ndarray:
     """Upload order when only some upload times are known.
 
     Models with a time keep their upload order. A model without one is placed right after the
@@ -142,7 +154,8 @@ def partly_timed_order(vectors: np.ndarray, created_at: np.ndarray, known: dict[
     rank = np.empty(len(t), np.int64)
     rank[np.lexsort((np.arange(len(t)), np.where(dated, t, np.inf)))] = np.arange(len(t))
     walk, reached_from = spanning_tree_order(vectors, rank, known, related=related, exact_up_to=exact_up_to,
-                                             with_predecessors=True, leaves=leaves, times=t, copied=copied)
+                                             with_predecessors=True, leaves=leaves, times=t, copied=copied,
+                                             ancestry=ancestry)
     after: dict[int, list[int]] = {}
     loose = []
     for i in walk.tolist():
