@@ -23,10 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modelatlas.chart.calibration import CALIBRATION_SEEDS, TABLE, Calibrator, fit_calibration  # noqa: E402
-from modelatlas.chart.synthetic import synthetic_zoo  # noqa: E402
-from modelatlas.chart.zoo_input import load_zoo_input  # noqa: E402
-from modelatlas.zoo.manifest import load_manifest  # noqa: E402
+from modelatlas.chart.calibration import (
+    CALIBRATION_SEEDS,
+    TABLE,
+    Calibrator,
+    fit_calibration,
+)
+from modelatlas.chart.synthetic import synthetic_zoo
+from modelatlas.chart.zoo_input import load_zoo_input
+from modelatlas.zoo.manifest import load_manifest
 
 
 def main() -> None:

@@ -105,9 +105,9 @@ def test_features_are_clipped_to_the_training_range(table):
 def test_context_reads_the_decisions(zoo):
     from modelatlas.chart.auto import Auto
 
-    _, _, models, truth = zoo
+    _, _, models, _ = zoo
     charter = Auto(calibrate=False).charter(models)
-    labels, kinds, scores, ctx = calibration.edge_context(charter)
+    labels, kinds, _, ctx = calibration.edge_context(charter)
     assert sorted(labels) == sorted(c for c in charter.parents if charter.kind[c] != "known")
     col = {name: ctx[:, j] for j, name in enumerate(calibration.CONTEXT)}
     assert ((-3 <= col["margin"]) & (col["margin"] <= 3)).all()

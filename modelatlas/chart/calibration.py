@@ -190,7 +190,7 @@ class Calibrator:
                 "high": self.high.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept)}
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "calibration") -> "Calibrator":
+    def from_dict(cls, d: dict, where: str = "calibration") -> Calibrator:
         """Read :meth:`as_dict`'s form back, checking every field.
 
         Raises
@@ -246,8 +246,8 @@ def fit_calibrator(kinds: list[str], scores: np.ndarray, context: np.ndarray, ri
 
     x = design(kinds, scores, context)
     y = np.asarray(right, float)
-    labels, inverse, counts = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True,
-                                        return_counts=True)
+    _, inverse, counts = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True,
+                                   return_counts=True)
     weight = GROUP_WEIGHT / counts[inverse]
     mean = np.average(x, axis=0, weights=weight)
     scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weight))
