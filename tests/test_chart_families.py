@@ -104,8 +104,8 @@ def test_tuned_parameters_maximise_the_worst_other_family(monkeypatch):
 
     monkeypatch.setattr(fam, "TUNED", {"time_penalty": (0.5, 2.0)})
     monkeypatch.setattr(fam, "evaluate", fake_evaluate)
-    monkeypatch.setattr("modelatlas.chart.calibration.fit_calibration", lambda zoos, params=None: {
-        "fitted_on": [z[0] for z in zoos], "rules": {}})
+    monkeypatch.setattr("modelatlas.chart.calibration.fit_calibration", lambda zoos, params=None, **kw: {
+        "fitted_on": [z[1] for z in zoos]})
     families = [fam.Family(name, [BenchZoo(name, _Named(name), None)]) for name in "abc"]
     table = fam.fit_without(families, "c")
     assert table["params"] == {"time_penalty": 2.0}  # worst other family 0.6 beats 0.5
@@ -133,16 +133,19 @@ def test_leave_one_family_out_never_fits_on_the_family_it_scores(monkeypatch):
     seen: dict[str, list[str]] = {}
     real = calibration.fit_calibration
 
-    def spy(zoos, params=None):
-        table = real(zoos, params)
-        seen[str(len(seen))] = [name for name, _, _ in zoos]
+    def spy(zoos, params=None, **kw):
+        table = real(zoos, params, **kw)
+        seen[str(len(seen))] = [family for family, _, _, _ in zoos]
         return table
 
     monkeypatch.setattr(calibration, "fit_calibration", spy)
     report = fam.leave_one_family_out(fam.group_families(_families()), methods=["auto", "atlas"], seeds=(0,),
                                       ablations=False)
-    for held_out, fitted in report["fitted"].items():
+    for (held_out, fitted), families in zip(report["fitted"].items(), seen.values()):
         assert fitted["zoos"] and not any(name.startswith(f"{held_out}/") for name in fitted["zoos"])
+        assert held_out not in families
+        # every other zoo, each also without upload times (undated decisions seen in training)
+        assert sum(name.endswith("(no times)") for name in fitted["zoos"]) == len(fitted["zoos"]) // 2
         assert set(fitted["params"]) == set(fam.TUNED)
     assert sorted(report["fitted"]) == ["a", "b", "c"] and len(seen) == 3
     rows = {(r["method"], r["family"]): r for r in report["results"]}
@@ -172,3 +175,18 @@ def test_sign_test_verdicts_and_every_rule_is_tested():
 def test_one_family_is_refused():
     with pytest.raises(InputError, match="at least two families"):
         fam.group_families([("a", BenchZoo("a1", *_zoo(1)))])
+
+
+def test_calibration_noise_of_perfect_and_of_biased_confidences():
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.2, 1.0, 4000)
+    perfect = np.column_stack([conf, rng.random(4000) < conf]).astype(float)
+    noise = fam.calibration_noise(perfect)
+    # perfectly calibrated: its ECE is about the floor, which shrinks with more predictions
+    assert calibration_error(perfect) < noise["calibration_error_floor"] + 3 * noise["calibration_error_sd"]
+    assert fam.calibration_noise(perfect[:200])["calibration_error_floor"] > 2 * noise["calibration_error_floor"]
+    # always right at these confidences: far above the floor
+    biased = np.column_stack([conf, np.ones(4000)])
+    assert calibration_error(biased) > noise["calibration_error_floor"] + 10 * fam.calibration_noise(biased)[
+        "calibration_error_sd"]
+    assert np.isnan(fam.calibration_noise(np.zeros((0, 2)))["calibration_error_sd"])

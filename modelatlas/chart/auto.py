@@ -41,9 +41,10 @@ Then the plain fine-tune parents and roots are re-decided together (rule ``joint
 There is no rule on the sign of successive updates, on step-size ratios or on time gaps: each of
 those was read off one zoo generator and inverted on others (docs/chart.md, "What generalises").
 
-Each edge gets a raw score (the margin of its rule) turned into a probability by isotonic
-regression per rule (:mod:`modelatlas.chart.calibration`); the benchmark fits those maps without
-the family it scores (:mod:`modelatlas.chart.families`).
+Each edge gets a raw score (the margin of its rule), turned into a probability together with the
+decision's context (dated or not, runner-up margin, sweep siblings, storage dtype) by one logistic
+model (:mod:`modelatlas.chart.calibration`); the benchmark fits it without the family it scores
+(:mod:`modelatlas.chart.families`).
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ class Auto(ChartMethod):
     calibrate:
         Turn raw scores into calibrated probabilities.
     calibration:
-        Isotonic maps to use (the ``"rules"`` of a :func:`~modelatlas.chart.calibration.fit_calibration`
-        table); ``None``: the maps shipped with the package.
+        Calibration model to use (a :func:`~modelatlas.chart.calibration.fit_calibration` table);
+        ``None``: the one shipped with the package.
     """
 
     name = "auto"
@@ -206,6 +207,7 @@ class Auto(ChartMethod):
         # kept for the learned pair scorer, which decodes over the same candidates (chart/pair_scorer.py)
         charter.order, charter.eligible = order, eligible
         charter.earlier = (near[:, :self.n_candidates], near_d[:, :self.n_candidates])
+        charter.created_at = models.created_at  # (context of each decision, chart/calibration.py)
         if "joint" in self.rules:
             charter.decide_jointly(models, order, eligible, charter.earlier)
         if "fans" in self.rules:
@@ -341,6 +343,9 @@ class OnlineCharter:
         self.kind: dict[int, str] = {}
         self.score: dict[int, float] = {}
         self.hashes: dict[str, int] = {}
+        # set by Auto.charter: bulk neighbour lists and upload times (context for the confidences)
+        self.earlier: tuple[np.ndarray, np.ndarray] | None = None
+        self.created_at: np.ndarray | None = None
 
     def _is_quantized(self, v: np.ndarray, flagged: bool) -> bool:
         return flagged or ("quantized" in self.m.rules and looks_quantized(v))
@@ -732,10 +737,10 @@ class OnlineCharter:
         return out
 
     def result(self) -> ChartResult:
-        from modelatlas.chart.calibration import calibrated
+        from modelatlas.chart.calibration import confidences
 
-        conf = {c: (calibrated(self.kind[c], self.score[c], self.m.calibration) if self.m.calibrate
-                    else float(np.clip(self.score[c], 0.0, 1.0))) for c in self.parents}
+        conf = (confidences(self, self.m.calibration) if self.m.calibrate
+                else {c: float(np.clip(self.score[c], 0.0, 1.0)) for c in self.parents})
         return ChartResult.from_parents(self.parents, self.relation, conf)
 
 

@@ -3,8 +3,9 @@
 A *family* is the set of zoos one generator builds (several seeds or sizes of one recipe family,
 docs/zoo.md). Thresholds and calibration maps read off the zoos a method is scored on say nothing
 about zoos built elsewhere, so every number here is out of family: for each family in turn, every
-fitted part of a method (``auto``'s :data:`TUNED` parameters and its isotonic confidence maps,
-:func:`~modelatlas.chart.calibration.fit_calibration`; the ``learned`` method's trees and maps,
+fitted part of a method (``auto``'s :data:`TUNED` parameters and its calibration model,
+:func:`~modelatlas.chart.calibration.fit_calibration`, fitted on the other families' zoos with and
+without upload times; the ``learned`` method's trees and maps,
 :func:`~modelatlas.chart.pair_scorer.fit_scorer`) is fitted on the *other* families only, then
 the method charts the held-out family under the Model Atlas protocol
 (:func:`~modelatlas.chart.evaluate.evaluate`). The report gives, per method, the mean over families
@@ -58,9 +59,16 @@ def group_families(named_zoos: list[tuple[str, BenchZoo]]) -> list[Family]:
 
 
 def fit_without(families: list[Family], held_out: str, *, seeds=(0,), fraction: float = 0.1,
-                components_known: bool = True) -> dict:
+                components_known: bool = True, cache: dict | None = None) -> dict:
     """``auto`` fitted on every family except ``held_out``: the :data:`TUNED` parameters, then the
-    confidence maps for them.
+    calibration model for them (:func:`~modelatlas.chart.calibration.fit_calibration`: the other
+    families' zoos, each also without upload times).
+
+    Parameters
+    ----------
+    cache:
+        Accuracies and calibration outcomes already computed, shared across held-out families
+        (a zoo's outcomes under given parameters do not depend on which family is left out).
 
     Returns
     -------
@@ -71,18 +79,28 @@ def fit_without(families: list[Family], held_out: str, *, seeds=(0,), fraction: 
 
     from modelatlas.chart import calibration
 
+    cache = {} if cache is None else cache
     others = [f for f in families if f.name != held_out]
     best, best_key = {}, None
     for values in product(*TUNED.values()):
         params = dict(zip(TUNED, values))
-        accs = [np.mean([evaluate(get_method("auto", calibrate=False, **params), z.models, z.truth, seeds=seeds,
-                                  fraction=fraction, components_known=components_known).accuracy for z in f.zoos])
-                for f in others]
+        accs = []
+        for f in others:
+            for i, z in enumerate(f.zoos):
+                key = ("accuracy", f.name, i, tuple(sorted(params.items())))
+                if key not in cache:
+                    cache[key] = evaluate(get_method("auto", calibrate=False, **params), z.models, z.truth,
+                                          seeds=seeds, fraction=fraction, components_known=components_known).accuracy
+            accs.append(np.mean([cache["accuracy", f.name, i, tuple(sorted(params.items()))]
+                                 for i in range(len(f.zoos))]))
         key = (min(accs), float(np.mean(accs)))
         if best_key is None or key > best_key:
             best, best_key = params, key
-    zoos = [(f"{f.name}/{z.name}", z.models, z.truth) for f in others for z in f.zoos]
-    return {**calibration.fit_calibration(zoos, best), "params": best}
+    zoos = [(f.name, f"{f.name}/{z.name}", z.models, z.truth) for f in others for z in f.zoos]
+    outcomes = cache.setdefault("outcomes", {})
+    table = calibration.fit_calibration(zoos, best, cache=outcomes, seed=seeds[0], fraction=fraction,
+                                        components_known=components_known)
+    return {**table, "params": best}
 
 
 def fit_learned_without(families: list[Family], held_out: str, analysed: dict | None = None):
@@ -127,10 +145,33 @@ def _family_scores(method: str, family: Family, evaluations: list[Evaluation]) -
         "accuracy_std": float(np.mean([e.accuracy_std for e in evaluations])),
         "edge_accuracy": float(np.mean([e.edge_accuracy for e in evaluations])),
         "calibration_error": calibration_error(outcomes),
+        **calibration_noise(outcomes),
+        "brier": float(np.mean((outcomes[:, 0] - outcomes[:, 1]) ** 2)) if len(outcomes) else float("nan"),
         "reliability": reliability(outcomes),
         "per_pattern": {p: float(np.mean(v)) for p, v in sorted(patterns.items())},
         "seconds": float(np.sum([e.seconds for e in evaluations])),
     }
+
+
+def calibration_noise(outcomes: np.ndarray, draws: int = 200, seed: int = 0) -> dict:
+    """How much of a family's calibration error is sampling noise, from its ``(confidence, right)``
+    outcomes (:func:`~modelatlas.chart.evaluate.confidence_outcomes`).
+
+    Returns
+    -------
+    dict
+        ``calibration_error_sd``: the standard deviation of the ECE over bootstrap resamples of the
+        scored predictions; ``calibration_error_floor``: the mean ECE of perfectly calibrated
+        confidences on as many predictions (outcomes drawn from the confidences themselves), below
+        which no calibrator can be told apart from a perfect one.
+    """
+    if not len(outcomes):
+        return {"calibration_error_sd": float("nan"), "calibration_error_floor": float("nan")}
+    rng = np.random.default_rng(seed)
+    conf = outcomes[:, 0]
+    boot = [calibration_error(outcomes[rng.integers(0, len(outcomes), len(outcomes))]) for _ in range(draws)]
+    floor = [calibration_error(np.column_stack([conf, rng.random(len(conf)) < conf])) for _ in range(draws)]
+    return {"calibration_error_sd": float(np.std(boot)), "calibration_error_floor": float(np.mean(floor))}
 
 
 def leave_one_family_out(families: list[Family], *, methods: list[str] | None = None, seeds=(0, 1, 2),
@@ -163,14 +204,16 @@ def leave_one_family_out(families: list[Family], *, methods: list[str] | None = 
     from modelatlas.chart.auto import Auto
 
     methods = methods or method_names()
-    rows, abl, fitted, analysed = [], [], {}, {}
+    rows, abl, fitted, analysed, cache = [], [], {}, {}, {}
     for family in families:
-        table = (fit_without(families, family.name, fraction=fraction, components_known=components_known)
+        table = (fit_without(families, family.name, fraction=fraction, components_known=components_known,
+                             cache=cache)
                  if "auto" in methods or ablations else None)
         fitted[family.name] = {}
         if table is not None:
             fitted[family.name].update(zoos=table["fitted_on"], params=table["params"])
-        tuned = {} if table is None else {**table["params"], "calibration": table["rules"]}
+        tuned = {} if table is None else {**table["params"],
+                                          "calibration": {k: v for k, v in table.items() if k != "params"}}
         fitted_params = {"auto": tuned}
         if "learned" in methods:
             scorer = fit_learned_without(families, family.name, analysed)

@@ -379,6 +379,8 @@ def _decide(query: _Query, search: ReferenceSearch, pos, dist, vecs, messages) -
                   for i, m in enumerate(meta)}
     order = _parents_first(documented, search.times[pos])
     charter = OnlineCharter(method, vecs.shape[1], blocks, capacity=len(pos) + 1, bulk=True)
+    # which models are dated: context of the confidence (chart/calibration.py); the query is last
+    charter.created_at = np.append(search.times[pos], np.nan if query.time is None else float(query.time))
     empty = (np.zeros(0, np.int64), np.zeros(0))
     for i in order:
         charter.add(i, vecs[i], quantized=bool(meta[i]["quantized"]), content_hash=_hash(meta[i]),
