@@ -72,9 +72,9 @@ MERGE_SUPPORT = 6
 #: related candidates, bases among the charted ancestors of the nearest few.
 TASK_CANDIDATES = 16
 TASK_BASES_FROM = 4
-#: A subset of merge parents fits "as well" as all candidates when its residual is larger by at
-#: most this many units in the last place of the model's storage dtype, times the model's norm
-#: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
+#: What "fits as well" (``OnlineCharter._as_well``) allows beyond the nested-model test: this many
+#: units in the last place of the model's storage dtype, times the model's norm (exact merges
+#: leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
 ROUNDING_UNITS = 1.0
 
 
