@@ -76,9 +76,9 @@ MERGE_SUPPORT = 6
 #: related candidates, bases among the charted ancestors of the nearest few.
 TASK_CANDIDATES = 16
 TASK_BASES_FROM = 4
-#: A subset of merge parents fits "as well" as all candidates when its residual is larger by at
-#: most this many units in the last place of the model's storage dtype, times the model's norm
-#: (exact merges leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
+#: What "fits as well" (``OnlineCharter._as_well``) allows beyond the nested-model test: this many
+#: units in the last place of the model's storage dtype, times the model's norm (exact merges
+#: leave 0.4 of them: the rounding of the stored weights; docs/BENCHMARKS.md).
 ROUNDING_UNITS = 1.0
 
 
@@ -617,7 +617,7 @@ class OnlineCharter:
         for label in list(labels):
             if self.relation.get(label) == "merge":
                 labels += [p for p in self.parents[label] if p not in labels and p in self.row]
-        hit = self._fewest(labels, self._rows(labels), v, min(resid + self._ulps(v), limit), sum_to_one=True)
+        hit = self._fewest(labels, self._rows(labels), v, self._as_well(v, resid, len(cand), limit), sum_to_one=True)
         if hit is None:
             return None
         return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
@@ -663,7 +663,7 @@ class OnlineCharter:
             if resid > exact:
                 continue
             labels = [others[j] for j in support[np.argsort(-w[support], kind="stable")][:MERGE_SUPPORT]]
-            hit = self._fewest(labels, self._rows(labels) - b, v - b, min(resid + self._ulps(v), limit),
+            hit = self._fewest(labels, self._rows(labels) - b, v - b, self._as_well(v, resid, len(others), limit),
                                sum_to_one=False)
             if hit is not None:
                 return hit[0], "merge", "merge", float(1.0 - hit[1] / limit)
@@ -700,17 +700,37 @@ class OnlineCharter:
                 return tuple(sorted(labels)), "merge", "merge", score
         return None
 
+    def _as_well(self, v, resid: float, k_full: int, limit: float):
+        """What a subset of ``k`` parents may leave and still fit "as well" as the fit over all
+        ``k_full`` candidates that left ``resid``: the nested-model F-test at level :data:`ALPHA`
+        (the extra candidates of the full fit absorb part of the rounding noise that parents stored
+        in a coarser dtype than the merge's arithmetic carry, about ``(k_full - k) / d`` of its
+        square), plus :data:`ROUNDING_UNITS` of the model's own rounding; never above ``limit``.
+        Returns a function of ``k``."""
+        from scipy.stats import f as f_distribution
+
+        d = len(v)
+
+        def as_well(k: int) -> float:
+            extra = k_full - k
+            if extra <= 0 or d <= k_full:
+                return min(resid + self._ulps(v), limit)
+            grow = extra * float(f_distribution.isf(ALPHA, extra, d - k_full)) / (d - k_full)
+            return min(resid * np.sqrt(1.0 + grow) + self._ulps(v), limit)
+        return as_well
+
     def _fewest(self, labels, rows, target, as_well, *, sum_to_one):
         """The smallest set (two, else three) of ``labels`` whose fit of ``target`` by ``rows``
-        (their vectors) leaves at most ``as_well``, every weight above ``merge_min_weight``; among
-        equals the one whose members lie farthest apart. Returns ``(sorted labels, residual)`` or
-        ``None``."""
+        (their vectors) leaves at most ``as_well(k)`` for a set of ``k`` (:meth:`_as_well`), every
+        weight above ``merge_min_weight``; among equals the one whose members lie farthest apart.
+        Returns ``(sorted labels, residual)`` or ``None``."""
         for k in (2, 3):
+            tolerance = as_well(k)
             fits = []
             for subset in combinations(range(len(labels)), k):
                 ws, rs = nonnegative_least_squares(rows[list(subset)].T, target, sum_to_one=sum_to_one,
                                                    residual=True)
-                if rs <= as_well and (ws > self.m.merge_min_weight).all():
+                if rs <= tolerance and (ws > self.m.merge_min_weight).all():
                     spread = sum(float(np.linalg.norm(rows[a] - rows[b])) for a, b in combinations(subset, 2))
                     fits.append((-spread, rs, subset))
             if fits:
